@@ -1,0 +1,1 @@
+"""Relay runtime kit: cross-cutting runtime only, no domain logic, never imports a service."""

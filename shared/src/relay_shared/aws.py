@@ -1,0 +1,42 @@
+"""AWS clients (aiobotocore), configured once from settings: region, endpoint, timeouts, retries."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+
+from relay_shared.settings import ServiceSettings
+
+
+@asynccontextmanager
+async def aws_client(
+    settings: ServiceSettings, service: str, *, read_timeout: float = 30.0
+) -> AsyncIterator[Any]:
+    """An aiobotocore client for ``service`` ('events', 'sqs', 's3', ...), closed on exit.
+
+    Credentials come from the standard AWS chain (task role on ECS; env vars locally).
+    ``read_timeout`` must exceed the SQS long-poll wait for a receiving client.
+    """
+    config = AioConfig(
+        region_name=settings.aws_region,
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=5,
+        read_timeout=read_timeout,
+        max_pool_connections=max(10, settings.consumer_concurrency * 2),
+        # moto (and any custom endpoint) is addressed by host:port, not by bucket subdomain
+        s3={"addressing_style": "path"} if settings.aws_endpoint_url else None,
+    )
+    async with get_session().create_client(
+        service, endpoint_url=settings.aws_endpoint_url, config=config
+    ) as client:
+        yield client
+
+
+async def queue_url(sqs: Any, queue_name: str) -> str:
+    response = await sqs.get_queue_url(QueueName=queue_name)
+    url: str = response["QueueUrl"]
+    return url

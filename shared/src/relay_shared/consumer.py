@@ -1,0 +1,261 @@
+"""SQS consumer: long polling, batches, bounded concurrency, deletes only what succeeded.
+
+A message whose handler raises is left on the queue, its visibility shortened for a backed-off
+retry; SQS redelivers it and the queue's redrive policy moves it to the DLQ after a bounded
+number of receives. Handlers must therefore be safe to run twice (see inbox.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from relay_shared.events import DomainEvent, parse_event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+    attributes: Mapping[str, str]
+
+
+MessageHandler = Callable[[ReceivedMessage], Awaitable[None]]
+EventHandler = Callable[[Any], Awaitable[None]]
+
+
+class UnroutableMessage(ValueError):
+    """The message is not a catalog event this service handles."""
+
+
+class EventDispatcher:
+    """Routes a bus message to the handler registered for its detail-type."""
+
+    def __init__(self, handlers: Mapping[str, EventHandler]) -> None:
+        self.handlers = dict(handlers)
+
+    @property
+    def event_names(self) -> frozenset[str]:
+        return frozenset(self.handlers)
+
+    async def __call__(self, message: ReceivedMessage) -> None:
+        await self.dispatch(decode(message.body))
+
+    async def dispatch(self, event: DomainEvent) -> None:
+        handler = self.handlers.get(event.name)
+        if handler is None:
+            raise UnroutableMessage(f"no handler for {event.name!r}")
+        await handler(event)
+
+
+def decode(body: str) -> DomainEvent:
+    """An EventBridge event, as an SQS target receives it, into its catalog model."""
+    try:
+        envelope = json.loads(body)
+        detail_type, detail = envelope["detail-type"], envelope["detail"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UnroutableMessage(f"not an EventBridge event: {exc}") from exc
+    return parse_event(detail_type, detail)
+
+
+class SqsConsumer:
+    def __init__(
+        self,
+        client: Any,
+        queue_url: str,
+        handler: MessageHandler,
+        *,
+        concurrency: int = 8,
+        wait_seconds: int = 20,
+        visibility_timeout: int = 60,
+        max_backoff_seconds: int = 300,
+        name: str = "consumer",
+    ) -> None:
+        self._client = client
+        self._queue_url = queue_url
+        self._handler = handler
+        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._wait_seconds = wait_seconds
+        self._visibility_timeout = visibility_timeout
+        self._max_backoff = max_backoff_seconds
+        self._name = name
+        self._stopping = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._deletes: asyncio.Queue[str] = asyncio.Queue()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def stop(self) -> None:
+        """Stop taking messages; ``run`` returns once in-flight messages are done."""
+        self._stopping.set()
+
+    async def run(self, *, grace_seconds: float = 30.0) -> None:
+        deleter = asyncio.create_task(self._delete_loop())
+        try:
+            await self._receive_loop()
+            if self._in_flight:
+                _done, pending = await asyncio.wait(self._in_flight, timeout=grace_seconds)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+        finally:
+            await self._deletes.join()
+            deleter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await deleter
+
+    async def _receive_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            # Only ask for as many messages as there are free slots: a message we hold but
+            # cannot start would sit invisible to other replicas.
+            await self._slots.acquire()
+            free = 1
+            while free < min(10, self._concurrency) and not self._slots.locked():
+                await self._slots.acquire()
+                free += 1
+            try:
+                messages = await self._receive(free)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                delay = min(30.0, 0.5 * 2**failures)
+                log.warning("%s: receive failed (%s); retrying in %.1fs", self._name, exc, delay)
+                messages = []
+                await self._sleep(delay)
+            for message in messages:
+                task = asyncio.create_task(self._process(message))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+            for _ in range(free - len(messages)):
+                self._slots.release()
+
+    async def _receive(self, max_messages: int) -> list[ReceivedMessage]:
+        receive = asyncio.ensure_future(
+            self._client.receive_message(
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=max_messages,
+                WaitTimeSeconds=self._wait_seconds,
+                VisibilityTimeout=self._visibility_timeout,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+        )
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not receive.done():
+            # Stopping: abandon the long poll. A message it may still hand out stays invisible
+            # until its visibility timeout ends and is then redelivered; nothing is lost.
+            receive.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await receive
+            return []
+        response = receive.result()
+        return [
+            ReceivedMessage(
+                message_id=m["MessageId"],
+                receipt_handle=m["ReceiptHandle"],
+                body=m["Body"],
+                receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+                attributes=m.get("Attributes", {}),
+            )
+            for m in response.get("Messages", [])
+        ]
+
+    async def _process(self, message: ReceivedMessage) -> None:
+        heartbeat = asyncio.create_task(self._keep_invisible(message))
+        try:
+            await self._handler(message)
+        except asyncio.CancelledError:
+            # Shutdown grace ran out: hand the message back for prompt redelivery.
+            await self._set_visibility(message, 0)
+            raise
+        except Exception as exc:
+            delay = min(self._max_backoff, 2 ** min(message.receive_count, 16))
+            log.warning(
+                "%s: message %s failed on receive %d (%s: %s); retry in %ds",
+                self._name,
+                message.message_id,
+                message.receive_count,
+                type(exc).__name__,
+                exc,
+                delay,
+                exc_info=not isinstance(exc, UnroutableMessage),
+            )
+            await self._set_visibility(message, delay)
+        else:
+            await self._deletes.put(message.receipt_handle)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            self._slots.release()
+
+    async def _keep_invisible(self, message: ReceivedMessage) -> None:
+        """Extend visibility while the handler runs, so a long task is not redelivered."""
+        while True:
+            await asyncio.sleep(self._visibility_timeout / 2)
+            await self._set_visibility(message, self._visibility_timeout)
+
+    async def _set_visibility(self, message: ReceivedMessage, seconds: int) -> None:
+        try:
+            await self._client.change_message_visibility(
+                QueueUrl=self._queue_url,
+                ReceiptHandle=message.receipt_handle,
+                VisibilityTimeout=seconds,
+            )
+        except Exception as exc:
+            log.warning(
+                "%s: could not change visibility of %s: %s", self._name, message.message_id, exc
+            )
+
+    async def _delete_loop(self) -> None:
+        """Delete succeeded messages, batching whatever has queued up (at most 10 per call)."""
+        while True:
+            handles = [await self._deletes.get()]
+            while len(handles) < 10 and not self._deletes.empty():
+                handles.append(self._deletes.get_nowait())
+            try:
+                await self._delete(handles)
+            finally:
+                for _ in handles:
+                    self._deletes.task_done()
+
+    async def _delete(self, handles: list[str]) -> None:
+        entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]
+        for attempt in range(5):
+            try:
+                response = await self._client.delete_message_batch(
+                    QueueUrl=self._queue_url, Entries=entries
+                )
+            except Exception as exc:
+                log.warning("%s: delete failed (%s)", self._name, exc)
+            else:
+                failed_ids = {f["Id"] for f in response.get("Failed", [])}
+                entries = [e for e in entries if e["Id"] in failed_ids]
+                if not entries:
+                    return
+            await asyncio.sleep(0.2 * 2**attempt)
+        # Not deleted: the message comes back and the handler's inbox makes the repeat a no-op.
+        log.warning("%s: gave up deleting %d messages", self._name, len(entries))
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)

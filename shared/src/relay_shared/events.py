@@ -1,0 +1,272 @@
+"""The event catalog: one pydantic model per domain event, with its wire name.
+
+The wire name (``name``) is the EventBridge ``detail-type``, the timeline's event type and the SSE
+``event:`` field. It is written out explicitly and never derived from a class name. The JSON
+Schemas and the AsyncAPI document in ``contracts/`` are generated from these classes.
+
+``detail`` on the bus is ``{"metadata": {...}, "data": {...}}``. Readers ignore fields they do not
+know, so producers may add optional fields without a new ``schema_version``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Self
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class _Tolerant(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Usage(_Tolerant):
+    """Token usage as the Messages API reports it."""
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cache_creation_input_tokens: int = Field(default=0, ge=0)
+    cache_read_input_tokens: int = Field(default=0, ge=0)
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_creation_input_tokens=self.cache_creation_input_tokens
+            + other.cache_creation_input_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
+        )
+
+
+class EventMetadata(_Tolerant):
+    event_id: UUID = Field(description="Unique per event; the dedupe key for every consumer.")
+    schema_version: int = Field(ge=1)
+    occurred_at: AwareDatetime
+    producer: str = Field(description="The publishing service, e.g. 'tasks'.")
+    tenant_id: str
+    task_id: UUID
+    correlation_id: str = Field(description="Shared by every event of one task's flow.")
+    causation_id: str | None = Field(default=None, description="event_id of the cause.")
+    traceparent: str | None = Field(default=None, description="W3C trace context.")
+
+
+class DomainEvent(_Tolerant):
+    """Base of every catalog event. Subclasses set the ClassVars and narrow ``data``."""
+
+    name: ClassVar[str]
+    producer: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+    description: ClassVar[str] = ""
+    # Client-visible events go to timelines, SSE and webhooks; internal ones do not.
+    client_visible: ClassVar[bool] = True
+    terminal: ClassVar[bool] = False
+
+    metadata: EventMetadata
+    data: _Tolerant
+
+    @classmethod
+    def create(
+        cls,
+        data: Any,
+        *,
+        tenant_id: str,
+        task_id: UUID,
+        caused_by: EventMetadata | None = None,
+        correlation_id: str | None = None,
+        traceparent: str | None = None,
+        event_id: UUID | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Self:
+        """A new event; ``caused_by`` carries correlation and causation forward."""
+        if correlation_id is None:
+            correlation_id = caused_by.correlation_id if caused_by else str(task_id)
+        metadata = EventMetadata(
+            event_id=event_id or uuid4(),
+            schema_version=cls.schema_version,
+            occurred_at=occurred_at or datetime.now(UTC),
+            producer=cls.producer,
+            tenant_id=tenant_id,
+            task_id=task_id,
+            correlation_id=correlation_id,
+            causation_id=str(caused_by.event_id) if caused_by else None,
+            traceparent=traceparent
+            if traceparent is not None
+            else (caused_by.traceparent if caused_by else None),
+        )
+        return cls(metadata=metadata, data=data)
+
+    @classmethod
+    def source(cls) -> str:
+        """EventBridge ``source``: a service publishes only its own."""
+        return f"relay.{cls.producer}"
+
+    def detail(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# --- task lifecycle -------------------------------------------------------------------------
+
+
+class TaskSubmittedData(_Tolerant):
+    prompt: str
+    model: str
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class TaskSubmitted(DomainEvent):
+    name = "task.submitted"
+    producer = "tasks"
+    description = "A task was accepted and stored."
+    data: TaskSubmittedData
+
+
+class TaskCancelRequestedData(_Tolerant):
+    reason: str | None = None
+
+
+class TaskCancelRequested(DomainEvent):
+    name = "task.cancel_requested"
+    producer = "tasks"
+    description = "A client asked to cancel the task."
+    data: TaskCancelRequestedData
+
+
+class TaskStartedData(_Tolerant):
+    attempt: int = Field(ge=1, description="1 for the first run; higher after a redelivery.")
+    worker_id: str
+
+
+class TaskStarted(DomainEvent):
+    name = "task.started"
+    producer = "agent"
+    description = "A worker began an attempt."
+    data: TaskStartedData
+
+
+class TaskProgressedData(_Tolerant):
+    attempt: int = Field(ge=1)
+    step: int = Field(ge=1, description="1..n within the attempt.")
+    message: str
+    usage: Usage = Field(description="Usage of the attempt so far.")
+
+
+class TaskProgressed(DomainEvent):
+    name = "task.progressed"
+    producer = "agent"
+    description = "One agent step finished."
+    data: TaskProgressedData
+
+
+class TerminalData(_Tolerant):
+    attempt: int = Field(ge=0, description="0 when the task ended before any attempt started.")
+    steps: int = Field(default=0, ge=0, description="task.progressed events in this attempt.")
+    usage: Usage = Field(default_factory=Usage)
+    artifact_ids: list[UUID] = Field(
+        default_factory=list, description="Artifacts uploaded in this attempt."
+    )
+
+
+class TaskSucceededData(TerminalData):
+    summary: str
+
+
+class TaskSucceeded(DomainEvent):
+    name = "task.succeeded"
+    producer = "agent"
+    terminal = True
+    description = "Terminal: the task is done."
+    data: TaskSucceededData
+
+
+class TaskFailedData(TerminalData):
+    code: str = Field(description="Machine-readable reason, e.g. 'scripted_failure'.")
+    message: str
+
+
+class TaskFailed(DomainEvent):
+    name = "task.failed"
+    producer = "agent"
+    terminal = True
+    description = "Terminal: the task failed."
+    data: TaskFailedData
+
+
+class TaskCancelledData(TerminalData):
+    reason: str | None = None
+
+
+class TaskCancelled(DomainEvent):
+    name = "task.cancelled"
+    producer = "agent"
+    terminal = True
+    description = "Terminal: the task stopped on request."
+    data: TaskCancelledData
+
+
+# --- artifacts ------------------------------------------------------------------------------
+
+
+class ArtifactUploadedData(_Tolerant):
+    artifact_id: UUID
+    name: str
+    content_type: str
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bucket: str
+    key: str = Field(description="Object key in the staging prefix.")
+
+
+class ArtifactUploaded(DomainEvent):
+    name = "artifact.uploaded"
+    producer = "agent"
+    client_visible = False
+    description = "A file is in the staging area, waiting for verification (internal)."
+    data: ArtifactUploadedData
+
+
+class ArtifactPublishedData(_Tolerant):
+    artifact_id: UUID
+    name: str
+    content_type: str
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ArtifactPublished(DomainEvent):
+    name = "artifact.published"
+    producer = "artifacts"
+    description = "A verified artifact is available for download."
+    data: ArtifactPublishedData
+
+
+CATALOG: Mapping[str, type[DomainEvent]] = {
+    cls.name: cls
+    for cls in (
+        TaskSubmitted,
+        TaskCancelRequested,
+        TaskStarted,
+        TaskProgressed,
+        TaskSucceeded,
+        TaskFailed,
+        TaskCancelled,
+        ArtifactUploaded,
+        ArtifactPublished,
+    )
+}
+TERMINAL_EVENTS = frozenset(name for name, cls in CATALOG.items() if cls.terminal)
+CLIENT_VISIBLE_EVENTS = frozenset(name for name, cls in CATALOG.items() if cls.client_visible)
+
+
+class UnknownEvent(ValueError):
+    """A detail-type that is not in the catalog."""
+
+
+def parse_event(detail_type: str, detail: Mapping[str, Any]) -> DomainEvent:
+    """Parse a bus event into its catalog model (raises UnknownEvent or ValidationError)."""
+    try:
+        cls = CATALOG[detail_type]
+    except KeyError:
+        raise UnknownEvent(detail_type) from None
+    return cls.model_validate(detail)

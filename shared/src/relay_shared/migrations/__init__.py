@@ -1,0 +1,52 @@
+"""Numbered SQL migrations, one schema per service, applied at start-up with yoyo.
+
+yoyo records what ran and applies each file in a transaction. Its own lock is a table row that a
+killed process leaves behind, and services here are killed and restarted by design; so replicas
+serialise on a PostgreSQL advisory lock (released by the server when a session dies), and the
+holder clears any stale yoyo lock row before applying. See docs/adr/0003-migrations.md.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from yoyo import get_backend, read_migrations
+
+KIT_OUTBOX = Path(str(files(__package__) / "outbox"))
+KIT_INBOX = Path(str(files(__package__) / "inbox"))
+
+
+def yoyo_url(database_url: str, schema: str) -> str:
+    parts = urlsplit(database_url)
+    if parts.scheme not in {"postgres", "postgresql", "postgresql+psycopg"}:
+        raise ValueError(f"unsupported database URL scheme: {parts.scheme!r}")
+    query = dict(parse_qsl(parts.query))
+    query["schema"] = schema
+    return urlunsplit(parts._replace(scheme="postgresql+psycopg", query=urlencode(query)))
+
+
+def apply_migrations(database_url: str, schema: str, *sources: Path) -> list[str]:
+    """Create ``schema`` if needed and apply every pending migration from ``sources``, in order.
+
+    Returns the ids applied now. Blocking: call it with ``asyncio.to_thread`` from async code.
+    """
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"relay-migrations:{schema}",))
+        try:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            backend = get_backend(yoyo_url(database_url, schema))
+            try:
+                backend.break_lock()  # only a dead migrator can hold it while we hold ours
+                migrations = read_migrations(*(str(s) for s in sources))
+                pending = backend.to_apply(migrations)
+                with backend.lock():
+                    backend.apply_migrations(pending)
+                return [m.id for m in pending]
+            finally:
+                backend.connection.close()
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"relay-migrations:{schema}",))

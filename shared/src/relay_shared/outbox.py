@@ -1,0 +1,183 @@
+"""Transactional outbox: events are written in the same transaction as the change they report,
+and a relay publishes them to EventBridge after commit.
+
+``Outbox.add`` is the only way a service publishes. An insert trigger (see the kit migration)
+sends ``NOTIFY`` on commit, so the relay wakes at once; it also polls, which picks up rows that
+a crashed relay left behind and covers a lost notification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row, tuple_row
+
+from relay_shared.db import Database
+from relay_shared.events import DomainEvent
+from relay_shared.publisher import EventBridgePublisher, OutboundEvent
+
+log = logging.getLogger(__name__)
+
+
+def notify_channel(schema: str) -> str:
+    return f"relay_outbox_{schema}"
+
+
+class Outbox:
+    """Writes events into this service's outbox table, inside the caller's transaction."""
+
+    async def add(self, conn: AsyncConnection[Any], *events: DomainEvent) -> None:
+        rows = []
+        for event in events:
+            outbound = to_outbound(event)
+            outbound.check_size()  # fail the transaction now, not at publish time
+            rows.append((outbound.event_id, outbound.source, outbound.detail_type, outbound.detail))
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO outbox (event_id, source, detail_type, detail)"
+                " VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (event_id) DO NOTHING",
+                rows,
+            )
+
+
+def to_outbound(event: DomainEvent) -> OutboundEvent:
+    return OutboundEvent(
+        event_id=str(event.metadata.event_id),
+        source=event.source(),
+        detail_type=event.name,
+        detail=json.dumps(event.detail(), separators=(",", ":")),
+    )
+
+
+class OutboxRelay:
+    """Publishes unpublished outbox rows in id order; safe to run in every replica."""
+
+    def __init__(
+        self,
+        database: Database,
+        publisher: EventBridgePublisher,
+        *,
+        schema: str,
+        poll_interval: float = 1.0,
+        batch_size: int = 100,
+        max_retry_delay: float = 60.0,
+    ) -> None:
+        self._db = database
+        self._publisher = publisher
+        self._channel = notify_channel(schema)
+        self._poll_interval = poll_interval
+        self._batch_size = batch_size
+        self._max_retry_delay = max_retry_delay
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        failures = 0
+        listener: AsyncConnection[Any] | None = None
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if listener is None or listener.closed:
+                        listener = await self._listen()
+                    while await self.publish_pending() == self._batch_size:
+                        pass
+                    failures = 0
+                    await self._wait_for_work(listener)
+                except (psycopg.Error, OSError) as exc:
+                    failures += 1
+                    delay = min(self._max_retry_delay, self._poll_interval * 2**failures)
+                    log.warning("outbox relay: %s; retrying in %.1fs", exc, delay)
+                    if listener is not None:
+                        await listener.close()
+                        listener = None
+                    await self._sleep(delay)
+        finally:
+            if listener is not None:
+                await listener.close()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of due rows; returns how many rows it picked."""
+        async with self._db.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "SELECT event_id, source, detail_type, detail::text AS detail, attempts"
+                " FROM outbox WHERE published_at IS NULL AND next_attempt_at <= now()"
+                " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (self._batch_size,),
+            )
+            rows = await cur.fetchall()
+            if not rows:
+                return 0
+            outcome = await self._publisher.publish(
+                [
+                    OutboundEvent(
+                        event_id=str(r["event_id"]),
+                        source=r["source"],
+                        detail_type=r["detail_type"],
+                        detail=r["detail"],
+                    )
+                    for r in rows
+                ]
+            )
+            if outcome.published:
+                await cur.execute(
+                    "UPDATE outbox SET published_at = now(), last_error = NULL"
+                    " WHERE event_id = ANY(%s::uuid[])",
+                    (outcome.published,),
+                )
+            attempts = {str(r["event_id"]): r["attempts"] for r in rows}
+            for event_id, reason in outcome.failed.items():
+                delay = self._retry_delay(attempts[event_id] + 1)
+                log.warning("outbox: event %s not published (%s)", event_id, reason)
+                await cur.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = %s,"
+                    " next_attempt_at = now() + make_interval(secs => %s)"
+                    " WHERE event_id = %s",
+                    (reason[:1000], delay, event_id),
+                )
+            return len(rows)
+
+    def _retry_delay(self, attempts: int) -> float:
+        base: float = min(self._max_retry_delay, 0.5 * 2 ** min(attempts, 16))
+        return base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+
+    async def _listen(self) -> AsyncConnection[Any]:
+        conn = await self._db.connect(autocommit=True)
+        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+        return conn
+
+    async def _wait_for_work(self, listener: AsyncConnection[Any]) -> None:
+        """Return on a NOTIFY, after the poll interval, or when stopping."""
+        notified = asyncio.ensure_future(self._next_notify(listener))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({notified, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (notified, stopping):
+                task.cancel()
+            await asyncio.gather(notified, stopping, return_exceptions=True)
+        if notified.done() and not notified.cancelled() and notified.exception():
+            raise notified.exception()  # type: ignore[misc]
+
+    async def _next_notify(self, listener: AsyncConnection[Any]) -> None:
+        async for _ in listener.notifies(timeout=self._poll_interval, stop_after=1):
+            pass
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+
+async def pending_count(conn: AsyncConnection[Any]) -> int:
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,100 @@
+"""Pieces every composition root (``app.py``) assembles: migrations, the outbox relay, the SQS
+consumer, and running them beside the HTTP server with a graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from relay_shared.aws import queue_url
+from relay_shared.consumer import MessageHandler, SqsConsumer
+from relay_shared.db import Database
+from relay_shared.migrations import apply_migrations
+from relay_shared.outbox import OutboxRelay
+from relay_shared.publisher import EventBridgePublisher
+from relay_shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class Loop(Protocol):
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+async def migrate(settings: ServiceSettings, *sources: Path) -> None:
+    applied = await asyncio.to_thread(
+        apply_migrations,
+        settings.database_url.get_secret_value(),
+        settings.db_schema,
+        *sources,
+    )
+    if applied:
+        log.info("applied migrations: %s", ", ".join(applied))
+
+
+def open_database(settings: ServiceSettings) -> Database:
+    return Database(
+        settings.database_url.get_secret_value(), settings.db_schema, max_size=settings.db_pool_max
+    )
+
+
+def outbox_relay(settings: ServiceSettings, database: Database, events_client: Any) -> OutboxRelay:
+    return OutboxRelay(
+        database,
+        EventBridgePublisher(events_client, settings.event_bus_name),
+        schema=settings.db_schema,
+        poll_interval=settings.outbox_poll_interval,
+    )
+
+
+async def sqs_consumer(
+    settings: ServiceSettings, sqs_client: Any, handler: MessageHandler
+) -> SqsConsumer:
+    return SqsConsumer(
+        sqs_client,
+        await queue_url(sqs_client, settings.queue_name),
+        handler,
+        concurrency=settings.consumer_concurrency,
+        wait_seconds=settings.consumer_wait_seconds,
+        visibility_timeout=settings.consumer_visibility_timeout,
+        name=settings.queue_name,
+    )
+
+
+@asynccontextmanager
+async def background(loops: Sequence[Loop], *, grace_seconds: float = 30.0) -> AsyncIterator[None]:
+    """Run ``loops`` while the body runs; on exit stop them and wait up to the grace period.
+
+    A loop that dies on its own takes the process down (SIGTERM to itself), so the supervisor
+    or the container runtime restarts it rather than leaving a service that answers /healthz
+    but no longer works.
+    """
+    tasks = [asyncio.create_task(loop.run(), name=type(loop).__name__) for loop in loops]
+    stopping = False
+
+    def on_done(task: asyncio.Task[None]) -> None:
+        if stopping or task.cancelled():
+            return
+        log.critical("background loop %s ended unexpectedly: %r", task.get_name(), task.exception())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    for task in tasks:
+        task.add_done_callback(on_done)
+    try:
+        yield
+    finally:
+        stopping = True
+        for loop in loops:
+            loop.stop()
+        _done, pending = await asyncio.wait(tasks, timeout=grace_seconds) if tasks else ((), ())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,61 @@
+"""Settings every service reads from the environment.
+
+Each service subclasses ``ServiceSettings`` with its own fields. Names are ``RELAY_*`` except the
+two connection strings, which also answer to the conventional ``DATABASE_URL`` and ``REDIS_URL``.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore", frozen=True)
+
+    service_name: str = Field(description="This service's name; fixed by each service.")
+    env: str = Field(default="local", description="Deployment name; part of AWS resource names.")
+    log_level: str = "INFO"
+    http_host: str = Field(default="127.0.0.1", description="0.0.0.0 in containers.")
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql://postgres@127.0.0.1:5432/relay"),
+        validation_alias=AliasChoices("RELAY_DATABASE_URL", "DATABASE_URL"),
+    )
+    db_schema: str = Field(default="", description="Defaults to the service name.")
+    db_pool_max: int = Field(default=10, ge=1)
+
+    aws_region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("RELAY_AWS_REGION", "AWS_REGION")
+    )
+    aws_endpoint_url: str | None = Field(
+        default=None, description="Set for moto server; unset on AWS."
+    )
+    event_bus_name: str = Field(default="", description="Defaults to relay-<env>.")
+    queue_name: str = Field(default="", description="Defaults to relay-<env>-<service>.")
+
+    # SQS consumer
+    consumer_concurrency: int = Field(default=8, ge=1)
+    consumer_wait_seconds: int = Field(default=20, ge=0, le=20)
+    consumer_visibility_timeout: int = Field(default=60, ge=5)
+
+    # Outbox relay
+    outbox_poll_interval: float = Field(default=1.0, gt=0)
+
+    # Internal service-to-service auth: base64url raw Ed25519 keys.
+    internal_auth_public_key: SecretStr | None = None
+    internal_auth_private_key: SecretStr | None = None
+    internal_token_ttl_seconds: int = Field(default=60, ge=5, le=3600)
+
+    @model_validator(mode="after")
+    def _derive_names(self) -> ServiceSettings:
+        # frozen model: fill derived defaults through object.__setattr__ once, at construction
+        if not self.db_schema:
+            object.__setattr__(self, "db_schema", self.service_name)
+        if not self.event_bus_name:
+            object.__setattr__(self, "event_bus_name", f"relay-{self.env}")
+        if not self.queue_name:
+            object.__setattr__(self, "queue_name", f"relay-{self.env}-{self.service_name}")
+        return self

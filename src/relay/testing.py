@@ -1,0 +1,166 @@
+"""pytest fixtures shared by every suite: real PostgreSQL, Redis and moto server.
+
+Loaded by the root conftest.py. Nothing here fakes AWS, PostgreSQL or Redis: each session gets
+a moto server process on a free port, a fresh PostgreSQL database, and the Redis from REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import redis
+import uvicorn
+from psycopg import sql
+
+from relay.stack.moto import free_port, start_moto, wait_until_up
+from relay.stack.topology import Topology, bootstrap
+from relay_shared.internal_auth import generate_keypair
+
+T = TypeVar("T")
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def aws_credentials() -> None:
+    """Dummy credentials: every client in tests points at moto, never at AWS."""
+    os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 - moto accepts anything
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(aws_credentials: None) -> Iterator[str]:
+    port = free_port()
+    process = start_moto(port)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(endpoint)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def topology(moto_endpoint: str) -> Topology:
+    """The routing declaration's bus, queues, DLQs and bucket, under a fresh env name."""
+    return bootstrap(f"t{uuid.uuid4().hex[:10]}", endpoint_url=moto_endpoint)
+
+
+def _admin_url() -> str:
+    return os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh database for this test session, dropped at the end."""
+    admin = _admin_url()
+    name = f"relay_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = _with_dbname(admin, name)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    """The same server and credentials as ``url``, another database, as a postgresql:// URL."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{dbname}"))
+
+
+@pytest.fixture
+def db_schema() -> str:
+    """A schema name no other test uses, so tests share one database without interfering."""
+    return f"s_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    redis.Redis.from_url(url).ping()
+    return url
+
+
+@pytest.fixture(scope="session")
+def internal_keys() -> tuple[str, str]:
+    """(private, public) Ed25519 keys for internal service tokens."""
+    return generate_keypair()
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    *,
+    until: Callable[[T], bool] = bool,
+    within: float = 15.0,
+    interval: float = 0.05,
+) -> T:
+    """Poll ``probe`` until ``until(result)`` holds; fail with the last result at the deadline."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await probe()
+        if until(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s; last result: {result!r}")
+        await asyncio.sleep(interval)
+
+
+def service_env(
+    *,
+    database_url: str,
+    env: str,
+    moto_endpoint: str,
+    public_key: str,
+    **extra: Any,
+) -> dict[str, str]:
+    """Environment for running one service process against the test infrastructure."""
+    values = {
+        "DATABASE_URL": database_url,
+        "RELAY_ENV": env,
+        "RELAY_AWS_ENDPOINT_URL": moto_endpoint,
+        "RELAY_INTERNAL_AUTH_PUBLIC_KEY": public_key,
+        "RELAY_CONSUMER_WAIT_SECONDS": "1",
+    }
+    values.update({k: str(v) for k, v in extra.items()})
+    return values
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Any) -> AsyncIterator[str]:
+    """Run an ASGI app with lifespan on a real socket (uvicorn, in this event loop).
+
+    Use it where a test needs real HTTP, e.g. streaming SSE, which httpx's ASGITransport buffers.
+    Yields the base URL.
+    """
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # start-up failed: raise its error
+                raise RuntimeError("server exited during start-up")
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
