@@ -1,0 +1,44 @@
+# Relay: the two quickstart commands are `make demo` and `make test`.
+SHELL := /bin/bash
+UV := $(shell ./scripts/ensure-uv)
+RUN := $(UV) run --frozen
+
+.DEFAULT_GOAL := help
+.PHONY: help install up demo test lint typecheck contracts contracts-check unit integration e2e clean
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+install: ## install Python and every dependency from uv.lock into .venv
+	$(UV) sync --frozen --all-packages
+
+up: install ## run the whole stack locally (moto server, PostgreSQL, Redis, five services); Ctrl-C stops it
+	$(RUN) relay up
+
+demo: install ## start the stack, run one task through the public API live, download its artifact, stop
+	$(RUN) relay demo
+
+test: install lint typecheck contracts-check ## everything CI runs: lint, types, contracts, all tests
+	$(RUN) pytest
+
+lint: install ## ruff lint and format check
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+typecheck: install ## mypy (strict) over every package
+	$(RUN) mypy
+
+contracts: install ## regenerate contracts/ (JSON Schemas, AsyncAPI) from the code
+	$(RUN) python -m relay.contracts
+
+contracts-check: install ## fail if contracts/ differs from what the code generates
+	$(RUN) python -m relay.contracts --check
+
+unit: install ## unit tests only (no PostgreSQL, Redis or moto needed)
+	$(RUN) pytest -m "not integration and not e2e"
+
+e2e: install ## end-to-end tests against a whole local stack
+	$(RUN) pytest -m e2e
+
+clean: ## remove the local stack's state (.relay/) and demo output
+	rm -rf .relay relay-output

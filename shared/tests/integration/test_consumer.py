@@ -1,0 +1,167 @@
+"""SqsConsumer against a real moto server queue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from relay.testing import eventually
+from relay_shared.aws import aws_client
+from relay_shared.consumer import ReceivedMessage, SqsConsumer
+from relay_shared.settings import ServiceSettings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def sqs(moto_endpoint: str) -> AsyncIterator[Any]:
+    settings = ServiceSettings(service_name="t", aws_endpoint_url=moto_endpoint)
+    async with aws_client(settings, "sqs") as client:
+        yield client
+
+
+async def _queue(sqs: Any, *, max_receive_count: int = 5) -> tuple[str, str]:
+    name = f"q-{uuid.uuid4().hex[:8]}"
+    dlq = (await sqs.create_queue(QueueName=f"{name}-dlq"))["QueueUrl"]
+    dlq_arn = (await sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"]))[
+        "Attributes"
+    ]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count})
+    url = (await sqs.create_queue(QueueName=name, Attributes={"RedrivePolicy": policy}))["QueueUrl"]
+    return url, dlq
+
+
+async def _send(sqs: Any, url: str, bodies: list[str]) -> None:
+    for start in range(0, len(bodies), 10):
+        await sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])
+            ],
+        )
+
+
+async def _depth(sqs: Any, url: str) -> int:
+    attrs = await sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )
+    a = attrs["Attributes"]
+    return int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
+
+
+async def test_runs_at_most_the_configured_number_of_handlers_at_once(sqs: Any) -> None:
+    url, _ = await _queue(sqs)
+    await _send(sqs, url, [f"m{i}" for i in range(12)])
+    running = peak = 0
+    done: list[str] = []
+
+    async def handler(message: ReceivedMessage) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.1)
+        running -= 1
+        done.append(message.body)
+
+    consumer = SqsConsumer(sqs, url, handler, concurrency=3, wait_seconds=1)
+    task = asyncio.create_task(consumer.run())
+
+    async def count() -> int:
+        return len(done)
+
+    await eventually(count, until=lambda n: n == 12)
+    consumer.stop()
+    await task
+    assert peak == 3
+    assert sorted(done) == sorted(f"m{i}" for i in range(12))
+    assert await _depth(sqs, url) == 0  # all deleted
+
+
+async def test_stop_lets_in_flight_work_finish_and_deletes_it(sqs: Any) -> None:
+    url, _ = await _queue(sqs)
+    await _send(sqs, url, ["slow"])
+    started, finished = asyncio.Event(), asyncio.Event()
+
+    async def handler(message: ReceivedMessage) -> None:
+        started.set()
+        await asyncio.sleep(0.5)
+        finished.set()
+
+    consumer = SqsConsumer(sqs, url, handler, wait_seconds=1)
+    task = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(started.wait(), 10)
+    consumer.stop()
+    await asyncio.wait_for(task, 10)
+    assert finished.is_set()
+    assert await _depth(sqs, url) == 0
+
+
+async def test_work_past_the_grace_period_is_released_for_redelivery(sqs: Any) -> None:
+    url, _ = await _queue(sqs)
+    await _send(sqs, url, ["stuck"])
+    started = asyncio.Event()
+
+    async def handler(message: ReceivedMessage) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    consumer = SqsConsumer(sqs, url, handler, wait_seconds=1, visibility_timeout=60)
+    task = asyncio.create_task(consumer.run(grace_seconds=0.2))
+    await asyncio.wait_for(started.wait(), 10)
+    consumer.stop()
+    await asyncio.wait_for(task, 10)
+    # visible again at once, not after the 60 s visibility timeout
+    again = await sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
+    assert [m["Body"] for m in again.get("Messages", [])] == ["stuck"]
+
+
+async def test_a_poison_message_lands_in_the_dlq_after_max_receives(sqs: Any) -> None:
+    url, dlq = await _queue(sqs, max_receive_count=2)
+    await _send(sqs, url, ["poison"])
+    attempts = 0
+
+    async def handler(message: ReceivedMessage) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise ValueError("cannot parse")
+
+    consumer = SqsConsumer(sqs, url, handler, wait_seconds=1, max_backoff_seconds=0)
+    task = asyncio.create_task(consumer.run())
+
+    async def dlq_bodies() -> list[str]:
+        response = await sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0, VisibilityTimeout=0)
+        return [m["Body"] for m in response.get("Messages", [])]
+
+    assert await eventually(dlq_bodies) == ["poison"]
+    consumer.stop()
+    await task
+    assert attempts == 2
+
+
+async def test_a_long_handler_keeps_its_message_invisible(sqs: Any) -> None:
+    url, _ = await _queue(sqs)
+    await _send(sqs, url, ["long"])
+    deliveries = 0
+
+    async def handler(message: ReceivedMessage) -> None:
+        nonlocal deliveries
+        deliveries += 1
+        await asyncio.sleep(3.5)  # longer than the 2 s visibility timeout
+
+    # two slots: if the message became visible again, this consumer would take it twice
+    consumer = SqsConsumer(sqs, url, handler, concurrency=2, wait_seconds=1, visibility_timeout=2)
+    task = asyncio.create_task(consumer.run())
+
+    async def depth() -> int:
+        return await _depth(sqs, url)
+
+    await eventually(depth, until=lambda n: n == 0, within=20)
+    consumer.stop()
+    await task
+    assert deliveries == 1
