@@ -55,7 +55,7 @@ def test_a_gateway_token_names_the_tenant_for_its_audience() -> None:
                 None,
                 algorithm="none",
             ),
-        ),  # noqa: E501
+        ),
         ("tampered", lambda: _tamper(TokenIssuer(PRIVATE).token(audience="tasks", tenant_id="a"))),
         (
             "hmac with the public key as secret",
@@ -70,7 +70,7 @@ def test_a_gateway_token_names_the_tenant_for_its_audience() -> None:
                 PUBLIC,
                 algorithm="HS256",
             ),
-        ),  # noqa: E501
+        ),
     ],
 )
 def test_tokens_that_must_not_verify(case: str, make: object) -> None:
@@ -80,7 +80,7 @@ def test_tokens_that_must_not_verify(case: str, make: object) -> None:
 
 
 def _tamper(token: str) -> str:
-    header, payload, signature = token.split(".")
+    header, _payload, signature = token.split(".")
     claims = jwt.decode(token, options={"verify_signature": False})
     claims["sub"] = "someone-else"
     forged = jwt.encode(claims, "k" * 32, algorithm="HS256").split(".")[1]

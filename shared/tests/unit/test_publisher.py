@@ -29,7 +29,7 @@ class FakeEventBridge:
         self._fail = fail_per_call or []
         self._raise_on = raise_on
 
-    async def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+    async def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
         self.calls.append(Entries)
         if self._raise_on is not None and len(self.calls) == self._raise_on:
             raise ConnectionError("endpoint unreachable")
