@@ -103,6 +103,17 @@ class OutboxRelay:
         finally:
             if listener is not None:
                 await listener.close()
+        await self._drain_before_exit()
+
+    async def _drain_before_exit(self) -> None:
+        """Publish what was committed while stopping, e.g. by work finishing in the grace period."""
+        try:
+            while await self.publish_pending() == self._batch_size:
+                pass
+        except (psycopg.Error, OSError) as exc:
+            log.warning(
+                "outbox relay: could not drain before exit (%s); rows stay for the next start", exc
+            )
 
     async def publish_pending(self) -> int:
         """Publish one batch of due rows; returns how many rows it picked."""

@@ -4,6 +4,7 @@ consumer, and running them beside the HTTP server with a graceful stop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -71,7 +72,11 @@ async def sqs_consumer(
 
 @asynccontextmanager
 async def background(loops: Sequence[Loop], *, grace_seconds: float = 30.0) -> AsyncIterator[None]:
-    """Run ``loops`` while the body runs; on exit stop them and wait up to the grace period.
+    """Run ``loops`` while the body runs; on exit stop them one at a time, in the order given.
+
+    Pass consumers before the outbox relay: a consumer stops taking messages and finishes what it
+    holds within the grace period, and only then is the relay stopped, so the events that work
+    committed are published before the process exits.
 
     A loop that dies on its own takes the process down (SIGTERM to itself), so the supervisor
     or the container runtime restarts it rather than leaving a service that answers /healthz
@@ -92,9 +97,12 @@ async def background(loops: Sequence[Loop], *, grace_seconds: float = 30.0) -> A
         yield
     finally:
         stopping = True
-        for loop in loops:
+        deadline = asyncio.get_running_loop().time() + grace_seconds
+        for loop, task in zip(loops, tasks, strict=True):
             loop.stop()
-        _done, pending = await asyncio.wait(tasks, timeout=grace_seconds) if tasks else ((), ())
-        for task in pending:
+            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+            with contextlib.suppress(TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(task), timeout=remaining)
+        for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

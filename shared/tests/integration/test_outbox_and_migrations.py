@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from relay.stack.topology import Topology
 from relay_shared.aws import aws_client
 from relay_shared.db import Database
 from relay_shared.events import TaskSubmitted, TaskSubmittedData
@@ -99,3 +100,31 @@ def test_migrations_apply_once_and_survive_a_stale_lock(
             )
         }
     assert {"outbox", "inbox", "things"} <= tables
+
+
+async def test_a_stopping_relay_publishes_what_was_committed_before_it_exits(
+    database_url: str, db_schema: str, topology: Topology, moto_endpoint: str
+) -> None:
+    apply_migrations(database_url, db_schema, KIT_OUTBOX)
+    db = Database(database_url, db_schema)
+    await db.open()
+    settings = ServiceSettings(
+        service_name="tasks", env=topology.env, aws_endpoint_url=moto_endpoint
+    )
+    try:
+        async with db.transaction() as conn:
+            await Outbox().add(conn, _submitted())
+        async with aws_client(settings, "events") as events, aws_client(settings, "sqs") as sqs:
+            relay = OutboxRelay(
+                db, EventBridgePublisher(events, settings.event_bus_name), schema=db_schema
+            )
+            relay.stop()  # stopped before it ever ran its loop
+            await relay.run()
+            async with db.transaction() as conn:
+                assert await pending_count(conn) == 0
+            got = await sqs.receive_message(
+                QueueUrl=topology.queue_urls["agent"], WaitTimeSeconds=1
+            )
+            assert len(got.get("Messages", [])) == 1
+    finally:
+        await db.close()
