@@ -14,13 +14,21 @@ from relay_shared.settings import ServiceSettings
 
 @asynccontextmanager
 async def aws_client(
-    settings: ServiceSettings, service: str, *, read_timeout: float = 30.0
+    settings: ServiceSettings,
+    service: str,
+    *,
+    read_timeout: float = 30.0,
+    endpoint_url: str | None = None,
 ) -> AsyncIterator[Any]:
     """An aiobotocore client for ``service`` ('events', 'sqs', 's3', ...), closed on exit.
 
     Credentials come from the standard AWS chain (task role on ECS; env vars locally).
     ``read_timeout`` must exceed the SQS long-poll wait for a receiving client.
+    ``endpoint_url`` overrides the settings' endpoint, e.g. to presign URLs for the address
+    clients use. S3 always signs with SigV4: botocore would otherwise presign with SigV2,
+    which S3 refuses for buckets created since mid-2020.
     """
+    endpoint_url = endpoint_url or settings.aws_endpoint_url
     config = AioConfig(
         region_name=settings.aws_region,
         retries={"mode": "standard", "max_attempts": 3},
@@ -28,10 +36,11 @@ async def aws_client(
         read_timeout=read_timeout,
         max_pool_connections=max(10, settings.consumer_concurrency * 2),
         # moto (and any custom endpoint) is addressed by host:port, not by bucket subdomain
-        s3={"addressing_style": "path"} if settings.aws_endpoint_url else None,
+        s3={"addressing_style": "path"} if endpoint_url else None,
+        signature_version="s3v4" if service == "s3" else None,
     )
     async with get_session().create_client(
-        service, endpoint_url=settings.aws_endpoint_url, config=config
+        service, endpoint_url=endpoint_url, config=config
     ) as client:
         yield client
 
