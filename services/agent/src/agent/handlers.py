@@ -1,0 +1,26 @@
+"""What the agent consumes: event name -> handler."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import Any
+
+from agent.service import AgentService
+from relay_shared.consumer import EventDispatcher
+from relay_shared.events import TaskSubmitted
+
+
+async def on_task_submitted(service: AgentService, event: TaskSubmitted) -> None:
+    # No inbox claim: the runs table is the dedupe (see repository._CLAIM), because a
+    # half-finished run must be redone on redelivery while a finished one must not.
+    await service.run_task(event)
+
+
+HANDLERS: Mapping[str, Callable[[AgentService, Any], Awaitable[None]]] = {
+    TaskSubmitted.name: on_task_submitted,
+}
+
+
+def event_dispatcher(service: AgentService) -> EventDispatcher:
+    return EventDispatcher({name: partial(handler, service) for name, handler in HANDLERS.items()})

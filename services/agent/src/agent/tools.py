@@ -1,0 +1,122 @@
+"""The tools the model can call, by name. Each runs inside the run's workspace.
+
+A tool never crashes the run for something the model got wrong: a bad path, a missing file or a
+malformed input comes back as an ``is_error`` tool result the model can react to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.providers.base import ToolSpec, ToolUseBlock
+from agent.workspace import Workspace, WorkspaceError
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    content: str
+    is_error: bool = False
+    written: WrittenFile | None = None  # set by a successful write_file: it becomes an artifact
+
+    def as_result(self, tool_use_id: str) -> dict[str, Any]:
+        """A Messages API ``tool_result`` block answering ``tool_use_id``."""
+        return {
+            "type": "tool_result",
+            "tool_use_id": tool_use_id,
+            "content": self.content,
+            "is_error": self.is_error,
+        }
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WriteFileInput(_Input):
+    path: str = Field(description="Relative path inside the workspace, e.g. 'report.md'.")
+    content: str = Field(description="The whole file content (UTF-8 text).")
+
+
+class ReadFileInput(_Input):
+    path: str = Field(description="Relative path inside the workspace.")
+
+
+class ListFilesInput(_Input):
+    pass
+
+
+async def write_file(workspace: Workspace, args: WriteFileInput) -> ToolOutcome:
+    data = args.content.encode()
+    name = await asyncio.to_thread(workspace.write, args.path, data)
+    return ToolOutcome(f"Wrote {name} ({len(data)} bytes).", written=WrittenFile(name, data))
+
+
+async def read_file(workspace: Workspace, args: ReadFileInput) -> ToolOutcome:
+    data = await asyncio.to_thread(workspace.read, args.path)
+    return ToolOutcome(data.decode(errors="replace"))
+
+
+async def list_files(workspace: Workspace, _args: ListFilesInput) -> ToolOutcome:
+    names = await asyncio.to_thread(workspace.files)
+    return ToolOutcome("\n".join(names) if names else "(the workspace is empty)")
+
+
+@dataclass(frozen=True)
+class Tool:
+    spec: ToolSpec
+    input_model: type[_Input]
+    run: Callable[[Workspace, Any], Awaitable[ToolOutcome]]
+
+
+def _tool(name: str, description: str, input_model: type[_Input], run: Any) -> Tool:
+    return Tool(
+        ToolSpec(name=name, description=description, input_schema=input_model.model_json_schema()),
+        input_model,
+        run,
+    )
+
+
+TOOLS: Mapping[str, Tool] = {
+    tool.spec.name: tool
+    for tool in (
+        _tool(
+            "write_file",
+            "Create or replace a file in the workspace. Every file written is delivered to the"
+            " user as an artifact of the task.",
+            WriteFileInput,
+            write_file,
+        ),
+        _tool("read_file", "Read a file from the workspace.", ReadFileInput, read_file),
+        _tool("list_files", "List the files in the workspace.", ListFilesInput, list_files),
+    )
+}
+TOOL_SPECS = [tool.spec for tool in TOOLS.values()]
+
+
+async def run_tool(workspace: Workspace, call: ToolUseBlock) -> ToolOutcome:
+    tool = TOOLS.get(call.name)
+    if tool is None:
+        return ToolOutcome(f"Unknown tool {call.name!r}; use one of: {', '.join(TOOLS)}.", True)
+    try:
+        args = tool.input_model.model_validate(call.input)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        return ToolOutcome(f"Invalid input for {call.name}: {problems}", is_error=True)
+    try:
+        return await tool.run(workspace, args)
+    except WorkspaceError as exc:
+        return ToolOutcome(str(exc), is_error=True)

@@ -1,0 +1,129 @@
+"""task.submitted through the real handler, PostgreSQL outbox and moto S3."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import pytest
+
+from agent.handlers import event_dispatcher
+from relay_shared.events import TaskSubmitted, TaskSubmittedData
+
+pytestmark = pytest.mark.integration
+
+
+def _submitted(prompt: str) -> TaskSubmitted:
+    return TaskSubmitted.create(
+        TaskSubmittedData(prompt=prompt, model="scripted"), tenant_id="acme", task_id=uuid.uuid4()
+    )
+
+
+async def test_submitted_task_runs_to_success_with_a_verified_staged_artifact(
+    runtime, counting
+) -> None:
+    event = _submitted("Quarterly report\n/steps 3\n/artifact report.md\n/artifact data.csv")
+    await event_dispatcher(runtime.service(counting())).dispatch(event)
+
+    rows = await runtime.outbox()
+    assert [r["detail_type"] for r in rows] == [
+        "task.started",
+        "artifact.uploaded",
+        "task.progressed",
+        "artifact.uploaded",
+        "task.progressed",
+        "task.progressed",
+        "task.succeeded",
+    ]
+    details = [r["detail"] for r in rows]
+    assert {d["metadata"]["task_id"] for d in details} == {str(event.metadata.task_id)}
+    assert details[0]["metadata"]["causation_id"] == str(event.metadata.event_id)
+    assert [d["data"]["step"] for d in details if "step" in d["data"]] == [1, 2, 3]
+
+    uploads = [d["data"] for d, r in zip(details, rows, strict=True)
+               if r["detail_type"] == "artifact.uploaded"]  # fmt: skip
+    assert [u["name"] for u in uploads] == ["report.md", "data.csv"]
+    for upload in uploads:
+        obj = await runtime.s3.get_object(Bucket=upload["bucket"], Key=upload["key"])
+        body = await obj["Body"].read()
+        assert len(body) == upload["size"] == obj["ContentLength"]
+        assert hashlib.sha256(body).hexdigest() == upload["sha256"]
+        assert obj["ContentType"] == upload["content_type"]
+        assert upload["key"] == (
+            f"staging/acme/{event.metadata.task_id}/{upload['artifact_id']}/{upload['name']}"
+        )
+        assert b"Quarterly report" in body
+    assert uploads[0]["bucket"] == runtime.settings.artifacts_bucket
+
+    succeeded = details[-1]["data"]
+    assert succeeded["summary"] == "Completed 3 steps; wrote report.md, data.csv."
+    assert succeeded["artifact_ids"] == [u["artifact_id"] for u in uploads]
+    run = await runtime.run_row(event.metadata.task_id)
+    assert run is not None
+    assert (run["status"], run["attempt"], run["steps"]) == ("succeeded", 1, 3)
+    assert run["usage"] == succeeded["usage"]
+    assert run["finished_at"] is not None
+
+
+async def test_fail_directive_ends_the_task_failed(runtime, counting) -> None:
+    event = _submitted("Try\n/steps 1\n/fail boom")
+    await event_dispatcher(runtime.service(counting())).dispatch(event)
+
+    rows = await runtime.outbox()
+    assert [r["detail_type"] for r in rows] == [
+        "task.started",
+        "artifact.uploaded",
+        "task.progressed",
+        "task.failed",
+    ]
+    failed = rows[-1]["detail"]["data"]
+    assert (failed["code"], failed["message"], failed["attempt"]) == ("scripted_failure", "boom", 1)
+    run = await runtime.run_row(event.metadata.task_id)
+    assert run is not None
+    assert run["status"] == "failed"
+
+
+async def test_finished_task_handled_again_does_not_call_the_model(runtime, counting) -> None:
+    provider = counting()
+    dispatch = event_dispatcher(runtime.service(provider)).dispatch
+    event = _submitted("Once\n/steps 2")
+
+    await dispatch(event)
+    assert provider.calls == 3
+    emitted = len(await runtime.outbox())
+    await dispatch(event)
+
+    assert provider.calls == 3
+    assert len(await runtime.outbox()) == emitted
+
+
+async def test_crashed_attempt_is_rerun_as_the_next_attempt(runtime, counting) -> None:
+    provider = counting(fail_on_call=2)
+    dispatch = event_dispatcher(runtime.service(provider)).dispatch
+    event = _submitted("Retry me\n/steps 2")
+
+    with pytest.raises(RuntimeError, match="worker bug"):
+        await dispatch(event)
+    run = await runtime.run_row(event.metadata.task_id)
+    assert run is not None
+    assert (run["status"], run["attempt"], run["steps"]) == ("running", 1, 1)
+
+    await dispatch(event)  # the redelivery
+
+    rows = await runtime.outbox()
+    assert [r["detail_type"] for r in rows] == [
+        "task.started",
+        "artifact.uploaded",
+        "task.progressed",
+        "task.started",
+        "artifact.uploaded",
+        "task.progressed",
+        "task.progressed",
+        "task.succeeded",
+    ]
+    assert rows[3]["detail"]["data"]["attempt"] == 2
+    assert rows[-1]["detail"]["data"]["steps"] == 2
+    assert rows[1]["detail"]["data"]["artifact_id"] == rows[4]["detail"]["data"]["artifact_id"]
+    run = await runtime.run_row(event.metadata.task_id)
+    assert run is not None
+    assert (run["status"], run["attempt"], run["steps"]) == ("succeeded", 2, 2)

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from agent.artifacts import artifact_id, content_type, stage
+
+
+class _Area:
+    bucket = "b"
+
+    def __init__(self) -> None:
+        self.puts: list[tuple[str, bytes, str, bytes]] = []
+
+    async def put(self, key: str, data: bytes, *, content_type: str, sha256: bytes) -> None:
+        self.puts.append((key, data, content_type, sha256))
+
+
+def test_artifact_id_is_derived_from_task_path_and_write_number() -> None:
+    task = uuid.uuid4()
+    assert artifact_id(task, "a.md", 1) == uuid.uuid5(task, "a.md#1")
+    assert artifact_id(task, "a.md", 1) == artifact_id(task, "a.md", 1)
+    assert artifact_id(task, "a.md", 2) != artifact_id(task, "a.md", 1)
+    assert artifact_id(uuid.uuid4(), "a.md", 1) != artifact_id(task, "a.md", 1)
+
+
+def test_content_type_guessed_from_name() -> None:
+    assert content_type("report.md") == "text/markdown"
+    assert content_type("data/table.csv") == "text/csv"
+    assert content_type("blob") == "application/octet-stream"
+
+
+async def test_stage_uploads_and_describes_the_object() -> None:
+    area = _Area()
+    task = uuid.uuid4()
+    data = b"# Report\n"
+    uploaded = await stage(
+        area, tenant_id="acme", task_id=task, name="out/report.md", data=data, write_number=1
+    )
+    expected_id = uuid.uuid5(task, "out/report.md#1")
+    assert uploaded.artifact_id == expected_id
+    assert uploaded.key == f"staging/acme/{task}/{expected_id}/out/report.md"
+    assert (uploaded.size, uploaded.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert (uploaded.bucket, uploaded.content_type) == ("b", "text/markdown")
+    assert area.puts == [(uploaded.key, data, "text/markdown", hashlib.sha256(data).digest())]
