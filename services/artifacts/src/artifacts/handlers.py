@@ -1,0 +1,28 @@
+"""HANDLERS: event name -> handler, for every event this service consumes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import Any
+
+from artifacts.service import ArtifactPublishing
+from relay_shared.consumer import EventDispatcher
+from relay_shared.events import ArtifactUploaded
+
+Handler = Callable[[ArtifactPublishing, Any], Awaitable[None]]
+
+
+async def on_artifact_uploaded(publishing: ArtifactPublishing, event: ArtifactUploaded) -> None:
+    await publishing.handle_upload(event)
+
+
+HANDLERS: Mapping[str, Handler] = {
+    ArtifactUploaded.name: on_artifact_uploaded,
+}
+
+
+def event_dispatcher(publishing: ArtifactPublishing) -> EventDispatcher:
+    return EventDispatcher(
+        {name: partial(handler, publishing) for name, handler in HANDLERS.items()}
+    )

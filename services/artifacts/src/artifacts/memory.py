@@ -1,0 +1,197 @@
+"""In-memory infrastructure for unit tests: the same protocols as PostgreSQL and S3, no I/O.
+
+``InMemoryInfrastructure.factory`` plugs into ``create_app(infrastructure=...)``; ``deliver``
+hands an event to the app's dispatcher the way an SQS message would arrive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+from uuid import UUID
+
+from artifacts.app import Infrastructure
+from artifacts.models import Artifact, ArtifactStatus
+from artifacts.settings import ArtifactsSettings
+from artifacts.storage import ObjectDigest
+from relay_shared.consumer import EventDispatcher, ReceivedMessage
+from relay_shared.events import DomainEvent
+from relay_shared.runtime import Loop
+
+
+class PreconditionFailed(Exception):
+    """The copy source is no longer the version that was verified (S3 answers 412)."""
+
+
+@dataclass
+class StoredObject:
+    body: bytes
+    content_type: str = "application/octet-stream"
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def etag(self) -> str:
+        return f'"{hashlib.md5(self.body).hexdigest()}"'  # noqa: S324 - S3's ETag, not security
+
+
+class InMemoryObjectStore:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], StoredObject] = {}
+
+    def put(self, bucket: str, key: str, body: bytes, content_type: str = "text/plain") -> None:
+        self.objects[bucket, key] = StoredObject(body, content_type)
+
+    async def digest(self, bucket: str, key: str) -> ObjectDigest | None:
+        stored = self.objects.get((bucket, key))
+        if stored is None:
+            return None
+        return ObjectDigest(
+            size=len(stored.body), sha256=hashlib.sha256(stored.body).hexdigest(), etag=stored.etag
+        )
+
+    async def copy(
+        self,
+        bucket: str,
+        source_key: str,
+        target_key: str,
+        *,
+        if_match: str,
+        content_type: str,
+        sha256: str,
+    ) -> None:
+        source = self.objects.get((bucket, source_key))
+        if source is None or source.etag != if_match:
+            raise PreconditionFailed(source_key)
+        self.objects[bucket, target_key] = StoredObject(
+            source.body, content_type, {"sha256": sha256}
+        )
+
+    async def delete(self, bucket: str, key: str) -> None:
+        self.objects.pop((bucket, key), None)
+
+
+class InMemoryDownloadLinks:
+    async def presign(
+        self, bucket: str, key: str, *, filename: str, content_type: str, expires_in: int
+    ) -> str:
+        query = urlencode({"filename": filename, "type": content_type, "expires": expires_in})
+        return f"memory://{bucket}/{key}?{query}"
+
+
+class InMemoryArtifacts:
+    """Records, inbox and outbox; a transaction's writes land only when it ends without error."""
+
+    def __init__(self) -> None:
+        self.records: dict[UUID, Artifact] = {}
+        self.inbox: set[UUID] = set()
+        self.outbox: dict[UUID, DomainEvent] = {}
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_MemoryTransaction]:
+        tx = _MemoryTransaction(self)
+        yield tx
+        self.records.update(tx.records)
+        self.inbox |= tx.inbox
+        for event_id, event in tx.outbox.items():
+            self.outbox.setdefault(event_id, event)
+
+    async def find(self, artifact_id: UUID) -> Artifact | None:
+        return self.records.get(artifact_id)
+
+    async def published_for_task(self, tenant_id: str, task_id: UUID) -> list[Artifact]:
+        found = [a for a in self.records.values() if _visible(a, tenant_id, task_id)]
+        return sorted(found, key=lambda a: (a.created_at, a.id))
+
+    async def published(self, tenant_id: str, task_id: UUID, artifact_id: UUID) -> Artifact | None:
+        artifact = self.records.get(artifact_id)
+        return artifact if artifact and _visible(artifact, tenant_id, task_id) else None
+
+
+def _visible(artifact: Artifact, tenant_id: str, task_id: UUID) -> bool:
+    return (
+        artifact.status is ArtifactStatus.PUBLISHED
+        and artifact.tenant_id == tenant_id
+        and artifact.task_id == task_id
+    )
+
+
+class _MemoryTransaction:
+    def __init__(self, store: InMemoryArtifacts) -> None:
+        self._store = store
+        self.records: dict[UUID, Artifact] = {}
+        self.inbox: set[UUID] = set()
+        self.outbox: dict[UUID, DomainEvent] = {}
+
+    async def claim(self, event: DomainEvent) -> bool:
+        event_id = event.metadata.event_id
+        if event_id in self._store.inbox or event_id in self.inbox:
+            return False
+        self.inbox.add(event_id)
+        return True
+
+    async def lock_artifact(self, artifact_id: UUID) -> Artifact | None:
+        return self._current(artifact_id)
+
+    async def record(self, artifact: Artifact) -> bool:
+        # the same guard as the SQL upsert: only published may replace rejected, same task
+        current = self._current(artifact.id)
+        if current is not None and not (
+            current.status is ArtifactStatus.REJECTED
+            and artifact.status is ArtifactStatus.PUBLISHED
+            and (current.tenant_id, current.task_id) == (artifact.tenant_id, artifact.task_id)
+        ):
+            return False
+        self.records[artifact.id] = artifact
+        return True
+
+    async def announce(self, event: DomainEvent) -> None:
+        self.outbox.setdefault(event.metadata.event_id, event)
+
+    def _current(self, artifact_id: UUID) -> Artifact | None:
+        return self.records.get(artifact_id) or self._store.records.get(artifact_id)
+
+
+async def _no_loops(dispatcher: EventDispatcher) -> Sequence[Loop]:
+    return []
+
+
+class InMemoryInfrastructure:
+    def __init__(self) -> None:
+        self.artifacts = InMemoryArtifacts()
+        self.objects = InMemoryObjectStore()
+        self.links = InMemoryDownloadLinks()
+        self.dispatcher: EventDispatcher | None = None
+
+    @asynccontextmanager
+    async def factory(self, settings: ArtifactsSettings) -> AsyncIterator[Infrastructure]:
+        async def capture(dispatcher: EventDispatcher) -> Sequence[Loop]:
+            self.dispatcher = dispatcher
+            return await _no_loops(dispatcher)
+
+        yield Infrastructure(
+            artifacts=self.artifacts,
+            objects=self.objects,
+            links=self.links,
+            event_loops=capture,
+        )
+
+    async def deliver(self, event: DomainEvent) -> None:
+        """Hand ``event`` to the running app's dispatcher as EventBridge delivers it to SQS."""
+        if self.dispatcher is None:
+            raise RuntimeError("the app is not running")
+        body = json.dumps(
+            {"source": event.source(), "detail-type": event.name, "detail": event.detail()}
+        )
+        await self.dispatcher(
+            ReceivedMessage(
+                message_id=str(event.metadata.event_id),
+                receipt_handle="memory",
+                body=body,
+                receive_count=1,
+                attributes={},
+            )
+        )

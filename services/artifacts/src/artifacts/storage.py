@@ -1,0 +1,122 @@
+"""Object storage the service works with: reading staged uploads, publishing them, and presigned
+download links. Protocols here, S3 (aiobotocore) implementations beside them."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from botocore.exceptions import ClientError
+
+_CHUNK_BYTES = 1024 * 1024
+# GetObject answers NoSuchKey; HEAD-style errors carry the bare status
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+@dataclass(frozen=True)
+class ObjectDigest:
+    size: int
+    sha256: str
+    etag: str  # names the exact bytes digested: the publishing copy is conditioned on it
+
+
+class ObjectStore(Protocol):
+    async def digest(self, bucket: str, key: str) -> ObjectDigest | None:
+        """Size and sha256 of the object's bytes, or None when there is no such object."""
+
+    async def copy(
+        self,
+        bucket: str,
+        source_key: str,
+        target_key: str,
+        *,
+        if_match: str,
+        content_type: str,
+        sha256: str,
+    ) -> None:
+        """Copy within ``bucket``; fails if the source is no longer the ``if_match`` version."""
+
+    async def delete(self, bucket: str, key: str) -> None: ...
+
+
+class DownloadLinks(Protocol):
+    async def presign(
+        self, bucket: str, key: str, *, filename: str, content_type: str, expires_in: int
+    ) -> str:
+        """A URL that GETs the object as an attachment named ``filename``."""
+
+
+class S3ObjectStore:
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+
+    async def digest(self, bucket: str, key: str) -> ObjectDigest | None:
+        try:
+            response = await self._s3.get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                return None
+            raise
+        hasher = hashlib.sha256()
+        size = 0
+        # streamed: an artifact never has to fit in memory
+        async with response["Body"] as body:
+            async for chunk in body.iter_chunks(_CHUNK_BYTES):
+                hasher.update(chunk)
+                size += len(chunk)
+        return ObjectDigest(size=size, sha256=hasher.hexdigest(), etag=response["ETag"])
+
+    async def copy(
+        self,
+        bucket: str,
+        source_key: str,
+        target_key: str,
+        *,
+        if_match: str,
+        content_type: str,
+        sha256: str,
+    ) -> None:
+        await self._s3.copy_object(
+            Bucket=bucket,
+            Key=target_key,
+            CopySource={"Bucket": bucket, "Key": source_key},
+            CopySourceIfMatch=if_match,
+            MetadataDirective="REPLACE",
+            ContentType=content_type,
+            Metadata={"sha256": sha256},
+        )
+
+    async def delete(self, bucket: str, key: str) -> None:
+        await self._s3.delete_object(Bucket=bucket, Key=key)
+
+
+class S3DownloadLinks:
+    """Presigns with its own client, whose endpoint may be the one clients reach S3 at."""
+
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+
+    async def presign(
+        self, bucket: str, key: str, *, filename: str, content_type: str, expires_in: int
+    ) -> str:
+        url: str = await self._s3.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": bucket,
+                "Key": key,
+                "ResponseContentDisposition": attachment(filename),
+                "ResponseContentType": content_type,
+            },
+            ExpiresIn=expires_in,
+        )
+        return url
+
+
+def attachment(filename: str) -> str:
+    """Content-Disposition for a download (RFC 6266): an ASCII fallback plus the UTF-8 name."""
+    fallback = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename
+    )
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -1,0 +1,64 @@
+"""Canonical sample events for the artifacts tests, built with the catalog models."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+from uuid import UUID, uuid4
+
+import pytest
+
+from relay_shared.events import ArtifactUploaded, ArtifactUploadedData
+
+UNIT_BUCKET = "relay-local-artifacts"
+
+
+def uploaded(
+    body: bytes,
+    *,
+    bucket: str = UNIT_BUCKET,
+    name: str = "result.md",
+    content_type: str = "text/markdown; charset=utf-8",
+    tenant_id: str = "acme",
+    task_id: UUID | None = None,
+    artifact_id: UUID | None = None,
+    key: str | None = None,
+    size: int | None = None,
+    sha256: str | None = None,
+    occurred_at: datetime | None = None,
+) -> ArtifactUploaded:
+    """artifact.uploaded as the agent emits it for ``body``; override a field to break it."""
+    task_id = task_id or uuid4()
+    artifact_id = artifact_id or uuid4()
+    return ArtifactUploaded.create(
+        ArtifactUploadedData(
+            artifact_id=artifact_id,
+            name=name,
+            content_type=content_type,
+            size=len(body) if size is None else size,
+            sha256=sha256 or hashlib.sha256(body).hexdigest(),
+            bucket=bucket,
+            key=key if key is not None else f"staging/{tenant_id}/{task_id}/{artifact_id}/{name}",
+        ),
+        tenant_id=tenant_id,
+        task_id=task_id,
+        occurred_at=occurred_at,
+    )
+
+
+def again(event: ArtifactUploaded) -> ArtifactUploaded:
+    """The same upload under a new event id: the agent re-running the task."""
+    return ArtifactUploaded.create(
+        event.data, tenant_id=event.metadata.tenant_id, task_id=event.metadata.task_id
+    )
+
+
+@pytest.fixture
+def upload_event() -> Callable[..., ArtifactUploaded]:
+    return uploaded
+
+
+@pytest.fixture
+def rerun() -> Callable[[ArtifactUploaded], ArtifactUploaded]:
+    return again

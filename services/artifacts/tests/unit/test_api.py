@@ -1,0 +1,178 @@
+"""Internal routes through the composition root, with in-memory infrastructure."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+from uuid import uuid4
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from artifacts.app import create_app
+from artifacts.memory import InMemoryInfrastructure
+from artifacts.settings import ArtifactsSettings
+from relay_shared.events import ArtifactUploaded
+from relay_shared.internal_auth import TokenIssuer, generate_keypair
+
+Upload = Callable[..., ArtifactUploaded]
+PRIVATE_KEY, PUBLIC_KEY = generate_keypair()
+ISSUER = TokenIssuer(PRIVATE_KEY)
+
+
+def auth(tenant_id: str, audience: str = "artifacts") -> dict[str, str]:
+    return ISSUER.headers(audience=audience, tenant_id=tenant_id)
+
+
+@pytest.fixture
+def infra() -> InMemoryInfrastructure:
+    return InMemoryInfrastructure()
+
+
+@pytest.fixture
+async def client(infra: InMemoryInfrastructure) -> AsyncIterator[httpx.AsyncClient]:
+    settings = ArtifactsSettings(internal_auth_public_key=PUBLIC_KEY, download_url_ttl_seconds=120)
+    app = create_app(settings, infrastructure=infra.factory)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://artifacts") as client:
+            yield client
+
+
+async def publish(infra: InMemoryInfrastructure, event: ArtifactUploaded, body: bytes) -> None:
+    infra.objects.put(event.data.bucket, event.data.key, body)
+    await infra.deliver(event)
+
+
+async def test_owner_lists_published_artifacts_oldest_first(
+    client: httpx.AsyncClient, infra: InMemoryInfrastructure, upload_event: Upload
+) -> None:
+    task_id = uuid4()
+    earlier = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+    first = upload_event(b"one", name="a.md", task_id=task_id, occurred_at=earlier)
+    second = upload_event(
+        b"two!", name="b.md", task_id=task_id, occurred_at=earlier + timedelta(seconds=1)
+    )
+    rejected = upload_event(b"bad", name="c.md", task_id=task_id, size=99)
+    other_task = upload_event(b"elsewhere", name="d.md")
+    for event, body in ((second, b"two!"), (first, b"one"), (rejected, b"bad"), (other_task, b"x")):
+        await publish(infra, event, body)
+
+    response = await client.get(f"/internal/tasks/{task_id}/artifacts", headers=auth("acme"))
+
+    assert response.status_code == 200
+    items = response.json()["items"]
+    assert [item["name"] for item in items] == ["a.md", "b.md"]  # by created_at, not arrival
+    assert items[0] == {
+        "id": str(first.data.artifact_id),
+        "task_id": str(task_id),
+        "name": "a.md",
+        "content_type": first.data.content_type,
+        "size": 3,
+        "sha256": first.data.sha256,
+        "created_at": "2025-01-01T12:00:00Z",
+    }
+
+
+async def test_owner_gets_metadata_and_a_download_link(
+    client: httpx.AsyncClient, infra: InMemoryInfrastructure, upload_event: Upload
+) -> None:
+    event = upload_event(b"report", name="out/report.md")
+    await publish(infra, event, b"report")
+    path = f"/internal/tasks/{event.metadata.task_id}/artifacts/{event.data.artifact_id}"
+
+    before = datetime.now(UTC).replace(microsecond=0)
+    response = await client.get(path, headers=auth("acme"))
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == str(event.data.artifact_id)
+    assert body["size"] == 6
+    url = urlsplit(body["download_url"])
+    assert url.path.endswith(
+        f"/artifacts/acme/{event.metadata.task_id}/{event.data.artifact_id}/out/report.md"
+    )
+    assert parse_qs(url.query) == {
+        "filename": ["report.md"],
+        "type": [event.data.content_type],
+        "expires": ["120"],
+    }
+    expires_at = datetime.fromisoformat(body["download_url_expires_at"])
+    assert (
+        before + timedelta(seconds=120) <= expires_at <= datetime.now(UTC) + timedelta(seconds=120)
+    )
+
+
+async def test_another_tenant_sees_nothing(
+    client: httpx.AsyncClient, infra: InMemoryInfrastructure, upload_event: Upload
+) -> None:
+    event = upload_event(b"secret", tenant_id="acme")
+    await publish(infra, event, b"secret")
+    task = f"/internal/tasks/{event.metadata.task_id}/artifacts"
+
+    listed = await client.get(task, headers=auth("globex"))
+    single = await client.get(f"{task}/{event.data.artifact_id}", headers=auth("globex"))
+    missing = await client.get(f"{task}/{uuid4()}", headers=auth("acme"))
+
+    assert listed.status_code == 200
+    assert listed.json() == {"items": []}
+    assert single.status_code == 404
+    assert single.headers["content-type"] == "application/problem+json"
+    # another tenant's artifact answers exactly like a missing one
+    assert {k: v for k, v in single.json().items() if k not in {"detail", "instance"}} == {
+        k: v for k, v in missing.json().items() if k not in {"detail", "instance"}
+    }
+    assert missing.status_code == 404
+
+
+async def test_rejected_artifact_is_not_downloadable(
+    client: httpx.AsyncClient, infra: InMemoryInfrastructure, upload_event: Upload
+) -> None:
+    event = upload_event(b"short", size=50)
+    await publish(infra, event, b"short")
+
+    response = await client.get(
+        f"/internal/tasks/{event.metadata.task_id}/artifacts/{event.data.artifact_id}",
+        headers=auth("acme"),
+    )
+
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/internal/tasks/not-a-uuid/artifacts",
+        f"/internal/tasks/not-a-uuid/artifacts/{uuid4()}",
+        f"/internal/tasks/{uuid4()}/artifacts/not-a-uuid",
+    ],
+)
+async def test_malformed_ids_answer_404(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path, headers=auth("acme"))
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer not-a-token"},
+        auth("acme", audience="tasks"),  # a token minted for another service
+        TokenIssuer(generate_keypair()[0]).headers(audience="artifacts", tenant_id="acme"),
+    ],
+)
+async def test_routes_need_a_gateway_token_for_this_service(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await client.get(f"/internal/tasks/{uuid4()}/artifacts", headers=headers)
+    assert response.status_code == 401
+
+
+def test_app_refuses_to_start_without_the_verification_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RELAY_INTERNAL_AUTH_PUBLIC_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="RELAY_INTERNAL_AUTH_PUBLIC_KEY"):
+        create_app(ArtifactsSettings(), infrastructure=InMemoryInfrastructure().factory)
