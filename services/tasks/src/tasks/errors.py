@@ -1,0 +1,49 @@
+"""What the tasks service answers when a request cannot be served (RFC 9457 problems)."""
+
+from __future__ import annotations
+
+from relay_shared.problems import Problem
+
+
+class TaskNotFound(Problem):
+    # Also the answer for another tenant's task and for an id that is not a UUID: nothing leaks.
+    def __init__(self) -> None:
+        super().__init__(404, "Task not found", "No task with this id exists for this tenant.")
+
+
+class IdempotencyKeyInFlight(Problem):
+    def __init__(self) -> None:
+        super().__init__(
+            409,
+            "Idempotency key in flight",
+            "The original request with this Idempotency-Key is still being processed;"
+            " retry it shortly.",
+        )
+
+
+class IdempotencyKeyReused(Problem):
+    def __init__(self) -> None:
+        super().__init__(
+            422,
+            "Idempotency key reused",
+            "This Idempotency-Key was already used with a different request body;"
+            " use a new key for a different task.",
+        )
+
+
+class InvalidCursor(Problem):
+    def __init__(self) -> None:
+        super().__init__(
+            422,
+            "Invalid cursor",
+            "The cursor is not one this API returned; pass next_cursor from the previous page.",
+        )
+
+
+class TaskTooLarge(Problem):
+    def __init__(self) -> None:
+        super().__init__(
+            422,
+            "Task too large",
+            "The prompt and metadata together exceed what one event can carry; shorten them.",
+        )

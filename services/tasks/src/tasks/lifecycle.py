@@ -1,0 +1,123 @@
+"""The task state machine: how each lifecycle event moves a task's state. Pure functions, no I/O.
+
+Events arrive at least once and in any order (SQS standard queues), so every transition is
+guarded: a repeated or late event leaves the state as it is, and a finished task never changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from relay_shared.events import (
+    DomainEvent,
+    TaskCancelled,
+    TaskFailed,
+    TaskProgressed,
+    TaskStarted,
+    TaskSucceeded,
+    TerminalData,
+    Usage,
+)
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+@dataclass(frozen=True)
+class TaskError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, order=True)
+class ProgressMark:
+    """The newest (attempt, step) applied; older task.progressed events are ignored."""
+
+    attempt: int
+    step: int
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """The part of a task that lifecycle events change."""
+
+    status: TaskStatus = TaskStatus.QUEUED
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    usage: Usage = field(default_factory=Usage)
+    progress: ProgressMark | None = None
+    error: TaskError | None = None
+    summary: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+def started(state: TaskState, event: TaskStarted) -> TaskState:
+    # running and cancelling stay: a second attempt's task.started must not undo a cancel request
+    status = TaskStatus.RUNNING if state.status is TaskStatus.QUEUED else state.status
+    return replace(state, status=status, started_at=state.started_at or event.metadata.occurred_at)
+
+
+def progressed(state: TaskState, event: TaskProgressed) -> TaskState:
+    mark = ProgressMark(event.data.attempt, event.data.step)
+    if state.progress is not None and mark <= state.progress:
+        return state
+    return replace(state, usage=event.data.usage, progress=mark)
+
+
+def succeeded(state: TaskState, event: TaskSucceeded) -> TaskState:
+    return replace(
+        _finished(state, TaskStatus.SUCCEEDED, event.metadata.occurred_at, event.data),
+        summary=event.data.summary,
+    )
+
+
+def failed(state: TaskState, event: TaskFailed) -> TaskState:
+    return replace(
+        _finished(state, TaskStatus.FAILED, event.metadata.occurred_at, event.data),
+        error=TaskError(code=event.data.code, message=event.data.message),
+    )
+
+
+def cancelled(state: TaskState, event: TaskCancelled) -> TaskState:
+    return _finished(state, TaskStatus.CANCELLED, event.metadata.occurred_at, event.data)
+
+
+def _finished(
+    state: TaskState, status: TaskStatus, occurred_at: datetime, data: TerminalData
+) -> TaskState:
+    # started_at stays as it is, even unset: a terminal event may overtake task.started
+    return replace(state, status=status, finished_at=occurred_at, usage=data.usage)
+
+
+Transition = Callable[[TaskState, Any], TaskState]
+
+TRANSITIONS: Mapping[str, Transition] = {
+    TaskStarted.name: started,
+    TaskProgressed.name: progressed,
+    TaskSucceeded.name: succeeded,
+    TaskFailed.name: failed,
+    TaskCancelled.name: cancelled,
+}
+
+
+def apply(state: TaskState, event: DomainEvent) -> TaskState:
+    """The state after ``event``; ``state`` itself when the event changes nothing."""
+    if state.terminal:
+        return state
+    return TRANSITIONS[event.name](state, event)

@@ -1,0 +1,205 @@
+"""SQL for the tasks schema (tables in migrations/): the PostgreSQL ``TaskStore``."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection, sql
+from psycopg.types.json import Jsonb
+
+from relay_shared import inbox
+from relay_shared.db import Database
+from relay_shared.events import DomainEvent, Usage
+from relay_shared.outbox import Outbox
+from tasks.lifecycle import TERMINAL_STATUSES, ProgressMark, TaskError, TaskState, TaskStatus
+from tasks.models import NewTask, PagePosition, Task
+from tasks.store import IdempotencyRecord
+
+_TERMINAL = sorted(TERMINAL_STATUSES)
+
+
+def idempotency_lock_id(tenant_id: str, key: str) -> int:
+    """The advisory lock id (a signed bigint) for one tenant's Idempotency-Key."""
+    digest = hashlib.sha256(f"relay-tasks-idempotency\x00{tenant_id}\x00{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class PostgresTaskStore:
+    def __init__(self, database: Database, *, subscriber: str = "tasks") -> None:
+        self._db = database
+        self._subscriber = subscriber
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresTaskTransaction]:
+        async with self._db.transaction() as conn:
+            yield PostgresTaskTransaction(conn, subscriber=self._subscriber)
+
+
+class PostgresTaskTransaction:
+    def __init__(self, conn: AsyncConnection[dict[str, Any]], *, subscriber: str) -> None:
+        self._conn = conn
+        self._subscriber = subscriber
+
+    async def insert_task(self, tenant_id: str, task_id: UUID, new: NewTask) -> Task:
+        cur = await self._conn.execute(
+            "INSERT INTO tasks (id, tenant_id, status, prompt, model, metadata)"
+            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
+            (
+                task_id,
+                tenant_id,
+                TaskStatus.QUEUED.value,
+                new.prompt,
+                new.model,
+                Jsonb(new.metadata),
+            ),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return _task(row)
+
+    async def task(self, tenant_id: str, task_id: UUID) -> Task | None:
+        cur = await self._conn.execute(
+            "SELECT * FROM tasks WHERE tenant_id = %s AND id = %s",
+            (tenant_id, task_id),
+        )
+        row = await cur.fetchone()
+        return _task(row) if row else None
+
+    async def tasks(
+        self, tenant_id: str, *, status: TaskStatus | None, after: PagePosition | None, limit: int
+    ) -> list[Task]:
+        conditions = [sql.SQL("tenant_id = %s")]
+        params: list[Any] = [tenant_id]
+        if status is not None:
+            conditions.append(sql.SQL("status = %s"))
+            params.append(status.value)
+        if after is not None:
+            conditions.append(sql.SQL("(created_at, id) < (%s, %s)"))
+            params += [after.created_at, after.id]
+        query = sql.SQL(
+            "SELECT * FROM tasks WHERE {} ORDER BY created_at DESC, id DESC LIMIT %s"
+        ).format(sql.SQL(" AND ").join(conditions))
+        cur = await self._conn.execute(query, [*params, limit])
+        return [_task(row) for row in await cur.fetchall()]
+
+    async def lock_state(self, tenant_id: str, task_id: UUID) -> TaskState | None:
+        cur = await self._conn.execute(
+            "SELECT * FROM tasks WHERE tenant_id = %s AND id = %s FOR UPDATE",
+            (tenant_id, task_id),
+        )
+        row = await cur.fetchone()
+        return _state(row) if row else None
+
+    async def save_state(self, tenant_id: str, task_id: UUID, state: TaskState) -> bool:
+        # The status guard repeats the state machine's rule in SQL: a terminal task never changes.
+        cur = await self._conn.execute(
+            "UPDATE tasks SET status = %(status)s, started_at = %(started_at)s,"
+            " finished_at = %(finished_at)s, input_tokens = %(input)s,"
+            " output_tokens = %(output)s, cache_creation_input_tokens = %(cache_creation)s,"
+            " cache_read_input_tokens = %(cache_read)s, progress_attempt = %(attempt)s,"
+            " progress_step = %(step)s, error_code = %(error_code)s,"
+            " error_message = %(error_message)s, result_summary = %(summary)s, updated_at = now()"
+            " WHERE tenant_id = %(tenant)s AND id = %(id)s AND status <> ALL(%(terminal)s)",
+            {
+                "status": state.status.value,
+                "started_at": state.started_at,
+                "finished_at": state.finished_at,
+                "input": state.usage.input_tokens,
+                "output": state.usage.output_tokens,
+                "cache_creation": state.usage.cache_creation_input_tokens,
+                "cache_read": state.usage.cache_read_input_tokens,
+                "attempt": state.progress.attempt if state.progress else None,
+                "step": state.progress.step if state.progress else None,
+                "error_code": state.error.code if state.error else None,
+                "error_message": state.error.message if state.error else None,
+                "summary": state.summary,
+                "tenant": tenant_id,
+                "id": task_id,
+                "terminal": [s.value for s in _TERMINAL],
+            },
+        )
+        return cur.rowcount == 1
+
+    async def try_lock_idempotency_key(self, tenant_id: str, key: str) -> bool:
+        cur = await self._conn.execute(
+            "SELECT pg_try_advisory_xact_lock(%s) AS locked",
+            (idempotency_lock_id(tenant_id, key),),
+        )
+        row = await cur.fetchone()
+        return bool(row and row["locked"])
+
+    async def idempotency_record(self, tenant_id: str, key: str) -> IdempotencyRecord | None:
+        cur = await self._conn.execute(
+            "SELECT request_hash, task_id FROM idempotency_keys"
+            " WHERE tenant_id = %s AND key = %s AND expires_at > now()",
+            (tenant_id, key),
+        )
+        row = await cur.fetchone()
+        return IdempotencyRecord(row["request_hash"], row["task_id"]) if row else None
+
+    async def remember_idempotency_key(
+        self, tenant_id: str, key: str, record: IdempotencyRecord, ttl: timedelta
+    ) -> None:
+        await self._conn.execute(
+            "INSERT INTO idempotency_keys (tenant_id, key, request_hash, task_id, expires_at)"
+            " VALUES (%(tenant)s, %(key)s, %(hash)s, %(task)s, now() + %(ttl)s)"
+            " ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = excluded.request_hash,"
+            " task_id = excluded.task_id, created_at = excluded.created_at,"
+            " expires_at = excluded.expires_at",
+            {
+                "tenant": tenant_id,
+                "key": key,
+                "hash": record.request_hash,
+                "task": record.task_id,
+                "ttl": ttl,
+            },
+        )
+
+    async def claim(self, event: DomainEvent) -> bool:
+        return await inbox.claim(self._conn, self._subscriber, event)
+
+    async def publish(self, event: DomainEvent) -> None:
+        await Outbox().add(self._conn, event)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+def _state(row: dict[str, Any]) -> TaskState:
+    return TaskState(
+        status=TaskStatus(row["status"]),
+        started_at=_utc(row["started_at"]),
+        finished_at=_utc(row["finished_at"]),
+        usage=Usage(
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            cache_creation_input_tokens=row["cache_creation_input_tokens"],
+            cache_read_input_tokens=row["cache_read_input_tokens"],
+        ),
+        progress=ProgressMark(row["progress_attempt"], row["progress_step"])
+        if row["progress_attempt"] is not None
+        else None,
+        error=TaskError(row["error_code"], row["error_message"])
+        if row["error_code"] is not None
+        else None,
+        summary=row["result_summary"],
+    )
+
+
+def _task(row: dict[str, Any]) -> Task:
+    return Task(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        prompt=row["prompt"],
+        model=row["model"],
+        metadata=row["metadata"],
+        created_at=row["created_at"].astimezone(UTC),
+        updated_at=row["updated_at"].astimezone(UTC),
+        state=_state(row),
+    )

@@ -1,0 +1,146 @@
+"""The tasks use cases: intake (with idempotency), queries, and applying lifecycle events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from uuid import UUID, uuid4
+
+from relay_shared.events import DomainEvent, TaskSubmitted, TaskSubmittedData
+from relay_shared.publisher import EventTooLarge
+from tasks import lifecycle
+from tasks.cursor import decode_cursor, encode_cursor
+from tasks.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, TaskNotFound, TaskTooLarge
+from tasks.lifecycle import TaskStatus
+from tasks.models import NewTask, PagePosition, Task, TaskPage, TaskRequest
+from tasks.store import IdempotencyRecord, TaskStore, TaskTransaction
+
+
+@dataclass(frozen=True)
+class Submission:
+    task: Task
+    replayed: bool  # True when an Idempotency-Key answered with the task it created before
+
+
+class TaskIntake:
+    def __init__(
+        self,
+        store: TaskStore,
+        *,
+        default_model: str,
+        max_prompt_chars: int,
+        idempotency_ttl: timedelta,
+    ) -> None:
+        self._store = store
+        self._default_model = default_model
+        self._max_prompt_chars = max_prompt_chars
+        self._idempotency_ttl = idempotency_ttl
+
+    def read_request(self, body: bytes) -> TaskRequest:
+        """The request body, validated against this service's limits (raises ValidationError)."""
+        return TaskRequest.parse(body, max_prompt_chars=self._max_prompt_chars)
+
+    async def submit(
+        self, tenant_id: str, request: TaskRequest, *, idempotency_key: str | None = None
+    ) -> Submission:
+        new = request.with_defaults(default_model=self._default_model)
+        async with self._store.transaction() as tx:
+            if idempotency_key is None:
+                return Submission(await self._accept(tx, tenant_id, new), replayed=False)
+            return await self._submit_once(tx, tenant_id, new, idempotency_key)
+
+    async def _submit_once(
+        self, tx: TaskTransaction, tenant_id: str, new: NewTask, key: str
+    ) -> Submission:
+        # The lock serialises requests that share a key; a request that cannot take it at once
+        # runs beside the original, which has not committed yet, so it can only be told to retry.
+        if not await tx.try_lock_idempotency_key(tenant_id, key):
+            raise IdempotencyKeyInFlight
+        request_hash = new.request_hash()
+        record = await tx.idempotency_record(tenant_id, key)
+        if record is None:
+            task = await self._accept(tx, tenant_id, new)
+            await tx.remember_idempotency_key(
+                tenant_id, key, IdempotencyRecord(request_hash, task.id), self._idempotency_ttl
+            )
+            return Submission(task, replayed=False)
+        if record.request_hash != request_hash:
+            raise IdempotencyKeyReused
+        original = await tx.task(tenant_id, record.task_id)
+        if original is None:  # a foreign key rules this out; fail loudly rather than re-create
+            raise LookupError(f"idempotency key refers to missing task {record.task_id}")
+        return Submission(original, replayed=True)
+
+    async def _accept(self, tx: TaskTransaction, tenant_id: str, new: NewTask) -> Task:
+        task = await tx.insert_task(tenant_id, uuid4(), new)
+        submitted = TaskSubmitted.create(
+            TaskSubmittedData(prompt=new.prompt, model=new.model, metadata=new.metadata),
+            tenant_id=tenant_id,
+            task_id=task.id,
+            occurred_at=task.created_at,
+        )
+        try:
+            await tx.publish(submitted)
+        except EventTooLarge as exc:
+            raise TaskTooLarge from exc
+        return task
+
+
+class TaskQueries:
+    def __init__(self, store: TaskStore) -> None:
+        self._store = store
+
+    async def get(self, tenant_id: str, task_id: UUID) -> Task:
+        async with self._store.transaction() as tx:
+            task = await tx.task(tenant_id, task_id)
+        if task is None:
+            raise TaskNotFound
+        return task
+
+    async def page(
+        self, tenant_id: str, *, status: TaskStatus | None, limit: int, cursor: str | None
+    ) -> TaskPage:
+        after = decode_cursor(cursor) if cursor is not None else None
+        async with self._store.transaction() as tx:
+            # one extra row tells whether another page follows
+            tasks = await tx.tasks(tenant_id, status=status, after=after, limit=limit + 1)
+        if len(tasks) <= limit:
+            return TaskPage(tasks=tasks, next_cursor=None)
+        last = tasks[limit - 1]
+        return TaskPage(
+            tasks=tasks[:limit],
+            next_cursor=encode_cursor(PagePosition(created_at=last.created_at, id=last.id)),
+        )
+
+
+class UnknownTask(LookupError):
+    """A lifecycle event for a task this service does not hold."""
+
+
+class TaskLifecycle:
+    """Applies agent lifecycle events to the task they report on, exactly once each."""
+
+    def __init__(self, store: TaskStore) -> None:
+        self._store = store
+
+    async def record(self, event: DomainEvent) -> None:
+        tenant_id, task_id = event.metadata.tenant_id, event.metadata.task_id
+        async with self._store.transaction() as tx:
+            if not await tx.claim(event):
+                return  # handled before: a redelivery or a duplicate
+            before = await tx.lock_state(tenant_id, task_id)
+            if before is None:
+                # raising rolls back the claim, so the message is retried and ends in the DLQ
+                raise UnknownTask(f"{event.name} {event.metadata.event_id} for task {task_id}")
+            after = lifecycle.apply(before, event)
+            if after != before:
+                await tx.save_state(tenant_id, task_id, after)
+
+
+@dataclass(frozen=True)
+class TaskService:
+    """The use cases, built once by the composition root."""
+
+    intake: TaskIntake
+    queries: TaskQueries
+    lifecycle: TaskLifecycle

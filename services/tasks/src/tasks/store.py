@@ -1,0 +1,68 @@
+"""What the use cases need from storage. ``repository.py`` implements it on PostgreSQL; unit
+tests pass an in-memory one through the composition root."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+from uuid import UUID
+
+from relay_shared.events import DomainEvent
+from tasks.lifecycle import TaskState, TaskStatus
+from tasks.models import NewTask, PagePosition, Task
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    request_hash: str
+    task_id: UUID
+
+
+class TaskTransaction(Protocol):
+    """Everything done through one of these commits together, or not at all."""
+
+    async def insert_task(self, tenant_id: str, task_id: UUID, new: NewTask) -> Task: ...
+
+    async def task(self, tenant_id: str, task_id: UUID) -> Task | None: ...
+
+    async def tasks(
+        self, tenant_id: str, *, status: TaskStatus | None, after: PagePosition | None, limit: int
+    ) -> list[Task]:
+        """Newest first, by (created_at, id) descending, starting after ``after``."""
+        ...
+
+    async def lock_state(self, tenant_id: str, task_id: UUID) -> TaskState | None:
+        """The task's state, locked until the transaction ends."""
+        ...
+
+    async def save_state(self, tenant_id: str, task_id: UUID, state: TaskState) -> bool:
+        """Store ``state`` unless the stored task is already terminal; True if stored."""
+        ...
+
+    async def try_lock_idempotency_key(self, tenant_id: str, key: str) -> bool:
+        """Hold the key until the transaction ends; False if another transaction holds it."""
+        ...
+
+    async def idempotency_record(self, tenant_id: str, key: str) -> IdempotencyRecord | None:
+        """The key's record, unless there is none or it has expired."""
+        ...
+
+    async def remember_idempotency_key(
+        self, tenant_id: str, key: str, record: IdempotencyRecord, ttl: timedelta
+    ) -> None:
+        """Record the key (replacing an expired record) until ``ttl`` from now."""
+        ...
+
+    async def claim(self, event: DomainEvent) -> bool:
+        """Record ``event`` as handled; False if it was handled before."""
+        ...
+
+    async def publish(self, event: DomainEvent) -> None:
+        """Queue ``event`` in the outbox; it goes onto the bus after commit."""
+        ...
+
+
+class TaskStore(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[TaskTransaction]: ...

@@ -1,0 +1,205 @@
+"""The task state machine, transition by transition (pure functions, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+
+from relay_shared.events import (
+    DomainEvent,
+    TaskCancelled,
+    TaskCancelledData,
+    TaskFailed,
+    TaskFailedData,
+    TaskProgressed,
+    TaskProgressedData,
+    TaskStarted,
+    TaskStartedData,
+    TaskSucceeded,
+    TaskSucceededData,
+    Usage,
+)
+from tasks.lifecycle import TERMINAL_STATUSES, ProgressMark, TaskError, TaskState, TaskStatus, apply
+
+T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+T1 = T0 + timedelta(minutes=1)
+T2 = T0 + timedelta(minutes=2)
+TASK_ID = uuid4()
+SOME_USAGE = Usage(input_tokens=10, output_tokens=5)
+FINAL_USAGE = Usage(
+    input_tokens=100, output_tokens=50, cache_creation_input_tokens=7, cache_read_input_tokens=3
+)
+
+
+def started(attempt: int = 1, at: datetime = T1) -> TaskStarted:
+    return TaskStarted.create(
+        TaskStartedData(attempt=attempt, worker_id="worker-1"),
+        tenant_id="acme",
+        task_id=TASK_ID,
+        occurred_at=at,
+    )
+
+
+def progressed(attempt: int, step: int, usage: Usage = SOME_USAGE) -> TaskProgressed:
+    return TaskProgressed.create(
+        TaskProgressedData(attempt=attempt, step=step, message="step done", usage=usage),
+        tenant_id="acme",
+        task_id=TASK_ID,
+        occurred_at=T1,
+    )
+
+
+def succeeded(at: datetime = T2) -> TaskSucceeded:
+    return TaskSucceeded.create(
+        TaskSucceededData(attempt=1, steps=2, usage=FINAL_USAGE, summary="all done"),
+        tenant_id="acme",
+        task_id=TASK_ID,
+        occurred_at=at,
+    )
+
+
+def failed(at: datetime = T2) -> TaskFailed:
+    return TaskFailed.create(
+        TaskFailedData(attempt=1, usage=FINAL_USAGE, code="scripted_failure", message="boom"),
+        tenant_id="acme",
+        task_id=TASK_ID,
+        occurred_at=at,
+    )
+
+
+def cancelled(at: datetime = T2) -> TaskCancelled:
+    return TaskCancelled.create(
+        TaskCancelledData(attempt=0, reason="asked"),
+        tenant_id="acme",
+        task_id=TASK_ID,
+        occurred_at=at,
+    )
+
+
+QUEUED = TaskState()
+RUNNING = TaskState(status=TaskStatus.RUNNING, started_at=T0)
+RUNNING_AT_STEP_2 = replace(RUNNING, usage=SOME_USAGE, progress=ProgressMark(1, 2))
+CANCELLING_UNSTARTED = TaskState(status=TaskStatus.CANCELLING)
+SUCCEEDED = TaskState(
+    status=TaskStatus.SUCCEEDED, started_at=T0, finished_at=T1, usage=SOME_USAGE, summary="ok"
+)
+FAILED = TaskState(
+    status=TaskStatus.FAILED,
+    started_at=T0,
+    finished_at=T1,
+    error=TaskError("scripted_failure", "first failure"),
+)
+CANCELLED = TaskState(status=TaskStatus.CANCELLED, finished_at=T1)
+TERMINAL_STATES = [SUCCEEDED, FAILED, CANCELLED]
+ALL_EVENTS = [started(), progressed(9, 9), succeeded(), failed(), cancelled()]
+
+CHANGES: list[tuple[str, TaskState, DomainEvent, TaskState]] = [
+    # task.started
+    (
+        "started: queued -> running, started_at set",
+        QUEUED,
+        started(),
+        TaskState(status=TaskStatus.RUNNING, started_at=T1),
+    ),
+    ("started again (attempt 2): running stays, first start kept", RUNNING, started(2), RUNNING),
+    (
+        "started while cancelling: stays cancelling, records the start",
+        CANCELLING_UNSTARTED,
+        started(),
+        replace(CANCELLING_UNSTARTED, started_at=T1),
+    ),
+    # task.progressed
+    (
+        "first progress: usage and mark recorded, status untouched",
+        QUEUED,
+        progressed(1, 1),
+        replace(QUEUED, usage=SOME_USAGE, progress=ProgressMark(1, 1)),
+    ),
+    (
+        "newer step: usage replaced",
+        RUNNING_AT_STEP_2,
+        progressed(1, 3, FINAL_USAGE),
+        replace(RUNNING_AT_STEP_2, usage=FINAL_USAGE, progress=ProgressMark(1, 3)),
+    ),
+    (
+        "newer attempt beats a higher step of the older attempt",
+        RUNNING_AT_STEP_2,
+        progressed(2, 1, FINAL_USAGE),
+        replace(RUNNING_AT_STEP_2, usage=FINAL_USAGE, progress=ProgressMark(2, 1)),
+    ),
+    ("older step: ignored", RUNNING_AT_STEP_2, progressed(1, 1, FINAL_USAGE), RUNNING_AT_STEP_2),
+    (
+        "same step again: ignored",
+        RUNNING_AT_STEP_2,
+        progressed(1, 2, FINAL_USAGE),
+        RUNNING_AT_STEP_2,
+    ),
+    # terminal events
+    (
+        "succeeded from running: finished, final usage, result",
+        RUNNING_AT_STEP_2,
+        succeeded(),
+        replace(
+            RUNNING_AT_STEP_2,
+            status=TaskStatus.SUCCEEDED,
+            finished_at=T2,
+            usage=FINAL_USAGE,
+            summary="all done",
+        ),
+    ),
+    (
+        "failed from running: finished, final usage, error",
+        RUNNING,
+        failed(),
+        replace(
+            RUNNING,
+            status=TaskStatus.FAILED,
+            finished_at=T2,
+            usage=FINAL_USAGE,
+            error=TaskError("scripted_failure", "boom"),
+        ),
+    ),
+    (
+        "cancelled from cancelling",
+        CANCELLING_UNSTARTED,
+        cancelled(),
+        replace(CANCELLING_UNSTARTED, status=TaskStatus.CANCELLED, finished_at=T2),
+    ),
+    (
+        "succeeded before task.started: finished from queued, started_at stays unset",
+        QUEUED,
+        succeeded(),
+        TaskState(
+            status=TaskStatus.SUCCEEDED, finished_at=T2, usage=FINAL_USAGE, summary="all done"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("before", "event", "after"),
+    [case[1:] for case in CHANGES],
+    ids=[case[0] for case in CHANGES],
+)
+def test_transition(before: TaskState, event: DomainEvent, after: TaskState) -> None:
+    assert apply(before, event) == after
+
+
+@pytest.mark.parametrize("state", TERMINAL_STATES, ids=lambda s: s.status.value)
+@pytest.mark.parametrize("event", ALL_EVENTS, ids=lambda e: e.name)
+def test_a_terminal_task_never_changes(state: TaskState, event: DomainEvent) -> None:
+    assert apply(state, event) is state
+
+
+def test_task_started_after_a_terminal_event_keeps_started_at_unset() -> None:
+    finished = apply(QUEUED, cancelled())
+    assert apply(finished, started(at=T2 + timedelta(minutes=1))).started_at is None
+
+
+def test_terminal_statuses_are_exactly_the_three_endings() -> None:
+    assert {s.value for s in TERMINAL_STATUSES} == {"succeeded", "failed", "cancelled"}
+    assert all(TaskState(status=s).terminal for s in TERMINAL_STATUSES)
+    assert not any(TaskState(status=s).terminal for s in set(TaskStatus) - TERMINAL_STATUSES)
