@@ -1,0 +1,206 @@
+"""The public API, ``/v1``: read the request, ask the gateway, relay the answer."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+
+from gateway.auth import Tenant
+from gateway.models import ArtifactDownload, ArtifactList, NewTask, Task, TaskPage, TaskStatus
+from gateway.openapi import EVENT_STREAM, NEW_TASK_BODY, problems
+from gateway.service import Gateway, Refused
+from gateway.streaming import RelayedEventStream
+from gateway.upstream import InternalReply
+from relay_shared.problems import Problem
+
+# Headers of an internal answer that mean something to the client; the rest stay inside.
+RELAYED_HEADERS = ("content-type", "idempotent-replayed", "retry-after")
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(_gateway)]
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def task_submission(request: Request) -> bytes:
+    """The raw body of a new task, once it is JSON of the right shape (forwarded as is)."""
+    if not _is_json(request.headers.get("content-type", "")):
+        raise Problem(415, "Unsupported Media Type", "Send the task as `application/json`.")
+    raw = await request.body()
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:
+        raise Problem(400, "Malformed JSON", f"The body is not valid JSON: {exc}.") from exc
+    except RecursionError as exc:
+        raise Problem(400, "Malformed JSON", "The body nests too deeply.") from exc
+    try:
+        NewTask.model_validate(document)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]
+        ) from exc
+    return raw
+
+
+def relayed(reply: InternalReply, *, headers: dict[str, str] | None = None) -> Response:
+    """An internal answer as the client's answer: status and body unchanged, inner headers
+    dropped."""
+    kept = {name: value for name in RELAYED_HEADERS if (value := reply.header(name)) is not None}
+    return Response(reply.body, status_code=reply.status, headers=kept | (headers or {}))
+
+
+def _public_location(reply: InternalReply) -> str | None:
+    """Where the new task lives, as a public path; never an internal host or path."""
+    try:
+        task_id = reply.json()["id"]
+    except (ValueError, TypeError, KeyError):
+        task_id = None
+    if isinstance(task_id, str) and task_id:
+        return f"/v1/tasks/{task_id}"
+    upstream = reply.header("location")
+    if upstream is None:
+        return None
+    path = urlsplit(upstream).path
+    return "/v1/" + path.removeprefix("/internal/") if path.startswith("/internal/") else path
+
+
+router = APIRouter(prefix="/v1", tags=["tasks"], responses=problems(401, 422, 502, 503))
+
+
+@router.post(
+    "/tasks",
+    status_code=202,
+    response_model=Task,
+    summary="Submit a task",
+    description=(
+        "Accepts the task and answers at once; follow it with `GET /v1/tasks/{id}` or its "
+        "events. With an `Idempotency-Key`, the same key and body answer with the same task "
+        "(and `Idempotent-Replayed: true`), the same key with another body is a 422, and a "
+        "first request still in flight is a 409."
+    ),
+    responses=problems(400, 409, 413, 415),
+    openapi_extra=NEW_TASK_BODY,
+)
+async def submit_task(
+    tenant: Tenant,
+    body: Annotated[bytes, Depends(task_submission)],
+    gateway: GatewayDep,
+    idempotency_key: Annotated[
+        str | None, Header(description="Makes retries safe: one task per key and body.")
+    ] = None,
+) -> Response:
+    reply = await gateway.submit_task(tenant, body, idempotency_key)
+    location = _public_location(reply)
+    return relayed(reply, headers={"Location": location} if location else None)
+
+
+@router.get("/tasks", response_model=TaskPage, summary="List your tasks")
+async def list_tasks(
+    tenant: Tenant,
+    gateway: GatewayDep,
+    status: Annotated[TaskStatus | None, Query(description="Only tasks in this status.")] = None,
+    limit: Annotated[int | None, Query(ge=1, description="Page size.")] = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> Response:
+    given = {"status": status, "limit": limit, "cursor": cursor}
+    query = {name: str(value) for name, value in given.items() if value is not None}
+    return relayed(await gateway.list_tasks(tenant, query))
+
+
+@router.get("/tasks/{task_id}", response_model=Task, summary="One task", responses=problems(404))
+async def get_task(tenant: Tenant, gateway: GatewayDep, task_id: UUID) -> Response:
+    return relayed(await gateway.get_task(tenant, task_id))
+
+
+@router.get(
+    "/tasks/{task_id}/events",
+    status_code=200,
+    summary="The task's events, live",
+    description=(
+        "Replays the task's timeline after `Last-Event-ID` (or `last_event_id`), then streams "
+        "new events as they happen."
+    ),
+    response_class=RelayedEventStream,
+    responses=EVENT_STREAM | problems(404),
+)
+async def task_events(
+    tenant: Tenant,
+    gateway: GatewayDep,
+    task_id: UUID,
+    last_event_id_header: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", description="Resume after this seq (set by EventSource)."),
+    ] = None,
+    last_event_id: Annotated[
+        str | None, Query(description="Resume after this seq, where a header cannot be set.")
+    ] = None,
+) -> Response:
+    stream = await gateway.open_timeline(
+        tenant, task_id, last_event_id=last_event_id_header, after=last_event_id
+    )
+    return RelayedEventStream(stream)
+
+
+@router.get(
+    "/tasks/{task_id}/artifacts",
+    response_model=ArtifactList,
+    summary="The task's artifacts",
+    responses=problems(404),
+)
+async def list_artifacts(tenant: Tenant, gateway: GatewayDep, task_id: UUID) -> Response:
+    return relayed(await gateway.list_artifacts(tenant, task_id))
+
+
+@router.get(
+    "/tasks/{task_id}/artifacts/{artifact_id}",
+    response_model=ArtifactDownload,
+    summary="One artifact, with a short-lived download URL",
+    responses=problems(404),
+)
+async def get_artifact(
+    tenant: Tenant, gateway: GatewayDep, task_id: UUID, artifact_id: UUID
+) -> Response:
+    return relayed(await gateway.get_artifact(tenant, task_id, artifact_id))
+
+
+@router.get(
+    "/tasks/{task_id}/artifacts/{artifact_id}/content",
+    status_code=302,
+    response_class=RedirectResponse,
+    summary="Download an artifact",
+    description="Redirects to the artifact's presigned download URL.",
+    responses={302: {"description": "Location: the presigned URL"}, **problems(404)},
+)
+async def artifact_content(
+    tenant: Tenant, gateway: GatewayDep, task_id: UUID, artifact_id: UUID
+) -> Response:
+    url = await gateway.artifact_download_url(tenant, task_id, artifact_id)
+    # the URL expires soon: nothing on the way may keep it
+    return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+
+
+def install_relayed_refusals(app: FastAPI) -> None:
+    """An internal service's 4xx reaches the client unchanged."""
+
+    async def on_refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Refused)
+        return relayed(exc.reply)
+
+    app.add_exception_handler(Refused, on_refused)

@@ -1,0 +1,54 @@
+"""Who is calling: the tenant named by the request's API key."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gateway.keys import KeyStore, KeyStoreUnavailable, looks_like_key
+from relay_shared.problems import Problem
+
+log = logging.getLogger(__name__)
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rly_...`.")
+
+
+async def authenticated_tenant(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    """The tenant whose live API key comes with this request, or a 401."""
+    if credentials is None:
+        raise Problem(
+            401,
+            "Unauthenticated",
+            "Send your API key as `Authorization: Bearer <key>`.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    keys: KeyStore = request.app.state.keys
+    tenant: str | None = None
+    if looks_like_key(credentials.credentials):
+        try:
+            tenant = await keys.tenant_for(credentials.credentials)
+        except KeyStoreUnavailable as exc:
+            log.error("key store unavailable: %s", exc)
+            raise Problem(
+                503,
+                "Service Unavailable",
+                "Cannot check API keys right now; try again shortly.",
+                headers={"Retry-After": "2"},
+            ) from exc
+    if tenant is None:
+        raise Problem(
+            401,
+            "Unauthenticated",
+            "The API key is unknown or revoked.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return tenant
+
+
+Tenant = Annotated[str, Depends(authenticated_tenant)]

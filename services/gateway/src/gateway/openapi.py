@@ -1,0 +1,72 @@
+"""The parts of the public OpenAPI document FastAPI cannot infer from the routes."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI
+
+from gateway.models import NewTask, ProblemDetails, TimelineEvent
+from relay_shared.problems import PROBLEM_JSON
+
+# Read by hand (the body) or streamed (the events), so FastAPI does not list them itself.
+HAND_DECLARED = (NewTask, TimelineEvent)
+
+NEW_TASK_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewTask"}}},
+    }
+}
+
+EVENT_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": (
+            "Server-sent events: `id:` = seq, `event:` = the event name, `data:` = the JSON "
+            "below; comment heartbeats keep it open; it ends after the terminal event."
+        ),
+        "content": {
+            "text/event-stream": {"schema": {"$ref": "#/components/schemas/TimelineEvent"}}
+        },
+    }
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Error answers for a route's ``responses=``."""
+    return {
+        status: {"model": ProblemDetails, "description": HTTPStatus(status).phrase}
+        for status in statuses
+    }
+
+
+def finish_openapi(app: FastAPI) -> None:
+    """Error answers are ``application/problem+json`` (FastAPI files them under the route's own
+    media type), and the hand-declared schemas join the components."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            for operations in document["paths"].values():
+                for operation in operations.values():
+                    for status, answer in operation.get("responses", {}).items():
+                        _finish_answer(status, answer)
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            for model in HAND_DECLARED:
+                schemas[model.__name__] = model.model_json_schema()
+        return app.openapi_schema  # type: ignore[return-value]  # set by build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _finish_answer(status: str, answer: dict[str, Any]) -> None:
+    content: dict[str, Any] = answer.get("content", {})
+    if status[0] in "45" and content:
+        answer["content"] = content = {PROBLEM_JSON: content.popitem()[1]}
+    for media in content.values():
+        # a declared $ref stands alone: FastAPI adds "type: string" beside it for a non-JSON
+        # response class
+        if "$ref" in media.get("schema", {}):
+            media["schema"] = {"$ref": media["schema"]["$ref"]}

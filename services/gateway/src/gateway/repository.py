@@ -1,0 +1,118 @@
+"""SQL for the gateway's own schema: the ``api_keys`` table."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import PoolTimeout
+
+from gateway.keys import (
+    IssuedKey,
+    KeyStoreUnavailable,
+    check_tenant_name,
+    issue_key,
+    key_hash,
+)
+from relay_shared.db import Database
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# 48 random bits make a prefix clash all but impossible; the UNIQUE constraint makes it harmless.
+_ISSUE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    id: uuid.UUID
+    tenant_id: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+_COLUMNS = "id, tenant_id, prefix, created_at, revoked_at, last_used_at"
+
+
+class ApiKeys:
+    """The ``api_keys`` table, through one connection (rows as dicts)."""
+
+    def __init__(self, conn: AsyncConnection[dict[str, Any]]) -> None:
+        self._conn = conn
+
+    async def create(self, tenant_id: str) -> IssuedKey:
+        """Store a new key for ``tenant_id``; the returned raw key is nowhere else."""
+        check_tenant_name(tenant_id)
+        for _ in range(_ISSUE_ATTEMPTS - 1):
+            with contextlib.suppress(psycopg.errors.UniqueViolation):
+                return await self._insert(tenant_id, issue_key())
+        return await self._insert(tenant_id, issue_key())
+
+    async def _insert(self, tenant_id: str, key: IssuedKey) -> IssuedKey:
+        async with self._conn.transaction():  # a savepoint: a clash leaves the rest intact
+            await self._conn.execute(
+                "INSERT INTO api_keys (id, tenant_id, prefix, key_hash) VALUES (%s, %s, %s, %s)",
+                (uuid.uuid4(), tenant_id, key.prefix, key.hash),
+            )
+        return key
+
+    async def tenant_for_hash(self, key_hash: str) -> str | None:
+        # One round trip: find the live key and note its use, at most once a minute so a busy
+        # key does not turn every request into a row update.
+        cursor = await self._conn.execute(
+            """
+            WITH live AS (
+                SELECT id, tenant_id, last_used_at FROM api_keys
+                WHERE key_hash = %s AND revoked_at IS NULL
+            ), touched AS (
+                UPDATE api_keys SET last_used_at = now()
+                FROM live
+                WHERE api_keys.id = live.id
+                  AND (live.last_used_at IS NULL
+                       OR live.last_used_at < now() - interval '1 minute')
+            )
+            SELECT tenant_id FROM live
+            """,
+            (key_hash,),
+        )
+        row = await cursor.fetchone()
+        return None if row is None else str(row["tenant_id"])
+
+    async def revoke(self, prefix: str) -> bool:
+        """Revoke the key with this prefix; False when there is none. Revoking twice keeps the
+        first revocation time."""
+        cursor = await self._conn.execute(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
+            " WHERE prefix = %s RETURNING id",
+            (prefix,),
+        )
+        return await cursor.fetchone() is not None
+
+    async def records(self, tenant_id: str | None = None) -> list[ApiKeyRecord]:
+        cursor = await self._conn.execute(
+            f"SELECT {_COLUMNS} FROM api_keys"  # noqa: S608 - a constant column list
+            " WHERE %(tenant)s::text IS NULL OR tenant_id = %(tenant)s"
+            " ORDER BY created_at, prefix",
+            {"tenant": tenant_id},
+        )
+        return [ApiKeyRecord(**row) for row in await cursor.fetchall()]
+
+
+class PostgresKeyStore:
+    """``KeyStore`` over the service's database pool."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def tenant_for(self, raw_key: str) -> str | None:
+        try:
+            async with self._database.transaction() as conn:
+                return await ApiKeys(conn).tenant_for_hash(key_hash(raw_key))
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise KeyStoreUnavailable(str(exc)) from exc

@@ -1,0 +1,158 @@
+"""What the public API does for a tenant: send each request to the service that owns the object.
+
+Nothing under a task is reached before the tasks service confirms the task is this tenant's, so
+another tenant's task answers 404 on every route (the owning services check the tenant again).
+Client errors from a service reach the client unchanged; its failures become 502/503 problems
+that say nothing about the inside.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from uuid import UUID
+
+from gateway.upstream import (
+    InternalCall,
+    InternalReply,
+    InternalServices,
+    ReplyStream,
+    ServiceUnreachable,
+)
+from relay_shared.problems import Problem
+
+log = logging.getLogger(__name__)
+
+# An internal service refusing the gateway's own token is the gateway's fault, not the client's.
+_NOT_THE_CLIENTS_FAULT = frozenset({401, 403, 407})
+
+
+class Refused(Exception):
+    """An internal service's client-error answer (4xx), to relay to the client unchanged."""
+
+    def __init__(self, reply: InternalReply) -> None:
+        super().__init__(f"refused with {reply.status}")
+        self.reply = reply
+
+
+def _bad_gateway() -> Problem:
+    return Problem(502, "Bad Gateway", "An internal service failed to answer; try again later.")
+
+
+def _is_success(status: int) -> bool:
+    return 200 <= status < 300
+
+
+def refusal(call: InternalCall, reply: InternalReply) -> Exception:
+    """What the client should see for a reply that is not a success."""
+    if 400 <= reply.status < 500 and reply.status not in _NOT_THE_CLIENTS_FAULT:
+        return Refused(reply)
+    log.error("%s %s %s answered %s", call.service, call.method, call.path, reply.status)
+    return _bad_gateway()
+
+
+def _unavailable() -> Problem:
+    return Problem(
+        503,
+        "Service Unavailable",
+        "An internal service is not answering; try again shortly.",
+        headers={"Retry-After": "2"},
+    )
+
+
+class Gateway:
+    def __init__(self, services: InternalServices) -> None:
+        self._services = services
+
+    async def _send(self, call: InternalCall) -> InternalReply:
+        try:
+            reply = await self._services.send(call)
+        except ServiceUnreachable as exc:
+            raise _unavailable() from exc
+        if not _is_success(reply.status):
+            raise refusal(call, reply)
+        return reply
+
+    async def _require_task(self, tenant_id: str, task_id: UUID) -> InternalReply:
+        call = InternalCall("tasks", "GET", f"/internal/tasks/{task_id}", tenant_id)
+        try:
+            return await self._send(call)
+        except Refused as refused:
+            if refused.reply.status == 404:
+                # the gateway's own answer: the path in the tasks service's problem is internal
+                raise Problem(404, "Not Found", f"No task {task_id}.") from refused
+            raise
+
+    async def submit_task(
+        self, tenant_id: str, body: bytes, idempotency_key: str | None
+    ) -> InternalReply:
+        headers = {"Content-Type": "application/json"}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        return await self._send(
+            InternalCall("tasks", "POST", "/internal/tasks", tenant_id, headers=headers, body=body)
+        )
+
+    async def list_tasks(self, tenant_id: str, query: Mapping[str, str]) -> InternalReply:
+        return await self._send(
+            InternalCall("tasks", "GET", "/internal/tasks", tenant_id, params=query)
+        )
+
+    async def get_task(self, tenant_id: str, task_id: UUID) -> InternalReply:
+        return await self._require_task(tenant_id, task_id)
+
+    async def list_artifacts(self, tenant_id: str, task_id: UUID) -> InternalReply:
+        await self._require_task(tenant_id, task_id)
+        return await self._send(
+            InternalCall("artifacts", "GET", f"/internal/tasks/{task_id}/artifacts", tenant_id)
+        )
+
+    async def get_artifact(self, tenant_id: str, task_id: UUID, artifact_id: UUID) -> InternalReply:
+        await self._require_task(tenant_id, task_id)
+        return await self._send(
+            InternalCall(
+                "artifacts",
+                "GET",
+                f"/internal/tasks/{task_id}/artifacts/{artifact_id}",
+                tenant_id,
+            )
+        )
+
+    async def artifact_download_url(self, tenant_id: str, task_id: UUID, artifact_id: UUID) -> str:
+        reply = await self.get_artifact(tenant_id, task_id, artifact_id)
+        try:
+            url = reply.json()["download_url"]
+        except (ValueError, TypeError, KeyError):
+            url = None
+        if not isinstance(url, str) or not url:
+            log.error("artifact %s came without a download_url", artifact_id)
+            raise _bad_gateway()
+        return url
+
+    async def open_timeline(
+        self, tenant_id: str, task_id: UUID, *, last_event_id: str | None, after: str | None
+    ) -> ReplyStream:
+        """The task's live event stream from the notifier; the caller closes it."""
+        await self._require_task(tenant_id, task_id)
+        call = InternalCall(
+            "notifier",
+            "GET",
+            f"/internal/tasks/{task_id}/events",
+            tenant_id,
+            params={} if after is None else {"last_event_id": after},
+            headers={"Accept": "text/event-stream"}
+            | ({} if last_event_id is None else {"Last-Event-ID": last_event_id}),
+        )
+        try:
+            stream = await self._services.stream(call)
+        except ServiceUnreachable as exc:
+            raise _unavailable() from exc
+        if _is_success(stream.status):
+            return stream
+        try:
+            reply = InternalReply(stream.status, dict(stream.headers), await stream.read())
+        except ServiceUnreachable as exc:
+            raise _unavailable() from exc
+        finally:
+            await stream.aclose()
+        raise refusal(call, reply)

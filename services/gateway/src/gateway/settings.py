@@ -1,0 +1,33 @@
+"""The gateway's settings (environment variables ``RELAY_*``; see README.md)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from relay_shared.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    service_name: str = "gateway"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+
+    tasks_url: str = Field(
+        default="http://127.0.0.1:8101", description="Base URL of the tasks service."
+    )
+    artifacts_url: str = Field(
+        default="http://127.0.0.1:8104", description="Base URL of the artifacts service."
+    )
+    notifier_url: str = Field(
+        default="http://127.0.0.1:8103", description="Base URL of the notifier service."
+    )
+    upstream_connect_timeout: float = Field(
+        default=3.0, gt=0, description="Seconds to connect to an internal service."
+    )
+    upstream_timeout: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds an internal call may take to answer (event streams have no limit).",
+    )
+    max_body_bytes: int = Field(
+        default=65536, ge=1, description="Largest request body accepted; larger answers 413."
+    )

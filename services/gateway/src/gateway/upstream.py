@@ -1,0 +1,157 @@
+"""Calls from the gateway to the internal services, each signed for one service and one tenant.
+
+``InternalServices`` is the seam the composition root fills: over HTTP in the service, with a
+fake in unit tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from relay_shared.internal_auth import TokenIssuer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InternalCall:
+    """One request to an internal service on behalf of ``tenant_id``."""
+
+    service: str  # tasks, artifacts or notifier: also the token's audience
+    method: str
+    path: str
+    tenant_id: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+
+
+@dataclass(frozen=True)
+class InternalReply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes = b""
+
+    def __post_init__(self) -> None:
+        # frozen: normalise once so lookups can ignore case
+        object.__setattr__(self, "headers", {k.lower(): v for k, v in self.headers.items()})
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class ReplyStream(Protocol):
+    """An answer whose body arrives over time (an event stream); close it when done."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def read(self) -> bytes:
+        """The whole body (for a short error answer); raises ServiceUnreachable."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class ServiceUnreachable(Exception):
+    """No answer from an internal service: refused, reset or timed out."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"{service} is unreachable")
+        self.service = service
+
+
+class InternalServices(Protocol):
+    async def send(self, call: InternalCall) -> InternalReply: ...
+
+    async def stream(self, call: InternalCall) -> ReplyStream: ...
+
+
+class _HttpReplyStream:
+    def __init__(self, service: str, response: httpx.Response) -> None:
+        self._service = service
+        self._response = response
+
+    @property
+    def status(self) -> int:
+        return self._response.status_code
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._response.headers
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.aiter_bytes():
+                yield chunk
+        except httpx.TransportError as exc:
+            # End the stream cleanly; the client reconnects with Last-Event-ID and misses nothing.
+            log.warning("event stream from %s broke off: %r", self._service, exc)
+
+    async def read(self) -> bytes:
+        try:
+            return await self._response.aread()
+        except httpx.TransportError as exc:
+            raise ServiceUnreachable(self._service) from exc
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class HttpInternalServices:
+    """``InternalServices`` over one shared ``httpx.AsyncClient``, a fresh token per call."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        issuer: TokenIssuer,
+        base_urls: Mapping[str, str],
+        *,
+        stream_timeout: httpx.Timeout,
+    ) -> None:
+        self._client = client
+        self._issuer = issuer
+        self._base_urls = {name: url.rstrip("/") for name, url in base_urls.items()}
+        self._stream_timeout = stream_timeout
+
+    def _request(self, call: InternalCall, **extensions: Any) -> httpx.Request:
+        token = self._issuer.headers(audience=call.service, tenant_id=call.tenant_id)
+        return self._client.build_request(
+            call.method,
+            self._base_urls[call.service] + call.path,
+            params=dict(call.params),
+            headers={**call.headers, **token},
+            content=call.body,
+            **extensions,
+        )
+
+    async def send(self, call: InternalCall) -> InternalReply:
+        try:
+            response = await self._client.send(self._request(call))
+        except httpx.TransportError as exc:
+            log.warning("%s %s %s failed: %r", call.service, call.method, call.path, exc)
+            raise ServiceUnreachable(call.service) from exc
+        return InternalReply(response.status_code, dict(response.headers), response.content)
+
+    async def stream(self, call: InternalCall) -> ReplyStream:
+        request = self._request(call, timeout=self._stream_timeout)
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            log.warning("%s %s %s failed: %r", call.service, call.method, call.path, exc)
+            raise ServiceUnreachable(call.service) from exc
+        return _HttpReplyStream(call.service, response)

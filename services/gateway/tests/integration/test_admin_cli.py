@@ -1,0 +1,100 @@
+"""``relay admin``: create-key prints the key alone; it authenticates until revoke-key."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+from typer.testing import CliRunner
+
+from gateway.admin import app as admin
+from gateway.keys import looks_like_key
+from gateway.repository import PostgresKeyStore
+from relay_shared.db import Database
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def cli_env(database_url: str, db_schema: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database_url,
+        "RELAY_DATABASE_URL": database_url,
+        "RELAY_DB_SCHEMA": db_schema,
+    }
+
+
+@pytest.fixture
+async def keys(database_url: str, db_schema: str) -> AsyncIterator[PostgresKeyStore]:
+    database = Database(database_url, db_schema, max_size=1)
+    await database.open()
+    try:
+        yield PostgresKeyStore(database)
+    finally:
+        await database.close()
+
+
+async def _run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    result = await asyncio.to_thread(CliRunner().invoke, admin, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+async def test_create_key_prints_one_line_that_authenticates_until_revoked(
+    cli_env: dict[str, str], keys: PostgresKeyStore
+) -> None:
+    code, out, err = await _run(cli_env, "create-key", "--tenant", "acme")
+
+    assert code == 0, err
+    assert out.count("\n") == 1
+    assert out.endswith("\n")
+    key = out.strip()
+    assert looks_like_key(key)
+    assert key[:12] in err  # the operator learns the prefix, on stderr
+    assert await keys.tenant_for(key) == "acme"
+
+    code, out, err = await _run(cli_env, "revoke-key", "--prefix", key[:12])
+
+    assert (code, out) == (0, "")
+    assert await keys.tenant_for(key) is None
+
+
+async def test_list_keys_shows_prefixes_never_keys(cli_env: dict[str, str]) -> None:
+    _, acme, _ = await _run(cli_env, "create-key", "--tenant", "acme")
+    _, globex, _ = await _run(cli_env, "create-key", "--tenant", "globex")
+
+    code, out, _ = await _run(cli_env, "list-keys", "--tenant", "acme")
+
+    assert code == 0
+    assert acme.strip()[:12] in out
+    assert globex.strip()[:12] not in out
+    assert acme.strip() not in out
+
+
+async def test_mistakes_fail_with_a_message_on_stderr_and_nothing_on_stdout(
+    cli_env: dict[str, str],
+) -> None:
+    bad_tenant = await _run(cli_env, "create-key", "--tenant", "Acme Corp")
+    unknown = await _run(cli_env, "revoke-key", "--prefix", "rly_nothere")
+
+    assert bad_tenant[:2] == (1, "")
+    assert "invalid tenant name" in bad_tenant[2]
+    assert unknown[:2] == (1, "")
+    assert "rly_nothere" in unknown[2]
+
+
+def test_python_m_gateway_admin_prints_only_the_key(cli_env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.admin", "create-key", "--tenant", "acme"],
+        env={**os.environ, **cli_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert looks_like_key(done.stdout.removesuffix("\n"))

@@ -1,0 +1,142 @@
+"""A task's events are the notifier's stream, relayed as it comes and closed when either side
+goes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from .conftest import ACME_KEY
+from .fakes import FakeInternalServices, FakeStream, json_reply, problem_reply, task_document
+
+TASK = str(uuid.uuid4())
+EVENTS_PATH = f"/internal/tasks/{TASK}/events"
+SSE_CHUNKS = [
+    b": connected\n\n",
+    b'id: 1\nevent: task.submitted\ndata: {"type": "task.submitted", "seq": 1}\n\n',
+    b'id: 2\nevent: task.started\ndata: {"type": "task.started",',
+    b' "seq": 2}\n\n',
+]
+
+
+@pytest.fixture(autouse=True)
+def acme_task(services: FakeInternalServices) -> None:
+    services.answer("tasks", "GET", f"/internal/tasks/{TASK}", json_reply(200, task_document(TASK)))
+
+
+async def test_the_notifier_stream_is_relayed_byte_for_byte(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    stream = FakeStream(SSE_CHUNKS)
+    services.stream_from("notifier", EVENTS_PATH, stream)
+
+    response = await acme.get(f"/v1/tasks/{TASK}/events")
+
+    assert response.status_code == 200
+    assert response.content == b"".join(SSE_CHUNKS)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["x-accel-buffering"] == "no"
+    assert stream.closed
+    assert services.calls[-1].tenant_id == "acme"
+
+
+async def test_the_resume_point_is_forwarded(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    services.stream_from("notifier", EVENTS_PATH, FakeStream(SSE_CHUNKS))
+
+    await acme.get(f"/v1/tasks/{TASK}/events", headers={"Last-Event-ID": "7"})
+    await acme.get(f"/v1/tasks/{TASK}/events", params={"last_event_id": "9"})
+
+    by_header, by_query = [c for c in services.calls if c.service == "notifier"]
+    assert by_header.headers["Last-Event-ID"] == "7"
+    assert dict(by_query.params) == {"last_event_id": "9"}
+    assert "Last-Event-ID" not in by_query.headers
+
+
+async def test_a_notifier_refusal_is_relayed_and_the_stream_closed(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    refusal = problem_reply(404, "Not Found", "no timeline")
+    stream = FakeStream(status=404, headers=refusal.headers, body=refusal.body)
+    services.stream_from("notifier", EVENTS_PATH, stream)
+
+    response = await acme.get(f"/v1/tasks/{TASK}/events")
+
+    assert response.status_code == 404
+    assert response.content == refusal.body
+    assert stream.closed
+
+
+async def test_a_failing_notifier_is_a_502(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    stream = FakeStream(status=500, headers={"content-type": "text/plain"}, body=b"Traceback ...")
+    services.stream_from("notifier", EVENTS_PATH, stream)
+
+    response = await acme.get(f"/v1/tasks/{TASK}/events")
+
+    assert response.status_code == 502
+    assert "Traceback" not in response.text
+    assert stream.closed
+
+
+async def test_an_unreachable_notifier_is_a_503(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    services.unreachable.add("notifier")
+
+    response = await acme.get(f"/v1/tasks/{TASK}/events")
+
+    assert response.status_code == 503
+
+
+async def test_the_upstream_closes_as_soon_as_the_client_goes(
+    app: FastAPI, services: FakeInternalServices
+) -> None:
+    # driven at the ASGI level: the client hangs up while the stream is quiet
+    stream = FakeStream(SSE_CHUNKS[:2], endless=True)
+    services.stream_from("notifier", EVENTS_PATH, stream)
+    got_an_event = asyncio.Event()
+    sent: list[dict[str, Any]] = []
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await got_an_event.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body" and b"seq" in message.get("body", b""):
+            got_an_event.set()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": f"/v1/tasks/{TASK}/events",
+        "raw_path": f"/v1/tasks/{TASK}/events".encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"gateway"), (b"authorization", f"Bearer {ACME_KEY}".encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("gateway", 80),
+    }
+
+    await asyncio.wait_for(app(scope, receive, send), timeout=5)
+
+    assert sent[0]["status"] == 200
+    assert stream.sent == 2
+    assert stream.closed

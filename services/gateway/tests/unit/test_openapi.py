@@ -1,0 +1,86 @@
+"""The public API document at /openapi.json describes the contract, and only the public API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+
+@pytest.fixture
+async def document(anonymous: httpx.AsyncClient) -> dict[str, Any]:
+    response = await anonymous.get("/openapi.json")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def test_it_lists_the_public_routes_and_nothing_inside(document: dict[str, Any]) -> None:
+    assert set(document["paths"]) == {
+        "/v1/tasks",
+        "/v1/tasks/{task_id}",
+        "/v1/tasks/{task_id}/events",
+        "/v1/tasks/{task_id}/artifacts",
+        "/v1/tasks/{task_id}/artifacts/{artifact_id}",
+        "/v1/tasks/{task_id}/artifacts/{artifact_id}/content",
+    }
+
+
+def test_the_new_task_body_is_prompt_model_metadata_and_nothing_else(
+    document: dict[str, Any],
+) -> None:
+    body = document["paths"]["/v1/tasks"]["post"]["requestBody"]
+    ref = body["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+    assert body["required"] is True
+    assert set(schema["properties"]) == {"prompt", "model", "metadata"}
+    assert schema["required"] == ["prompt"]
+    assert schema["additionalProperties"] is False
+
+
+def test_answers_are_described(document: dict[str, Any]) -> None:
+    paths = document["paths"]
+    submit = paths["/v1/tasks"]["post"]["responses"]
+    task = document["components"]["schemas"]["Task"]
+    events = paths["/v1/tasks/{task_id}/events"]["get"]["responses"]
+    content = paths["/v1/tasks/{task_id}/artifacts/{artifact_id}/content"]["get"]["responses"]
+
+    assert submit["202"]["content"]["application/json"]["schema"]["$ref"].endswith("/Task")
+    assert set(task["properties"]) >= {"id", "status", "usage", "error", "result", "metadata"}
+    assert set(task["properties"]["status"]["enum"]) == {
+        "queued",
+        "running",
+        "cancelling",
+        "succeeded",
+        "failed",
+        "cancelled",
+    }
+    assert events["200"]["content"]["text/event-stream"]["schema"]["$ref"].endswith(
+        "/TimelineEvent"
+    )
+    assert "302" in content
+
+
+def test_errors_are_problem_json_everywhere(document: dict[str, Any]) -> None:
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            for status, answer in operation["responses"].items():
+                if status.startswith(("4", "5")):
+                    assert list(answer["content"]) == ["application/problem+json"], (path, status)
+            assert "401" in operation["responses"], path
+
+
+def test_every_route_asks_for_a_bearer_key(document: dict[str, Any]) -> None:
+    [(scheme_name, scheme)] = document["components"]["securitySchemes"].items()
+    assert scheme == {**scheme, "type": "http", "scheme": "bearer"}
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            assert operation["security"] == [{scheme_name: []}]
+
+
+async def test_the_docs_page_is_served(anonymous: httpx.AsyncClient) -> None:
+    response = await anonymous.get("/docs")
+    assert response.status_code == 200
+    assert "/openapi.json" in response.text

@@ -1,0 +1,268 @@
+"""Each public route reaches the service that owns the object, and its answer comes back."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+
+from gateway.upstream import InternalReply
+
+from .fakes import FakeInternalServices, json_reply, problem_reply, task_document
+
+TASK = str(uuid.uuid4())
+ARTIFACT = str(uuid.uuid4())
+ARTIFACT_DOCUMENT = {
+    "id": ARTIFACT,
+    "task_id": TASK,
+    "name": "report.md",
+    "content_type": "text/markdown",
+    "size": 12,
+    "sha256": "0" * 64,
+    "created_at": "2026-01-01T00:00:00Z",
+    "download_url": "http://s3.local/relay-local-artifacts/artifacts/acme/x?X-Amz-Signature=abc",
+    "download_url_expires_at": "2026-01-01T00:05:00Z",
+}
+
+
+@pytest.fixture
+def acme_task(services: FakeInternalServices) -> str:
+    services.answer("tasks", "GET", f"/internal/tasks/{TASK}", json_reply(200, task_document(TASK)))
+    return TASK
+
+
+async def test_a_new_task_is_forwarded_byte_for_byte_with_its_idempotency_key(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    services.answer(
+        "tasks",
+        "POST",
+        "/internal/tasks",
+        json_reply(
+            202,
+            task_document(TASK),
+            headers={"Idempotent-Replayed": "true", "X-Internal-Node": "tasks-7"},
+        ),
+    )
+    body = b'{ "metadata": {"run": "1"},\n  "prompt": "Write a haiku." }'
+
+    response = await acme.post(
+        "/v1/tasks",
+        content=body,
+        headers={"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": "k-1"},
+    )
+
+    assert response.status_code == 202
+    assert response.json() == task_document(TASK)
+    assert response.headers["location"] == f"/v1/tasks/{TASK}"
+    assert response.headers["idempotent-replayed"] == "true"
+    assert "x-internal-node" not in response.headers
+    [call] = services.calls
+    assert (call.service, call.method, call.path) == ("tasks", "POST", "/internal/tasks")
+    assert call.tenant_id == "acme"
+    assert call.body == body
+    assert call.headers["Idempotency-Key"] == "k-1"
+
+
+async def test_a_new_task_without_an_idempotency_key_sends_none(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    services.answer("tasks", "POST", "/internal/tasks", json_reply(202, task_document(TASK)))
+
+    response = await acme.post("/v1/tasks", json={"prompt": "x"})
+
+    assert response.status_code == 202
+    assert "idempotent-replayed" not in response.headers
+    assert "Idempotency-Key" not in services.calls[0].headers
+
+
+async def test_an_internal_location_never_reaches_the_client(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    # a reply without a task id: the location is rewritten, never relayed as it is
+    services.answer(
+        "tasks",
+        "POST",
+        "/internal/tasks",
+        InternalReply(202, {"Location": f"http://10.0.3.7:8101/internal/tasks/{TASK}"}, b"{}"),
+    )
+
+    response = await acme.post("/v1/tasks", json={"prompt": "x"})
+
+    assert response.headers["location"] == f"/v1/tasks/{TASK}"
+
+
+async def test_a_refusal_from_tasks_reaches_the_client_unchanged(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    refusal = problem_reply(
+        409,
+        "Conflict",
+        "The first request with this key is still in flight.",
+        **{"Retry-After": "1"},
+    )
+    services.answer("tasks", "POST", "/internal/tasks", refusal)
+
+    response = await acme.post("/v1/tasks", json={"prompt": "x"}, headers={"Idempotency-Key": "k"})
+
+    assert response.status_code == 409
+    assert response.content == refusal.body
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "1"
+    assert "location" not in response.headers
+
+
+async def test_listing_forwards_only_the_paging_and_status_parameters(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    page = {"items": [task_document(TASK)], "next_cursor": "abc"}
+    services.answer("tasks", "GET", "/internal/tasks", json_reply(200, page))
+
+    response = await acme.get(
+        "/v1/tasks", params={"status": "running", "limit": "5", "cursor": "xyz", "tenant": "globex"}
+    )
+
+    assert response.status_code == 200
+    assert response.json() == page
+    [call] = services.calls
+    assert dict(call.params) == {"status": "running", "limit": "5", "cursor": "xyz"}
+    assert call.tenant_id == "acme"
+
+
+async def test_a_task_comes_from_tasks(acme: httpx.AsyncClient, acme_task: str) -> None:
+    response = await acme.get(f"/v1/tasks/{acme_task}")
+
+    assert response.status_code == 200
+    assert response.json()["id"] == acme_task
+
+
+async def test_artifacts_are_asked_for_only_after_tasks_confirms_the_task(
+    acme: httpx.AsyncClient, services: FakeInternalServices, acme_task: str
+) -> None:
+    listing = {"items": [{k: v for k, v in ARTIFACT_DOCUMENT.items() if "download" not in k}]}
+    services.answer(
+        "artifacts", "GET", f"/internal/tasks/{acme_task}/artifacts", json_reply(200, listing)
+    )
+
+    response = await acme.get(f"/v1/tasks/{acme_task}/artifacts")
+
+    assert response.status_code == 200
+    assert response.json() == listing
+    assert [(c.service, c.path) for c in services.calls] == [
+        ("tasks", f"/internal/tasks/{acme_task}"),
+        ("artifacts", f"/internal/tasks/{acme_task}/artifacts"),
+    ]
+    assert {c.tenant_id for c in services.calls} == {"acme"}
+
+
+async def test_one_artifact_and_its_content_redirect(
+    acme: httpx.AsyncClient, services: FakeInternalServices, acme_task: str
+) -> None:
+    path = f"/internal/tasks/{acme_task}/artifacts/{ARTIFACT}"
+    services.answer("artifacts", "GET", path, json_reply(200, ARTIFACT_DOCUMENT))
+
+    one = await acme.get(f"/v1/tasks/{acme_task}/artifacts/{ARTIFACT}")
+    content = await acme.get(f"/v1/tasks/{acme_task}/artifacts/{ARTIFACT}/content")
+
+    assert one.status_code == 200
+    assert one.json() == ARTIFACT_DOCUMENT
+    assert content.status_code == 302
+    assert content.headers["location"] == ARTIFACT_DOCUMENT["download_url"]
+    assert content.headers["cache-control"] == "no-store"
+    assert [c.service for c in services.calls] == ["tasks", "artifacts", "tasks", "artifacts"]
+
+
+@pytest.mark.parametrize(
+    "suffix",
+    ["", "/events", "/artifacts", f"/artifacts/{ARTIFACT}", f"/artifacts/{ARTIFACT}/content"],
+)
+async def test_a_task_tasks_does_not_show_this_tenant_is_404_on_every_route(
+    acme: httpx.AsyncClient, services: FakeInternalServices, suffix: str
+) -> None:
+    # the fake tasks service knows no task at all: another tenant's or a missing one
+    response = await acme.get(f"/v1/tasks/{TASK}{suffix}")
+
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert services.services_called() == ["tasks"]
+
+
+async def test_an_artifact_refusal_is_relayed(
+    acme: httpx.AsyncClient, services: FakeInternalServices, acme_task: str
+) -> None:
+    response = await acme.get(f"/v1/tasks/{acme_task}/artifacts/{ARTIFACT}")
+
+    assert response.status_code == 404
+    assert response.json()["detail"].endswith("is not there")  # the artifacts service's words
+
+
+async def test_an_id_that_is_not_a_uuid_is_422_and_reaches_no_service(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    response = await acme.get("/v1/tasks/not-a-uuid/artifacts")
+
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert services.calls == []
+
+
+async def test_a_path_that_tries_to_climb_out_reaches_no_service(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    response = await acme.get("/v1/tasks/..%2F..%2Finternal%2Ftasks/artifacts")
+
+    assert response.status_code in {404, 422}
+    assert services.calls == []
+
+
+@pytest.mark.parametrize("status", [500, 503, 401, 403])
+async def test_a_failing_service_is_a_502_that_says_nothing_of_the_inside(
+    acme: httpx.AsyncClient, services: FakeInternalServices, status: int
+) -> None:
+    failure = problem_reply(status, "Boom", "psycopg.OperationalError at tasks-7:5432")
+    services.answer("tasks", "GET", f"/internal/tasks/{TASK}", failure)
+
+    response = await acme.get(f"/v1/tasks/{TASK}")
+
+    assert response.status_code == 502
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "psycopg" not in response.text
+    assert "tasks-7" not in response.text
+
+
+async def test_an_unreachable_service_is_a_503(
+    acme: httpx.AsyncClient, services: FakeInternalServices, acme_task: str
+) -> None:
+    services.unreachable.add("artifacts")
+
+    response = await acme.get(f"/v1/tasks/{acme_task}/artifacts")
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"]
+    assert response.json()["status"] == 503
+
+
+async def test_an_artifact_without_a_download_url_is_a_502_not_a_broken_redirect(
+    acme: httpx.AsyncClient, services: FakeInternalServices, acme_task: str
+) -> None:
+    path = f"/internal/tasks/{acme_task}/artifacts/{ARTIFACT}"
+    without = {k: v for k, v in ARTIFACT_DOCUMENT.items() if k != "download_url"}
+    services.answer("artifacts", "GET", path, json_reply(200, without))
+
+    response = await acme.get(f"/v1/tasks/{acme_task}/artifacts/{ARTIFACT}/content")
+
+    assert response.status_code == 502
+
+
+async def test_garbage_from_a_service_is_a_502(
+    acme: httpx.AsyncClient, services: FakeInternalServices, acme_task: str
+) -> None:
+    path = f"/internal/tasks/{acme_task}/artifacts/{ARTIFACT}"
+    services.answer("artifacts", "GET", path, InternalReply(200, {}, b"<html>oops"))
+
+    response = await acme.get(f"/v1/tasks/{acme_task}/artifacts/{ARTIFACT}/content")
+
+    assert response.status_code == 502
+    assert json.loads(response.content)["title"] == "Bad Gateway"
