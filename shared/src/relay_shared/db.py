@@ -18,7 +18,14 @@ def schema_conninfo(database_url: str, schema: str) -> str:
 
 
 class Database:
-    def __init__(self, database_url: str, schema: str, *, max_size: int = 10) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        schema: str,
+        *,
+        max_size: int = 10,
+        acquire_timeout: float = 5.0,
+    ) -> None:
         self.schema = schema
         self._conninfo = schema_conninfo(database_url, schema)
         self._pool: AsyncConnectionPool[AsyncConnection[dict[str, Any]]] = AsyncConnectionPool(
@@ -26,6 +33,9 @@ class Database:
             min_size=1,
             max_size=max_size,
             open=False,
+            # how long a caller waits for a connection (e.g. while PostgreSQL is down) before
+            # PoolTimeout: short enough that an API answers 503 promptly
+            timeout=acquire_timeout,
             kwargs={"row_factory": dict_row},
             # A connection killed by the server (restart, pg_terminate_backend) is dropped here
             # instead of failing the next request that borrows it.

@@ -43,7 +43,10 @@ async def migrate(settings: ServiceSettings, *sources: Path) -> None:
 
 def open_database(settings: ServiceSettings) -> Database:
     return Database(
-        settings.database_url.get_secret_value(), settings.db_schema, max_size=settings.db_pool_max
+        settings.database_url.get_secret_value(),
+        settings.db_schema,
+        max_size=settings.db_pool_max,
+        acquire_timeout=settings.db_acquire_timeout,
     )
 
 

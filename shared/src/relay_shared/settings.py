@@ -26,6 +26,7 @@ class ServiceSettings(BaseSettings):
     )
     db_schema: str = Field(default="", description="Defaults to the service name.")
     db_pool_max: int = Field(default=10, ge=1)
+    db_acquire_timeout: float = Field(default=5.0, gt=0, description="Wait for a connection.")
 
     aws_region: str = Field(
         default="us-east-1", validation_alias=AliasChoices("RELAY_AWS_REGION", "AWS_REGION")
