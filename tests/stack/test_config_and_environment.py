@@ -1,0 +1,118 @@
+"""The stack configuration and the environment each service is started with (no I/O)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from relay.stack.config import SERVICES, StackConfig, redact
+from relay.stack.environment import Wiring, service_environment
+
+
+def test_defaults_are_the_documented_local_ports_and_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in [n for n in os.environ if n.startswith("RELAY_STACK_")]:
+        monkeypatch.delenv(name)
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    config = StackConfig()
+    assert {name: config.port(name) for name in (*SERVICES, "moto")} == {
+        "gateway": 8000,
+        "tasks": 8101,
+        "agent": 8102,
+        "notifier": 8103,
+        "artifacts": 8104,
+        "moto": 5055,
+    }
+    assert config.env == "local"
+    assert config.state_dir == Path.cwd() / ".relay"
+    assert config.database_url.get_secret_value() == "postgresql://postgres@127.0.0.1:5432/relay"
+    assert config.redis_url.get_secret_value() == "redis://127.0.0.1:6379/0"
+
+
+def test_everything_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("RELAY_STACK_GATEWAY_PORT", "9000")
+    monkeypatch.setenv("RELAY_STACK_ENV", "second")
+    monkeypatch.setenv("RELAY_STACK_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db:5433/other")
+    config = StackConfig()
+    assert config.gateway_url == "http://127.0.0.1:9000"
+    assert config.env == "second"
+    assert config.run_dir == tmp_path / "state" / "run"
+    assert config.database_url.get_secret_value() == "postgresql://u@db:5433/other"
+
+
+def test_a_second_stack_gets_six_distinct_free_ports() -> None:
+    config = StackConfig.on_free_ports(env="e2e")
+    ports = {config.port(name) for name in (*SERVICES, "moto")}
+    assert len(ports) == 6
+    assert 8000 not in ports
+    assert config.env == "e2e"
+
+
+def test_passwords_never_reach_messages() -> None:
+    assert redact("postgresql://app:s3cret@db:5432/relay") == "postgresql://app:***@db:5432/relay"
+    assert redact("redis://:s3cret@cache:6379/0") == "redis://:***@cache:6379/0"
+    assert (
+        redact("postgresql://postgres@127.0.0.1/relay") == "postgresql://postgres@127.0.0.1/relay"
+    )
+
+
+def _wiring() -> Wiring:
+    return Wiring(
+        config=StackConfig(
+            env="local",
+            host="127.0.0.1",
+            gateway_port=8000,
+            tasks_port=8101,
+            agent_port=8102,
+            notifier_port=8103,
+            artifacts_port=8104,
+            moto_port=5055,
+            aws_region="us-east-1",
+        ),
+        database_url="postgresql://postgres@127.0.0.1:5432/relay",
+        redis_url="redis://127.0.0.1:6379/0",
+        bucket="relay-local-artifacts",
+        private_key="PRIVATE",
+        public_key="PUBLIC",
+    )
+
+
+def test_only_the_gateway_gets_the_signing_key_and_the_upstream_urls() -> None:
+    user_env = {"RELAY_INTERNAL_AUTH_PRIVATE_KEY": "from-the-user"}
+    gateway = service_environment("gateway", _wiring(), user_env)
+    tasks = service_environment("tasks", _wiring(), user_env)
+    assert gateway["RELAY_INTERNAL_AUTH_PRIVATE_KEY"] == "PRIVATE"
+    assert "RELAY_INTERNAL_AUTH_PRIVATE_KEY" not in tasks
+    assert gateway["RELAY_INTERNAL_AUTH_PUBLIC_KEY"] == tasks["RELAY_INTERNAL_AUTH_PUBLIC_KEY"]
+    assert gateway["RELAY_TASKS_URL"] == "http://127.0.0.1:8101"
+    assert gateway["RELAY_ARTIFACTS_URL"] == "http://127.0.0.1:8104"
+    assert gateway["RELAY_NOTIFIER_URL"] == "http://127.0.0.1:8103"
+    assert "RELAY_TASKS_URL" not in tasks
+
+
+def test_the_users_options_pass_through_but_the_stacks_wiring_wins() -> None:
+    user_env = {
+        "RELAY_LOG_LEVEL": "DEBUG",
+        "RELAY_HTTP_PORT": "1",
+        "DATABASE_URL": "postgresql://elsewhere/x",
+        "RELAY_DATABASE_URL": "postgresql://elsewhere/y",
+        "AWS_PROFILE": "production",
+        "AWS_ACCESS_KEY_ID": "AKIAREAL",
+    }
+    env = service_environment("agent", _wiring(), user_env)
+    assert env["RELAY_LOG_LEVEL"] == "DEBUG"
+    assert env["RELAY_HTTP_PORT"] == "8102"
+    assert env["DATABASE_URL"] == env["RELAY_DATABASE_URL"] == _wiring().database_url
+    assert env["RELAY_AWS_ENDPOINT_URL"] == "http://127.0.0.1:5055"
+    assert env["AWS_ACCESS_KEY_ID"] != "AKIAREAL"
+    assert "AWS_PROFILE" not in env
+    assert env["AWS_DEFAULT_REGION"] == "us-east-1"
+    assert env["RELAY_ARTIFACTS_BUCKET"] == "relay-local-artifacts"
+    assert env["RELAY_ENV"] == "local"
