@@ -1,0 +1,65 @@
+"""Internal HTTP routes: the SSE stream of a task's timeline."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from notifier.settings import NotifierSettings
+from notifier.stream import Access, TimelineStream
+from relay_shared.internal_auth import InternalCaller
+from relay_shared.problems import Problem
+
+router = APIRouter()
+
+
+def _stream(request: Request) -> TimelineStream:
+    stream: TimelineStream = request.app.state.notifier.stream
+    return stream
+
+
+def _resume_after(header: str | None, query: str | None) -> int:
+    """The seq to resume after. The header wins: a reconnecting EventSource sends it, and it is
+    newer than the query parameter the client started with."""
+    raw = header if header is not None else query
+    if raw is None or raw.strip() == "":
+        return 0
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()):  # refuses signs, spaces, other scripts' digits
+        raise Problem(
+            400,
+            "Invalid Last-Event-ID",
+            f"Last-Event-ID must be a timeline seq (a non-negative integer), not {raw!r}.",
+        )
+    return int(text)
+
+
+@router.get("/internal/tasks/{task_id}/events")
+async def task_events(
+    task_id: UUID,
+    request: Request,
+    caller: InternalCaller,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[str | None, Query()] = None,
+) -> Response:
+    """SSE: ``id:`` = seq, ``event:`` = event name, ``data:`` = timeline event JSON; ends after
+    the terminal event."""
+    after_seq = _resume_after(last_event_id_header, last_event_id)
+    stream = _stream(request)
+    access = await stream.access(task_id, caller.tenant_id, after_seq=after_seq)
+    if access is Access.HIDDEN:
+        raise Problem(404, "Not Found", f"No task {task_id}.")
+    if access is Access.FINISHED:
+        # An EventSource reconnects whenever a stream ends; 204 is the SSE way to say "stop".
+        return Response(status_code=204)
+
+    async def frames() -> AsyncIterator[ServerSentEvent]:
+        async for event in stream.follow(task_id, caller.tenant_id, after_seq=after_seq):
+            yield ServerSentEvent(id=str(event.seq), event=event.type, data=event.client_json())
+
+    settings: NotifierSettings = request.app.state.settings
+    return EventSourceResponse(frames(), ping=settings.sse_heartbeat_seconds)

@@ -1,0 +1,111 @@
+"""Composition root: builds the notifier from settings; tests swap the runtime for fakes.
+
+The production runtime migrates the schema, opens PostgreSQL, Redis and SQS, and runs three
+background loops beside the HTTP server: the SQS consumer, the live feed (Redis subscriber) and
+the hold sweeper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from notifier import api
+from notifier.handlers import dispatcher
+from notifier.live import LiveFeed, RedisTimelinePublisher
+from notifier.repository import PostgresTimelineStore
+from notifier.service import TimelineService
+from notifier.settings import NotifierSettings
+from notifier.stream import TimelineStream
+from notifier.sweeper import HoldSweeper
+from relay_shared.aws import aws_client
+from relay_shared.consumer import EventDispatcher
+from relay_shared.http import create_service_app
+from relay_shared.internal_auth import TokenVerifier
+from relay_shared.runtime import Loop, background, migrate, open_database, sqs_consumer
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass
+class Notifier:
+    """The assembled service: what routes, tests and the background runner need."""
+
+    timelines: TimelineService
+    stream: TimelineStream
+    dispatcher: EventDispatcher
+    loops: Sequence[Loop]
+    live_feed: LiveFeed | None = None
+
+
+Runtime = Callable[[NotifierSettings], AbstractAsyncContextManager[Notifier]]
+
+
+@asynccontextmanager
+async def production_runtime(settings: NotifierSettings) -> AsyncIterator[Notifier]:
+    await migrate(settings, MIGRATIONS)
+    database = open_database(settings)
+    await database.open()
+    redis = Redis.from_url(
+        settings.redis_url.get_secret_value(),
+        socket_connect_timeout=5,
+        socket_keepalive=True,
+        health_check_interval=30,  # notices a silently dead subscriber connection
+    )
+    try:
+        # the receive call must outlive the SQS long poll
+        async with aws_client(
+            settings, "sqs", read_timeout=settings.consumer_wait_seconds + 10
+        ) as sqs:
+            store = PostgresTimelineStore(database)
+            feed = LiveFeed(redis, settings.env)
+            timelines = TimelineService(
+                store,
+                RedisTimelinePublisher(redis, settings.env),
+                hold_seconds=settings.timeline_hold_seconds,
+            )
+            events = dispatcher(timelines)
+            yield Notifier(
+                timelines=timelines,
+                stream=TimelineStream(store, feed, resync_seconds=settings.sse_resync_seconds),
+                dispatcher=events,
+                loops=[
+                    feed,
+                    HoldSweeper(
+                        timelines, interval_seconds=settings.timeline_sweep_interval_seconds
+                    ),
+                    await sqs_consumer(settings, sqs, events),
+                ],
+                live_feed=feed,
+            )
+    finally:
+        await redis.aclose()
+        await database.close()
+
+
+def create_app(
+    settings: NotifierSettings | None = None, *, runtime: Runtime | None = None
+) -> FastAPI:
+    settings = settings or NotifierSettings()
+    build = runtime or production_runtime
+    if settings.internal_auth_public_key is None:
+        raise RuntimeError("RELAY_INTERNAL_AUTH_PUBLIC_KEY is required to verify internal calls")
+    verifier = TokenVerifier(
+        settings.internal_auth_public_key.get_secret_value(), audience=settings.service_name
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with build(settings) as notifier:
+            app.state.settings = settings
+            app.state.notifier = notifier
+            app.state.token_verifier = verifier
+            async with background(notifier.loops, grace_seconds=settings.shutdown_grace_seconds):
+                yield
+
+    return create_service_app(settings.service_name, lifespan=lifespan, routers=[api.router])

@@ -1,0 +1,48 @@
+"""What the notifier consumes: every client-visible event goes on its task's timeline.
+
+``HANDLERS`` maps each event name to its handler; ``dispatcher`` binds them to the service.
+The timeline's own dedupe (event ids appended, held or late) is the inbox: a repeat is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+
+from notifier.service import TimelineService
+from relay_shared.consumer import EventDispatcher
+from relay_shared.events import (
+    ArtifactPublished,
+    DomainEvent,
+    TaskCancelled,
+    TaskCancelRequested,
+    TaskFailed,
+    TaskProgressed,
+    TaskStarted,
+    TaskSubmitted,
+    TaskSucceeded,
+)
+
+Handler = Callable[[TimelineService, DomainEvent], Awaitable[None]]
+
+
+async def record_on_timeline(timelines: TimelineService, event: DomainEvent) -> None:
+    await timelines.record(event)
+
+
+HANDLERS: Mapping[str, Handler] = {
+    TaskSubmitted.name: record_on_timeline,
+    TaskCancelRequested.name: record_on_timeline,
+    TaskStarted.name: record_on_timeline,
+    TaskProgressed.name: record_on_timeline,
+    TaskSucceeded.name: record_on_timeline,
+    TaskFailed.name: record_on_timeline,
+    TaskCancelled.name: record_on_timeline,
+    ArtifactPublished.name: record_on_timeline,
+}
+
+
+def dispatcher(timelines: TimelineService) -> EventDispatcher:
+    return EventDispatcher(
+        {name: partial(handler, timelines) for name, handler in HANDLERS.items()}
+    )
