@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from gateway.admin import app as gateway_admin_app
 from relay.demo.flow import run_demo
 from relay.stack.config import StackConfig, redact
 from relay.stack.environment import DUMMY_AWS_CREDENTIALS
@@ -26,25 +27,8 @@ app = typer.Typer(
 )
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
-
-
-def _mount_gateway_admin() -> None:
-    """`relay admin ...` is the gateway's own Typer app; the rest works without it."""
-    try:
-        from gateway.admin import app as gateway_admin_app  # noqa: PLC0415
-    except ModuleNotFoundError as exc:
-        if exc.name not in {"gateway", "gateway.admin"}:
-            raise  # gateway.admin exists but is broken: that must not be hidden
-        placeholder = typer.Typer(help="API keys (needs the gateway's admin module).")
-
-        @placeholder.callback(invoke_without_command=True)
-        def unavailable() -> None:
-            errors.print("relay admin needs gateway.admin, which is not installed yet.")
-            raise typer.Exit(1)
-
-        app.add_typer(placeholder, name="admin")
-        return
-    app.add_typer(gateway_admin_app, name="admin")
+# `relay admin ...` is the gateway's own key commands (create-key, revoke-key, list-keys)
+app.add_typer(gateway_admin_app, name="admin")
 
 
 @app.callback()
@@ -183,6 +167,3 @@ def bootstrap(
     for service, url in sorted(topology.queue_urls.items()):
         console.print(f"  queue   {service}: {url}")
     console.print(f"  rules   {len(topology.rules)}: {', '.join(sorted(topology.rules))}")
-
-
-_mount_gateway_admin()

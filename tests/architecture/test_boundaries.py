@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,14 @@ def test_routing_names_exactly_the_five_services() -> None:
 
 def test_the_notifier_consumes_exactly_the_client_visible_events() -> None:
     assert set(load_routing().services["notifier"].consumes) == CLIENT_VISIBLE_EVENTS
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_handles_exactly_what_the_routing_declares(service: str) -> None:
+    declared = set(load_routing().services[service].consumes)
+    handlers_path = ROOT / "services" / service / "src" / service / "handlers.py"
+    if not declared:
+        assert not handlers_path.exists(), f"{service} has handlers but no routes"
+        return
+    handlers = importlib.import_module(f"{service}.handlers")
+    assert set(handlers.HANDLERS) == declared

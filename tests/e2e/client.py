@@ -1,0 +1,74 @@
+"""A small public-API client for end-to-end tests: only what a real client can do over HTTP."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from httpx_sse import aconnect_sse
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    id: int
+    event: str
+    data: dict[str, Any]
+
+
+class PublicApi:
+    def __init__(self, base_url: str, key: str | None) -> None:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.http = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def submit(self, prompt: str, **body: Any) -> dict[str, Any]:
+        response = await self.http.post("/v1/tasks", json={"prompt": prompt, **body})
+        assert response.status_code == 202, response.text
+        task: dict[str, Any] = response.json()
+        return task
+
+    async def task(self, task_id: str) -> dict[str, Any]:
+        response = await self.http.get(f"/v1/tasks/{task_id}")
+        assert response.status_code == 200, response.text
+        task: dict[str, Any] = response.json()
+        return task
+
+    async def timeline(
+        self, task_id: str, *, last_event_id: int | None = None, timeout: float = 60
+    ) -> list[TimelineEvent]:
+        """Follow the SSE stream until the server ends it (after the terminal event)."""
+        headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
+        events = []
+        async with aconnect_sse(
+            self.http,
+            "GET",
+            f"/v1/tasks/{task_id}/events",
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+        ) as source:
+            assert source.response.status_code == 200, await source.response.aread()
+            assert source.response.headers["content-type"].startswith("text/event-stream")
+            async for sse in source.aiter_sse():
+                events.append(TimelineEvent(int(sse.id), sse.event, json.loads(sse.data)))
+        return events
+
+    async def artifacts(self, task_id: str) -> list[dict[str, Any]]:
+        response = await self.http.get(f"/v1/tasks/{task_id}/artifacts")
+        assert response.status_code == 200, response.text
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    async def all_tasks(self, **params: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = {**params, "limit": 100, **({"cursor": cursor} if cursor else {})}
+            page = (await self.http.get("/v1/tasks", params=query)).json()
+            items += page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return items
