@@ -45,6 +45,12 @@ async def test_last_event_id_resumes_after_the_given_seq(api: PublicApi) -> None
     resumed = await api.timeline(task["id"], last_event_id=2)
     assert resumed == everything[2:]
     assert resumed[0].id == 3
+    # resuming after the terminal event: nothing more will come, and an EventSource must not
+    # reconnect forever, so the answer is 204 No Content
+    done = await api.http.get(
+        f"/v1/tasks/{task['id']}/events", headers={"Last-Event-ID": str(everything[-1].id)}
+    )
+    assert (done.status_code, done.content) == (204, b"")
 
 
 async def test_the_task_records_its_outcome_and_usage(api: PublicApi) -> None:

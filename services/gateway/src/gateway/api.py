@@ -155,6 +155,10 @@ async def task_events(
     stream = await gateway.open_timeline(
         tenant, task_id, last_event_id=last_event_id_header, after=last_event_id
     )
+    if stream.status == 204:
+        # the client already has the terminal event: 204 tells an EventSource not to reconnect
+        await stream.aclose()
+        return Response(status_code=204)
     return RelayedEventStream(stream)
 
 

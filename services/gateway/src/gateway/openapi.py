@@ -29,7 +29,8 @@ EVENT_STREAM: dict[int | str, dict[str, Any]] = {
         "content": {
             "text/event-stream": {"schema": {"$ref": "#/components/schemas/TimelineEvent"}}
         },
-    }
+    },
+    204: {"description": "Resumed after the terminal event: nothing more will come."},
 }
 
 

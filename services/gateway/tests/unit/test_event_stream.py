@@ -74,6 +74,18 @@ async def test_a_notifier_refusal_is_relayed_and_the_stream_closed(
     assert stream.closed
 
 
+async def test_nothing_more_to_follow_is_relayed_as_204(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    stream = FakeStream(status=204, headers={}, body=b"")
+    services.stream_from("notifier", EVENTS_PATH, stream)
+
+    response = await acme.get(f"/v1/tasks/{TASK}/events", headers={"Last-Event-ID": "6"})
+
+    assert (response.status_code, response.content) == (204, b"")
+    assert stream.closed
+
+
 async def test_a_failing_notifier_is_a_502(
     acme: httpx.AsyncClient, services: FakeInternalServices
 ) -> None:
