@@ -23,12 +23,14 @@ async def aws_client(
     """An aiobotocore client for ``service`` ('events', 'sqs', 's3', ...), closed on exit.
 
     Credentials come from the standard AWS chain (task role on ECS; env vars locally).
-    ``read_timeout`` must exceed the SQS long-poll wait for a receiving client.
+    An SQS client's read timeout always exceeds the consumer's long-poll wait.
     ``endpoint_url`` overrides the settings' endpoint, e.g. to presign URLs for the address
     clients use. S3 always signs with SigV4: botocore would otherwise presign with SigV2,
     which S3 refuses for buckets created since mid-2020.
     """
     endpoint_url = endpoint_url or settings.aws_endpoint_url
+    if service == "sqs":  # a long poll must not hit the read timeout
+        read_timeout = max(read_timeout, settings.consumer_wait_seconds + 10)
     config = AioConfig(
         region_name=settings.aws_region,
         retries={"mode": "standard", "max_attempts": 3},

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import (
 from fastapi import Depends, Request
 
 from relay_shared.problems import Problem
+from relay_shared.settings import ServiceSettings
 
 ALGORITHM = "EdDSA"
 GATEWAY = "gateway"
@@ -111,6 +112,15 @@ class TokenVerifier:
         if not isinstance(claims["sub"], str) or not claims["sub"]:
             raise InvalidToken("no tenant")
         return Caller(service=claims["iss"], tenant_id=claims["sub"])
+
+
+def token_verifier(settings: ServiceSettings) -> TokenVerifier:
+    """The verifier for this service's internal routes; refuses to start without the key."""
+    if settings.internal_auth_public_key is None:
+        raise RuntimeError("RELAY_INTERNAL_AUTH_PUBLIC_KEY is required to verify internal calls")
+    return TokenVerifier(
+        settings.internal_auth_public_key.get_secret_value(), audience=settings.service_name
+    )
 
 
 def _verifier(request: Request) -> TokenVerifier:

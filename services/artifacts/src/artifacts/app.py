@@ -22,7 +22,7 @@ from artifacts.storage import DownloadLinks, ObjectStore, S3DownloadLinks, S3Obj
 from relay_shared.aws import aws_client
 from relay_shared.consumer import EventDispatcher
 from relay_shared.http import create_service_app
-from relay_shared.internal_auth import TokenVerifier
+from relay_shared.internal_auth import token_verifier
 from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
 from relay_shared.runtime import (
     Loop,
@@ -91,11 +91,7 @@ def create_app(
     infrastructure: InfrastructureFactory = connect,
 ) -> FastAPI:
     settings = settings or ArtifactsSettings()
-    if settings.internal_auth_public_key is None:
-        raise RuntimeError("RELAY_INTERNAL_AUTH_PUBLIC_KEY is required to verify internal calls")
-    verifier = TokenVerifier(
-        settings.internal_auth_public_key.get_secret_value(), audience=settings.service_name
-    )
+    verifier = token_verifier(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -26,7 +26,7 @@ from notifier.sweeper import HoldSweeper
 from relay_shared.aws import aws_client
 from relay_shared.consumer import EventDispatcher
 from relay_shared.http import create_service_app
-from relay_shared.internal_auth import TokenVerifier
+from relay_shared.internal_auth import token_verifier
 from relay_shared.runtime import Loop, background, migrate, open_database, sqs_consumer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -59,9 +59,7 @@ async def production_runtime(settings: NotifierSettings) -> AsyncIterator[Notifi
     )
     try:
         # the receive call must outlive the SQS long poll
-        async with aws_client(
-            settings, "sqs", read_timeout=settings.consumer_wait_seconds + 10
-        ) as sqs:
+        async with aws_client(settings, "sqs") as sqs:
             store = PostgresTimelineStore(database)
             feed = LiveFeed(redis, settings.env)
             timelines = TimelineService(
@@ -93,11 +91,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or NotifierSettings()
     build = runtime or production_runtime
-    if settings.internal_auth_public_key is None:
-        raise RuntimeError("RELAY_INTERNAL_AUTH_PUBLIC_KEY is required to verify internal calls")
-    verifier = TokenVerifier(
-        settings.internal_auth_public_key.get_secret_value(), audience=settings.service_name
-    )
+    verifier = token_verifier(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from relay_shared.aws import aws_client
 from relay_shared.http import create_service_app
-from relay_shared.internal_auth import TokenVerifier
+from relay_shared.internal_auth import token_verifier
 from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
 from relay_shared.runtime import background, migrate, open_database, outbox_relay, sqs_consumer
 from tasks.api import router
@@ -44,7 +44,7 @@ def create_app(settings: TasksSettings | None = None, *, store: TaskStore | None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.token_verifier = _token_verifier(resolved)
+        app.state.token_verifier = token_verifier(resolved)
         if store is not None:
             app.state.service = build_service(resolved, store)
             yield
@@ -56,14 +56,6 @@ def create_app(settings: TasksSettings | None = None, *, store: TaskStore | None
     return create_service_app(resolved.service_name, lifespan=lifespan, routers=[router])
 
 
-def _token_verifier(settings: TasksSettings) -> TokenVerifier:
-    if settings.internal_auth_public_key is None:
-        raise RuntimeError("RELAY_INTERNAL_AUTH_PUBLIC_KEY is required to verify internal calls")
-    return TokenVerifier(
-        settings.internal_auth_public_key.get_secret_value(), audience=settings.service_name
-    )
-
-
 @asynccontextmanager
 async def _connected(settings: TasksSettings) -> AsyncIterator[TaskService]:
     """The service on PostgreSQL and AWS, with the outbox relay and the consumer running."""
@@ -73,7 +65,7 @@ async def _connected(settings: TasksSettings) -> AsyncIterator[TaskService]:
     try:
         async with (
             aws_client(settings, "events") as events,
-            aws_client(settings, "sqs", read_timeout=settings.consumer_wait_seconds + 10) as sqs,
+            aws_client(settings, "sqs") as sqs,
         ):
             service = build_service(
                 settings, PostgresTaskStore(database, subscriber=settings.service_name)
