@@ -27,6 +27,8 @@ def uploaded(
     size: int | None = None,
     sha256: str | None = None,
     occurred_at: datetime | None = None,
+    attempt: int | None = 1,
+    step: int | None = 1,
 ) -> ArtifactUploaded:
     """artifact.uploaded as the agent emits it for ``body``; override a field to break it."""
     task_id = task_id or uuid4()
@@ -40,6 +42,8 @@ def uploaded(
             sha256=sha256 or hashlib.sha256(body).hexdigest(),
             bucket=bucket,
             key=key if key is not None else f"staging/{tenant_id}/{task_id}/{artifact_id}/{name}",
+            attempt=attempt,
+            step=step,
         ),
         tenant_id=tenant_id,
         task_id=task_id,
@@ -48,9 +52,12 @@ def uploaded(
 
 
 def again(event: ArtifactUploaded) -> ArtifactUploaded:
-    """The same upload under a new event id: the agent re-running the task."""
+    """The same upload under a new event id: the agent re-running the task (the next attempt,
+    writing the same file in the same step)."""
+    attempt = event.data.attempt
+    data = event.data.model_copy(update={"attempt": attempt and attempt + 1})
     return ArtifactUploaded.create(
-        event.data, tenant_id=event.metadata.tenant_id, task_id=event.metadata.task_id
+        data, tenant_id=event.metadata.tenant_id, task_id=event.metadata.task_id
     )
 
 

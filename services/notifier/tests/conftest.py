@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -67,7 +67,15 @@ class TaskEvents:
             **self._meta(),
         )
 
-    def published(self, artifact_id: UUID | None = None) -> ArtifactPublished:
+    def published(
+        self,
+        artifact_id: UUID | None = None,
+        *,
+        attempt: int | None = None,
+        step: int | None = None,
+    ) -> ArtifactPublished:
+        """artifact.published; ``attempt`` and ``step`` name the agent step that wrote it (an
+        upload from before provenance has neither)."""
         return ArtifactPublished.create(
             ArtifactPublishedData(
                 artifact_id=artifact_id or uuid.uuid4(),
@@ -75,6 +83,8 @@ class TaskEvents:
                 content_type="text/markdown",
                 size=12,
                 sha256=SHA,
+                attempt=attempt,
+                step=step,
             ),
             **self._meta(),
         )
@@ -100,13 +110,21 @@ class TaskEvents:
             TaskCancelledData(attempt=attempt, steps=steps, reason="asked"), **self._meta()
         )
 
-    def run(self, *, steps: int = 3) -> list[DomainEvent]:
-        """A whole successful run in causal order: submitted, started, progressed 1..steps,
-        artifact.published, succeeded."""
+    def run(self, *, steps: int = 3, written_on: Sequence[int] = ()) -> list[DomainEvent]:
+        """A whole successful run of attempt 1 in causal order: submitted, started, progressed
+        1..steps, each followed by artifact.published for the artifacts that step wrote, and
+        succeeded. ``written_on`` is the step of each artifact (default: one, on the last)."""
+        written = sorted(written_on or [steps])
+        assert all(1 <= k <= steps for k in written), "an artifact is written by a step of the run"
         events: list[DomainEvent] = [self.submitted(), self.started()]
-        events += [self.progressed(k) for k in range(1, steps + 1)]
-        artifact = self.published()
-        events += [artifact, self.succeeded(steps=steps, artifact_ids=[artifact.data.artifact_id])]
+        artifact_ids: list[UUID] = []
+        for k in range(1, steps + 1):
+            events.append(self.progressed(k))
+            for _ in range(written.count(k)):
+                artifact = self.published(attempt=1, step=k)
+                artifact_ids.append(artifact.data.artifact_id)
+                events.append(artifact)
+        events.append(self.succeeded(steps=steps, artifact_ids=artifact_ids))
         return events
 
 

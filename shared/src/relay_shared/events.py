@@ -208,7 +208,14 @@ class TaskCancelled(DomainEvent):
 # --- artifacts ------------------------------------------------------------------------------
 
 
-class ArtifactUploadedData(_Tolerant):
+class ArtifactProvenance(_Tolerant):
+    """Which agent step wrote the artifact: timelines show it after that step (ADR 5)."""
+
+    attempt: int | None = Field(default=None, ge=1)
+    step: int | None = Field(default=None, ge=1)
+
+
+class ArtifactUploadedData(ArtifactProvenance):
     artifact_id: UUID
     name: str
     content_type: str
@@ -226,7 +233,7 @@ class ArtifactUploaded(DomainEvent):
     data: ArtifactUploadedData
 
 
-class ArtifactPublishedData(_Tolerant):
+class ArtifactPublishedData(ArtifactProvenance):
     artifact_id: UUID
     name: str
     content_type: str

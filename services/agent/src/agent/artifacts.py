@@ -61,6 +61,8 @@ async def stage(
     name: str,
     data: bytes,
     write_number: int,
+    attempt: int,
+    step: int,
 ) -> ArtifactUploadedData:
     """Upload one written file to the staging area; returns what artifact.uploaded says."""
     digest = hashlib.sha256(data)
@@ -76,4 +78,6 @@ async def stage(
         sha256=digest.hexdigest(),
         bucket=area.bucket,
         key=key,
+        attempt=attempt,
+        step=step,
     )

@@ -224,8 +224,7 @@ class AgentService:
                 uploads.append(await self._stage(attempt, outcome.written))
             results.append(outcome.as_result(call.id))
         attempt.steps += 1
-        events: list[DomainEvent] = [attempt.event(ArtifactUploaded, u) for u in uploads]
-        events.append(
+        events: list[DomainEvent] = [
             attempt.event(
                 TaskProgressed,
                 TaskProgressedData(
@@ -235,7 +234,8 @@ class AgentService:
                     usage=attempt.usage,
                 ),
             )
-        )
+        ]
+        events += [attempt.event(ArtifactUploaded, u) for u in uploads]
         await self._record(attempt, "running", events)
         return {"role": "user", "content": results}
 
@@ -248,6 +248,8 @@ class AgentService:
             name=written.name,
             data=written.data,
             write_number=attempt.writes[written.name],
+            attempt=attempt.number,
+            step=attempt.steps + 1,  # the step in progress
         )
         attempt.artifact_ids.append(uploaded.artifact_id)
         return uploaded

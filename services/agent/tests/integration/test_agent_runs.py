@@ -26,23 +26,31 @@ async def test_submitted_task_runs_to_success_with_a_verified_staged_artifact(
     await event_dispatcher(runtime.service(counting())).dispatch(event)
 
     rows = await runtime.outbox()
+    # all artifacts are written on the last step, and follow that step's progress
     assert [r["detail_type"] for r in rows] == [
         "task.started",
-        "artifact.uploaded",
+        "task.progressed",
+        "task.progressed",
         "task.progressed",
         "artifact.uploaded",
-        "task.progressed",
-        "task.progressed",
+        "artifact.uploaded",
         "task.succeeded",
     ]
     details = [r["detail"] for r in rows]
     assert {d["metadata"]["task_id"] for d in details} == {str(event.metadata.task_id)}
     assert details[0]["metadata"]["causation_id"] == str(event.metadata.event_id)
-    assert [d["data"]["step"] for d in details if "step" in d["data"]] == [1, 2, 3]
+    assert [(d["data"]["attempt"], d["data"]["step"]) for d in details[1:4]] == [
+        (1, 1),
+        (1, 2),
+        (1, 3),
+    ]
 
     uploads = [d["data"] for d, r in zip(details, rows, strict=True)
                if r["detail_type"] == "artifact.uploaded"]  # fmt: skip
-    assert [u["name"] for u in uploads] == ["report.md", "data.csv"]
+    assert [(u["name"], u["attempt"], u["step"]) for u in uploads] == [
+        ("report.md", 1, 3),
+        ("data.csv", 1, 3),
+    ]
     for upload in uploads:
         obj = await runtime.s3.get_object(Bucket=upload["bucket"], Key=upload["key"])
         body = await obj["Body"].read()
@@ -53,6 +61,7 @@ async def test_submitted_task_runs_to_success_with_a_verified_staged_artifact(
             f"staging/acme/{event.metadata.task_id}/{upload['artifact_id']}/{upload['name']}"
         )
         assert b"Quarterly report" in body
+        assert b"step 3 of 3" in body
     assert uploads[0]["bucket"] == runtime.settings.artifacts_bucket
 
     succeeded = details[-1]["data"]
@@ -72,10 +81,12 @@ async def test_fail_directive_ends_the_task_failed(runtime, counting) -> None:
     rows = await runtime.outbox()
     assert [r["detail_type"] for r in rows] == [
         "task.started",
-        "artifact.uploaded",
         "task.progressed",
+        "artifact.uploaded",
         "task.failed",
     ]
+    uploaded = rows[2]["detail"]["data"]
+    assert (uploaded["attempt"], uploaded["step"]) == (1, 1)
     failed = rows[-1]["detail"]["data"]
     assert (failed["code"], failed["message"], failed["attempt"]) == ("scripted_failure", "boom", 1)
     run = await runtime.run_row(event.metadata.task_id)
@@ -98,7 +109,7 @@ async def test_finished_task_handled_again_does_not_call_the_model(runtime, coun
 
 
 async def test_crashed_attempt_is_rerun_as_the_next_attempt(runtime, counting) -> None:
-    provider = counting(fail_on_call=2)
+    provider = counting(fail_on_call=3)  # after step 2, which wrote the artifact
     dispatch = event_dispatcher(runtime.service(provider)).dispatch
     event = _submitted("Retry me\n/steps 2")
 
@@ -106,24 +117,27 @@ async def test_crashed_attempt_is_rerun_as_the_next_attempt(runtime, counting) -
         await dispatch(event)
     run = await runtime.run_row(event.metadata.task_id)
     assert run is not None
-    assert (run["status"], run["attempt"], run["steps"]) == ("running", 1, 1)
+    assert (run["status"], run["attempt"], run["steps"]) == ("running", 1, 2)
 
     await dispatch(event)  # the redelivery
 
     rows = await runtime.outbox()
     assert [r["detail_type"] for r in rows] == [
         "task.started",
-        "artifact.uploaded",
         "task.progressed",
+        "task.progressed",
+        "artifact.uploaded",
         "task.started",
+        "task.progressed",
+        "task.progressed",
         "artifact.uploaded",
-        "task.progressed",
-        "task.progressed",
         "task.succeeded",
     ]
-    assert rows[3]["detail"]["data"]["attempt"] == 2
+    assert rows[4]["detail"]["data"]["attempt"] == 2
     assert rows[-1]["detail"]["data"]["steps"] == 2
-    assert rows[1]["detail"]["data"]["artifact_id"] == rows[4]["detail"]["data"]["artifact_id"]
+    first, second = rows[3]["detail"]["data"], rows[7]["detail"]["data"]
+    assert first["artifact_id"] == second["artifact_id"]  # the same id: artifacts dedupes it
+    assert [(u["attempt"], u["step"]) for u in (first, second)] == [(1, 2), (2, 2)]
     run = await runtime.run_row(event.metadata.task_id)
     assert run is not None
     assert (run["status"], run["attempt"], run["steps"]) == ("succeeded", 2, 2)

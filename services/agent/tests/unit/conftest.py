@@ -26,6 +26,7 @@ class InMemoryRuns:
     def __init__(self) -> None:
         self.rows: dict[UUID, dict[str, Any]] = {}
         self.events: list[DomainEvent] = []
+        self.commits: list[list[DomainEvent]] = []  # the events of each committed transaction
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_Transaction]:
@@ -33,6 +34,8 @@ class InMemoryRuns:
         yield tx
         self.rows = tx.rows
         self.events.extend(tx.events)
+        if tx.events:
+            self.commits.append(list(tx.events))
 
     def names(self) -> list[str]:
         return [e.name for e in self.events]

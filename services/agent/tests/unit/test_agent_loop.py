@@ -22,7 +22,7 @@ from relay_shared.events import (
     Usage,
 )
 
-SUCCEEDED = ["task.started", "artifact.uploaded", "task.progressed", "task.progressed",
+SUCCEEDED = ["task.started", "task.progressed", "task.progressed", "artifact.uploaded",
              "task.succeeded"]  # fmt: skip
 
 
@@ -52,16 +52,19 @@ async def test_scripted_run_emits_lifecycle_in_order(
     await event_dispatcher(h.service).dispatch(event)
 
     assert h.runs.names() == SUCCEEDED
-    started, uploaded, step1, step2, done = h.runs.events
+    started, step1, step2, uploaded, done = h.runs.events
     assert isinstance(started, TaskStarted)
     assert (started.data.attempt, started.data.worker_id) == (1, "worker-1")
     assert isinstance(uploaded, ArtifactUploaded)
     assert isinstance(step1, TaskProgressed)
     assert isinstance(step2, TaskProgressed)
     assert [(s.data.step, s.data.message) for s in (step1, step2)] == [
-        (1, "Ran write_file(result.md)"),
-        (2, "Ran list_files()"),
+        (1, "Ran list_files()"),
+        (2, "Ran write_file(result.md)"),
     ]
+    # written on the last step, and committed with it: the step first, then its upload
+    assert (uploaded.data.attempt, uploaded.data.step) == (1, 2)
+    assert h.runs.commits[2] == [step2, uploaded]
     assert step1.data.usage == Usage(input_tokens=110, output_tokens=20)
     assert step2.data.usage == Usage(input_tokens=230, output_tokens=40)
     assert isinstance(done, TaskSucceeded)
@@ -85,6 +88,7 @@ async def test_scripted_run_emits_lifecycle_in_order(
     )
     assert (kind, sha) == ("text/markdown", hashlib.sha256(data).digest())
     assert b"Write the weekly report" in data
+    assert b"step 2 of 2" in data
     assert uploaded.data.bucket == "relay-test-artifacts"
     assert h.runs.rows[event.metadata.task_id]["status"] == "succeeded"
     assert h.runs.rows[event.metadata.task_id]["steps"] == 2
@@ -140,10 +144,12 @@ async def test_provider_error_fails_the_task(harness, recording, make_submitted)
 
     assert h.runs.names() == [
         "task.started",
-        "artifact.uploaded",
         "task.progressed",
+        "artifact.uploaded",
         "task.failed",
     ]
+    uploaded = h.runs.events[2]
+    assert (uploaded.data.attempt, uploaded.data.step) == (1, 1)
     failed = h.runs.events[-1]
     assert isinstance(failed, TaskFailed)
     assert (failed.data.code, failed.data.message, failed.data.steps) == (
@@ -151,7 +157,7 @@ async def test_provider_error_fails_the_task(harness, recording, make_submitted)
         "try later",
         1,
     )
-    assert failed.data.artifact_ids == [h.runs.events[1].data.artifact_id]
+    assert failed.data.artifact_ids == [uploaded.data.artifact_id]
     assert failed.data.usage == Usage(input_tokens=10, output_tokens=1)
 
 
@@ -214,18 +220,21 @@ async def test_unexpected_error_leaves_the_run_for_a_fresh_attempt(
 
     assert h.runs.names() == [
         "task.started",
-        "artifact.uploaded",
         "task.progressed",
+        "artifact.uploaded",
         "task.started",
-        "artifact.uploaded",
         "task.progressed",
+        "artifact.uploaded",
         "task.succeeded",
     ]
-    first_upload, second_upload = h.runs.events[1], h.runs.events[4]
+    first_upload, second_upload = h.runs.events[2], h.runs.events[5]
     assert h.runs.events[3].data.attempt == 2
     assert h.runs.events[-1].data.attempt == 2
     # a re-run writes the same artifact ids, so the artifacts service dedupes them
     assert first_upload.data.artifact_id == second_upload.data.artifact_id
+    # each upload names the attempt and step that wrote it
+    assert (first_upload.data.attempt, first_upload.data.step) == (1, 1)
+    assert (second_upload.data.attempt, second_upload.data.step) == (2, 1)
 
 
 async def test_rewriting_a_path_makes_a_new_artifact(harness, recording, make_submitted) -> None:
@@ -242,9 +251,82 @@ async def test_rewriting_a_path_makes_a_new_artifact(harness, recording, make_su
 
     uploads = [e for e in h.runs.events if isinstance(e, ArtifactUploaded)]
     task = event.metadata.task_id
-    assert [u.data.artifact_id for u in uploads] == [
-        uuid.uuid5(task, "a.md#1"),
-        uuid.uuid5(task, "a.md#2"),
+    assert [(u.data.artifact_id, u.data.attempt, u.data.step) for u in uploads] == [
+        (uuid.uuid5(task, "a.md#1"), 1, 1),
+        (uuid.uuid5(task, "a.md#2"), 1, 2),
+    ]
+
+
+async def test_each_step_commits_its_progress_first_then_its_uploads(
+    harness, recording, make_submitted
+) -> None:
+    two_writes = ModelReply(
+        content=[
+            ToolUseBlock(id="toolu_a", name="write_file", input={"path": "a.md", "content": "A"}),
+            ToolUseBlock(id="toolu_b", name="write_file", input={"path": "b.md", "content": "B"}),
+        ],
+        stop_reason="tool_use",
+    )
+    provider = recording(
+        replies=[
+            _tool_use("list_files"),
+            two_writes,
+            _tool_use("write_file", path="c.md", content="C"),
+            _end("done"),
+        ]
+    )
+    h = harness(provider)
+    await h.service.run_task(make_submitted())
+
+    assert [[e.name for e in commit] for commit in h.runs.commits] == [
+        ["task.started"],
+        ["task.progressed"],
+        ["task.progressed", "artifact.uploaded", "artifact.uploaded"],
+        ["task.progressed", "artifact.uploaded"],
+        ["task.succeeded"],
+    ]
+    for step, *uploads in h.runs.commits[1:4]:
+        assert isinstance(step, TaskProgressed)
+        # an upload carries the step committed with it: the step that wrote the file
+        assert [(u.data.attempt, u.data.step) for u in uploads] == [
+            (step.data.attempt, step.data.step)
+        ] * len(uploads)
+    uploads = [e for e in h.runs.events if isinstance(e, ArtifactUploaded)]
+    assert [(u.data.name, u.data.attempt, u.data.step) for u in uploads] == [
+        ("a.md", 1, 2),
+        ("b.md", 1, 2),
+        ("c.md", 1, 3),
+    ]
+    done = h.runs.events[-1]
+    assert isinstance(done, TaskSucceeded)
+    assert done.data.artifact_ids == [u.data.artifact_id for u in uploads]
+
+
+async def test_scripted_run_writes_every_artifact_on_its_last_step(
+    harness, recording, make_submitted
+) -> None:
+    h = harness(recording(ScriptedProvider()))
+    await h.service.run_task(make_submitted("Notes\n/steps 3\n/artifact a\n/artifact b"))
+
+    assert h.runs.names() == [
+        "task.started",
+        "task.progressed",
+        "task.progressed",
+        "task.progressed",
+        "artifact.uploaded",
+        "artifact.uploaded",
+        "task.succeeded",
+    ]
+    _started, step1, step2, step3, up_a, up_b, _done = h.runs.events
+    assert [s.data.step for s in (step1, step2, step3)] == [1, 2, 3]
+    assert [s.data.message for s in (step1, step2, step3)] == [
+        "Ran list_files()",
+        "Ran list_files()",
+        "Ran write_file(a), write_file(b)",
+    ]
+    assert [(u.data.name, u.data.attempt, u.data.step) for u in (up_a, up_b)] == [
+        ("a", 1, 3),
+        ("b", 1, 3),
     ]
 
 

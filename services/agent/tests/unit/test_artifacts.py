@@ -35,11 +35,19 @@ async def test_stage_uploads_and_describes_the_object() -> None:
     task = uuid.uuid4()
     data = b"# Report\n"
     uploaded = await stage(
-        area, tenant_id="acme", task_id=task, name="out/report.md", data=data, write_number=1
+        area,
+        tenant_id="acme",
+        task_id=task,
+        name="out/report.md",
+        data=data,
+        write_number=1,
+        attempt=2,
+        step=3,
     )
     expected_id = uuid.uuid5(task, "out/report.md#1")
     assert uploaded.artifact_id == expected_id
     assert uploaded.key == f"staging/acme/{task}/{expected_id}/out/report.md"
     assert (uploaded.size, uploaded.sha256) == (len(data), hashlib.sha256(data).hexdigest())
     assert (uploaded.bucket, uploaded.content_type) == ("b", "text/markdown")
+    assert (uploaded.attempt, uploaded.step) == (2, 3)  # the step that wrote it
     assert area.puts == [(uploaded.key, data, "text/markdown", hashlib.sha256(data).digest())]

@@ -65,16 +65,22 @@ def test_invalid_directive_values(prompt: str) -> None:
     assert caught.value.retryable is False
 
 
-def test_artifacts_spread_one_per_step_extra_ones_on_the_last() -> None:
+def test_all_artifacts_are_written_on_the_last_step_earlier_steps_look_around() -> None:
     script = parse_script("/steps 3\n" + "\n".join(f"/artifact {n}" for n in "abcde"))
     assert [script.writes_on(turn) for turn in (1, 2, 3, 4)] == [
-        ["a"],
-        ["b"],
-        ["c", "d", "e"],
+        [],
+        [],
+        ["a", "b", "c", "d", "e"],
         [],
     ]
-    assert parse_script("/steps 4").writes_on(1) == ["result.md"]
-    assert [parse_script("/steps 4").writes_on(t) for t in (2, 3, 4)] == [[], [], []]
+    assert [parse_script("/steps 4").writes_on(t) for t in (1, 2, 3, 4, 5)] == [
+        [],
+        [],
+        [],
+        ["result.md"],
+        [],
+    ]
+    assert [parse_script("/steps 1").writes_on(t) for t in (1, 2)] == [["result.md"], []]
 
 
 async def test_conversation_follows_the_script() -> None:
@@ -84,17 +90,20 @@ async def test_conversation_follows_the_script() -> None:
     assert [r.stop_reason for r in replies] == ["tool_use", "tool_use", "tool_use", "end_turn"]
     calls = [[(c.name, c.input.get("path")) for c in r.tool_uses] for r in replies]
     assert calls == [
-        [("write_file", "plan.md")],
-        [("write_file", "budget.csv")],
         [("list_files", None)],
+        [("list_files", None)],
+        [("write_file", "plan.md"), ("write_file", "budget.csv")],
         [],
     ]
     assert replies[3].text == "Completed 3 steps; wrote plan.md, budget.csv."
     assert [r.usage.input_tokens for r in replies] == [110, 120, 130, 140]
     assert {r.usage.output_tokens for r in replies} == {20}
-    content = replies[0].tool_uses[0].input["content"]
-    assert "Plan the offsite" in content
-    assert "step 1 of 3" in content
+    assert replies[0].tool_uses[0].input == {}
+    for call in replies[2].tool_uses:
+        content = call.input["content"]
+        assert content.startswith(f"# {call.input['path']}\n")
+        assert "Plan the offsite" in content
+        assert "step 3 of 3" in content
     # tool_use ids are unique within the conversation
     ids = [c.id for r in replies for c in r.tool_uses]
     assert len(ids) == len(set(ids))

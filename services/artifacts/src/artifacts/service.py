@@ -166,6 +166,8 @@ def _announcement(event: ArtifactUploaded) -> ArtifactPublished:
             content_type=upload.content_type,
             size=upload.size,
             sha256=upload.sha256,
+            attempt=upload.attempt,
+            step=upload.step,
         ),
         tenant_id=event.metadata.tenant_id,
         task_id=event.metadata.task_id,

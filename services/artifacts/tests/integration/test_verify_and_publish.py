@@ -80,7 +80,7 @@ async def rig(
 async def test_matching_upload_is_recorded_announced_and_moved(
     rig: Rig, upload_event: Upload
 ) -> None:
-    event = upload_event(BODY, bucket=rig.bucket, name="out/report.md")
+    event = upload_event(BODY, bucket=rig.bucket, name="out/report.md", attempt=2, step=3)
     await rig.stage(event)
 
     await rig.publishing.handle_upload(event)
@@ -105,6 +105,8 @@ async def test_matching_upload_is_recorded_announced_and_moved(
         "content_type": event.data.content_type,
         "size": len(BODY),
         "sha256": event.data.sha256,
+        "attempt": 2,  # the upload's provenance: the step that wrote it
+        "step": 3,
     }
     assert detail["metadata"]["causation_id"] == str(event.metadata.event_id)
     assert detail["metadata"]["task_id"] == str(event.metadata.task_id)

@@ -46,7 +46,7 @@ async def test_matching_upload_is_published(
     objects: InMemoryObjectStore,
     upload_event: Upload,
 ) -> None:
-    event = upload_event(BODY, name="out/result.md")
+    event = upload_event(BODY, name="out/result.md", attempt=2, step=3)
     stage(objects, event)
 
     await publishing.handle_upload(event)
@@ -72,6 +72,8 @@ async def test_matching_upload_is_published(
         "content_type": event.data.content_type,
         "size": len(BODY),
         "sha256": event.data.sha256,
+        "attempt": 2,  # the upload's provenance: the step that wrote it
+        "step": 3,
     }
     assert announced.metadata.causation_id == str(event.metadata.event_id)
     assert announced.metadata.correlation_id == event.metadata.correlation_id
@@ -95,7 +97,44 @@ async def test_duplicates_and_reruns_publish_once(
     await publishing.handle_upload(second)
 
     assert len(artifacts.records) == 1
-    assert len(artifacts.outbox) == 1
+    [announced] = artifacts.outbox.values()
+    assert isinstance(announced, ArtifactPublished)
+    # one artifact, one announcement: it names the upload that got published
+    assert (announced.data.attempt, announced.data.step) == (1, 1)
+    assert announced.metadata.causation_id == str(event.metadata.event_id)
+
+
+async def test_upload_without_provenance_is_published_without_it(
+    publishing: ArtifactPublishing,
+    artifacts: InMemoryArtifacts,
+    objects: InMemoryObjectStore,
+    upload_event: Upload,
+) -> None:
+    event = upload_event(BODY, attempt=None, step=None)  # from an agent before provenance
+    stage(objects, event)
+
+    await publishing.handle_upload(event)
+
+    [announced] = artifacts.outbox.values()
+    assert isinstance(announced, ArtifactPublished)
+    assert (announced.data.attempt, announced.data.step) == (None, None)
+    assert announced.data.artifact_id == event.data.artifact_id
+
+
+async def test_upload_with_only_an_attempt_keeps_it(
+    publishing: ArtifactPublishing,
+    artifacts: InMemoryArtifacts,
+    objects: InMemoryObjectStore,
+    upload_event: Upload,
+) -> None:
+    event = upload_event(BODY, attempt=3, step=None)
+    stage(objects, event)
+
+    await publishing.handle_upload(event)
+
+    [announced] = artifacts.outbox.values()
+    assert isinstance(announced, ArtifactPublished)
+    assert (announced.data.attempt, announced.data.step) == (3, None)
 
 
 @pytest.mark.parametrize(
@@ -193,7 +232,12 @@ async def test_good_reupload_supersedes_a_rejected_one(
     record = artifacts.records[event.data.artifact_id]
     assert record.status is ArtifactStatus.PUBLISHED
     assert record.rejection_reason is None
-    assert len(artifacts.outbox) == 1
+    [announced] = artifacts.outbox.values()
+    assert isinstance(announced, ArtifactPublished)
+    # announced with the provenance of the re-upload that was published, not the rejected one
+    assert (second.data.attempt, second.data.step) == (2, 1)
+    assert (announced.data.attempt, announced.data.step) == (2, 1)
+    assert announced.metadata.causation_id == str(second.metadata.event_id)
 
 
 async def test_changed_object_between_check_and_copy_records_nothing(

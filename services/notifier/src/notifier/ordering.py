@@ -8,7 +8,8 @@ them and readiness is a subset check. Rules are a registry keyed by event name.
     task.cancel_requested    requires task.submitted
     task.started (a)         requires task.submitted
     task.progressed (a, k)   requires task.started (a) and task.progressed (a, k-1) when k > 1
-    artifact.published       requires task.started (any attempt)
+    artifact.published (a,k) requires task.progressed (a, k), the step that wrote it; without
+                             that provenance, task.started (a), or any task.started
     terminal (a, steps, ids) requires task.submitted; when a >= 1 also task.started (a) and
                              task.progressed (a, 1..steps); and artifact.published for each id
 """
@@ -80,9 +81,15 @@ def _progressed(event: TaskProgressed) -> Causality:
 
 
 def _artifact_published(event: ArtifactPublished) -> Causality:
+    attempt, step = event.data.attempt, event.data.step
+    if attempt is not None and step is not None:
+        after = progressed(attempt, step)  # shown after the step that wrote it
+    elif attempt is not None:
+        after = started(attempt)
+    else:
+        after = STARTED_ANY
     return Causality(
-        provides=frozenset({published(event.data.artifact_id)}),
-        requires=frozenset({STARTED_ANY}),
+        provides=frozenset({published(event.data.artifact_id)}), requires=frozenset({after})
     )
 
 

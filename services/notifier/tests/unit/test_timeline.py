@@ -39,7 +39,9 @@ def _ids(timeline: TaskTimeline) -> list[uuid.UUID]:
 
 def _label(event: DomainEvent) -> str:
     data = event.data.model_dump()
-    if "step" in data:
+    if event.name == "task.progressed" or (
+        event.name == "artifact.published" and data["step"] is not None
+    ):
         return f"{event.name}({data['attempt']},{data['step']})"
     if event.name == "task.started":
         return f"{event.name}({data['attempt']})"
@@ -51,36 +53,87 @@ def _labels(timeline: TaskTimeline, events: list[DomainEvent]) -> list[str]:
     return [_label(by_id[event_id]) for event_id in _ids(timeline)]
 
 
-def _assert_causal(labels: list[str], steps: int) -> None:
-    """The run's partial order: the artifact needs only the start, so it may sit between
-    steps; everything else is fixed."""
+def _assert_causal(timeline: TaskTimeline, run: list[DomainEvent], steps: int) -> None:
+    """The run's partial order: submitted, started, the steps in order, the terminal last;
+    each artifact somewhere after the step that wrote it (so it may sit between later steps)."""
+    appended = _ids(timeline)
+    assert sorted(appended) == sorted(e.metadata.event_id for e in run)  # each exactly once
+    labels = _labels(timeline, run)
     assert labels[:2] == ["task.submitted", "task.started(1)"]
     assert labels[-1] == "task.succeeded"
     assert [x for x in labels if x.startswith("task.progressed")] == [
         f"task.progressed(1,{k})" for k in range(1, steps + 1)
     ]
-    assert labels.count("artifact.published") == 1
-    assert len(labels) == steps + 4
+    artifacts = [e for e in run if e.name == "artifact.published"]
+    assert artifacts
+    for artifact in artifacts:
+        data = artifact.data.model_dump()
+        wrote_it = labels.index(f"task.progressed(1,{data['step']})")
+        assert appended.index(artifact.metadata.event_id) > wrote_it
 
 
-def test_every_arrival_order_of_a_run_reads_in_causal_order(task_events: Callable) -> None:
-    run = task_events().run(steps=2)
+def _linear_extensions(written_on: int, steps: int) -> set[tuple[str, ...]]:
+    """Every order of a one-artifact run that the rules allow: the artifact after its step."""
+    progressed = [f"task.progressed(1,{k})" for k in range(1, steps + 1)]
+    return {
+        (
+            "task.submitted",
+            "task.started(1)",
+            *progressed[:at],
+            f"artifact.published(1,{written_on})",
+            *progressed[at:],
+            "task.succeeded",
+        )
+        for at in range(written_on, steps + 1)
+    }
+
+
+@pytest.mark.parametrize("written_on", [1, 2])
+def test_every_arrival_order_of_a_run_reads_in_causal_order(
+    task_events: Callable, written_on: int
+) -> None:
+    run = task_events().run(steps=2, written_on=[written_on])
+    seen: set[tuple[str, ...]] = set()
     for order in itertools.permutations(run):  # all 720 arrival orders
         timeline = _timeline(order)
-        _assert_causal(_labels(timeline, run), steps=2)
+        _assert_causal(timeline, run, steps=2)
         assert [e.seq for e in timeline.changes.appended] == [1, 2, 3, 4, 5, 6]
         assert timeline.held == {}
         assert timeline.terminal_seq == 6
+        seen.add(tuple(_labels(timeline, run)))
+    # exactly the orders the rules allow, each reached by some arrival order
+    assert seen == _linear_extensions(written_on, steps=2)
 
 
 @pytest.mark.parametrize("seed", range(20))
 def test_a_long_shuffled_run_reads_in_causal_order(task_events: Callable, seed: int) -> None:
-    run = task_events().run(steps=25)
+    rng = random.Random(seed)
+    written_on = [*rng.choices(range(1, 26), k=4), 25]  # repeats allowed; run() sorts them
+    run = task_events().run(steps=25, written_on=written_on)
     shuffled = run[:]
-    random.Random(seed).shuffle(shuffled)
+    rng.shuffle(shuffled)
     timeline = _timeline(shuffled)
-    _assert_causal(_labels(timeline, run), steps=25)
-    assert [e.seq for e in timeline.changes.appended] == list(range(1, 30))
+    _assert_causal(timeline, run, steps=25)
+    assert [e.seq for e in timeline.changes.appended] == list(range(1, 34))
+    assert timeline.held == {}
+    assert timeline.terminal_seq == 33
+
+
+def test_an_artifact_written_on_a_middle_step_reads_between_the_steps(
+    task_events: Callable,
+) -> None:
+    run = task_events().run(steps=3, written_on=[2])
+    expected = [
+        "task.submitted",
+        "task.started(1)",
+        "task.progressed(1,1)",
+        "task.progressed(1,2)",
+        "artifact.published(1,2)",
+        "task.progressed(1,3)",
+        "task.succeeded",
+    ]
+    assert _labels(_timeline(run), run) == expected
+    assert _labels(_timeline(reversed(run)), run) == expected  # held, then released in order
 
 
 def test_a_reversed_run_is_released_in_occurrence_order(task_events: Callable) -> None:
@@ -120,7 +173,57 @@ def test_a_step_waits_for_the_start_of_its_own_attempt(task_events: Callable) ->
     assert _types(timeline)[2:] == ["task.started", "task.progressed"]
 
 
-def test_an_artifact_needs_a_start_of_any_attempt(task_events: Callable) -> None:
+def test_an_artifact_waits_for_the_step_that_wrote_it(task_events: Callable) -> None:
+    t = task_events()
+    artifact = t.published(attempt=1, step=2)
+    events = [t.submitted(), t.started(), t.progressed(1), artifact]
+    timeline = _timeline(events)
+    # the start and the step before are in; the step that wrote it is not
+    assert _types(timeline) == ["task.submitted", "task.started", "task.progressed"]
+    assert list(timeline.held) == [artifact.metadata.event_id]
+    step2 = t.progressed(2)
+    _offer(timeline, [step2])
+    assert _labels(timeline, [*events, step2]) == [
+        "task.submitted",
+        "task.started(1)",
+        "task.progressed(1,1)",
+        "task.progressed(1,2)",
+        "artifact.published(1,2)",
+    ]
+    assert timeline.held == {}
+
+
+def test_an_artifact_waits_for_its_step_of_its_own_attempt(task_events: Callable) -> None:
+    t = task_events()
+    artifact = t.published(attempt=2, step=1)
+    timeline = _timeline([t.submitted(), t.started(attempt=1), t.progressed(1, attempt=1)])
+    _offer(timeline, [artifact, t.started(attempt=2)])
+    assert _types(timeline) == ["task.submitted", "task.started", "task.progressed", "task.started"]
+    assert list(timeline.held) == [artifact.metadata.event_id]
+    _offer(timeline, [t.progressed(1, attempt=2)])
+    assert _types(timeline)[4:] == ["task.progressed", "artifact.published"]
+    assert timeline.held == {}
+
+
+def test_an_artifact_with_only_an_attempt_needs_the_start_of_that_attempt(
+    task_events: Callable,
+) -> None:
+    t = task_events()
+    timeline = _timeline([t.submitted(), t.started(attempt=1), t.published(attempt=2)])
+    assert _types(timeline) == ["task.submitted", "task.started"]
+    assert len(timeline.held) == 1
+    _offer(timeline, [t.started(attempt=2)])
+    assert _types(timeline) == [
+        "task.submitted",
+        "task.started",
+        "task.started",
+        "artifact.published",
+    ]
+
+
+def test_an_artifact_without_provenance_needs_a_start_of_any_attempt(
+    task_events: Callable,
+) -> None:
     t = task_events()
     timeline = _timeline([t.submitted(), t.published()])
     assert _types(timeline) == ["task.submitted"]

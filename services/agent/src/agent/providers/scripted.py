@@ -37,8 +37,9 @@ class Script:
     fail: str | None = None
 
     def writes_on(self, turn: int) -> list[str]:
-        """Artifact names written on reply ``turn``: one per step, the rest on the last step."""
-        return [name for i, name in enumerate(self.artifacts) if min(i, self.steps - 1) + 1 == turn]
+        """Artifact names written on reply ``turn``: all of them on the last step, where a model
+        writes up its result; the earlier steps look around (list_files)."""
+        return list(self.artifacts) if turn == self.steps else []
 
     def summary(self) -> str:
         plural = "" if self.steps == 1 else "s"
