@@ -38,7 +38,7 @@ class PublicApi:
         return task
 
     async def timeline(
-        self, task_id: str, *, last_event_id: int | None = None, timeout: float = 60
+        self, task_id: str, *, last_event_id: int | None = None, within: float = 60
     ) -> list[TimelineEvent]:
         """Follow the SSE stream until the server ends it (after the terminal event)."""
         headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
@@ -48,7 +48,7 @@ class PublicApi:
             "GET",
             f"/v1/tasks/{task_id}/events",
             headers=headers,
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx.Timeout(within),
         ) as source:
             assert source.response.status_code == 200, await source.response.aread()
             assert source.response.headers["content-type"].startswith("text/event-stream")

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.e2e
 TERMINAL = {"task.succeeded", "task.failed", "task.cancelled"}
 
 
-async def test_the_timeline_reads_in_order_and_ends_after_the_terminal_event(api: PublicApi) -> None:
+async def test_the_timeline_reads_in_order_and_ends_after_the_terminal_event(
+    api: PublicApi,
+) -> None:
     task = await api.submit("Write a report.\n/steps 3\n/artifact report.md")
     assert task["status"] == "queued"
     events = await api.timeline(task["id"])
@@ -58,7 +60,8 @@ async def test_the_task_records_its_outcome_and_usage(api: PublicApi) -> None:
     events = await api.timeline(task["id"])
     final = await api.task(task["id"])
     assert final["status"] == "succeeded"
-    assert final["started_at"] and final["finished_at"]
+    assert final["started_at"]
+    assert final["finished_at"]
     assert final["created_at"] <= final["started_at"] <= final["finished_at"]
     assert final["error"] is None
     assert final["result"]["summary"]
@@ -96,7 +99,7 @@ async def test_fail_directive_ends_the_task_failed_with_that_message(api: Public
 
 async def test_twenty_concurrent_tasks_all_succeed(api: PublicApi) -> None:
     tasks = await asyncio.gather(*(api.submit(f"task {n}\n/steps 2") for n in range(20)))
-    timelines = await asyncio.gather(*(api.timeline(t["id"], timeout=120) for t in tasks))
+    timelines = await asyncio.gather(*(api.timeline(t["id"], within=120) for t in tasks))
     for timeline in timelines:
         assert timeline[-1].event == "task.succeeded"
         assert [e.id for e in timeline] == list(range(1, len(timeline) + 1))
@@ -111,9 +114,12 @@ async def test_list_filters_by_status_and_pages_newest_first(api: PublicApi) -> 
     await asyncio.gather(api.timeline(ok["id"]), api.timeline(bad["id"]))
     failed_ids = [t["id"] for t in await api.all_tasks(status="failed")]
     succeeded_ids = [t["id"] for t in await api.all_tasks(status="succeeded")]
-    assert bad["id"] in failed_ids and bad["id"] not in succeeded_ids
-    assert ok["id"] in succeeded_ids and ok["id"] not in failed_ids
+    assert bad["id"] in failed_ids
+    assert bad["id"] not in succeeded_ids
+    assert ok["id"] in succeeded_ids
+    assert ok["id"] not in failed_ids
     page = (await api.http.get("/v1/tasks", params={"limit": 1})).json()
-    assert len(page["items"]) == 1 and page["next_cursor"]
+    assert len(page["items"]) == 1
+    assert page["next_cursor"]
     newest = page["items"][0]
     assert newest["created_at"] >= ok["created_at"]

@@ -81,7 +81,11 @@ async def test_idempotency_key_returns_the_same_task_for_the_same_body(
         ("unknown field", {"json": {"prompt": "x", "priority": "high"}}, 422),
         ("bad metadata", {"json": {"prompt": "x", "metadata": {"k": {"nested": 1}}}}, 422),
         ("not json", {"content": b"{nope", "headers": {"content-type": "application/json"}}, 400),
-        ("not a json body", {"content": b"prompt=x", "headers": {"content-type": "text/plain"}}, 415),
+        (
+            "not a json body",
+            {"content": b"prompt=x", "headers": {"content-type": "text/plain"}},
+            415,
+        ),
         ("oversize", {"json": {"prompt": "x" * 200_000}}, 413),
         ("oversize prompt", {"json": {"prompt": "x" * 40_000}}, 422),
     ],
@@ -94,5 +98,6 @@ async def test_bad_input_gets_a_problem_and_creates_nothing(
     assert response.status_code == status, (case, response.text)
     assert response.headers["content-type"].startswith("application/problem+json")
     problem = response.json()
-    assert problem["status"] == status and problem["title"]
+    assert problem["status"] == status
+    assert problem["title"]
     assert len(await api.all_tasks()) == before
