@@ -123,26 +123,6 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
-def service_env(
-    *,
-    database_url: str,
-    env: str,
-    moto_endpoint: str,
-    public_key: str,
-    **extra: Any,
-) -> dict[str, str]:
-    """Environment for running one service process against the test infrastructure."""
-    values = {
-        "DATABASE_URL": database_url,
-        "RELAY_ENV": env,
-        "RELAY_AWS_ENDPOINT_URL": moto_endpoint,
-        "RELAY_INTERNAL_AUTH_PUBLIC_KEY": public_key,
-        "RELAY_CONSUMER_WAIT_SECONDS": "1",
-    }
-    values.update({k: str(v) for k, v in extra.items()})
-    return values
-
-
 @contextlib.asynccontextmanager
 async def serve_app(app: Any) -> AsyncIterator[str]:
     """Run an ASGI app with lifespan on a real socket (uvicorn, in this event loop).
