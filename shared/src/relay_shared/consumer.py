@@ -37,6 +37,17 @@ class UnroutableMessage(ValueError):
     """The message is not a catalog event this service handles."""
 
 
+class Defer(Exception):
+    """Raised by a handler that cannot act on the message yet (e.g. another worker holds the
+    task): the message stays on the queue and comes back after ``delay_seconds``. It counts as
+    a receive, like any redelivery."""
+
+    def __init__(self, delay_seconds: int, reason: str) -> None:
+        super().__init__(reason)
+        self.delay_seconds = delay_seconds
+        self.reason = reason
+
+
 class EventDispatcher:
     """Routes a bus message to the handler registered for its detail-type."""
 
@@ -78,6 +89,7 @@ class SqsConsumer:
         wait_seconds: int = 20,
         visibility_timeout: int = 60,
         max_backoff_seconds: int = 300,
+        grace_seconds: float = 30.0,
         name: str = "consumer",
     ) -> None:
         self._client = client
@@ -88,6 +100,7 @@ class SqsConsumer:
         self._wait_seconds = wait_seconds
         self._visibility_timeout = visibility_timeout
         self._max_backoff = max_backoff_seconds
+        self._grace = grace_seconds
         self._name = name
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -101,16 +114,20 @@ class SqsConsumer:
         """Stop taking messages; ``run`` returns once in-flight messages are done."""
         self._stopping.set()
 
-    async def run(self, *, grace_seconds: float = 30.0) -> None:
+    async def run(self, *, grace_seconds: float | None = None) -> None:
+        """Receive until ``stop()``; then let in-flight messages finish within the grace period
+        and hand the rest back for prompt redelivery (also when this task is cancelled)."""
+        grace = self._grace if grace_seconds is None else grace_seconds
         deleter = asyncio.create_task(self._delete_loop())
         try:
             await self._receive_loop()
             if self._in_flight:
-                _done, pending = await asyncio.wait(self._in_flight, timeout=grace_seconds)
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
+                await asyncio.wait(set(self._in_flight), timeout=grace)
         finally:
+            unfinished = [task for task in self._in_flight if not task.done()]
+            for task in unfinished:
+                task.cancel()  # each one makes its message visible again (_process)
+            await asyncio.gather(*unfinished, return_exceptions=True)
             await self._deletes.join()
             deleter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -187,6 +204,15 @@ class SqsConsumer:
             # Shutdown grace ran out: hand the message back for prompt redelivery.
             await self._set_visibility(message, 0)
             raise
+        except Defer as defer:
+            log.info(
+                "%s: message %s deferred %ds: %s",
+                self._name,
+                message.message_id,
+                defer.delay_seconds,
+                defer.reason,
+            )
+            await self._set_visibility(message, defer.delay_seconds)
         except Exception as exc:
             delay = min(self._max_backoff, 2 ** min(message.receive_count, 16))
             log.warning(

@@ -109,10 +109,25 @@ class DomainEvent(_Tolerant):
 # --- task lifecycle -------------------------------------------------------------------------
 
 
+class TaskLimits(_Tolerant):
+    """A task's budgets, enforced by the agent while it runs (the tasks service fills defaults
+    and refuses values above the configured maxima)."""
+
+    max_turns: int = Field(ge=1, description="Model calls allowed.")
+    max_output_tokens: int = Field(ge=1, description="Output tokens allowed, over all calls.")
+    max_wall_seconds: float = Field(gt=0, description="Time allowed from start to end.")
+    max_cost_usd: float | None = Field(
+        default=None, gt=0, description="Estimated spend allowed (price table), if any."
+    )
+
+
 class TaskSubmittedData(_Tolerant):
     prompt: str
     model: str
     metadata: dict[str, str] = Field(default_factory=dict)
+    limits: TaskLimits | None = Field(
+        default=None, description="Absent in events from before budgets: agent defaults apply."
+    )
 
 
 class TaskSubmitted(DomainEvent):
@@ -150,6 +165,7 @@ class TaskProgressedData(_Tolerant):
     step: int = Field(ge=1, description="1..n within the attempt.")
     message: str
     usage: Usage = Field(description="Usage of the attempt so far.")
+    cost_usd: float = Field(default=0.0, ge=0, description="Estimated cost of the attempt so far.")
 
 
 class TaskProgressed(DomainEvent):
@@ -163,6 +179,7 @@ class TerminalData(_Tolerant):
     attempt: int = Field(ge=0, description="0 when the task ended before any attempt started.")
     steps: int = Field(default=0, ge=0, description="task.progressed events in this attempt.")
     usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = Field(default=0.0, ge=0, description="Estimated cost (price table).")
     artifact_ids: list[UUID] = Field(
         default_factory=list, description="Artifacts uploaded in this attempt."
     )
@@ -181,8 +198,11 @@ class TaskSucceeded(DomainEvent):
 
 
 class TaskFailedData(TerminalData):
-    code: str = Field(description="Machine-readable reason, e.g. 'scripted_failure'.")
+    code: str = Field(description="Machine-readable reason, e.g. 'budget_exceeded'.")
     message: str
+    budget: str | None = Field(
+        default=None, description="With code budget_exceeded: which limit, e.g. 'max_turns'."
+    )
 
 
 class TaskFailed(DomainEvent):

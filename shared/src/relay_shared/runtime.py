@@ -23,6 +23,8 @@ from relay_shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
+STOP_ALLOWANCE_SECONDS = 5.0
+
 
 class Loop(Protocol):
     async def run(self) -> None: ...
@@ -69,6 +71,7 @@ async def sqs_consumer(
         concurrency=settings.consumer_concurrency,
         wait_seconds=settings.consumer_wait_seconds,
         visibility_timeout=settings.consumer_visibility_timeout,
+        grace_seconds=settings.shutdown_grace_seconds,
         name=settings.queue_name,
     )
 
@@ -100,7 +103,8 @@ async def background(loops: Sequence[Loop], *, grace_seconds: float = 30.0) -> A
         yield
     finally:
         stopping = True
-        deadline = asyncio.get_running_loop().time() + grace_seconds
+        # a loop's own grace period is grace_seconds; the allowance covers its cleanup after it
+        deadline = asyncio.get_running_loop().time() + grace_seconds + STOP_ALLOWANCE_SECONDS
         for loop, task in zip(loops, tasks, strict=True):
             loop.stop()
             remaining = max(0.0, deadline - asyncio.get_running_loop().time())

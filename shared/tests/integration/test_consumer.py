@@ -12,7 +12,7 @@ import pytest
 
 from relay.testing import eventually
 from relay_shared.aws import aws_client
-from relay_shared.consumer import ReceivedMessage, SqsConsumer
+from relay_shared.consumer import Defer, ReceivedMessage, SqsConsumer
 from relay_shared.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
@@ -165,3 +165,46 @@ async def test_a_long_handler_keeps_its_message_invisible(sqs: Any) -> None:
     consumer.stop()
     await task
     assert deliveries == 1
+
+
+async def test_a_deferred_message_comes_back_after_the_delay_and_is_not_an_error(
+    sqs: Any,
+) -> None:
+    url, dlq = await _queue(sqs)
+    await _send(sqs, url, ["later"])
+    seen: list[float] = []
+
+    async def handler(message: ReceivedMessage) -> None:
+        seen.append(asyncio.get_running_loop().time())
+        if len(seen) == 1:
+            raise Defer(2, "another worker holds it")
+
+    consumer = SqsConsumer(sqs, url, handler, wait_seconds=1)
+    task = asyncio.create_task(consumer.run())
+
+    async def handled() -> int:
+        return len(seen)
+
+    await eventually(handled, until=lambda n: n == 2, within=15)
+    consumer.stop()
+    await task
+    assert seen[1] - seen[0] >= 1.5  # not before the delay
+    assert await _depth(sqs, url) == 0
+
+
+async def test_cancelling_the_consumer_hands_in_flight_messages_back(sqs: Any) -> None:
+    url, _ = await _queue(sqs)
+    await _send(sqs, url, ["held"])
+    started = asyncio.Event()
+
+    async def handler(message: ReceivedMessage) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    consumer = SqsConsumer(sqs, url, handler, wait_seconds=1, visibility_timeout=60)
+    task = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(started.wait(), 10)
+    task.cancel()  # e.g. the process's own shutdown deadline passed
+    await asyncio.gather(task, return_exceptions=True)
+    again = await sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
+    assert [m["Body"] for m in again.get("Messages", [])] == ["held"]
