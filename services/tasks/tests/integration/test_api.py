@@ -51,6 +51,7 @@ async def test_submit_stores_the_task_and_its_outbox_row_together(
         "prompt": "hello",
         "model": "claude-sonnet-4-5",
         "metadata": {"k": "v"},
+        "limits": None,  # budgets are not set yet
     }
     fetched = await tasks.http.get(f"/internal/tasks/{task['id']}", headers=auth(tenant))
     assert fetched.json() == task

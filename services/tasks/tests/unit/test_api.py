@@ -62,6 +62,7 @@ async def test_submit_stores_a_queued_task_and_its_submitted_event(
         "prompt": "hello",
         "model": "claude-sonnet-4-5",
         "metadata": {"k": "v"},
+        "limits": None,  # budgets are not set yet
     }
     fetched = await client.get(f"/internal/tasks/{task['id']}", headers=auth("acme"))
     assert fetched.json() == task
