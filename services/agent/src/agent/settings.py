@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
+from agent.providers.config import ProviderSettings
 from relay_shared.settings import ServiceSettings
 
 MIB = 1024 * 1024
@@ -17,7 +18,7 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class AgentSettings(ServiceSettings):
+class AgentSettings(ProviderSettings, ServiceSettings):
     service_name: str = "agent"
     http_port: int = Field(default=8102, ge=1, le=65535)
     # A run holds its message for minutes; a few at a time keeps one worker's model calls sane.

@@ -69,11 +69,19 @@ class ModelReply(_Block):
 class ProviderError(Exception):
     """The model call failed in a way the provider understood (not a bug in the agent)."""
 
-    def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.retryable = retryable
+        self.retry_after = retry_after  # seconds the provider asked us to wait, if it said
 
 
 class ModelProvider(Protocol):
