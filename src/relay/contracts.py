@@ -20,7 +20,7 @@ import yaml
 
 from gateway.app import create_app as create_gateway_app
 from gateway.settings import GatewaySettings
-from relay.routing import ROUTING_FILE, Routing, load_routing
+from relay.routing import ROUTING_FILE, Routing, load_routing, queue_name
 from relay_shared.events import CATALOG, DomainEvent
 from relay_shared.internal_auth import generate_keypair
 
@@ -67,12 +67,14 @@ def asyncapi(routing: Routing) -> dict[str, Any]:
             "summary": f"{cls.producer} publishes {name} through its outbox",
         }
         for consumer, routes in routing.services.items():
-            if name in routes.consumes:
-                operations[f"{consumer}_receives_{ref}"] = {
-                    "action": "receive",
-                    "channel": {"$ref": f"#/channels/{ref}"},
-                    "summary": f"{consumer} consumes {name} from relay-<env>-{consumer}",
-                }
+            for kind, queue_routes in routes.by_queue().items():
+                if name in queue_routes.consumes:
+                    queue = queue_name("<env>", consumer, kind)
+                    operations[f"{consumer}_receives_{ref}"] = {
+                        "action": "receive",
+                        "channel": {"$ref": f"#/channels/{ref}"},
+                        "summary": f"{consumer} consumes {name} from {queue}",
+                    }
     return {
         "asyncapi": "3.0.0",
         "info": {

@@ -38,20 +38,41 @@ class EventRoute(_Strict):
     producer: str
 
 
-class ServiceRoutes(_Strict):
+MAIN = "main"
+# A second queue for events that must not wait behind long work in the main queue (a cancel
+# must reach a worker whose every slot is busy running tasks).
+CONTROL = "control"
+
+
+class QueueRoutes(_Strict):
     consumes: list[str] = Field(default_factory=list)
     queue: QueueOverrides = Field(default_factory=QueueOverrides)
 
 
+class ServiceRoutes(QueueRoutes):
+    control: QueueRoutes | None = None
+
+    def by_queue(self) -> dict[str, QueueRoutes]:
+        queues: dict[str, QueueRoutes] = {MAIN: self} if self.consumes else {}
+        if self.control is not None and self.control.consumes:
+            queues[CONTROL] = self.control
+        return queues
+
+    def all_consumed(self) -> list[str]:
+        return [event for routes in self.by_queue().values() for event in routes.consumes]
+
+
 class Rule(_Strict):
-    """One EventBridge rule: events from one producer that one consumer subscribes to."""
+    """One EventBridge rule: events from one producer that one consumer's queue subscribes to."""
 
     consumer: str
     producer: str
     events: tuple[str, ...]
+    queue: str = MAIN
 
     def name(self, env: str) -> str:
-        return f"relay-{env}-{self.consumer}-from-{self.producer}"
+        infix = "" if self.queue == MAIN else f"-{self.queue}"
+        return f"relay-{env}-{self.consumer}{infix}-from-{self.producer}"
 
     def pattern(self) -> dict[str, list[str]]:
         return {"source": [f"relay.{self.producer}"], "detail-type": list(self.events)}
@@ -67,47 +88,59 @@ class Routing(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Routing:
         for service, routes in self.services.items():
-            unknown = set(routes.consumes) - set(self.events)
+            consumed = routes.all_consumed()
+            unknown = set(consumed) - set(self.events)
             if unknown:
                 raise ValueError(f"{service} consumes undeclared events: {sorted(unknown)}")
+            if len(consumed) != len(set(consumed)):
+                raise ValueError(f"{service} consumes an event on two queues")
         for name, route in self.events.items():
             if route.producer not in self.services:
                 raise ValueError(f"{name}: producer {route.producer!r} is not a service")
         return self
 
     def consumers(self) -> list[str]:
-        """Services that have a queue (they consume at least one event)."""
+        """Services that have a main queue (they consume at least one event)."""
         return [name for name, routes in self.services.items() if routes.consumes]
 
-    def queue_settings(self, service: str) -> QueueSettings:
-        overrides = self.services[service].queue.model_dump(exclude_none=True)
+    def queues(self) -> list[tuple[str, str]]:
+        """Every (service, queue kind) that exists: main queues, then control queues."""
+        return [
+            (service, kind)
+            for service, routes in self.services.items()
+            for kind in routes.by_queue()
+        ]
+
+    def queue_settings(self, service: str, kind: str = MAIN) -> QueueSettings:
+        overrides = self.services[service].by_queue()[kind].queue.model_dump(exclude_none=True)
         return self.queue_defaults.model_copy(update=overrides)
 
     def rules(self) -> list[Rule]:
         out: list[Rule] = []
         for consumer, routes in self.services.items():
-            by_producer: dict[str, list[str]] = {}
-            for event in routes.consumes:
-                by_producer.setdefault(self.events[event].producer, []).append(event)
-            out.extend(
-                Rule(consumer=consumer, producer=producer, events=tuple(events))
-                for producer, events in sorted(by_producer.items())
-            )
+            for kind, queue_routes in routes.by_queue().items():
+                by_producer: dict[str, list[str]] = {}
+                for event in queue_routes.consumes:
+                    by_producer.setdefault(self.events[event].producer, []).append(event)
+                out.extend(
+                    Rule(consumer=consumer, producer=producer, events=tuple(events), queue=kind)
+                    for producer, events in sorted(by_producer.items())
+                )
         return out
 
 
-def queue_name(env: str, service: str) -> str:
-    return f"relay-{env}-{service}"
+def queue_name(env: str, service: str, kind: str = MAIN) -> str:
+    return f"relay-{env}-{service}" + ("" if kind == MAIN else f"-{kind}")
 
 
-def dlq_name(env: str, service: str) -> str:
+def dlq_name(env: str, service: str, kind: str = MAIN) -> str:
     """Messages the service failed to process maxReceiveCount times."""
-    return f"relay-{env}-{service}-dlq"
+    return f"{queue_name(env, service, kind)}-dlq"
 
 
-def delivery_dlq_name(env: str, service: str) -> str:
+def delivery_dlq_name(env: str, service: str, kind: str = MAIN) -> str:
     """Events EventBridge could not deliver to the service's queue."""
-    return f"relay-{env}-{service}-delivery-dlq"
+    return f"{queue_name(env, service, kind)}-delivery-dlq"
 
 
 def bus_name(env: str) -> str:

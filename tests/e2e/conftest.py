@@ -50,8 +50,8 @@ class RunningStack:
     def queue_urls(self) -> list[str]:
         sqs = boto3.client("sqs", endpoint_url=self.moto_endpoint, region_name="us-east-1")
         return [
-            sqs.get_queue_url(QueueName=queue_name(self.config.env, s))["QueueUrl"]
-            for s in load_routing().consumers()
+            sqs.get_queue_url(QueueName=queue_name(self.config.env, s, kind))["QueueUrl"]
+            for s, kind in load_routing().queues()
         ]
 
     def log_tail(self, lines: int = 40) -> str:

@@ -82,7 +82,7 @@ async def test_the_stack_comes_up_wired_survives_crashes_and_stops_clean(
     stack = LocalStack(config, programs=_standins(), restart_policy=QUICK)
     async with stack:
         # moto is up with the routing declaration's bus and queues
-        expected_queues = {queue_name(config.env, s) for s in load_routing().consumers()}
+        expected_queues = {queue_name(config.env, s, k) for s, k in load_routing().queues()}
         assert expected_queues <= _queues(config.moto_endpoint)
         assert bus_name(config.env) in _buses(config.moto_endpoint)
         assert stack.bucket == f"relay-{config.env}-artifacts"

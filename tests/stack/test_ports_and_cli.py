@@ -64,9 +64,9 @@ def test_relay_bootstrap_builds_the_topology_and_prints_it(moto_endpoint: str) -
     assert result.exit_code == 0, result.output
     assert f"relay-{env}-artifacts" in result.output
     sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
-    for service in load_routing().consumers():
-        assert queue_name(env, service) in result.output
-        sqs.get_queue_url(QueueName=queue_name(env, service))  # raises if missing
+    for service, kind in load_routing().queues():
+        assert queue_name(env, service, kind) in result.output
+        sqs.get_queue_url(QueueName=queue_name(env, service, kind))  # raises if missing
     events = boto3.client("events", endpoint_url=moto_endpoint, region_name="us-east-1")
     assert events.describe_event_bus(Name=bus_name(env))["Name"] == bus_name(env)
 

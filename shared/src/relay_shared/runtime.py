@@ -62,17 +62,24 @@ def outbox_relay(settings: ServiceSettings, database: Database, events_client: A
 
 
 async def sqs_consumer(
-    settings: ServiceSettings, sqs_client: Any, handler: MessageHandler
+    settings: ServiceSettings,
+    sqs_client: Any,
+    handler: MessageHandler,
+    *,
+    queue_name: str | None = None,
+    concurrency: int | None = None,
 ) -> SqsConsumer:
+    """A consumer of the service's main queue, or of ``queue_name`` (e.g. its control queue)."""
+    name = queue_name or settings.queue_name
     return SqsConsumer(
         sqs_client,
-        await queue_url(sqs_client, settings.queue_name),
+        await queue_url(sqs_client, name),
         handler,
-        concurrency=settings.consumer_concurrency,
+        concurrency=concurrency or settings.consumer_concurrency,
         wait_seconds=settings.consumer_wait_seconds,
         visibility_timeout=settings.consumer_visibility_timeout,
         grace_seconds=settings.shutdown_grace_seconds,
-        name=settings.queue_name,
+        name=name,
     )
 
 

@@ -36,6 +36,9 @@ class ServiceSettings(BaseSettings):
     )
     event_bus_name: str = Field(default="", description="Defaults to relay-<env>.")
     queue_name: str = Field(default="", description="Defaults to relay-<env>-<service>.")
+    control_queue_name: str = Field(
+        default="", description="A service's control queue; defaults to <queue_name>-control."
+    )
 
     # SQS consumer
     consumer_concurrency: int = Field(default=8, ge=1)
@@ -59,4 +62,6 @@ class ServiceSettings(BaseSettings):
             object.__setattr__(self, "event_bus_name", f"relay-{self.env}")
         if not self.queue_name:
             object.__setattr__(self, "queue_name", f"relay-{self.env}-{self.service_name}")
+        if not self.control_queue_name:
+            object.__setattr__(self, "control_queue_name", f"{self.queue_name}-control")
         return self

@@ -170,7 +170,7 @@ async def test_a_long_handler_keeps_its_message_invisible(sqs: Any) -> None:
 async def test_a_deferred_message_comes_back_after_the_delay_and_is_not_an_error(
     sqs: Any,
 ) -> None:
-    url, dlq = await _queue(sqs)
+    url, _ = await _queue(sqs)
     await _send(sqs, url, ["later"])
     seen: list[float] = []
 

@@ -14,6 +14,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from relay.routing import (
+    MAIN,
     Routing,
     bus_name,
     delivery_dlq_name,
@@ -29,10 +30,16 @@ def artifacts_bucket_name(env: str) -> str:
     return f"relay-{env}-artifacts"
 
 
+def queue_id(service: str, kind: str = MAIN) -> str:
+    """Key of a queue in Topology's maps: the service for its main queue, else service-kind."""
+    return service if kind == MAIN else f"{service}-{kind}"
+
+
 @dataclass
 class Topology:
     env: str
     bus_arn: str = ""
+    # keyed by queue_id(): topology.queue_urls["agent"], topology.queue_urls["agent-control"]
     queue_urls: dict[str, str] = field(default_factory=dict)
     dlq_urls: dict[str, str] = field(default_factory=dict)
     delivery_dlq_urls: dict[str, str] = field(default_factory=dict)
@@ -77,27 +84,23 @@ def bootstrap(
 
     queue_arns: dict[str, str] = {}
     delivery_arns: dict[str, str] = {}
-    rules_by_consumer: dict[str, list[str]] = {}
+    rules_by_queue: dict[str, list[str]] = {}
     for rule in routing.rules():
-        rules_by_consumer.setdefault(rule.consumer, []).append(rule.name(env))
+        rules_by_queue.setdefault(queue_id(rule.consumer, rule.queue), []).append(rule.name(env))
 
-    for service in routing.consumers():
-        qs = routing.queue_settings(service)
-        dlq_url, dlq_arn = _queue(
-            sqs, dlq_name(env, service), {"MessageRetentionPeriod": str(qs.dlq_retention_seconds)}
-        )
-        ddlq_url, ddlq_arn = _queue(
-            sqs,
-            delivery_dlq_name(env, service),
-            {"MessageRetentionPeriod": str(qs.dlq_retention_seconds)},
-        )
+    for service, kind in routing.queues():
+        qid = queue_id(service, kind)
+        qs = routing.queue_settings(service, kind)
+        retention = {"MessageRetentionPeriod": str(qs.dlq_retention_seconds)}
+        dlq_url, dlq_arn = _queue(sqs, dlq_name(env, service, kind), retention)
+        ddlq_url, ddlq_arn = _queue(sqs, delivery_dlq_name(env, service, kind), retention)
         rule_arns = [
             f"{topo.bus_arn.rsplit(':', 1)[0]}:rule/{bus}/{name}"
-            for name in rules_by_consumer.get(service, [])
+            for name in rules_by_queue.get(qid, [])
         ]
         url, arn = _queue(
             sqs,
-            queue_name(env, service),
+            queue_name(env, service, kind),
             {
                 "VisibilityTimeout": str(qs.visibility_timeout_seconds),
                 "MessageRetentionPeriod": str(qs.message_retention_seconds),
@@ -113,11 +116,11 @@ def bootstrap(
             QueueUrl=ddlq_url,
             Attributes={"Policy": json.dumps(_queue_policy(ddlq_arn, rule_arns))},
         )
-        topo.queue_urls[service] = url
-        topo.dlq_urls[service] = dlq_url
-        topo.delivery_dlq_urls[service] = ddlq_url
-        queue_arns[service] = arn
-        delivery_arns[service] = ddlq_arn
+        topo.queue_urls[qid] = url
+        topo.dlq_urls[qid] = dlq_url
+        topo.delivery_dlq_urls[qid] = ddlq_url
+        queue_arns[qid] = arn
+        delivery_arns[qid] = ddlq_arn
 
     retry = routing.target_retry_policy
     for rule in routing.rules():
@@ -134,9 +137,9 @@ def bootstrap(
             EventBusName=bus,
             Targets=[
                 {
-                    "Id": rule.consumer,
-                    "Arn": queue_arns[rule.consumer],
-                    "DeadLetterConfig": {"Arn": delivery_arns[rule.consumer]},
+                    "Id": queue_id(rule.consumer, rule.queue),
+                    "Arn": queue_arns[queue_id(rule.consumer, rule.queue)],
+                    "DeadLetterConfig": {"Arn": delivery_arns[queue_id(rule.consumer, rule.queue)]},
                     "RetryPolicy": {
                         "MaximumRetryAttempts": retry.maximum_retry_attempts,
                         "MaximumEventAgeInSeconds": retry.maximum_event_age_seconds,
