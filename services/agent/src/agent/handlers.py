@@ -8,7 +8,7 @@ from typing import Any
 
 from agent.service import AgentService
 from relay_shared.consumer import EventDispatcher
-from relay_shared.events import TaskSubmitted
+from relay_shared.events import TaskCancelRequested, TaskSubmitted
 
 
 async def on_task_submitted(service: AgentService, event: TaskSubmitted) -> None:
@@ -17,8 +17,14 @@ async def on_task_submitted(service: AgentService, event: TaskSubmitted) -> None
     await service.run_task(event)
 
 
+async def on_task_cancel_requested(service: AgentService, event: TaskCancelRequested) -> None:
+    # No inbox claim either: the run's cancel flag makes a repeated request a no-op.
+    await service.cancel_task(event)
+
+
 HANDLERS: Mapping[str, Callable[[AgentService, Any], Awaitable[None]]] = {
     TaskSubmitted.name: on_task_submitted,
+    TaskCancelRequested.name: on_task_cancel_requested,
 }
 
 

@@ -20,3 +20,55 @@ class RunState:
     status: RunStatus
     steps: int
     usage: Usage
+    cost_usd: float = 0.0
+
+
+# --- what claiming a run for a delivered task.submitted found ---------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """This worker now holds the run's lease, as attempt ``attempt``."""
+
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The run ended before (or was cancelled before it started): never run it again."""
+
+    status: RunStatus
+
+
+@dataclass(frozen=True)
+class Held:
+    """Another attempt holds a live lease; ``busy_seconds`` until its lease and its wall-time
+    budget have both run out (after that it has finished, or died)."""
+
+    busy_seconds: float
+
+
+Claim = Claimed | Finished | Held
+
+
+@dataclass(frozen=True)
+class RunFlags:
+    """What the owner of a run learns each time it writes to it (a save, a lease renewal)."""
+
+    cancel_requested: bool = False
+
+
+# --- what a task.cancel_requested did -------------------------------------------------------
+
+CancelEffect = Literal[
+    "before_start",  # no run yet: recorded as cancelled (attempt 0), so it never starts
+    "signalled",  # a live run: flagged and NOTIFYed, its runner stops it
+    "orphaned",  # a run whose holder's lease expired: cancelled here and now (``run``)
+    "ignored",  # already finished, or a cancel was already requested
+]
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    effect: CancelEffect
+    run: RunState | None = None  # the run's totals when ``effect`` is "orphaned"

@@ -2,53 +2,146 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
-from agent.models import RunState
+from agent.models import CancelOutcome, Claim, Claimed, Finished, Held, RunFlags, RunState
 from relay_shared.db import Database
-from relay_shared.events import DomainEvent
+from relay_shared.events import DomainEvent, Usage
 from relay_shared.outbox import Outbox
 
-# A new task starts at attempt 1; a run still 'running' (its worker died or its message came
-# back) starts over as the next attempt; a finished run returns no row and is left alone.
+# A new task starts at attempt 1. A run still 'running' whose lease has expired (its worker
+# died, or let it go on shutdown) is taken over as the next attempt. A run under a live lease
+# or a finished one returns no row and is left alone.
 _CLAIM = """
-INSERT INTO runs (task_id, tenant_id, status, attempt, worker_id)
-VALUES (%(task_id)s, %(tenant_id)s, 'running', 1, %(worker_id)s)
+INSERT INTO runs (task_id, tenant_id, status, attempt, worker_id, lease_owner,
+                  lease_expires_at, deadline_at, submitted)
+VALUES (%(task_id)s, %(tenant_id)s, 'running', 1, %(worker_id)s, %(worker_id)s,
+        now() + make_interval(secs => %(lease)s), now() + make_interval(secs => %(wall)s),
+        %(submitted)s)
 ON CONFLICT (task_id) DO UPDATE
-    SET attempt = runs.attempt + 1, worker_id = EXCLUDED.worker_id, steps = 0,
-        usage = '{}'::jsonb, started_at = now(), updated_at = now()
+    SET attempt = runs.attempt + 1, worker_id = EXCLUDED.worker_id,
+        lease_owner = EXCLUDED.lease_owner, lease_expires_at = EXCLUDED.lease_expires_at,
+        deadline_at = EXCLUDED.deadline_at, submitted = EXCLUDED.submitted, steps = 0,
+        usage = '{}'::jsonb, cost_usd = 0, started_at = now(), updated_at = now()
     WHERE runs.status = 'running'
+      AND (runs.lease_expires_at IS NULL OR runs.lease_expires_at <= now())
 RETURNING attempt
+"""
+
+_NOT_CLAIMED = """
+SELECT status,
+       greatest(extract(epoch FROM greatest(lease_expires_at, deadline_at) - now()), 0)::float
+           AS busy_seconds
+FROM runs WHERE task_id = %(task_id)s
 """
 
 # Only the attempt that owns the run may move it: a superseded attempt updates nothing.
 _SAVE = """
 UPDATE runs
-SET status = %(status)s, steps = %(steps)s, usage = %(usage)s, updated_at = now(),
+SET status = %(status)s, steps = %(steps)s, usage = %(usage)s, cost_usd = %(cost_usd)s,
+    updated_at = now(),
     finished_at = CASE WHEN %(status)s = 'running' THEN NULL ELSE now() END
 WHERE task_id = %(task_id)s AND attempt = %(attempt)s AND status = 'running'
+RETURNING cancel_requested_at IS NOT NULL AS cancel_requested
+"""
+
+_RENEW_LEASE = """
+UPDATE runs SET lease_expires_at = now() + make_interval(secs => %(lease)s)
+WHERE task_id = %(task_id)s AND attempt = %(attempt)s AND lease_owner = %(owner)s
+  AND status = 'running'
+RETURNING cancel_requested_at IS NOT NULL AS cancel_requested
+"""
+
+# Expired at once: the redelivered message is claimed without waiting out the lease.
+_RELEASE_LEASE = """
+UPDATE runs SET lease_expires_at = now()
+WHERE task_id = %(task_id)s AND attempt = %(attempt)s AND lease_owner = %(owner)s
+  AND status = 'running'
+"""
+
+_CANCEL_BEFORE_START = """
+INSERT INTO runs (task_id, tenant_id, status, attempt, cancel_requested_at, cancel_reason,
+                  finished_at)
+VALUES (%(task_id)s, %(tenant_id)s, 'cancelled', 0, now(), %(reason)s, now())
+ON CONFLICT (task_id) DO NOTHING
+RETURNING attempt
+"""
+
+# Repeated and late requests change nothing: the first one on a running run sets the flag.
+_FLAG_CANCEL = """
+UPDATE runs SET cancel_requested_at = now(), cancel_reason = %(reason)s, updated_at = now()
+WHERE task_id = %(task_id)s AND tenant_id = %(tenant_id)s AND status = 'running'
+  AND cancel_requested_at IS NULL
+RETURNING attempt, steps, usage, cost_usd,
+          lease_expires_at IS NULL OR lease_expires_at <= now() AS orphaned
+"""
+
+_CANCEL_ORPHAN = """
+UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now()
+WHERE task_id = %(task_id)s
+"""
+
+_CANCEL_REQUESTED_AMONG = """
+SELECT task_id FROM runs
+WHERE task_id = ANY(%s) AND status = 'running' AND cancel_requested_at IS NOT NULL
 """
 
 
+def cancel_channel(schema: str) -> str:
+    """The NOTIFY channel on which cancel requests reach every agent process."""
+    return f"relay_cancel_{schema}"
+
+
+def _flags(row: Mapping[str, Any] | None) -> RunFlags | None:
+    return None if row is None else RunFlags(cancel_requested=bool(row["cancel_requested"]))
+
+
 class PostgresRunTransaction:
-    def __init__(self, conn: AsyncConnection[Any], outbox: Outbox) -> None:
+    def __init__(self, conn: AsyncConnection[Any], outbox: Outbox, channel: str) -> None:
         self._conn = conn
         self._outbox = outbox
+        self._channel = channel
 
-    async def claim(self, task_id: UUID, tenant_id: str, worker_id: str) -> int | None:
+    async def claim(
+        self,
+        task_id: UUID,
+        tenant_id: str,
+        *,
+        worker_id: str,
+        lease_seconds: float,
+        wall_seconds: float,
+        submitted: Mapping[str, Any],
+    ) -> Claim:
         cur = await self._conn.execute(
-            _CLAIM, {"task_id": task_id, "tenant_id": tenant_id, "worker_id": worker_id}
+            _CLAIM,
+            {
+                "task_id": task_id,
+                "tenant_id": tenant_id,
+                "worker_id": worker_id,
+                "lease": lease_seconds,
+                "wall": wall_seconds,
+                "submitted": Jsonb(dict(submitted)),
+            },
         )
         row = await cur.fetchone()
-        return None if row is None else int(row["attempt"])
+        if row is not None:
+            return Claimed(int(row["attempt"]))
+        cur = await self._conn.execute(_NOT_CLAIMED, {"task_id": task_id})
+        row = await cur.fetchone()
+        if row is None:  # pragma: no cover - the INSERT above conflicted with this very row
+            raise LookupError(f"run {task_id} vanished while being claimed")
+        if row["status"] == "running":
+            return Held(float(row["busy_seconds"]))
+        return Finished(row["status"])
 
-    async def save(self, state: RunState) -> bool:
+    async def save(self, state: RunState) -> RunFlags | None:
         cur = await self._conn.execute(
             _SAVE,
             {
@@ -57,9 +150,57 @@ class PostgresRunTransaction:
                 "status": state.status,
                 "steps": state.steps,
                 "usage": Jsonb(state.usage.model_dump()),
+                "cost_usd": state.cost_usd,
             },
         )
-        return cur.rowcount == 1
+        return _flags(await cur.fetchone())
+
+    async def renew_lease(
+        self, task_id: UUID, attempt: int, owner: str, lease_seconds: float
+    ) -> RunFlags | None:
+        cur = await self._conn.execute(
+            _RENEW_LEASE,
+            {"task_id": task_id, "attempt": attempt, "owner": owner, "lease": lease_seconds},
+        )
+        return _flags(await cur.fetchone())
+
+    async def release_lease(self, task_id: UUID, attempt: int, owner: str) -> None:
+        await self._conn.execute(
+            _RELEASE_LEASE, {"task_id": task_id, "attempt": attempt, "owner": owner}
+        )
+
+    async def cancel_reason(self, task_id: UUID) -> str | None:
+        cur = await self._conn.execute(
+            "SELECT cancel_reason FROM runs WHERE task_id = %s", (task_id,)
+        )
+        row = await cur.fetchone()
+        return None if row is None else row["cancel_reason"]
+
+    async def request_cancel(
+        self, task_id: UUID, tenant_id: str, reason: str | None
+    ) -> CancelOutcome:
+        params = {"task_id": task_id, "tenant_id": tenant_id, "reason": reason}
+        cur = await self._conn.execute(_CANCEL_BEFORE_START, params)
+        if await cur.fetchone() is not None:
+            return CancelOutcome("before_start")
+        cur = await self._conn.execute(_FLAG_CANCEL, params)
+        row = await cur.fetchone()
+        if row is None:
+            return CancelOutcome("ignored")
+        if row["orphaned"]:
+            await self._conn.execute(_CANCEL_ORPHAN, params)
+            run = RunState(
+                task_id,
+                int(row["attempt"]),
+                "cancelled",
+                int(row["steps"]),
+                Usage.model_validate(row["usage"]),
+                float(row["cost_usd"]),
+            )
+            return CancelOutcome("orphaned", run)
+        # Delivered on commit, to every agent process listening; the runner stops the attempt.
+        await self._conn.execute("SELECT pg_notify(%s, %s)", (self._channel, str(task_id)))
+        return CancelOutcome("signalled")
 
     async def emit(self, *events: DomainEvent) -> None:
         await self._outbox.add(self._conn, *events)
@@ -69,8 +210,20 @@ class PostgresRuns:
     def __init__(self, database: Database, outbox: Outbox | None = None) -> None:
         self._db = database
         self._outbox = outbox or Outbox()
+        self.channel = cancel_channel(database.schema)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresRunTransaction]:
         async with self._db.transaction() as conn:
-            yield PostgresRunTransaction(conn, self._outbox)
+            yield PostgresRunTransaction(conn, self._outbox, self.channel)
+
+
+async def cancel_requested_among(
+    conn: AsyncConnection[Any], task_ids: Sequence[UUID]
+) -> list[UUID]:
+    """Which of these running tasks have a cancel request (for a listener that was away)."""
+    if not task_ids:
+        return []
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(_CANCEL_REQUESTED_AMONG, (list(task_ids),))
+        return [row[0] for row in await cur.fetchall()]

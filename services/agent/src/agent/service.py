@@ -1,34 +1,51 @@
-"""The agent loop: run a submitted task as a conversation between a model and the tools.
+"""The agent's use cases: run a submitted task as a conversation between a model and the tools,
+within its budgets; stop it when a client cancels it.
 
 Provider-agnostic: the model is whatever ModelProvider the composition root chose. Every event
-an attempt emits goes to the outbox in the transaction that moves its ``runs`` row, and each
-event is caused by the one before it (the first by task.submitted).
+an attempt emits goes to the outbox in the transaction that moves its ``runs`` row, guarded by
+the attempt number, so an attempt that lost the run emits nothing more.
+
+An attempt's work runs in its own asyncio task, registered in ``running`` by task id, while the
+handler holds the run's lease. Stopping it is cancelling that task; the handler then emits
+``task.cancelled`` for a cancel request, or nothing at all when the process is shutting down
+(the lease is released and the message goes back to the queue for another worker).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
-from uuid import UUID
+import math
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
 
 from agent.artifacts import StagingArea, stage
-from agent.models import RunState, RunStatus
+from agent.attempts import Attempt, clip, progress_message, wants_tools
+from agent.budgets import Budget, BudgetExceeded, wall_time_exceeded
+from agent.leases import keep_lease
+from agent.models import Claimed, Finished, Held, RunFlags, RunStatus
+from agent.pricing import PriceTable, report_usd
 from agent.providers.base import ModelProvider, ModelReply, ModelRequest, ProviderError
+from agent.retries import Clock, RetryPolicy, Sleep
+from agent.running import RunningAttempts, StopCause
+from agent.runs import RunStore
 from agent.settings import AgentSettings
-from agent.tools import TOOL_SPECS, WrittenFile, run_tool
+from agent.tools import TOOLS, Tool, WrittenFile, run_tool
 from agent.workspace import Workspace
+from relay_shared.consumer import Defer
 from relay_shared.events import (
     ArtifactUploaded,
     ArtifactUploadedData,
     DomainEvent,
-    EventMetadata,
+    TaskCancelled,
+    TaskCancelledData,
+    TaskCancelRequested,
     TaskFailed,
     TaskFailedData,
+    TaskLimits,
     TaskProgressed,
     TaskProgressedData,
     TaskStarted,
@@ -37,7 +54,6 @@ from relay_shared.events import (
     TaskSubmittedData,
     TaskSucceeded,
     TaskSucceededData,
-    Usage,
 )
 
 log = logging.getLogger(__name__)
@@ -48,83 +64,20 @@ SYSTEM_PROMPT = (
     " the user as an artifact, so put your results in files. Paths are relative to the"
     " workspace. When the task is done, answer with a short summary of what you did."
 )
-MAX_PROGRESS_CHARS = 300
 # Terminal texts go into one event; keep them far below EventBridge's 256 KiB entry limit.
 MAX_SUMMARY_CHARS = 8000
 MAX_ERROR_CHARS = 2000
-
-E = TypeVar("E", bound=DomainEvent)
-
-
-class RunTransaction(Protocol):
-    async def claim(self, task_id: UUID, tenant_id: str, worker_id: str) -> int | None:
-        """Start or restart the run; the attempt number, or None if it already finished."""
-
-    async def save(self, state: RunState) -> bool:
-        """Move the run; False when ``state.attempt`` no longer owns it."""
-
-    async def emit(self, *events: DomainEvent) -> None: ...
-
-
-class RunStore(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[RunTransaction]: ...
+# A delivery of a task another worker holds comes back this long after that worker's lease
+# and wall-time budget would both have run out.
+DEFER_SLACK_SECONDS = 3
+# SQS keeps a received message invisible for at most 12 hours.
+MAX_DEFER_SECONDS = 11 * 3600
+# How long a stopping attempt may take to hand its run back.
+RELEASE_TIMEOUT_SECONDS = 5.0
 
 
 class AttemptSuperseded(Exception):
     """A newer attempt took the run over (or it finished); this one stops, emitting nothing."""
-
-
-@dataclass
-class Attempt:
-    """One attempt at a task: its counters, and the last event it emitted (for causation)."""
-
-    task_id: UUID
-    tenant_id: str
-    number: int
-    cause: EventMetadata
-    steps: int = 0
-    usage: Usage = field(default_factory=Usage)
-    artifact_ids: list[UUID] = field(default_factory=list)
-    writes: Counter[str] = field(default_factory=Counter)
-
-    def event(self, cls: type[E], data: Any) -> E:
-        event = cls.create(
-            data, tenant_id=self.tenant_id, task_id=self.task_id, caused_by=self.cause
-        )
-        self.cause = event.metadata
-        return event
-
-    def state(self, status: RunStatus) -> RunState:
-        return RunState(self.task_id, self.number, status, self.steps, self.usage)
-
-    def totals(self) -> dict[str, Any]:
-        """The fields every terminal event carries."""
-        return {
-            "attempt": self.number,
-            "steps": self.steps,
-            "usage": self.usage,
-            "artifact_ids": list(self.artifact_ids),
-        }
-
-
-def progress_message(reply: ModelReply) -> str:
-    """The step's first text block, else what it ran: 'Ran write_file(result.md)'."""
-    first_text = next((b.text.strip() for b in reply.content if b.type == "text"), "")
-    message = first_text or "Ran " + ", ".join(
-        f"{call.name}({call.input['path']})"
-        if isinstance(call.input.get("path"), str)
-        else f"{call.name}()"
-        for call in reply.tool_uses
-    )
-    return _clip(message, MAX_PROGRESS_CHARS)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def wants_tools(reply: ModelReply) -> bool:
-    return reply.stop_reason == "tool_use" and bool(reply.tool_uses)
 
 
 class AgentService:
@@ -135,40 +88,175 @@ class AgentService:
         runs: RunStore,
         provider: ModelProvider,
         staging: StagingArea,
+        running: RunningAttempts | None = None,
+        tools: Mapping[str, Tool] = TOOLS,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._settings = settings
         self._runs = runs
         self._provider = provider
         self._staging = staging
+        self.running = running or RunningAttempts()
+        self._tools = tools
+        self._tool_specs = [t.spec for t in tools.values()]
+        self._prices = PriceTable(settings.model_prices)
+        self._clock = clock
+        self._retry = RetryPolicy(
+            settings.provider_max_retries,
+            settings.provider_retry_base_seconds,
+            settings.provider_retry_max_seconds,
+            sleep=sleep,
+            clock=clock,
+        )
+
+    # --- task.submitted -----------------------------------------------------------------------
 
     async def run_task(self, submitted: TaskSubmitted) -> None:
-        """Handle task.submitted: run it unless it already finished. Raises on anything
-        unexpected, leaving the run 'running' so the redelivered message starts it over."""
-        attempt = await self._claim(submitted)
+        """Handle task.submitted: run it unless it finished or another worker holds it (then
+        Defer). Raises on anything unexpected, handing the run back (lease released) so the
+        redelivered message starts it over as the next attempt."""
+        limits = self.limits_of(submitted.data)
+        attempt = await self._claim(submitted, limits)
         if attempt is None:
-            log.info("task %s already finished; not running it again", submitted.metadata.task_id)
             return
         log.info("task %s: attempt %d started", attempt.task_id, attempt.number)
-        try:
-            async with self._workspace(attempt) as workspace:
-                await self._converse(attempt, submitted.data, workspace)
-        except AttemptSuperseded:
-            log.warning("task %s: attempt %d was superseded", attempt.task_id, attempt.number)
-
-    async def _claim(self, submitted: TaskSubmitted) -> Attempt | None:
-        meta = submitted.metadata
-        async with self._runs.transaction() as tx:
-            number = await tx.claim(meta.task_id, meta.tenant_id, self._settings.worker_id)
-            if number is None:
-                return None
-            attempt = Attempt(meta.task_id, meta.tenant_id, number, cause=meta)
-            await tx.emit(
-                attempt.event(
-                    TaskStarted,
-                    TaskStartedData(attempt=number, worker_id=self._settings.worker_id),
+        work = asyncio.create_task(
+            self._attempt(attempt, submitted.data, limits),
+            name=f"task {attempt.task_id} attempt {attempt.number}",
+        )
+        with self.running.register(attempt.task_id, attempt.number, work) as running:
+            keeper = asyncio.create_task(
+                keep_lease(
+                    self._runs,
+                    running,
+                    owner=self._settings.worker_id,
+                    lease_seconds=self._settings.run_lease_seconds,
                 )
             )
-        return attempt
+            try:
+                await work
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if running.stop is None or (current is not None and current.cancelling()):
+                    log.info(
+                        "task %s: attempt %d interrupted by shutdown; left for redelivery",
+                        attempt.task_id,
+                        attempt.number,
+                    )
+                    raise
+                await self._stopped(attempt, running.stop)
+            except AttemptSuperseded:
+                log.warning("task %s: attempt %d was superseded", attempt.task_id, attempt.number)
+            finally:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
+                await self._settle(attempt)
+                if not attempt.finished:
+                    await self._release(attempt)
+
+    def limits_of(self, task: TaskSubmittedData) -> TaskLimits:
+        """The task's budgets: as submitted, else the agent's defaults (older events)."""
+        if task.limits is not None:
+            return task.limits
+        s = self._settings
+        return TaskLimits(
+            max_turns=s.default_max_turns,
+            max_output_tokens=s.default_max_output_tokens,
+            max_wall_seconds=s.default_max_wall_seconds,
+        )
+
+    async def _claim(self, submitted: TaskSubmitted, limits: TaskLimits) -> Attempt | None:
+        meta = submitted.metadata
+        worker = self._settings.worker_id
+        async with self._runs.transaction() as tx:
+            claim = await tx.claim(
+                meta.task_id,
+                meta.tenant_id,
+                worker_id=worker,
+                lease_seconds=self._settings.run_lease_seconds,
+                wall_seconds=limits.max_wall_seconds,
+                submitted=submitted.data.model_dump(mode="json"),
+            )
+            if isinstance(claim, Claimed):
+                attempt = Attempt(
+                    meta.task_id,
+                    meta.tenant_id,
+                    claim.attempt,
+                    cause=meta,
+                    deadline=self._clock() + limits.max_wall_seconds,
+                )
+                started = TaskStartedData(attempt=claim.attempt, worker_id=worker)
+                await tx.emit(attempt.event(TaskStarted, started))
+                return attempt
+        if isinstance(claim, Finished):
+            log.info("task %s already %s; not running it again", meta.task_id, claim.status)
+            return None
+        assert isinstance(claim, Held)
+        # Never acknowledged: if the holder dies, this delivery must still be on the queue.
+        delay = min(MAX_DEFER_SECONDS, math.ceil(claim.busy_seconds) + DEFER_SLACK_SECONDS)
+        raise Defer(delay, f"task {meta.task_id} is being run by another attempt")
+
+    async def _stopped(self, attempt: Attempt, cause: StopCause) -> None:
+        await self._settle(attempt)
+        if cause is StopCause.LEASE_LOST:
+            # Another attempt owns the run now; this delivery comes back and finds it held or
+            # finished. Acknowledging it could drop the task's last message.
+            raise Defer(
+                math.ceil(self._settings.run_lease_seconds) + DEFER_SLACK_SECONDS,
+                f"task {attempt.task_id}: attempt {attempt.number} lost its lease",
+            )
+        if attempt.finished:
+            log.info("task %s finished before the cancel took effect", attempt.task_id)
+            return
+        async with self._runs.transaction() as tx:
+            reason = await tx.cancel_reason(attempt.task_id)
+        data = TaskCancelledData(reason=reason, **attempt.totals())
+        try:
+            await self._record(attempt, "cancelled", [attempt.event(TaskCancelled, data)])
+        except AttemptSuperseded:
+            log.info("task %s: attempt %d no longer owns the run", attempt.task_id, attempt.number)
+            return
+        log.info("task %s: attempt %d cancelled", attempt.task_id, attempt.number)
+
+    async def _settle(self, attempt: Attempt) -> None:
+        """Wait for a commit still in flight: its outcome decides what happens next."""
+        if attempt.committing is not None:
+            await asyncio.wait([attempt.committing])
+
+    async def _release(self, attempt: Attempt) -> None:
+        try:
+            async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS), self._runs.transaction() as tx:
+                await tx.release_lease(attempt.task_id, attempt.number, self._settings.worker_id)
+        except Exception as exc:  # the lease then simply expires
+            log.warning("task %s: could not release the run's lease: %s", attempt.task_id, exc)
+
+    # --- the attempt's work (cancellable as a whole) --------------------------------------------
+
+    async def _attempt(self, attempt: Attempt, task: TaskSubmittedData, limits: TaskLimits) -> None:
+        price = self._prices.price(task.model)
+        if limits.max_cost_usd is not None and price is None:
+            await self._fail(
+                attempt,
+                "model_not_priced",
+                f"The task has a max_cost_usd budget, but the price table has no entry for"
+                f" model {task.model!r}; add it to RELAY_MODEL_PRICES or drop the cost limit.",
+            )
+            return
+        budget = Budget(limits, price, self._settings.model_max_tokens)
+        async with self._workspace(attempt) as workspace:
+            wall = asyncio.timeout(limits.max_wall_seconds)
+            try:
+                async with wall:
+                    await self._converse(attempt, task, workspace, budget)
+            except TimeoutError:
+                if not wall.expired():
+                    raise
+                await self._settle(attempt)
+                if not attempt.finished:
+                    await self._fail_budget(attempt, wall_time_exceeded(limits))
+            except BudgetExceeded as exc:
+                await self._fail_budget(attempt, exc)
 
     @asynccontextmanager
     async def _workspace(self, attempt: Attempt) -> AsyncIterator[Workspace]:
@@ -184,33 +272,34 @@ class AgentService:
             await asyncio.to_thread(workspace.remove)
 
     async def _converse(
-        self, attempt: Attempt, task: TaskSubmittedData, workspace: Workspace
+        self, attempt: Attempt, task: TaskSubmittedData, workspace: Workspace, budget: Budget
     ) -> None:
         messages: list[dict[str, Any]] = [{"role": "user", "content": task.prompt}]
-        for _turn in range(self._settings.max_turns):
+        while True:
+            cap = budget.before_call(attempt.calls, attempt.usage, attempt.cost_usd)
             request = ModelRequest(
                 model=task.model,
                 system=SYSTEM_PROMPT,
                 messages=list(messages),
-                tools=TOOL_SPECS,
-                max_tokens=self._settings.model_max_tokens,
+                tools=self._tool_specs,
+                max_tokens=cap.max_tokens,
             )
             try:
-                reply = await self._provider.complete(request)
+                reply = await self._retry.call(
+                    partial(self._provider.complete, request), deadline=attempt.deadline
+                )
             except ProviderError as exc:
                 await self._fail(attempt, exc.code, exc.message)
                 return
+            attempt.calls += 1
             attempt.usage += reply.usage
+            attempt.cost_usd = self._prices.cost(task.model, attempt.usage)
             messages.append(reply.as_message())
+            budget.after_reply(reply, cap, attempt.usage, attempt.cost_usd)
             if not wants_tools(reply):
                 await self._succeed(attempt, reply)
                 return
             messages.append(await self._step(attempt, reply, workspace))
-        await self._fail(
-            attempt,
-            "max_turns_exceeded",
-            f"The model did not finish within {self._settings.max_turns} turns.",
-        )
 
     async def _step(
         self, attempt: Attempt, reply: ModelReply, workspace: Workspace
@@ -219,7 +308,7 @@ class AgentService:
         results = []
         uploads = []
         for call in reply.tool_uses:
-            outcome = await run_tool(workspace, call)
+            outcome = await run_tool(workspace, call, self._tools)
             if outcome.written is not None:
                 uploads.append(await self._stage(attempt, outcome.written))
             results.append(outcome.as_result(call.id))
@@ -232,11 +321,15 @@ class AgentService:
                     step=attempt.steps,
                     message=progress_message(reply),
                     usage=attempt.usage,
+                    cost_usd=report_usd(attempt.cost_usd),
                 ),
             )
         ]
         events += [attempt.event(ArtifactUploaded, u) for u in uploads]
-        await self._record(attempt, "running", events)
+        flags = await self._record(attempt, "running", events)
+        if flags.cancel_requested:  # a step boundary: covers a cancel whose NOTIFY was lost
+            self.running.cancel(attempt.task_id)
+            await asyncio.sleep(0)  # the cancellation lands here, before another model call
         return {"role": "user", "content": results}
 
     async def _stage(self, attempt: Attempt, written: WrittenFile) -> ArtifactUploadedData:
@@ -256,21 +349,78 @@ class AgentService:
 
     async def _succeed(self, attempt: Attempt, reply: ModelReply) -> None:
         summary = reply.text or f"Completed {attempt.steps} steps."
-        data = TaskSucceededData(summary=_clip(summary, MAX_SUMMARY_CHARS), **attempt.totals())
+        data = TaskSucceededData(summary=clip(summary, MAX_SUMMARY_CHARS), **attempt.totals())
         await self._record(attempt, "succeeded", [attempt.event(TaskSucceeded, data)])
         log.info("task %s: attempt %d succeeded", attempt.task_id, attempt.number)
 
-    async def _fail(self, attempt: Attempt, code: str, message: str) -> None:
+    async def _fail(
+        self, attempt: Attempt, code: str, message: str, *, budget: str | None = None
+    ) -> None:
         data = TaskFailedData(
-            code=code, message=_clip(message, MAX_ERROR_CHARS), **attempt.totals()
+            code=code, message=clip(message, MAX_ERROR_CHARS), budget=budget, **attempt.totals()
         )
         await self._record(attempt, "failed", [attempt.event(TaskFailed, data)])
         log.info("task %s: attempt %d failed (%s)", attempt.task_id, attempt.number, code)
 
+    async def _fail_budget(self, attempt: Attempt, exceeded: BudgetExceeded) -> None:
+        await self._fail(attempt, "budget_exceeded", exceeded.message, budget=exceeded.budget)
+
     async def _record(
         self, attempt: Attempt, status: RunStatus, events: Sequence[DomainEvent]
-    ) -> None:
+    ) -> RunFlags:
+        """Commit the run's new state with its events. Shielded from the attempt being stopped:
+        a commit interrupted half-way would leave us unsure what the database holds."""
+        commit = asyncio.ensure_future(self._commit(attempt, status, events))
+        commit.add_done_callback(_retrieve)
+        attempt.committing = commit
+        return await asyncio.shield(commit)
+
+    async def _commit(
+        self, attempt: Attempt, status: RunStatus, events: Sequence[DomainEvent]
+    ) -> RunFlags:
         async with self._runs.transaction() as tx:
-            if not await tx.save(attempt.state(status)):
+            flags = await tx.save(attempt.state(status))
+            if flags is None:
                 raise AttemptSuperseded
             await tx.emit(*events)
+        attempt.finished = status != "running"
+        return flags
+
+    # --- task.cancel_requested ----------------------------------------------------------------
+
+    async def cancel_task(self, requested: TaskCancelRequested) -> None:
+        """Record the request; whoever runs the task stops it (NOTIFY, then task.cancelled).
+        A task not started yet is recorded as cancelled at once, so it never starts."""
+        meta = requested.metadata
+        reason = requested.data.reason
+        async with self._runs.transaction() as tx:
+            outcome = await tx.request_cancel(meta.task_id, meta.tenant_id, reason)
+            if outcome.effect == "before_start":
+                data = TaskCancelledData(attempt=0, reason=reason)
+            elif outcome.effect == "orphaned" and outcome.run is not None:
+                run = outcome.run
+                data = TaskCancelledData(
+                    attempt=run.attempt,
+                    steps=run.steps,
+                    usage=run.usage,
+                    cost_usd=run.cost_usd,
+                    reason=reason,
+                )
+            else:
+                data = None
+            if data is not None:
+                await tx.emit(
+                    TaskCancelled.create(
+                        data, tenant_id=meta.tenant_id, task_id=meta.task_id, caused_by=meta
+                    )
+                )
+        log.info("task %s: cancel request %s", meta.task_id, outcome.effect)
+        if outcome.effect == "signalled":
+            self.running.cancel(meta.task_id)  # runs here? no need to wait for the NOTIFY
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    # A shielded commit whose caller was cancelled: its error is nobody's to raise; read it so
+    # asyncio does not log it as never retrieved.
+    if not future.cancelled():
+        future.exception()

@@ -1,4 +1,5 @@
-"""The agent's settings: the kit's, plus the model provider, the workspace and the run limits."""
+"""The agent's settings: the kit's, plus the model provider, the workspace, budgets, retries
+and leases."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
+from agent.pricing import ModelPrice
 from agent.providers.config import ProviderSettings
 from relay_shared.settings import ServiceSettings
 
@@ -27,15 +29,40 @@ class AgentSettings(ProviderSettings, ServiceSettings):
     # extends it by this much while a run is in progress.
     consumer_visibility_timeout: int = Field(default=120, ge=5)
 
-    llm_provider: str = Field(default="scripted", description="Model provider by name.")
     model_max_tokens: int = Field(default=4096, ge=1, description="max_tokens per model reply.")
-    max_turns: int = Field(default=50, ge=1, description="Model replies allowed per attempt.")
+
+    # Budgets of a task whose task.submitted carries no limits (the tasks service fills them).
+    default_max_turns: int = Field(default=50, ge=1)
+    default_max_output_tokens: int = Field(default=32000, ge=1)
+    default_max_wall_seconds: float = Field(default=1800, gt=0)
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict, description="JSON; replaces the price table's entry per model."
+    )
+
+    # Retries of a failed model call (rate limits, overload, 5xx, dropped connections).
+    provider_max_retries: int = Field(default=5, ge=0)
+    provider_retry_base_seconds: float = Field(default=1.0, gt=0)
+    provider_retry_max_seconds: float = Field(default=30.0, gt=0)
+
+    # A run's lease: renewed every third of it; a run whose holder stopped renewing is taken
+    # over when it expires. Below the visibility timeout, so a redelivery finds it expired.
+    run_lease_seconds: float = Field(default=60.0, ge=0.3)
     worker_id: str = Field(default_factory=default_worker_id)
     workspace_root: Path | None = Field(
         default=None, description="Parent of per-run workspaces; a temp dir when unset."
     )
     max_file_bytes: int = Field(default=10 * MIB, ge=1)
     artifacts_bucket: str = Field(default="", description="Defaults to relay-<env>-artifacts.")
+
+    @model_validator(mode="after")
+    def _lease_below_visibility(self) -> AgentSettings:
+        if self.run_lease_seconds >= self.consumer_visibility_timeout:
+            raise ValueError(
+                f"RELAY_RUN_LEASE_SECONDS ({self.run_lease_seconds:g}) must stay below"
+                f" RELAY_CONSUMER_VISIBILITY_TIMEOUT ({self.consumer_visibility_timeout}): a"
+                " message redelivered after its worker died must find the lease expired"
+            )
+        return self
 
     @model_validator(mode="after")
     def _derive_bucket(self) -> AgentSettings:

@@ -2,6 +2,10 @@
 
 A tool never crashes the run for something the model got wrong: a bad path, a missing file or a
 malformed input comes back as an ``is_error`` tool result the model can react to.
+
+A tool is an awaitable run inside the attempt's task, so cancelling the attempt (a cancel
+request, the wall-time budget, shutdown) interrupts it at its next await. The registry is
+injected through the composition root; ``TOOLS`` is the one the product runs.
 """
 
 from __future__ import annotations
@@ -75,11 +79,11 @@ async def list_files(workspace: Workspace, _args: ListFilesInput) -> ToolOutcome
 @dataclass(frozen=True)
 class Tool:
     spec: ToolSpec
-    input_model: type[_Input]
+    input_model: type[BaseModel]
     run: Callable[[Workspace, Any], Awaitable[ToolOutcome]]
 
 
-def _tool(name: str, description: str, input_model: type[_Input], run: Any) -> Tool:
+def define_tool(name: str, description: str, input_model: type[BaseModel], run: Any) -> Tool:
     return Tool(
         ToolSpec(name=name, description=description, input_schema=input_model.model_json_schema()),
         input_model,
@@ -88,28 +92,30 @@ def _tool(name: str, description: str, input_model: type[_Input], run: Any) -> T
 
 
 TOOLS: Mapping[str, Tool] = {
-    tool.spec.name: tool
-    for tool in (
-        _tool(
+    t.spec.name: t
+    for t in (
+        define_tool(
             "write_file",
             "Create or replace a file in the workspace. Every file written is delivered to the"
             " user as an artifact of the task.",
             WriteFileInput,
             write_file,
         ),
-        _tool("read_file", "Read a file from the workspace.", ReadFileInput, read_file),
-        _tool("list_files", "List the files in the workspace.", ListFilesInput, list_files),
+        define_tool("read_file", "Read a file from the workspace.", ReadFileInput, read_file),
+        define_tool("list_files", "List the files in the workspace.", ListFilesInput, list_files),
     )
 }
-TOOL_SPECS = [tool.spec for tool in TOOLS.values()]
+TOOL_SPECS = [t.spec for t in TOOLS.values()]
 
 
-async def run_tool(workspace: Workspace, call: ToolUseBlock) -> ToolOutcome:
-    tool = TOOLS.get(call.name)
-    if tool is None:
-        return ToolOutcome(f"Unknown tool {call.name!r}; use one of: {', '.join(TOOLS)}.", True)
+async def run_tool(
+    workspace: Workspace, call: ToolUseBlock, tools: Mapping[str, Tool] = TOOLS
+) -> ToolOutcome:
+    found = tools.get(call.name)
+    if found is None:
+        return ToolOutcome(f"Unknown tool {call.name!r}; use one of: {', '.join(tools)}.", True)
     try:
-        args = tool.input_model.model_validate(call.input)
+        args = found.input_model.model_validate(call.input)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}"
@@ -117,6 +123,6 @@ async def run_tool(workspace: Workspace, call: ToolUseBlock) -> ToolOutcome:
         )
         return ToolOutcome(f"Invalid input for {call.name}: {problems}", is_error=True)
     try:
-        return await tool.run(workspace, args)
+        return await found.run(workspace, args)
     except WorkspaceError as exc:
         return ToolOutcome(str(exc), is_error=True)

@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
-from agent.app import MIGRATIONS, build_service
+from agent.app import MIGRATIONS, build_service, create_app
 from agent.artifacts import S3StagingArea
 from agent.providers.base import ModelProvider, ModelReply, ModelRequest
 from agent.providers.scripted import ScriptedProvider
 from agent.repository import PostgresRuns
 from agent.service import AgentService
 from agent.settings import AgentSettings
+from agent.tools import TOOLS, Tool
 from relay.stack.topology import Topology
 from relay_shared.aws import aws_client
 from relay_shared.db import Database
+from relay_shared.events import DomainEvent
 from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
+from relay_shared.outbox import to_outbound
+from relay_shared.publisher import EventBridgePublisher
 from relay_shared.runtime import migrate
 
 
@@ -36,6 +45,27 @@ class CountingProvider:
         if self.calls == self._fail_on_call:
             raise RuntimeError("worker bug")
         return await self._inner.complete(request)
+
+
+class BlockedProvider:
+    """A model call that never answers until cancelled; it records that it was, and when."""
+
+    def __init__(self) -> None:
+        self.called = asyncio.Event()
+        self.cancelled = asyncio.Event()
+        self.cancelled_at: float | None = None
+        self.calls = 0
+
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        self.calls += 1
+        self.called.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled_at = asyncio.get_running_loop().time()
+            self.cancelled.set()
+            raise
+        raise AssertionError("unreachable")
 
 
 @dataclass
@@ -56,6 +86,13 @@ class Runtime:
         async with self.database.transaction() as conn:
             cur = await conn.execute("SELECT detail_type, detail FROM outbox ORDER BY id")
             return list(await cur.fetchall())
+
+    async def emitted(self) -> list[str]:
+        return [row["detail_type"] for row in await self.outbox()]
+
+    async def execute(self, query: str, *params: Any) -> None:
+        async with self.database.transaction() as conn:
+            await conn.execute(query, params)
 
     async def run_row(self, task_id: object) -> dict[str, Any] | None:
         async with self.database.transaction() as conn:
@@ -96,3 +133,82 @@ async def runtime(agent_settings: AgentSettings) -> AsyncIterator[Runtime]:
 @pytest.fixture
 def counting() -> type[CountingProvider]:
     return CountingProvider
+
+
+@pytest.fixture
+def blocked() -> type[BlockedProvider]:
+    return BlockedProvider
+
+
+Serving = Callable[..., AbstractAsyncContextManager[FastAPI]]
+
+
+@pytest.fixture
+def serving(runtime: Runtime) -> Serving:
+    """A whole agent process in this event loop (consumers, cancel listener, outbox relay),
+    on the test's database and queues; ``worker_id`` and other settings per instance."""
+
+    @asynccontextmanager
+    async def serve(
+        provider: ModelProvider | None = None,
+        *,
+        tools: Mapping[str, Tool] = TOOLS,
+        **overrides: Any,
+    ) -> AsyncIterator[FastAPI]:
+        settings = runtime.settings.model_copy(update=overrides)
+        app = create_app(settings, provider=provider, tools=tools)
+        async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
+            await asyncio.wait_for(app.state.cancel_listener.listening.wait(), 30)
+            yield app
+
+    return serve
+
+
+@pytest.fixture
+def publish(agent_settings: AgentSettings) -> Callable[..., Any]:
+    """Put events on the bus, as their producer's outbox relay would."""
+
+    async def put(*events: DomainEvent) -> None:
+        async with aws_client(agent_settings, "events") as client:
+            outcome = await EventBridgePublisher(client, agent_settings.event_bus_name).publish(
+                [to_outbound(e) for e in events]
+            )
+        assert outcome.failed == {}
+
+    return put
+
+
+@pytest.fixture
+def queue_depth(agent_settings: AgentSettings, topology: Topology) -> Callable[..., Any]:
+    """(visible, in flight) messages on one of the agent's queues."""
+
+    async def depth(queue: str = "agent") -> tuple[int, int]:
+        async with aws_client(agent_settings, "sqs") as sqs:
+            response = await sqs.get_queue_attributes(
+                QueueUrl=topology.queue_urls[queue],
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )
+        attributes = response["Attributes"]
+        return (
+            int(attributes["ApproximateNumberOfMessages"]),
+            int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+        )
+
+    return depth
+
+
+def eventbridge_body(event: DomainEvent) -> str:
+    """An event as an SQS target of the bus receives it (to deliver it a second time)."""
+    outbound = to_outbound(event)
+    return json.dumps(
+        {
+            "version": "0",
+            "id": outbound.event_id,
+            "detail-type": outbound.detail_type,
+            "source": outbound.source,
+            "detail": json.loads(outbound.detail),
+        }
+    )

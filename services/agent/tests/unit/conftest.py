@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -13,55 +14,175 @@ from uuid import UUID
 import pytest
 
 from agent.app import build_service
-from agent.models import RunState
+from agent.models import CancelOutcome, Claim, Claimed, Finished, Held, RunFlags, RunState
 from agent.providers.base import ModelProvider, ModelReply, ModelRequest
+from agent.running import RunningAttempts
 from agent.service import AgentService
 from agent.settings import AgentSettings
-from relay_shared.events import DomainEvent, TaskSubmitted, TaskSubmittedData
+from agent.tools import TOOLS, Tool
+from relay_shared.events import (
+    DomainEvent,
+    TaskCancelRequested,
+    TaskCancelRequestedData,
+    TaskLimits,
+    TaskSubmitted,
+    TaskSubmittedData,
+    Usage,
+)
+
+
+class FakeClock:
+    """Monotonic seconds that move only when told to (retry waits and lease expiry)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
 
 
 class InMemoryRuns:
-    """The runs table and the outbox, with commit-or-nothing transactions."""
+    """The runs table and the outbox, with commit-or-nothing transactions, mirroring the SQL in
+    agent.repository (leases on ``clock``; NOTIFY delivered to ``on_notify`` on commit)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
         self.rows: dict[UUID, dict[str, Any]] = {}
         self.events: list[DomainEvent] = []
         self.commits: list[list[DomainEvent]] = []  # the events of each committed transaction
+        self.notified: list[UUID] = []
+        self.listeners: list[Callable[[UUID], object]] = []  # one per agent process
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_Transaction]:
-        tx = _Transaction(copy.deepcopy(self.rows))
+        tx = _Transaction(copy.deepcopy(self.rows), self.clock())
         yield tx
         self.rows = tx.rows
         self.events.extend(tx.events)
         if tx.events:
             self.commits.append(list(tx.events))
+        for task_id in tx.notifies:
+            self.notified.append(task_id)
+            for listener in self.listeners:
+                listener(task_id)
 
     def names(self) -> list[str]:
         return [e.name for e in self.events]
 
+    def terminal(self) -> list[DomainEvent]:
+        return [e for e in self.events if e.terminal]
+
 
 class _Transaction:
-    def __init__(self, rows: dict[UUID, dict[str, Any]]) -> None:
+    def __init__(self, rows: dict[UUID, dict[str, Any]], now: float) -> None:
         self.rows = rows
+        self.now = now
         self.events: list[DomainEvent] = []
+        self.notifies: list[UUID] = []
 
-    async def claim(self, task_id: UUID, tenant_id: str, worker_id: str) -> int | None:
+    async def claim(
+        self,
+        task_id: UUID,
+        tenant_id: str,
+        *,
+        worker_id: str,
+        lease_seconds: float,
+        wall_seconds: float,
+        submitted: Mapping[str, Any],
+    ) -> Claim:
+        row = self.rows.get(task_id)
+        lease = {
+            "lease_owner": worker_id,
+            "lease_expires_at": self.now + lease_seconds,
+            "deadline_at": self.now + wall_seconds,
+            "submitted": dict(submitted),
+            "steps": 0,
+            "usage": Usage(),
+            "cost_usd": 0.0,
+        }
+        if row is None:
+            self.rows[task_id] = {
+                "tenant_id": tenant_id,
+                "status": "running",
+                "attempt": 1,
+                "cancel_requested": False,
+                "cancel_reason": None,
+                **lease,
+            }
+            return Claimed(1)
+        if row["status"] != "running":
+            return Finished(row["status"])
+        if row["lease_expires_at"] > self.now:
+            busy_until = max(row["lease_expires_at"], row["deadline_at"])
+            return Held(busy_until - self.now)
+        row.update(attempt=row["attempt"] + 1, **lease)
+        return Claimed(int(row["attempt"]))
+
+    def _owned(self, task_id: UUID, attempt: int) -> dict[str, Any] | None:
+        row = self.rows.get(task_id)
+        if row is None or row["attempt"] != attempt or row["status"] != "running":
+            return None
+        return row
+
+    async def save(self, state: RunState) -> RunFlags | None:
+        row = self._owned(state.task_id, state.attempt)
+        if row is None:
+            return None
+        row.update(
+            status=state.status, steps=state.steps, usage=state.usage, cost_usd=state.cost_usd
+        )
+        return RunFlags(cancel_requested=row["cancel_requested"])
+
+    async def renew_lease(
+        self, task_id: UUID, attempt: int, owner: str, lease_seconds: float
+    ) -> RunFlags | None:
+        row = self._owned(task_id, attempt)
+        if row is None or row["lease_owner"] != owner:
+            return None
+        row["lease_expires_at"] = self.now + lease_seconds
+        return RunFlags(cancel_requested=row["cancel_requested"])
+
+    async def release_lease(self, task_id: UUID, attempt: int, owner: str) -> None:
+        row = self._owned(task_id, attempt)
+        if row is not None and row["lease_owner"] == owner:
+            row["lease_expires_at"] = self.now
+
+    async def cancel_reason(self, task_id: UUID) -> str | None:
+        return self.rows[task_id]["cancel_reason"]
+
+    async def request_cancel(
+        self, task_id: UUID, tenant_id: str, reason: str | None
+    ) -> CancelOutcome:
         row = self.rows.get(task_id)
         if row is None:
-            self.rows[task_id] = {"tenant_id": tenant_id, "status": "running", "attempt": 1}
-            return 1
-        if row["status"] != "running":
-            return None
-        row.update(attempt=row["attempt"] + 1, steps=0)
-        return int(row["attempt"])
-
-    async def save(self, state: RunState) -> bool:
-        row = self.rows.get(state.task_id)
-        if row is None or row["attempt"] != state.attempt or row["status"] != "running":
-            return False
-        row.update(status=state.status, steps=state.steps, usage=state.usage)
-        return True
+            self.rows[task_id] = {
+                "tenant_id": tenant_id,
+                "status": "cancelled",
+                "attempt": 0,
+                "steps": 0,
+                "usage": Usage(),
+                "cost_usd": 0.0,
+                "cancel_requested": True,
+                "cancel_reason": reason,
+            }
+            return CancelOutcome("before_start")
+        if row["status"] != "running" or row["cancel_requested"]:
+            return CancelOutcome("ignored")
+        row.update(cancel_requested=True, cancel_reason=reason)
+        if row["lease_expires_at"] <= self.now:
+            row["status"] = "cancelled"
+            run = RunState(
+                task_id, row["attempt"], "cancelled", row["steps"], row["usage"], row["cost_usd"]
+            )
+            return CancelOutcome("orphaned", run)
+        self.notifies.append(task_id)
+        return CancelOutcome("signalled")
 
     async def emit(self, *events: DomainEvent) -> None:
         self.events.extend(events)
@@ -99,36 +220,85 @@ class RecordingProvider:
         return reply
 
 
-def submitted(prompt: str = "Write a report", *, task_id: UUID | None = None) -> TaskSubmitted:
+class BlockedProvider:
+    """A model call that never answers until cancelled; it records that it was."""
+
+    def __init__(self) -> None:
+        self.called = asyncio.Event()
+        self.cancelled = asyncio.Event()
+        self.calls = 0
+
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        self.calls += 1
+        self.called.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        raise AssertionError("unreachable")
+
+
+def submitted(
+    prompt: str = "Write a report",
+    *,
+    task_id: UUID | None = None,
+    model: str = "scripted",
+    limits: TaskLimits | None = None,
+) -> TaskSubmitted:
     return TaskSubmitted.create(
-        TaskSubmittedData(prompt=prompt, model="scripted"),
+        TaskSubmittedData(prompt=prompt, model=model, limits=limits),
         tenant_id="acme",
         task_id=task_id or uuid.uuid4(),
     )
 
 
+def cancel_requested(task_id: UUID, reason: str | None = "changed my mind") -> TaskCancelRequested:
+    return TaskCancelRequested.create(
+        TaskCancelRequestedData(reason=reason), tenant_id="acme", task_id=task_id
+    )
+
+
 class Harness:
-    def __init__(self, settings: AgentSettings, provider: ModelProvider) -> None:
-        self.runs = InMemoryRuns()
+    def __init__(
+        self, settings: AgentSettings, provider: ModelProvider, tools: Mapping[str, Tool]
+    ) -> None:
+        self.clock = FakeClock()
+        self.runs = InMemoryRuns(self.clock)
         self.staging = InMemoryStaging()
         self.settings = settings
-        self.service: AgentService = build_service(
-            settings, runs=self.runs, staging=self.staging, provider=provider
+        self.tools = tools
+        self.service = self.replica(provider, settings.worker_id)
+
+    def replica(self, provider: ModelProvider, worker_id: str) -> AgentService:
+        """Another agent process on the same database."""
+        running = RunningAttempts()
+        # what the process's cancel listener does when the NOTIFY arrives
+        self.runs.listeners.append(running.cancel)
+        return build_service(
+            self.settings.model_copy(update={"worker_id": worker_id}),
+            runs=self.runs,
+            staging=self.staging,
+            provider=provider,
+            running=running,
+            tools=self.tools,
+            sleep=self.clock.sleep,
+            clock=self.clock,
         )
 
 
 @pytest.fixture
 def agent_settings(tmp_path: Path) -> AgentSettings:
-    return AgentSettings(
-        env="unit", worker_id="worker-1", workspace_root=tmp_path / "workspaces", max_turns=10
-    )
+    return AgentSettings(env="unit", worker_id="worker-1", workspace_root=tmp_path / "workspaces")
 
 
 @pytest.fixture
 def harness(agent_settings: AgentSettings) -> Callable[..., Harness]:
-    def build(provider: ModelProvider, **overrides: Any) -> Harness:
+    def build(
+        provider: ModelProvider, *, tools: Mapping[str, Tool] = TOOLS, **overrides: Any
+    ) -> Harness:
         settings = agent_settings.model_copy(update=overrides) if overrides else agent_settings
-        return Harness(settings, provider)
+        return Harness(settings, provider, tools)
 
     return build
 
@@ -139,5 +309,15 @@ def make_submitted() -> Callable[..., TaskSubmitted]:
 
 
 @pytest.fixture
+def make_cancel() -> Callable[..., TaskCancelRequested]:
+    return cancel_requested
+
+
+@pytest.fixture
 def recording() -> type[RecordingProvider]:
     return RecordingProvider
+
+
+@pytest.fixture
+def blocked() -> type[BlockedProvider]:
+    return BlockedProvider

@@ -136,7 +136,7 @@ async def test_provider_error_fails_the_task(harness, recording, make_submitted)
         recording(
             replies=[
                 _tool_use("write_file", path="draft.md", content="x"),
-                ProviderError("overloaded", "try later", retryable=True),
+                ProviderError("invalid_request", "prompt is too long", retryable=False),
             ]
         )
     )
@@ -153,8 +153,8 @@ async def test_provider_error_fails_the_task(harness, recording, make_submitted)
     failed = h.runs.events[-1]
     assert isinstance(failed, TaskFailed)
     assert (failed.data.code, failed.data.message, failed.data.steps) == (
-        "overloaded",
-        "try later",
+        "invalid_request",
+        "prompt is too long",
         1,
     )
     assert failed.data.artifact_ids == [uploaded.data.artifact_id]
@@ -174,15 +174,21 @@ async def test_scripted_fail_and_invalid_directive(harness, make_submitted) -> N
     assert failures[1].data.steps == 0
 
 
-async def test_max_turns_ends_the_task_failed(harness, recording, make_submitted) -> None:
+async def test_default_max_turns_applies_to_a_task_without_limits(
+    harness, recording, make_submitted
+) -> None:
     provider = recording(replies=[_tool_use("list_files") for _ in range(5)])
-    h = harness(provider, max_turns=3)
+    h = harness(provider, default_max_turns=3)
     await h.service.run_task(make_submitted())
 
     assert h.runs.names() == ["task.started"] + ["task.progressed"] * 3 + ["task.failed"]
     failed = h.runs.events[-1]
     assert isinstance(failed, TaskFailed)
-    assert (failed.data.code, failed.data.steps) == ("max_turns_exceeded", 3)
+    assert (failed.data.code, failed.data.budget, failed.data.steps) == (
+        "budget_exceeded",
+        "max_turns",
+        3,
+    )
     assert len(provider.requests) == 3
 
 
@@ -339,8 +345,16 @@ async def test_superseded_attempt_stops_without_emitting(
         """Another worker claims the run while this attempt waits for the model."""
 
         async def complete(self, request):
+            h.clock.now += 3600  # this worker's lease ran out unnoticed
             async with h.runs.transaction() as tx:
-                await tx.claim(event.metadata.task_id, "acme", "worker-2")
+                await tx.claim(
+                    event.metadata.task_id,
+                    "acme",
+                    worker_id="worker-2",
+                    lease_seconds=60,
+                    wall_seconds=60,
+                    submitted={},
+                )
             return _tool_use("list_files")
 
     h = harness(TakenOver())
@@ -378,11 +392,19 @@ def test_settings_defaults() -> None:
         "relay-dev-agent",
         "relay-dev-artifacts",
     )
-    assert (settings.max_turns, settings.max_file_bytes, settings.llm_provider) == (
-        50,
-        10 * 1024 * 1024,
-        "scripted",
-    )
+    assert (settings.max_file_bytes, settings.llm_provider) == (10 * 1024 * 1024, "scripted")
+    assert (
+        settings.default_max_turns,
+        settings.default_max_output_tokens,
+        settings.default_max_wall_seconds,
+    ) == (50, 32000, 1800)
+    assert (
+        settings.provider_max_retries,
+        settings.provider_retry_base_seconds,
+        settings.provider_retry_max_seconds,
+    ) == (5, 1.0, 30.0)
+    assert settings.run_lease_seconds == 60
+    assert settings.control_queue_name == "relay-dev-agent-control"
     assert settings.worker_id
 
 
@@ -392,4 +414,4 @@ def test_unknown_provider_fails_at_start_up_listing_known_ones() -> None:
 
 
 def test_handler_registry() -> None:
-    assert set(HANDLERS) == {"task.submitted"}
+    assert set(HANDLERS) == {"task.submitted", "task.cancel_requested"}
