@@ -66,7 +66,8 @@ async def test_the_task_records_its_outcome_and_usage(api: PublicApi) -> None:
     assert final["error"] is None
     assert final["result"]["summary"]
     succeeded = events[-1].data["data"]
-    assert final["usage"] == succeeded["usage"]
+    assert final["usage"] == {**succeeded["usage"], "cost_usd": succeeded["cost_usd"]}
+    assert final["limits"]["max_turns"] >= 1  # the effective limits, defaults filled in
     assert final["usage"]["output_tokens"] > 0
 
 

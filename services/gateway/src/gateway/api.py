@@ -10,15 +10,23 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway.auth import Tenant
-from gateway.models import ArtifactDownload, ArtifactList, NewTask, Task, TaskPage, TaskStatus
-from gateway.openapi import EVENT_STREAM, NEW_TASK_BODY, problems
+from gateway.models import (
+    ArtifactDownload,
+    ArtifactList,
+    CancelRequest,
+    NewTask,
+    Task,
+    TaskPage,
+    TaskStatus,
+)
+from gateway.openapi import CANCEL_BODY, EVENT_STREAM, NEW_TASK_BODY, problems
 from gateway.service import Gateway, Refused
 from gateway.streaming import RelayedEventStream
 from gateway.upstream import InternalReply
-from relay_shared.problems import Problem
+from relay_shared.problems import PROBLEM_JSON, Problem
 
 # Headers of an internal answer that mean something to the client; the rest stay inside.
 RELAYED_HEADERS = ("content-type", "idempotent-replayed", "retry-after")
@@ -39,10 +47,11 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-async def task_submission(request: Request) -> bytes:
-    """The raw body of a new task, once it is JSON of the right shape (forwarded as is)."""
+async def _json_body(request: Request, shape: type[BaseModel], what: str) -> bytes:
+    """The raw body, once it is JSON of ``shape`` (forwarded as is, so the owner reads the same
+    bytes)."""
     if not _is_json(request.headers.get("content-type", "")):
-        raise Problem(415, "Unsupported Media Type", "Send the task as `application/json`.")
+        raise Problem(415, "Unsupported Media Type", f"Send {what} as `application/json`.")
     raw = await request.body()
     try:
         document = json.loads(raw)
@@ -51,12 +60,24 @@ async def task_submission(request: Request) -> bytes:
     except RecursionError as exc:
         raise Problem(400, "Malformed JSON", "The body nests too deeply.") from exc
     try:
-        NewTask.model_validate(document)
+        shape.model_validate(document)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]
         ) from exc
     return raw
+
+
+async def task_submission(request: Request) -> bytes:
+    """The raw body of a new task."""
+    return await _json_body(request, NewTask, "the task")
+
+
+async def cancel_submission(request: Request) -> bytes | None:
+    """The raw body of a cancel request, or None when there is none (a body is optional)."""
+    if not (await request.body()).strip():
+        return None
+    return await _json_body(request, CancelRequest, "the cancel request")
 
 
 def relayed(reply: InternalReply, *, headers: dict[str, str] | None = None) -> Response:
@@ -127,6 +148,29 @@ async def list_tasks(
 @router.get("/tasks/{task_id}", response_model=Task, summary="One task", responses=problems(404))
 async def get_task(tenant: Tenant, gateway: GatewayDep, task_id: UUID) -> Response:
     return relayed(await gateway.get_task(tenant, task_id))
+
+
+@router.post(
+    "/tasks/{task_id}/cancel",
+    status_code=202,
+    response_model=Task,
+    summary="Cancel a task",
+    description=(
+        "Asks for the task to stop: it is `cancelling` at once, and `cancelled` (its last "
+        "event `task.cancelled`) when the worker has stopped its model call and tools, within "
+        "seconds. A task still queued never starts. Asking again answers 202 with the task; "
+        "a task that has already finished answers 409. The body is optional."
+    ),
+    responses=problems(400, 404, 409, 413, 415),
+    openapi_extra=CANCEL_BODY,
+)
+async def cancel_task(
+    tenant: Tenant,
+    gateway: GatewayDep,
+    task_id: UUID,
+    body: Annotated[bytes | None, Depends(cancel_submission)],
+) -> Response:
+    return relayed(await gateway.cancel_task(tenant, task_id, body))
 
 
 @router.get(
@@ -201,10 +245,21 @@ async def artifact_content(
 
 
 def install_relayed_refusals(app: FastAPI) -> None:
-    """An internal service's 4xx reaches the client unchanged."""
+    """An internal service's 4xx reaches the client unchanged, except that a problem's
+    ``instance`` names the public path the client called, never the internal one."""
 
     async def on_refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refused)
-        return relayed(exc.reply)
+        response = relayed(exc.reply)
+        if (exc.reply.header("content-type") or "").startswith(PROBLEM_JSON):
+            try:
+                problem = exc.reply.json()
+            except ValueError:
+                return response
+            if isinstance(problem, dict) and "instance" in problem:
+                problem["instance"] = request.url.path
+                response.body = json.dumps(problem).encode()
+                response.headers["content-length"] = str(len(response.body))
+        return response
 
     app.add_exception_handler(Refused, on_refused)

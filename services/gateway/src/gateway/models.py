@@ -15,16 +15,78 @@ from pydantic import BaseModel, ConfigDict, Field
 TaskStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 
 
+class NewTaskLimits(BaseModel):
+    """Budgets a new task asks for; each one left out (or null) gets the service's default. A
+    value outside its range is a 422 that names the range."""
+
+    # The gateway checks the shape only. The tasks service checks each value against its range
+    # (the minimum, and a maximum that is its setting), so every range error reads the same;
+    # the minimum is in the schema for clients. Strict: a count is a JSON integer and a number a
+    # JSON number, never a string or a bool.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    max_turns: int | None = Field(
+        default=None,
+        description="Model calls allowed. At least 1; at most 200 by default.",
+        json_schema_extra={"minimum": 1},
+    )
+    max_output_tokens: int | None = Field(
+        default=None,
+        description="Output tokens allowed over all model calls. At least 1; at most 200000 by "
+        "default.",
+        json_schema_extra={"minimum": 1},
+    )
+    max_wall_seconds: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="Seconds the task may run. At least 1; at most 21600 by default.",
+        json_schema_extra={"minimum": 1},
+    )
+    max_cost_usd: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="Estimated spend allowed, in USD. At least 0.01; at most 100 by default. "
+        "Without it the task has no cost limit unless the service sets a default.",
+        json_schema_extra={"minimum": 0.01},
+    )
+
+
 class NewTask(BaseModel):
     """Body of ``POST /v1/tasks``."""
 
     model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="What the agent should do.")
-    model: str | None = Field(default=None, description="Model to run; the default when omitted.")
+    model: str | None = Field(
+        default=None,
+        description="Model to run, one the service allows (claude-opus-4-1, claude-sonnet-4-5, "
+        "claude-haiku-4-5 by default); the default model when omitted.",
+    )
     metadata: dict[str, Any] | None = Field(
         default=None, description="Your own data, returned with the task."
     )
+    limits: NewTaskLimits | None = Field(
+        default=None, description="Budgets for this task; the defaults when omitted."
+    )
+
+
+class CancelRequest(BaseModel):
+    """Optional body of ``POST /v1/tasks/{id}/cancel``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(
+        default=None, max_length=500, description="Why; passed on with the cancel request."
+    )
+
+
+class TaskLimits(BaseModel):
+    """The task's effective budgets: what it asked for, with the defaults filled in."""
+
+    max_turns: int
+    max_output_tokens: int
+    max_wall_seconds: float
+    max_cost_usd: float | None = Field(description="Null: no cost limit.")
 
 
 class Usage(BaseModel):
@@ -32,11 +94,16 @@ class Usage(BaseModel):
     output_tokens: int
     cache_creation_input_tokens: int
     cache_read_input_tokens: int
+    cost_usd: float = Field(description="Estimated cost in USD, from the agent's price table.")
 
 
 class TaskError(BaseModel):
-    code: str
+    code: str = Field(description="e.g. budget_exceeded, invalid_request, provider_auth_failed.")
     message: str
+    budget: str | None = Field(
+        description="With code budget_exceeded: max_turns, max_output_tokens, max_wall_seconds "
+        "or max_cost_usd; else null."
+    )
 
 
 class TaskResult(BaseModel):
@@ -49,6 +116,7 @@ class Task(BaseModel):
     prompt: str
     model: str
     metadata: dict[str, Any]
+    limits: TaskLimits | None = Field(description="Null only for tasks from before budgets.")
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None

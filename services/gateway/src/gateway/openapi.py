@@ -7,16 +7,23 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from gateway.models import NewTask, ProblemDetails, TimelineEvent
+from gateway.models import CancelRequest, NewTask, ProblemDetails, TimelineEvent
 from relay_shared.problems import PROBLEM_JSON
 
-# Read by hand (the body) or streamed (the events), so FastAPI does not list them itself.
-HAND_DECLARED = (NewTask, TimelineEvent)
+# Read by hand (the bodies) or streamed (the events), so FastAPI does not list them itself.
+HAND_DECLARED = (NewTask, CancelRequest, TimelineEvent)
 
 NEW_TASK_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewTask"}}},
+    }
+}
+
+CANCEL_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CancelRequest"}}},
     }
 }
 

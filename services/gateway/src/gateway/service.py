@@ -73,8 +73,9 @@ class Gateway:
             raise refusal(call, reply)
         return reply
 
-    async def _require_task(self, tenant_id: str, task_id: UUID) -> InternalReply:
-        call = InternalCall("tasks", "GET", f"/internal/tasks/{task_id}", tenant_id)
+    async def _send_for_task(self, call: InternalCall, task_id: UUID) -> InternalReply:
+        """``_send`` for a call about one task, which answers 404 when tasks knows no such task
+        for this tenant."""
         try:
             return await self._send(call)
         except Refused as refused:
@@ -82,6 +83,10 @@ class Gateway:
                 # the gateway's own answer: the path in the tasks service's problem is internal
                 raise Problem(404, "Not Found", f"No task {task_id}.") from refused
             raise
+
+    async def _require_task(self, tenant_id: str, task_id: UUID) -> InternalReply:
+        call = InternalCall("tasks", "GET", f"/internal/tasks/{task_id}", tenant_id)
+        return await self._send_for_task(call, task_id)
 
     async def submit_task(
         self, tenant_id: str, body: bytes, idempotency_key: str | None
@@ -100,6 +105,19 @@ class Gateway:
 
     async def get_task(self, tenant_id: str, task_id: UUID) -> InternalReply:
         return await self._require_task(tenant_id, task_id)
+
+    async def cancel_task(self, tenant_id: str, task_id: UUID, body: bytes | None) -> InternalReply:
+        """Relay a cancel request; tasks answers 202 (again, if repeated) or 409 once finished."""
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        call = InternalCall(
+            "tasks",
+            "POST",
+            f"/internal/tasks/{task_id}/cancel",
+            tenant_id,
+            headers=headers,
+            body=body,
+        )
+        return await self._send_for_task(call, task_id)
 
     async def list_artifacts(self, tenant_id: str, task_id: UUID) -> InternalReply:
         await self._require_task(tenant_id, task_id)

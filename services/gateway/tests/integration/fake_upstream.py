@@ -34,6 +34,7 @@ class FakeUpstream:
             routes=[
                 Route("/internal/tasks", self.submit, methods=["POST"]),
                 Route("/internal/tasks/{task_id}", self.task, methods=["GET"]),
+                Route("/internal/tasks/{task_id}/cancel", self.cancel, methods=["POST"]),
                 Route("/internal/tasks/{task_id}/events", self.events, methods=["GET"]),
             ]
         )
@@ -56,6 +57,19 @@ class FakeUpstream:
     async def task(self, request: Request) -> Response:
         await self._keep(request)
         return JSONResponse({"id": request.path_params["task_id"], "status": "queued"})
+
+    async def cancel(self, request: Request) -> Response:
+        # the first request cancels; later ones find the task finished, as a real one might be
+        await self._keep(request)
+        if sum(r.path.endswith("/cancel") for r in self.received) == 1:
+            return JSONResponse(
+                {"id": request.path_params["task_id"], "status": "cancelling"}, status_code=202
+            )
+        return JSONResponse(
+            {"title": "Task already finished", "status": 409, "task_status": "cancelled"},
+            status_code=409,
+            media_type="application/problem+json",
+        )
 
     async def events(self, request: Request) -> Response:
         await self._keep(request)

@@ -107,6 +107,30 @@ async def test_a_request_with_a_created_key_reaches_tasks_signed_for_the_tenant(
     assert (caller.service, caller.tenant_id) == ("gateway", "acme")
 
 
+async def test_a_cancel_reaches_tasks_signed_for_the_tenant_and_its_409_comes_back(
+    gateway: FastAPI,
+    acme_key: str,
+    upstream: tuple[FakeUpstream, str],
+    internal_keys: tuple[str, str],
+) -> None:
+    fake, _ = upstream
+    task_id = uuid.uuid4()
+    async with _client(gateway, acme_key) as client:
+        first = await client.post(f"/v1/tasks/{task_id}/cancel", json={"reason": "not needed"})
+        second = await client.post(f"/v1/tasks/{task_id}/cancel")
+
+    assert (first.status_code, first.json()["status"]) == (202, "cancelling")
+    assert second.status_code == 409
+    assert second.headers["content-type"] == "application/problem+json"
+    assert second.json()["task_status"] == "cancelled"
+    with_reason, without = fake.received
+    assert (with_reason.method, with_reason.path) == ("POST", f"/internal/tasks/{task_id}/cancel")
+    assert with_reason.body == b'{"reason":"not needed"}'
+    assert without.body == b""
+    token = with_reason.authorization.partition(" ")[2]
+    assert TokenVerifier(internal_keys[1], audience="tasks").verify(token).tenant_id == "acme"
+
+
 async def test_a_key_the_database_does_not_know_is_401(
     gateway: FastAPI, acme_key: str, upstream: tuple[FakeUpstream, str]
 ) -> None:

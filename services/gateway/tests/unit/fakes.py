@@ -110,20 +110,29 @@ class FakeInternalServices:
         return self._streams.get((call.service, call.path), missing)
 
 
-def task_document(task_id: str, *, prompt: str = "Write a haiku.") -> dict[str, Any]:
+def task_document(
+    task_id: str, *, prompt: str = "Write a haiku.", status: str = "queued"
+) -> dict[str, Any]:
     """A task as the tasks service shows it."""
     zero = {
         "input_tokens": 0,
         "output_tokens": 0,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
+        "cost_usd": 0.0,
     }
     return {
         "id": task_id,
-        "status": "queued",
+        "status": status,
         "prompt": prompt,
-        "model": "scripted",
+        "model": "claude-sonnet-4-5",
         "metadata": {},
+        "limits": {
+            "max_turns": 50,
+            "max_output_tokens": 32000,
+            "max_wall_seconds": 1800.0,
+            "max_cost_usd": None,
+        },
         "created_at": "2026-01-01T00:00:00Z",
         "updated_at": "2026-01-01T00:00:00Z",
         "started_at": None,

@@ -18,6 +18,7 @@ ROUTES = [
     ("GET", "/v1/tasks"),
     ("POST", "/v1/tasks"),
     ("GET", f"/v1/tasks/{TASK}"),
+    ("POST", f"/v1/tasks/{TASK}/cancel"),
     ("GET", f"/v1/tasks/{TASK}/events"),
     ("GET", f"/v1/tasks/{TASK}/artifacts"),
     ("GET", f"/v1/tasks/{TASK}/artifacts/{ARTIFACT}"),

@@ -180,3 +180,117 @@ async def test_json_nested_too_deeply_is_400_not_a_crash(
 
     assert response.status_code == 400
     assert services.calls == []
+
+
+@pytest.mark.parametrize(
+    ("limits", "field"),
+    [
+        ({"max_turns": "5"}, "body.limits.max_turns"),
+        ({"max_turns": 2.5}, "body.limits.max_turns"),
+        ({"max_output_tokens": True}, "body.limits.max_output_tokens"),
+        ({"max_wall_seconds": "60"}, "body.limits.max_wall_seconds"),
+        ({"max_cost_usd": [1]}, "body.limits.max_cost_usd"),
+        ({"max_steps": 3}, "body.limits.max_steps"),
+        ("generous", "body.limits"),
+    ],
+)
+async def test_limits_of_the_wrong_shape_are_422_naming_the_field(
+    acme: httpx.AsyncClient, services: FakeInternalServices, limits: Any, field: str
+) -> None:
+    response = await acme.post("/v1/tasks", json={"prompt": "x", "limits": limits})
+
+    assert response.status_code == 422
+    assert field in [error["location"] for error in response.json()["errors"]]
+    assert services.calls == []
+
+
+async def test_limits_that_are_not_finite_numbers_are_422(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    body = b'{"prompt": "x", "limits": {"max_cost_usd": NaN, "max_wall_seconds": Infinity}}'
+
+    response = await acme.post(
+        "/v1/tasks", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    assert {error["location"] for error in response.json()["errors"]} == {
+        "body.limits.max_cost_usd",
+        "body.limits.max_wall_seconds",
+    }
+    assert services.calls == []
+
+
+async def test_limit_values_are_left_to_tasks_which_knows_the_ranges(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    body = {"prompt": "x", "limits": {"max_turns": 0, "max_cost_usd": 1e9}}
+
+    response = await acme.post("/v1/tasks", json=body)
+
+    assert response.status_code == 202  # the fake tasks accepts; the real one answers 422
+    assert services.calls[0].body is not None
+
+
+CANCEL = "/v1/tasks/00000000-0000-4000-8000-000000000001/cancel"
+
+
+@pytest.fixture
+def tasks_cancels(services: FakeInternalServices) -> None:
+    services.answer(
+        "tasks",
+        "POST",
+        CANCEL.replace("/v1/", "/internal/"),
+        json_reply(202, task_document("t", status="cancelling")),
+    )
+
+
+@pytest.mark.usefixtures("tasks_cancels")
+@pytest.mark.parametrize(
+    ("content", "content_type", "status"),
+    [
+        (b'{"reason": "x"}', "text/plain", 415),
+        (b'{"reason": ', "application/json", 400),
+        (b'{"reason": 7}', "application/json", 422),
+        (b'{"why": "x"}', "application/json", 422),
+        (b'{"reason": "' + b"r" * 501 + b'"}', "application/json", 422),
+        (b"[]", "application/json", 422),
+    ],
+)
+async def test_a_cancel_body_that_is_not_a_reason_reaches_no_service(
+    acme: httpx.AsyncClient,
+    services: FakeInternalServices,
+    content: bytes,
+    content_type: str,
+    status: int,
+) -> None:
+    response = await acme.post(CANCEL, content=content, headers={"content-type": content_type})
+
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert services.calls == []
+
+
+@pytest.mark.usefixtures("tasks_cancels")
+async def test_a_cancel_body_over_the_limit_is_413(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    reason = b"r" * MAX_BODY_BYTES
+    response = await acme.post(
+        CANCEL,
+        content=b'{"reason": "' + reason + b'"}',
+        headers={"content-type": "application/json"},
+    )
+
+    assert response.status_code == 413
+    assert services.calls == []
+
+
+@pytest.mark.usefixtures("tasks_cancels")
+async def test_an_empty_cancel_body_needs_no_content_type(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    response = await acme.post(CANCEL, content=b"", headers={"content-type": "text/plain"})
+
+    assert response.status_code == 202
+    assert services.calls[0].body is None

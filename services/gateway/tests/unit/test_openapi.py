@@ -20,6 +20,7 @@ def test_it_lists_the_public_routes_and_nothing_inside(document: dict[str, Any])
     assert set(document["paths"]) == {
         "/v1/tasks",
         "/v1/tasks/{task_id}",
+        "/v1/tasks/{task_id}/cancel",
         "/v1/tasks/{task_id}/events",
         "/v1/tasks/{task_id}/artifacts",
         "/v1/tasks/{task_id}/artifacts/{artifact_id}",
@@ -27,17 +28,45 @@ def test_it_lists_the_public_routes_and_nothing_inside(document: dict[str, Any])
     }
 
 
-def test_the_new_task_body_is_prompt_model_metadata_and_nothing_else(
+def _schema(document: dict[str, Any], ref: str) -> dict[str, Any]:
+    schema: dict[str, Any] = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    return schema
+
+
+def test_the_new_task_body_is_prompt_model_metadata_limits_and_nothing_else(
     document: dict[str, Any],
 ) -> None:
     body = document["paths"]["/v1/tasks"]["post"]["requestBody"]
-    ref = body["content"]["application/json"]["schema"]["$ref"]
-    schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    schema = _schema(document, body["content"]["application/json"]["schema"]["$ref"])
+    limits = schema["$defs"]["NewTaskLimits"]
 
     assert body["required"] is True
-    assert set(schema["properties"]) == {"prompt", "model", "metadata"}
+    assert set(schema["properties"]) == {"prompt", "model", "metadata", "limits"}
     assert schema["required"] == ["prompt"]
     assert schema["additionalProperties"] is False
+    assert set(limits["properties"]) == {
+        "max_turns",
+        "max_output_tokens",
+        "max_wall_seconds",
+        "max_cost_usd",
+    }
+    assert limits["additionalProperties"] is False
+    assert "required" not in limits
+    assert limits["properties"]["max_cost_usd"]["minimum"] == 0.01
+
+
+def test_the_cancel_body_is_optional_and_only_a_reason(document: dict[str, Any]) -> None:
+    cancel = document["paths"]["/v1/tasks/{task_id}/cancel"]["post"]
+    body = cancel["requestBody"]
+    schema = _schema(document, body["content"]["application/json"]["schema"]["$ref"])
+
+    assert body["required"] is False
+    assert set(schema["properties"]) == {"reason"}
+    assert schema["additionalProperties"] is False
+    assert cancel["responses"]["202"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/Task"
+    )
+    assert {"404", "409"} <= set(cancel["responses"])
 
 
 def test_answers_are_described(document: dict[str, Any]) -> None:
@@ -48,7 +77,17 @@ def test_answers_are_described(document: dict[str, Any]) -> None:
     content = paths["/v1/tasks/{task_id}/artifacts/{artifact_id}/content"]["get"]["responses"]
 
     assert submit["202"]["content"]["application/json"]["schema"]["$ref"].endswith("/Task")
-    assert set(task["properties"]) >= {"id", "status", "usage", "error", "result", "metadata"}
+    assert set(task["properties"]) >= {
+        "id",
+        "status",
+        "usage",
+        "error",
+        "result",
+        "metadata",
+        "limits",
+    }
+    assert "cost_usd" in _schema(document, "Usage")["properties"]
+    assert "budget" in _schema(document, "TaskError")["properties"]
     assert set(task["properties"]["status"]["enum"]) == {
         "queued",
         "running",

@@ -198,6 +198,30 @@ async def test_an_artifact_refusal_is_relayed(
     assert response.json()["detail"].endswith("is not there")  # the artifacts service's words
 
 
+async def test_a_relayed_problem_names_the_public_path_not_the_internal_one(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    body = {
+        "type": "about:blank",
+        "title": "Invalid request",
+        "status": 422,
+        "instance": "/internal/tasks",
+        "errors": [{"location": "body.model", "message": "unknown model"}],
+    }
+    services.answer(
+        "tasks",
+        "POST",
+        "/internal/tasks",
+        InternalReply(422, {"content-type": "application/problem+json"}, json.dumps(body).encode()),
+    )
+
+    response = await acme.post("/v1/tasks", json={"prompt": "x", "model": "nope"})
+
+    assert response.status_code == 422
+    assert response.json() == {**body, "instance": "/v1/tasks"}
+    assert "/internal" not in response.text
+
+
 async def test_an_id_that_is_not_a_uuid_is_422_and_reaches_no_service(
     acme: httpx.AsyncClient, services: FakeInternalServices
 ) -> None:
@@ -266,3 +290,88 @@ async def test_garbage_from_a_service_is_a_502(
 
     assert response.status_code == 502
     assert json.loads(response.content)["title"] == "Bad Gateway"
+
+
+CANCEL_PATH = f"/internal/tasks/{TASK}/cancel"
+
+
+async def test_a_cancel_is_forwarded_to_tasks_with_its_reason(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    cancelling = task_document(TASK, status="cancelling")
+    services.answer("tasks", "POST", CANCEL_PATH, json_reply(202, cancelling))
+    body = b'{"reason": "wrong prompt"}'
+
+    response = await acme.post(
+        f"/v1/tasks/{TASK}/cancel", content=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 202
+    assert response.json() == cancelling
+    [call] = services.calls
+    assert (call.service, call.method, call.path, call.tenant_id) == (
+        "tasks",
+        "POST",
+        CANCEL_PATH,
+        "acme",
+    )
+    assert call.body == body
+    assert call.headers["Content-Type"] == "application/json"
+
+
+async def test_a_cancel_without_a_body_sends_none(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    services.answer(
+        "tasks", "POST", CANCEL_PATH, json_reply(202, task_document(TASK, status="cancelling"))
+    )
+
+    first = await acme.post(f"/v1/tasks/{TASK}/cancel")
+    again = await acme.post(f"/v1/tasks/{TASK}/cancel")
+
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert [(c.body, dict(c.headers)) for c in services.calls] == [(None, {}), (None, {})]
+
+
+async def test_a_cancel_after_the_end_is_tasks_409_unchanged(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    refusal = problem_reply(409, "Task already finished", "The task has already succeeded.")
+    services.answer("tasks", "POST", CANCEL_PATH, refusal)
+
+    response = await acme.post(f"/v1/tasks/{TASK}/cancel")
+
+    assert response.status_code == 409
+    assert response.content == refusal.body
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_cancel_for_a_task_tasks_does_not_know_is_the_gateways_404(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    # the fake knows no task: another tenant's or a missing one
+    response = await acme.post(f"/v1/tasks/{TASK}/cancel")
+
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"No task {TASK}."
+    assert "internal" not in response.text
+    assert services.services_called() == ["tasks"]
+
+
+async def test_a_cancel_for_an_id_that_is_not_a_uuid_reaches_no_service(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    response = await acme.post("/v1/tasks/not-a-uuid/cancel")
+
+    assert response.status_code == 422
+    assert services.calls == []
+
+
+async def test_a_cancel_tasks_cannot_answer_is_a_503(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    services.unreachable.add("tasks")
+
+    response = await acme.post(f"/v1/tasks/{TASK}/cancel")
+
+    assert response.status_code == 503

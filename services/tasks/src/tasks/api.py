@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from relay_shared.internal_auth import InternalCaller
 from tasks.errors import TaskNotFound
 from tasks.lifecycle import TaskStatus
-from tasks.models import TaskPageView, TaskRequest, TaskView
+from tasks.models import CancelRequest, TaskPageView, TaskRequest, TaskView
 from tasks.service import TaskService
 
 router = APIRouter(prefix="/internal/tasks")
@@ -26,13 +26,33 @@ def _service(request: Request) -> TaskService:
 Service = Annotated[TaskService, Depends(_service)]
 
 
+def _invalid_body(exc: ValidationError) -> RequestValidationError:
+    """A body's validation errors in FastAPI's usual shape (the problem handler lists them)."""
+    errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+    return RequestValidationError(errors)
+
+
 async def _task_request(request: Request, service: Service) -> TaskRequest:
-    # Parsed by hand because the prompt limit is a setting; errors take FastAPI's usual shape.
+    # Parsed by hand because the rules (prompt length, models, budget maxima) are settings.
     try:
         return service.intake.read_request(await request.body())
     except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        raise RequestValidationError(errors) from exc
+        raise _invalid_body(exc) from exc
+
+
+async def _cancel_request(request: Request) -> CancelRequest:
+    # Parsed by hand because the body is optional: no body at all is a cancel without a reason.
+    try:
+        return CancelRequest.parse(await request.body())
+    except ValidationError as exc:
+        raise _invalid_body(exc) from exc
+
+
+def _task_id(task_id: str) -> UUID:
+    try:
+        return UUID(task_id)
+    except ValueError:
+        raise TaskNotFound from None  # a malformed id names no task, like a missing one
 
 
 IdempotencyKey = Annotated[
@@ -72,8 +92,17 @@ async def list_tasks(
 
 @router.get("/{task_id}")
 async def get_task(caller: InternalCaller, service: Service, task_id: str) -> TaskView:
-    try:
-        parsed = UUID(task_id)
-    except ValueError:
-        raise TaskNotFound from None
-    return TaskView.of(await service.queries.get(caller.tenant_id, parsed))
+    return TaskView.of(await service.queries.get(caller.tenant_id, _task_id(task_id)))
+
+
+@router.post("/{task_id}/cancel", status_code=202)
+async def cancel_task(
+    caller: InternalCaller,
+    service: Service,
+    task_id: str,
+    body: Annotated[CancelRequest, Depends(_cancel_request)],
+) -> TaskView:
+    task = await service.cancellation.request(
+        caller.tenant_id, _task_id(task_id), reason=body.reason
+    )
+    return TaskView.of(task)

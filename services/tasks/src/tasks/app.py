@@ -16,8 +16,9 @@ from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
 from relay_shared.runtime import background, migrate, open_database, outbox_relay, sqs_consumer
 from tasks.api import router
 from tasks.handlers import event_dispatcher
+from tasks.models import IntakeRules
 from tasks.repository import PostgresTaskStore
-from tasks.service import TaskIntake, TaskLifecycle, TaskQueries, TaskService
+from tasks.service import TaskCancellation, TaskIntake, TaskLifecycle, TaskQueries, TaskService
 from tasks.settings import TasksSettings
 from tasks.store import TaskStore
 
@@ -28,11 +29,17 @@ def build_service(settings: TasksSettings, store: TaskStore) -> TaskService:
     return TaskService(
         intake=TaskIntake(
             store,
-            default_model=settings.default_model,
-            max_prompt_chars=settings.max_prompt_chars,
+            rules=IntakeRules(
+                max_prompt_chars=settings.max_prompt_chars,
+                allowed_models=settings.allowed_models,
+                default_model=settings.default_model,
+                default_limits=settings.default_limits(),
+                limit_ranges=settings.limit_ranges(),
+            ),
             idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
         ),
         queries=TaskQueries(store),
+        cancellation=TaskCancellation(store),
         lifecycle=TaskLifecycle(store),
     )
 

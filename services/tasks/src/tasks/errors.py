@@ -47,3 +47,14 @@ class TaskTooLarge(Problem):
             "Task too large",
             "The prompt and metadata together exceed what one event can carry; shorten them.",
         )
+
+
+class TaskAlreadyFinished(Problem):
+    def __init__(self, status: str) -> None:
+        super().__init__(
+            409,
+            "Task already finished",
+            f"The task has already finished ({status}); only a queued or running task can be"
+            " cancelled.",
+            task_status=status,
+        )

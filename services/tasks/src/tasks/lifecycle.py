@@ -2,6 +2,7 @@
 
 Events arrive at least once and in any order (SQS standard queues), so every transition is
 guarded: a repeated or late event leaves the state as it is, and a finished task never changes.
+A client's cancel request is the one change that does not come from an event (``request_cancel``).
 """
 
 from __future__ import annotations
@@ -36,10 +37,14 @@ class TaskStatus(StrEnum):
 TERMINAL_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
+BUDGET_EXCEEDED = "budget_exceeded"
+
+
 @dataclass(frozen=True)
 class TaskError:
     code: str
     message: str
+    budget: str | None = None  # with code budget_exceeded: which limit, e.g. "max_turns"
 
 
 @dataclass(frozen=True, order=True)
@@ -58,6 +63,7 @@ class TaskState:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0  # estimated; moves with usage, under the same guard
     progress: ProgressMark | None = None
     error: TaskError | None = None
     summary: str | None = None
@@ -77,7 +83,7 @@ def progressed(state: TaskState, event: TaskProgressed) -> TaskState:
     mark = ProgressMark(event.data.attempt, event.data.step)
     if state.progress is not None and mark <= state.progress:
         return state
-    return replace(state, usage=event.data.usage, progress=mark)
+    return replace(state, usage=event.data.usage, cost_usd=event.data.cost_usd, progress=mark)
 
 
 def succeeded(state: TaskState, event: TaskSucceeded) -> TaskState:
@@ -90,7 +96,11 @@ def succeeded(state: TaskState, event: TaskSucceeded) -> TaskState:
 def failed(state: TaskState, event: TaskFailed) -> TaskState:
     return replace(
         _finished(state, TaskStatus.FAILED, event.metadata.occurred_at, event.data),
-        error=TaskError(code=event.data.code, message=event.data.message),
+        error=TaskError(
+            code=event.data.code,
+            message=event.data.message,
+            budget=event.data.budget if event.data.code == BUDGET_EXCEEDED else None,
+        ),
     )
 
 
@@ -102,7 +112,9 @@ def _finished(
     state: TaskState, status: TaskStatus, occurred_at: datetime, data: TerminalData
 ) -> TaskState:
     # started_at stays as it is, even unset: a terminal event may overtake task.started
-    return replace(state, status=status, finished_at=occurred_at, usage=data.usage)
+    return replace(
+        state, status=status, finished_at=occurred_at, usage=data.usage, cost_usd=data.cost_usd
+    )
 
 
 Transition = Callable[[TaskState, Any], TaskState]
@@ -121,3 +133,11 @@ def apply(state: TaskState, event: DomainEvent) -> TaskState:
     if state.terminal:
         return state
     return TRANSITIONS[event.name](state, event)
+
+
+def request_cancel(state: TaskState) -> TaskState:
+    """A client asked to cancel: queued or running -> cancelling. Cancelling and terminal tasks
+    stay as they are. The agent's terminal event ends the task; no event moves it back."""
+    if state.status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
+        return replace(state, status=TaskStatus.CANCELLING)
+    return state

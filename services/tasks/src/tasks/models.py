@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,21 +20,83 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
-from relay_shared.events import Usage
+from relay_shared.events import TaskLimits, Usage
 from tasks.lifecycle import TaskState, TaskStatus
 
 MAX_METADATA_KEYS = 16
+MAX_CANCEL_REASON_CHARS = 500
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 MetadataValue = Annotated[str, StringConstraints(max_length=512)]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+# The least a task may ask for of each budget; the most is a setting (RELAY_LIMIT_*).
+LIMIT_MINIMA: Mapping[str, float] = {
+    "max_turns": 1,
+    "max_output_tokens": 1,
+    "max_wall_seconds": 1.0,
+    "max_cost_usd": 0.01,
+}
+LimitRanges = Mapping[str, tuple[float, float]]  # budget -> (least, most) a task may ask for
+
+
+@dataclass(frozen=True)
+class IntakeRules:
+    """What a submission must keep to and what it gets for what it leaves out (from settings)."""
+
+    max_prompt_chars: int
+    allowed_models: tuple[str, ...]
+    default_model: str
+    default_limits: TaskLimits
+    limit_ranges: LimitRanges
+
+
+def _rules(info: ValidationInfo) -> IntakeRules | None:
+    rules = (info.context or {}).get("rules")
+    return rules if isinstance(rules, IntakeRules) else None
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+class LimitsRequest(BaseModel):
+    """The ``limits`` a caller asked for; each one left out gets its default.
+
+    Strict: a count must be a JSON integer and a number a JSON number, never a string or a bool.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    max_turns: int | None = None
+    max_output_tokens: int | None = None
+    max_wall_seconds: FiniteFloat | None = None
+    max_cost_usd: FiniteFloat | None = None
+
+    @field_validator("max_turns", "max_output_tokens", "max_wall_seconds", "max_cost_usd")
+    @classmethod
+    def _within_range(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is None:
+            return None
+        rules = _rules(info)
+        name = info.field_name or ""
+        low, high = rules.limit_ranges[name] if rules else (LIMIT_MINIMA[name], math.inf)
+        if not low <= value <= high:
+            raise PydanticCustomError(
+                "limit_out_of_range",
+                "{limit} must be between {low} and {high}",
+                {"limit": name, "low": _number(low), "high": _number(high)},
+            )
+        return value
 
 
 class TaskRequest(BaseModel):
     """The body of ``POST /internal/tasks`` as the caller sent it.
 
-    Parse it with ``TaskRequest.parse``: the prompt limit is a setting, so it reaches the
-    validator through the validation context rather than the type.
+    Parse it with ``TaskRequest.parse``: the prompt limit, the allowed models and the budget
+    maxima are settings, so they reach the validators through the validation context.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -43,35 +106,53 @@ class TaskRequest(BaseModel):
     metadata: (
         Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_KEYS)] | None
     ) = None
+    limits: LimitsRequest | None = None
 
     @classmethod
-    def parse(cls, body: bytes, *, max_prompt_chars: int) -> TaskRequest:
-        return cls.model_validate_json(body, context={"max_prompt_chars": max_prompt_chars})
+    def parse(cls, body: bytes, rules: IntakeRules) -> TaskRequest:
+        return cls.model_validate_json(body, context={"rules": rules})
 
     @field_validator("prompt")
     @classmethod
     def _prompt_is_usable(cls, prompt: str, info: ValidationInfo) -> str:
         if not prompt.strip():
             raise ValueError("the prompt must not be blank")
-        limit = (info.context or {}).get("max_prompt_chars")
-        if limit is not None and len(prompt) > limit:
-            raise ValueError(f"the prompt must be at most {limit} characters")
+        rules = _rules(info)
+        if rules is not None and len(prompt) > rules.max_prompt_chars:
+            raise ValueError(f"the prompt must be at most {rules.max_prompt_chars} characters")
         return prompt
 
-    def with_defaults(self, *, default_model: str) -> NewTask:
+    @field_validator("model")
+    @classmethod
+    def _model_is_allowed(cls, model: str | None, info: ValidationInfo) -> str | None:
+        rules = _rules(info)
+        if model is not None and rules is not None and model not in rules.allowed_models:
+            raise PydanticCustomError(
+                "model_not_allowed",
+                "unknown model; allowed: {allowed}",
+                {"allowed": ", ".join(rules.allowed_models)},
+            )
+        return model
+
+    def with_defaults(self, rules: IntakeRules) -> NewTask:
+        asked = self.limits.model_dump(exclude_none=True) if self.limits else {}
         return NewTask(
-            prompt=self.prompt, model=self.model or default_model, metadata=self.metadata or {}
+            prompt=self.prompt,
+            model=self.model or rules.default_model,
+            metadata=self.metadata or {},
+            limits=TaskLimits(**(rules.default_limits.model_dump() | asked)),
         )
 
 
 class NewTask(BaseModel):
-    """A validated submission with its defaults filled in: what gets stored and hashed."""
+    """A validated submission with its defaults filled in: what gets stored, hashed and sent."""
 
     model_config = ConfigDict(frozen=True)
 
     prompt: str
     model: str
     metadata: dict[str, str]
+    limits: TaskLimits  # the effective limits: the defaults with the caller's choices on top
 
     def request_hash(self) -> str:
         """Equal for equal submissions, whatever their key order or spelt-out defaults."""
@@ -88,9 +169,23 @@ class Task:
     prompt: str
     model: str
     metadata: Mapping[str, str]
+    limits: TaskLimits | None  # None only for tasks stored before budgets existed
     created_at: datetime
     updated_at: datetime
     state: TaskState
+
+
+class CancelRequest(BaseModel):
+    """The optional body of ``POST /internal/tasks/{id}/cancel``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: Annotated[str, StringConstraints(max_length=MAX_CANCEL_REASON_CHARS)] | None = None
+
+    @classmethod
+    def parse(cls, body: bytes) -> CancelRequest:
+        # no body at all is the common case: a cancel needs no reason
+        return cls.model_validate_json(body) if body.strip() else cls()
 
 
 class PagePosition(BaseModel):
@@ -114,6 +209,11 @@ class TaskPage:
 class ErrorView(BaseModel):
     code: str
     message: str
+    budget: str | None  # with code budget_exceeded: the limit the task ran into
+
+
+class UsageView(Usage):
+    cost_usd: float  # estimated, from the agent's price table
 
 
 class ResultView(BaseModel):
@@ -128,11 +228,12 @@ class TaskView(BaseModel):
     prompt: str
     model: str
     metadata: dict[str, str]
+    limits: TaskLimits | None
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    usage: Usage
+    usage: UsageView
     error: ErrorView | None
     result: ResultView | None
 
@@ -145,12 +246,15 @@ class TaskView(BaseModel):
             prompt=task.prompt,
             model=task.model,
             metadata=dict(task.metadata),
+            limits=task.limits,
             created_at=task.created_at,
             updated_at=task.updated_at,
             started_at=state.started_at,
             finished_at=state.finished_at,
-            usage=state.usage,
-            error=ErrorView(code=state.error.code, message=state.error.message)
+            usage=UsageView(**state.usage.model_dump(), cost_usd=state.cost_usd),
+            error=ErrorView(
+                code=state.error.code, message=state.error.message, budget=state.error.budget
+            )
             if state.error
             else None,
             result=ResultView(summary=state.summary) if state.summary is not None else None,

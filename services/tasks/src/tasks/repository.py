@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 
 from relay_shared import inbox
 from relay_shared.db import Database
-from relay_shared.events import DomainEvent, Usage
+from relay_shared.events import DomainEvent, TaskLimits, Usage
 from relay_shared.outbox import Outbox
 from tasks.lifecycle import TERMINAL_STATUSES, ProgressMark, TaskError, TaskState, TaskStatus
 from tasks.models import NewTask, PagePosition, Task
@@ -47,8 +47,9 @@ class PostgresTaskTransaction:
 
     async def insert_task(self, tenant_id: str, task_id: UUID, new: NewTask) -> Task:
         cur = await self._conn.execute(
-            "INSERT INTO tasks (id, tenant_id, status, prompt, model, metadata)"
-            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
+            "INSERT INTO tasks (id, tenant_id, status, prompt, model, metadata, max_turns,"
+            " max_output_tokens, max_wall_seconds, max_cost_usd)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
             (
                 task_id,
                 tenant_id,
@@ -56,6 +57,10 @@ class PostgresTaskTransaction:
                 new.prompt,
                 new.model,
                 Jsonb(new.metadata),
+                new.limits.max_turns,
+                new.limits.max_output_tokens,
+                new.limits.max_wall_seconds,
+                new.limits.max_cost_usd,
             ),
         )
         row = await cur.fetchone()
@@ -101,9 +106,10 @@ class PostgresTaskTransaction:
             "UPDATE tasks SET status = %(status)s, started_at = %(started_at)s,"
             " finished_at = %(finished_at)s, input_tokens = %(input)s,"
             " output_tokens = %(output)s, cache_creation_input_tokens = %(cache_creation)s,"
-            " cache_read_input_tokens = %(cache_read)s, progress_attempt = %(attempt)s,"
-            " progress_step = %(step)s, error_code = %(error_code)s,"
-            " error_message = %(error_message)s, result_summary = %(summary)s, updated_at = now()"
+            " cache_read_input_tokens = %(cache_read)s, cost_usd = %(cost)s,"
+            " progress_attempt = %(attempt)s, progress_step = %(step)s,"
+            " error_code = %(error_code)s, error_message = %(error_message)s,"
+            " error_budget = %(error_budget)s, result_summary = %(summary)s, updated_at = now()"
             " WHERE tenant_id = %(tenant)s AND id = %(id)s AND status <> ALL(%(terminal)s)",
             {
                 "status": state.status.value,
@@ -113,10 +119,12 @@ class PostgresTaskTransaction:
                 "output": state.usage.output_tokens,
                 "cache_creation": state.usage.cache_creation_input_tokens,
                 "cache_read": state.usage.cache_read_input_tokens,
+                "cost": state.cost_usd,
                 "attempt": state.progress.attempt if state.progress else None,
                 "step": state.progress.step if state.progress else None,
                 "error_code": state.error.code if state.error else None,
                 "error_message": state.error.message if state.error else None,
+                "error_budget": state.error.budget if state.error else None,
                 "summary": state.summary,
                 "tenant": tenant_id,
                 "id": task_id,
@@ -182,13 +190,25 @@ def _state(row: dict[str, Any]) -> TaskState:
             cache_creation_input_tokens=row["cache_creation_input_tokens"],
             cache_read_input_tokens=row["cache_read_input_tokens"],
         ),
+        cost_usd=row["cost_usd"],
         progress=ProgressMark(row["progress_attempt"], row["progress_step"])
         if row["progress_attempt"] is not None
         else None,
-        error=TaskError(row["error_code"], row["error_message"])
+        error=TaskError(row["error_code"], row["error_message"], row["error_budget"])
         if row["error_code"] is not None
         else None,
         summary=row["result_summary"],
+    )
+
+
+def _limits(row: dict[str, Any]) -> TaskLimits | None:
+    if row["max_turns"] is None:
+        return None  # stored before budgets existed
+    return TaskLimits(
+        max_turns=row["max_turns"],
+        max_output_tokens=row["max_output_tokens"],
+        max_wall_seconds=row["max_wall_seconds"],
+        max_cost_usd=row["max_cost_usd"],
     )
 
 
@@ -199,6 +219,7 @@ def _task(row: dict[str, Any]) -> Task:
         prompt=row["prompt"],
         model=row["model"],
         metadata=row["metadata"],
+        limits=_limits(row),
         created_at=row["created_at"].astimezone(UTC),
         updated_at=row["updated_at"].astimezone(UTC),
         state=_state(row),

@@ -1,4 +1,5 @@
-"""The tasks use cases: intake (with idempotency), queries, and applying lifecycle events."""
+"""The tasks use cases: intake (with idempotency), queries, cancel requests, and applying
+lifecycle events."""
 
 from __future__ import annotations
 
@@ -6,13 +7,25 @@ from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID, uuid4
 
-from relay_shared.events import DomainEvent, TaskSubmitted, TaskSubmittedData
+from relay_shared.events import (
+    DomainEvent,
+    TaskCancelRequested,
+    TaskCancelRequestedData,
+    TaskSubmitted,
+    TaskSubmittedData,
+)
 from relay_shared.publisher import EventTooLarge
 from tasks import lifecycle
 from tasks.cursor import decode_cursor, encode_cursor
-from tasks.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, TaskNotFound, TaskTooLarge
+from tasks.errors import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    TaskAlreadyFinished,
+    TaskNotFound,
+    TaskTooLarge,
+)
 from tasks.lifecycle import TaskStatus
-from tasks.models import NewTask, PagePosition, Task, TaskPage, TaskRequest
+from tasks.models import IntakeRules, NewTask, PagePosition, Task, TaskPage, TaskRequest
 from tasks.store import IdempotencyRecord, TaskStore, TaskTransaction
 
 
@@ -23,27 +36,19 @@ class Submission:
 
 
 class TaskIntake:
-    def __init__(
-        self,
-        store: TaskStore,
-        *,
-        default_model: str,
-        max_prompt_chars: int,
-        idempotency_ttl: timedelta,
-    ) -> None:
+    def __init__(self, store: TaskStore, *, rules: IntakeRules, idempotency_ttl: timedelta) -> None:
         self._store = store
-        self._default_model = default_model
-        self._max_prompt_chars = max_prompt_chars
+        self._rules = rules
         self._idempotency_ttl = idempotency_ttl
 
     def read_request(self, body: bytes) -> TaskRequest:
-        """The request body, validated against this service's limits (raises ValidationError)."""
-        return TaskRequest.parse(body, max_prompt_chars=self._max_prompt_chars)
+        """The request body, validated against this service's rules (raises ValidationError)."""
+        return TaskRequest.parse(body, self._rules)
 
     async def submit(
         self, tenant_id: str, request: TaskRequest, *, idempotency_key: str | None = None
     ) -> Submission:
-        new = request.with_defaults(default_model=self._default_model)
+        new = request.with_defaults(self._rules)
         async with self._store.transaction() as tx:
             if idempotency_key is None:
                 return Submission(await self._accept(tx, tenant_id, new), replayed=False)
@@ -74,7 +79,9 @@ class TaskIntake:
     async def _accept(self, tx: TaskTransaction, tenant_id: str, new: NewTask) -> Task:
         task = await tx.insert_task(tenant_id, uuid4(), new)
         submitted = TaskSubmitted.create(
-            TaskSubmittedData(prompt=new.prompt, model=new.model, metadata=new.metadata),
+            TaskSubmittedData(
+                prompt=new.prompt, model=new.model, metadata=new.metadata, limits=new.limits
+            ),
             tenant_id=tenant_id,
             task_id=task.id,
             occurred_at=task.created_at,
@@ -113,6 +120,33 @@ class TaskQueries:
         )
 
 
+class TaskCancellation:
+    """A client's cancel request: the task moves to cancelling and the agent is told, once."""
+
+    def __init__(self, store: TaskStore) -> None:
+        self._store = store
+
+    async def request(self, tenant_id: str, task_id: UUID, *, reason: str | None) -> Task:
+        async with self._store.transaction() as tx:
+            # the row lock makes concurrent requests queue here: only the first one publishes
+            before = await tx.lock_state(tenant_id, task_id)
+            if before is None:
+                raise TaskNotFound
+            if before.terminal:
+                raise TaskAlreadyFinished(before.status.value)
+            after = lifecycle.request_cancel(before)
+            if after != before:
+                await tx.save_state(tenant_id, task_id, after)
+                await tx.publish(
+                    TaskCancelRequested.create(
+                        TaskCancelRequestedData(reason=reason), tenant_id=tenant_id, task_id=task_id
+                    )
+                )
+            task = await tx.task(tenant_id, task_id)
+        assert task is not None  # locked above, so still there
+        return task
+
+
 class UnknownTask(LookupError):
     """A lifecycle event for a task this service does not hold."""
 
@@ -143,4 +177,5 @@ class TaskService:
 
     intake: TaskIntake
     queries: TaskQueries
+    cancellation: TaskCancellation
     lifecycle: TaskLifecycle

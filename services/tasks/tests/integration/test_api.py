@@ -51,8 +51,14 @@ async def test_submit_stores_the_task_and_its_outbox_row_together(
         "prompt": "hello",
         "model": "claude-sonnet-4-5",
         "metadata": {"k": "v"},
-        "limits": None,  # budgets are not set yet
+        "limits": {
+            "max_turns": 50,
+            "max_output_tokens": 32000,
+            "max_wall_seconds": 1800.0,
+            "max_cost_usd": None,
+        },
     }
+    assert task["limits"] == outbox["detail"]["data"]["limits"]
     fetched = await tasks.http.get(f"/internal/tasks/{task['id']}", headers=auth(tenant))
     assert fetched.json() == task
 
@@ -77,6 +83,8 @@ async def test_a_task_whose_event_cannot_be_written_is_not_stored_either(
         ({"prompt": "x", "metadata": {"k": 1}}, {}),
         ({"prompt": "x", "extra": True}, {}),
         ({"prompt": "x"}, {"Idempotency-Key": "k" * 256}),
+        ({"prompt": "x", "model": "claude-instant"}, {"Idempotency-Key": "k"}),
+        ({"prompt": "x", "limits": {"max_wall_seconds": 86400}}, {"Idempotency-Key": "k"}),
     ],
 )
 async def test_client_mistakes_are_422_and_create_nothing(

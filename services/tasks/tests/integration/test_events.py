@@ -19,6 +19,7 @@ from relay_shared.events import (
     DomainEvent,
     TaskFailed,
     TaskFailedData,
+    TaskLimits,
     TaskProgressed,
     TaskProgressedData,
     TaskStarted,
@@ -54,7 +55,9 @@ async def test_submitted_task_reaches_the_agent_queue(
     db: psycopg.AsyncConnection[Any],
 ) -> None:
     response = await tasks.http.post(
-        "/internal/tasks", json={"prompt": "go", "model": "scripted"}, headers=auth(tenant)
+        "/internal/tasks",
+        json={"prompt": "go", "model": "claude-haiku-4-5", "limits": {"max_turns": 3}},
+        headers=auth(tenant),
     )
     task_id = UUID(response.json()["id"])
     received: list[DomainEvent] = []
@@ -72,7 +75,10 @@ async def test_submitted_task_reaches_the_agent_queue(
 
     assert isinstance(event, TaskSubmitted)
     assert (event.metadata.task_id, event.metadata.tenant_id) == (task_id, tenant)
-    assert (event.data.prompt, event.data.model) == ("go", "scripted")
+    assert (event.data.prompt, event.data.model) == ("go", "claude-haiku-4-5")
+    assert event.data.limits == TaskLimits(
+        max_turns=3, max_output_tokens=32000, max_wall_seconds=1800, max_cost_usd=None
+    )
 
     async def outbox() -> list[dict[str, Any]]:
         cur = await db.execute("SELECT event_id, published_at FROM outbox")
@@ -104,13 +110,15 @@ async def test_agent_events_on_the_bus_drive_the_task_to_its_end(
         TaskStartedData(attempt=1, worker_id="w-1"), tenant_id=tenant, task_id=task_id
     )
     progressed = TaskProgressed.create(
-        TaskProgressedData(attempt=1, step=1, message="thinking", usage=usage),
+        TaskProgressedData(attempt=1, step=1, message="thinking", usage=usage, cost_usd=0.12),
         tenant_id=tenant,
         task_id=task_id,
         caused_by=started.metadata,
     )
     succeeded = TaskSucceeded.create(
-        TaskSucceededData(attempt=1, steps=1, usage=usage, summary="wrote result.md"),
+        TaskSucceededData(
+            attempt=1, steps=1, usage=usage, cost_usd=0.125, summary="wrote result.md"
+        ),
         tenant_id=tenant,
         task_id=task_id,
         caused_by=started.metadata,
@@ -128,10 +136,13 @@ async def test_agent_events_on_the_bus_drive_the_task_to_its_end(
         running = await eventually(task, until=lambda t: t["status"] == "running")
         assert running["started_at"] is not None
         await publish(progressed)
-        await eventually(task, until=lambda t: t["usage"] == usage.model_dump())
+        await eventually(
+            task, until=lambda t: t["usage"] == {**usage.model_dump(), "cost_usd": 0.12}
+        )
         await publish(succeeded)
         done = await eventually(task, until=lambda t: t["status"] == "succeeded")
         assert done["result"] == {"summary": "wrote result.md"}
+        assert done["usage"]["cost_usd"] == 0.125
         assert done["error"] is None
         assert done["finished_at"] is not None
         assert done["started_at"] == running["started_at"]

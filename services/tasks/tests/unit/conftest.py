@@ -64,6 +64,7 @@ class InMemoryTaskTransaction:
             prompt=new.prompt,
             model=new.model,
             metadata=dict(new.metadata),
+            limits=new.limits,
             created_at=now,
             updated_at=now,
             state=TaskState(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
@@ -9,7 +10,23 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from relay_shared.events import TaskStarted, TaskStartedData, TaskSubmitted
+from relay_shared.events import (
+    DomainEvent,
+    TaskCancelled,
+    TaskCancelledData,
+    TaskCancelRequested,
+    TaskFailed,
+    TaskFailedData,
+    TaskProgressed,
+    TaskProgressedData,
+    TaskStarted,
+    TaskStartedData,
+    TaskSubmitted,
+    TaskSucceeded,
+    TaskSucceededData,
+    TerminalData,
+    Usage,
+)
 from relay_shared.internal_auth import TokenIssuer, generate_keypair
 from tasks.service import TaskLifecycle
 from tasks.settings import TasksSettings
@@ -18,9 +35,15 @@ if TYPE_CHECKING:
     from conftest import Headers, InMemoryTaskStore, OpenClient
 
 TASK_KEYS = {
-    "id", "status", "prompt", "model", "metadata", "created_at", "updated_at", "started_at",
-    "finished_at", "usage", "error", "result",
+    "id", "status", "prompt", "model", "metadata", "limits", "created_at", "updated_at",
+    "started_at", "finished_at", "usage", "error", "result",
 }  # fmt: skip
+DEFAULT_LIMITS = {
+    "max_turns": 50,
+    "max_output_tokens": 32000,
+    "max_wall_seconds": 1800.0,
+    "max_cost_usd": None,
+}
 
 
 async def submit(
@@ -51,7 +74,9 @@ async def test_submit_stores_a_queued_task_and_its_submitted_event(
         "output_tokens": 0,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
+        "cost_usd": 0.0,
     }
+    assert task["limits"] == DEFAULT_LIMITS
     assert (task["started_at"], task["finished_at"], task["error"], task["result"]) == (None,) * 4
     assert task["created_at"].endswith("Z")
 
@@ -62,7 +87,7 @@ async def test_submit_stores_a_queued_task_and_its_submitted_event(
         "prompt": "hello",
         "model": "claude-sonnet-4-5",
         "metadata": {"k": "v"},
-        "limits": None,  # budgets are not set yet
+        "limits": DEFAULT_LIMITS,
     }
     fetched = await client.get(f"/internal/tasks/{task['id']}", headers=auth("acme"))
     assert fetched.json() == task
@@ -74,8 +99,9 @@ async def test_submit_stores_a_queued_task_and_its_submitted_event(
         lambda c, h: c.post("/internal/tasks", json={"prompt": "x"}, headers=h),
         lambda c, h: c.get("/internal/tasks", headers=h),
         lambda c, h: c.get(f"/internal/tasks/{uuid4()}", headers=h),
+        lambda c, h: c.post(f"/internal/tasks/{uuid4()}/cancel", headers=h),
     ],
-    ids=["submit", "list", "get"],
+    ids=["submit", "list", "get", "cancel"],
 )
 @pytest.mark.parametrize("who", ["nobody", "wrong audience", "foreign signer", "not bearer"])
 async def test_every_route_needs_a_gateway_token_for_tasks(
@@ -110,6 +136,11 @@ async def test_every_route_needs_a_gateway_token_for_tasks(
         {"prompt": "x", "metadata": {str(i): "v" for i in range(17)}},
         {"prompt": "x", "unknown": 1},
         ["prompt"],
+        {"prompt": "x", "model": "claude-2"},
+        {"prompt": "x", "limits": {"max_turns": 0}},
+        {"prompt": "x", "limits": {"max_turns": 201}},
+        {"prompt": "x", "limits": {"max_cost_usd": 100.5}},
+        {"prompt": "x", "limits": {"budget": 1}},
     ],
 )
 async def test_invalid_body_is_a_422_problem_and_stores_nothing(
@@ -286,3 +317,358 @@ async def test_bad_list_parameters_are_422_problems(
     response = await client.get(f"/internal/tasks?{query}", headers=auth("acme"))
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+
+
+# --- limits and models -------------------------------------------------------------------------
+
+
+async def test_limits_asked_for_are_stored_returned_and_sent_with_the_defaults_filled_in(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+) -> None:
+    response = await submit(
+        client, auth("acme"), {"prompt": "hi", "limits": {"max_turns": 7, "max_cost_usd": 2.5}}
+    )
+
+    assert response.status_code == 202
+    effective = {**DEFAULT_LIMITS, "max_turns": 7, "max_cost_usd": 2.5}
+    assert response.json()["limits"] == effective
+    [event] = store.outbox
+    assert isinstance(event, TaskSubmitted)
+    assert event.data.limits is not None
+    assert event.data.limits.model_dump() == effective
+    fetched = await client.get(f"/internal/tasks/{response.json()['id']}", headers=auth("acme"))
+    assert fetched.json()["limits"] == effective
+
+
+async def test_a_limit_over_its_maximum_is_a_422_naming_the_field_and_range(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+) -> None:
+    response = await submit(client, auth("acme"), {"prompt": "x", "limits": {"max_turns": 500}})
+
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error == {
+        "location": "body.limits.max_turns",
+        "message": "max_turns must be between 1 and 200",
+        "type": "limit_out_of_range",
+    }
+    assert (store.tasks, store.outbox) == ({}, [])
+
+
+async def test_the_maxima_and_defaults_are_settings(
+    settings: TasksSettings, open_client: OpenClient, auth: Headers, store: InMemoryTaskStore
+) -> None:
+    roomy = settings.model_copy(
+        update={"limit_max_turns": 1000, "default_max_turns": 10, "default_max_cost_usd": 1.0}
+    )
+    async with open_client(roomy) as client:
+        plain = await submit(client, auth("acme"), {"prompt": "x"})
+        many = await submit(client, auth("acme"), {"prompt": "x", "limits": {"max_turns": 500}})
+
+    assert plain.json()["limits"] == {**DEFAULT_LIMITS, "max_turns": 10, "max_cost_usd": 1.0}
+    assert many.status_code == 202
+    assert many.json()["limits"]["max_turns"] == 500
+
+
+async def test_an_unknown_model_is_a_422_listing_the_allowed_ones(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+) -> None:
+    response = await submit(client, auth("acme"), {"prompt": "x", "model": "gpt-4o"})
+
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["location"] == "body.model"
+    assert error["message"] == (
+        "unknown model; allowed: claude-opus-4-1, claude-sonnet-4-5, claude-haiku-4-5"
+    )
+    assert (store.tasks, store.outbox) == ({}, [])
+
+
+async def test_an_allowed_model_other_than_the_default_is_kept(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+) -> None:
+    response = await submit(client, auth("acme"), {"prompt": "x", "model": "claude-haiku-4-5"})
+
+    assert response.json()["model"] == "claude-haiku-4-5"
+    [event] = store.outbox
+    assert isinstance(event, TaskSubmitted)
+    assert event.data.model == "claude-haiku-4-5"
+
+
+async def test_an_idempotency_key_tells_bodies_apart_by_their_limits(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+) -> None:
+    first = await submit(client, auth("acme"), {"prompt": "hi"}, "k-1")
+    spelt_out = await submit(
+        client, auth("acme"), {"prompt": "hi", "limits": {"max_turns": 50}}, "k-1"
+    )
+    other = await submit(client, auth("acme"), {"prompt": "hi", "limits": {"max_turns": 5}}, "k-1")
+
+    assert spelt_out.headers["idempotent-replayed"] == "true"
+    assert spelt_out.json()["id"] == first.json()["id"]
+    assert other.status_code == 422
+    assert other.json()["title"] == "Idempotency key reused"
+    assert len(store.tasks) == len(store.outbox) == 1
+
+
+# --- cancel -----------------------------------------------------------------------------------
+
+
+async def cancel(
+    client: httpx.AsyncClient, headers: dict[str, str], task_id: str, body: object = None
+) -> httpx.Response:
+    path = f"/internal/tasks/{task_id}/cancel"
+    if body is None:
+        return await client.post(path, headers=headers)
+    return await client.post(path, json=body, headers=headers)
+
+
+def cancel_requests(store: InMemoryTaskStore) -> list[TaskCancelRequested]:
+    return [e for e in store.outbox if isinstance(e, TaskCancelRequested)]
+
+
+async def record(store: InMemoryTaskStore, *events: DomainEvent) -> None:
+    for event in events:
+        await TaskLifecycle(store).record(event)
+
+
+async def test_cancelling_a_queued_task_asks_the_agent_once(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+) -> None:
+    task_id = (await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"]
+
+    response = await cancel(client, auth("acme"), task_id, {"reason": "changed my mind"})
+
+    assert response.status_code == 202
+    assert set(response.json()) == TASK_KEYS
+    assert (response.json()["id"], response.json()["status"]) == (task_id, "cancelling")
+    [event] = cancel_requests(store)
+    assert (event.metadata.tenant_id, str(event.metadata.task_id)) == ("acme", task_id)
+    assert event.data.reason == "changed my mind"
+    fetched = await client.get(f"/internal/tasks/{task_id}", headers=auth("acme"))
+    assert fetched.json() == response.json()
+
+
+async def test_cancelling_a_running_task_without_a_body(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+) -> None:
+    task_id = (await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"]
+    await record(
+        store,
+        TaskStarted.create(
+            TaskStartedData(attempt=1, worker_id="w"), tenant_id="acme", task_id=UUID(task_id)
+        ),
+    )
+
+    response = await cancel(client, auth("acme"), task_id)
+
+    assert (response.status_code, response.json()["status"]) == (202, "cancelling")
+    assert response.json()["started_at"] is not None
+    [event] = cancel_requests(store)
+    assert event.data.reason is None
+
+
+async def test_cancelling_again_answers_202_without_a_second_event(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+) -> None:
+    task_id = (await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"]
+    first = await cancel(client, auth("acme"), task_id, {"reason": "first"})
+
+    again = await cancel(client, auth("acme"), task_id, {"reason": "second"})
+
+    assert (again.status_code, again.json()["status"]) == (202, "cancelling")
+    assert again.json() == first.json()
+    [event] = cancel_requests(store)
+    assert event.data.reason == "first"
+
+
+async def test_concurrent_cancels_publish_one_event(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+) -> None:
+    task_id = (await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"]
+
+    answers = await asyncio.gather(*(cancel(client, auth("acme"), task_id) for _ in range(5)))
+
+    assert {a.status_code for a in answers} == {202}
+    assert len(cancel_requests(store)) == 1
+
+
+@pytest.mark.parametrize(
+    ("ending", "status"),
+    [
+        (TaskSucceededData(attempt=1, summary="done"), "succeeded"),
+        (TaskFailedData(attempt=1, code="boom", message="m"), "failed"),
+        (TaskCancelledData(attempt=1), "cancelled"),
+    ],
+)
+async def test_cancelling_a_finished_task_is_a_409_that_names_its_status(
+    client: httpx.AsyncClient,
+    auth: Headers,
+    store: InMemoryTaskStore,
+    ending: TerminalData,
+    status: str,
+) -> None:
+    task_id = (await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"]
+    event_class = {"succeeded": TaskSucceeded, "failed": TaskFailed, "cancelled": TaskCancelled}
+    await record(store, event_class[status].create(ending, tenant_id="acme", task_id=UUID(task_id)))
+    before = store.tasks[UUID(task_id)]
+
+    response = await cancel(client, auth("acme"), task_id)
+
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert (problem["title"], problem["task_status"]) == ("Task already finished", status)
+    assert status in problem["detail"]
+    assert store.tasks[UUID(task_id)] == before
+    assert cancel_requests(store) == []
+
+
+async def test_cancelling_another_tenants_missing_or_malformed_task_is_404(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+) -> None:
+    task_id = (await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"]
+    for tenant, path in [("globex", task_id), ("acme", str(uuid4())), ("acme", "not-a-uuid")]:
+        response = await cancel(client, auth(tenant), path)
+        assert response.status_code == 404, (tenant, path)
+        assert response.json()["title"] == "Task not found"
+    assert store.tasks[UUID(task_id)].state.status == "queued"
+    assert cancel_requests(store) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"reason": "' + b"r" * 501 + b'"}',
+        b'{"reason": 1}',
+        b'{"why": "x"}',
+        b"not json",
+        b"[]",
+    ],
+)
+async def test_a_bad_cancel_body_is_a_422_and_changes_nothing(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore, body: bytes
+) -> None:
+    task_id = (await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"]
+
+    response = await client.post(
+        f"/internal/tasks/{task_id}/cancel", content=body, headers=auth("acme")
+    )
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert store.tasks[UUID(task_id)].state.status == "queued"
+    assert cancel_requests(store) == []
+
+
+async def test_late_agent_events_keep_a_cancelling_task_cancelling(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+) -> None:
+    task_id = (await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"]
+    await cancel(client, auth("acme"), task_id)
+    await record(
+        store,
+        TaskStarted.create(
+            TaskStartedData(attempt=1, worker_id="w"), tenant_id="acme", task_id=UUID(task_id)
+        ),
+        TaskProgressed.create(
+            TaskProgressedData(
+                attempt=1, step=1, message="m", usage=Usage(output_tokens=3), cost_usd=0.5
+            ),
+            tenant_id="acme",
+            task_id=UUID(task_id),
+        ),
+    )
+
+    task = (await client.get(f"/internal/tasks/{task_id}", headers=auth("acme"))).json()
+
+    assert task["status"] == "cancelling"
+    assert (task["usage"]["output_tokens"], task["usage"]["cost_usd"]) == (3, 0.5)
+    assert task["started_at"] is not None
+
+
+# --- usage, cost and budget --------------------------------------------------------------------
+
+
+async def test_cost_and_budget_reach_the_task_and_never_move_backwards(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+) -> None:
+    task_id = UUID((await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"])
+
+    def progressed(step: int, output_tokens: int, cost: float) -> TaskProgressed:
+        return TaskProgressed.create(
+            TaskProgressedData(
+                attempt=1,
+                step=step,
+                message=f"step {step}",
+                usage=Usage(input_tokens=10 * step, output_tokens=output_tokens),
+                cost_usd=cost,
+            ),
+            tenant_id="acme",
+            task_id=task_id,
+        )
+
+    async def task() -> dict[str, object]:
+        answer: dict[str, object] = (
+            await client.get(f"/internal/tasks/{task_id}", headers=auth("acme"))
+        ).json()
+        return answer
+
+    step_1, step_2 = progressed(1, 5, 0.10), progressed(2, 9, 0.30)
+    await record(store, step_1, step_2, step_1, progressed(1, 5, 0.10))  # a repeat, a late one
+    assert (await task())["usage"] == {
+        "input_tokens": 20,
+        "output_tokens": 9,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "cost_usd": 0.30,
+    }
+
+    final_usage = Usage(input_tokens=30, output_tokens=12, cache_read_input_tokens=4)
+    await record(
+        store,
+        TaskFailed.create(
+            TaskFailedData(
+                attempt=1,
+                steps=2,
+                usage=final_usage,
+                cost_usd=0.42,
+                code="budget_exceeded",
+                message="the task reached its cost limit",
+                budget="max_cost_usd",
+            ),
+            tenant_id="acme",
+            task_id=task_id,
+        ),
+        progressed(3, 99, 9.0),  # after the end: final values stay
+    )
+    done = await task()
+    assert done["status"] == "failed"
+    assert done["usage"] == {**final_usage.model_dump(), "cost_usd": 0.42}
+    assert done["error"] == {
+        "code": "budget_exceeded",
+        "message": "the task reached its cost limit",
+        "budget": "max_cost_usd",
+    }
+
+
+async def test_an_error_that_is_not_a_budget_has_a_null_budget(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+) -> None:
+    task_id = (await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"]
+    await record(
+        store,
+        TaskFailed.create(
+            TaskFailedData(attempt=1, code="invalid_request", message="400 from the model"),
+            tenant_id="acme",
+            task_id=UUID(task_id),
+        ),
+    )
+
+    task = (await client.get(f"/internal/tasks/{task_id}", headers=auth("acme"))).json()
+
+    assert task["error"] == {
+        "code": "invalid_request",
+        "message": "400 from the model",
+        "budget": None,
+    }

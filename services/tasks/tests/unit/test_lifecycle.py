@@ -22,7 +22,15 @@ from relay_shared.events import (
     TaskSucceededData,
     Usage,
 )
-from tasks.lifecycle import TERMINAL_STATUSES, ProgressMark, TaskError, TaskState, TaskStatus, apply
+from tasks.lifecycle import (
+    TERMINAL_STATUSES,
+    ProgressMark,
+    TaskError,
+    TaskState,
+    TaskStatus,
+    apply,
+    request_cancel,
+)
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=1)
@@ -32,6 +40,7 @@ SOME_USAGE = Usage(input_tokens=10, output_tokens=5)
 FINAL_USAGE = Usage(
     input_tokens=100, output_tokens=50, cache_creation_input_tokens=7, cache_read_input_tokens=3
 )
+FINAL_COST = 1.5
 
 
 def started(attempt: int = 1, at: datetime = T1) -> TaskStarted:
@@ -43,9 +52,13 @@ def started(attempt: int = 1, at: datetime = T1) -> TaskStarted:
     )
 
 
-def progressed(attempt: int, step: int, usage: Usage = SOME_USAGE) -> TaskProgressed:
+def progressed(
+    attempt: int, step: int, usage: Usage = SOME_USAGE, cost: float = 0.25
+) -> TaskProgressed:
     return TaskProgressed.create(
-        TaskProgressedData(attempt=attempt, step=step, message="step done", usage=usage),
+        TaskProgressedData(
+            attempt=attempt, step=step, message="step done", usage=usage, cost_usd=cost
+        ),
         tenant_id="acme",
         task_id=TASK_ID,
         occurred_at=T1,
@@ -54,16 +67,27 @@ def progressed(attempt: int, step: int, usage: Usage = SOME_USAGE) -> TaskProgre
 
 def succeeded(at: datetime = T2) -> TaskSucceeded:
     return TaskSucceeded.create(
-        TaskSucceededData(attempt=1, steps=2, usage=FINAL_USAGE, summary="all done"),
+        TaskSucceededData(
+            attempt=1, steps=2, usage=FINAL_USAGE, cost_usd=FINAL_COST, summary="all done"
+        ),
         tenant_id="acme",
         task_id=TASK_ID,
         occurred_at=at,
     )
 
 
-def failed(at: datetime = T2) -> TaskFailed:
+def failed(
+    at: datetime = T2, code: str = "scripted_failure", budget: str | None = None
+) -> TaskFailed:
     return TaskFailed.create(
-        TaskFailedData(attempt=1, usage=FINAL_USAGE, code="scripted_failure", message="boom"),
+        TaskFailedData(
+            attempt=1,
+            usage=FINAL_USAGE,
+            cost_usd=FINAL_COST,
+            code=code,
+            message="boom",
+            budget=budget,
+        ),
         tenant_id="acme",
         task_id=TASK_ID,
         occurred_at=at,
@@ -72,7 +96,7 @@ def failed(at: datetime = T2) -> TaskFailed:
 
 def cancelled(at: datetime = T2) -> TaskCancelled:
     return TaskCancelled.create(
-        TaskCancelledData(attempt=0, reason="asked"),
+        TaskCancelledData(attempt=0, cost_usd=FINAL_COST, reason="asked"),
         tenant_id="acme",
         task_id=TASK_ID,
         occurred_at=at,
@@ -81,7 +105,8 @@ def cancelled(at: datetime = T2) -> TaskCancelled:
 
 QUEUED = TaskState()
 RUNNING = TaskState(status=TaskStatus.RUNNING, started_at=T0)
-RUNNING_AT_STEP_2 = replace(RUNNING, usage=SOME_USAGE, progress=ProgressMark(1, 2))
+RUNNING_AT_STEP_2 = replace(RUNNING, usage=SOME_USAGE, cost_usd=0.25, progress=ProgressMark(1, 2))
+CANCELLING_AT_STEP_2 = replace(RUNNING_AT_STEP_2, status=TaskStatus.CANCELLING)
 CANCELLING_UNSTARTED = TaskState(status=TaskStatus.CANCELLING)
 SUCCEEDED = TaskState(
     status=TaskStatus.SUCCEEDED, started_at=T0, finished_at=T1, usage=SOME_USAGE, summary="ok"
@@ -116,26 +141,45 @@ CHANGES: list[tuple[str, TaskState, DomainEvent, TaskState]] = [
         "first progress: usage and mark recorded, status untouched",
         QUEUED,
         progressed(1, 1),
-        replace(QUEUED, usage=SOME_USAGE, progress=ProgressMark(1, 1)),
+        replace(QUEUED, usage=SOME_USAGE, cost_usd=0.25, progress=ProgressMark(1, 1)),
     ),
     (
-        "newer step: usage replaced",
+        "newer step: usage and cost replaced",
         RUNNING_AT_STEP_2,
-        progressed(1, 3, FINAL_USAGE),
-        replace(RUNNING_AT_STEP_2, usage=FINAL_USAGE, progress=ProgressMark(1, 3)),
+        progressed(1, 3, FINAL_USAGE, cost=0.75),
+        replace(RUNNING_AT_STEP_2, usage=FINAL_USAGE, cost_usd=0.75, progress=ProgressMark(1, 3)),
     ),
     (
         "newer attempt beats a higher step of the older attempt",
         RUNNING_AT_STEP_2,
-        progressed(2, 1, FINAL_USAGE),
-        replace(RUNNING_AT_STEP_2, usage=FINAL_USAGE, progress=ProgressMark(2, 1)),
+        progressed(2, 1, FINAL_USAGE, cost=0.1),
+        replace(RUNNING_AT_STEP_2, usage=FINAL_USAGE, cost_usd=0.1, progress=ProgressMark(2, 1)),
     ),
-    ("older step: ignored", RUNNING_AT_STEP_2, progressed(1, 1, FINAL_USAGE), RUNNING_AT_STEP_2),
+    (
+        "older step: ignored, cost included",
+        RUNNING_AT_STEP_2,
+        progressed(1, 1, FINAL_USAGE, cost=9.0),
+        RUNNING_AT_STEP_2,
+    ),
     (
         "same step again: ignored",
         RUNNING_AT_STEP_2,
-        progressed(1, 2, FINAL_USAGE),
+        progressed(1, 2, FINAL_USAGE, cost=9.0),
         RUNNING_AT_STEP_2,
+    ),
+    (
+        "progress while cancelling: stays cancelling, usage and cost recorded",
+        CANCELLING_AT_STEP_2,
+        progressed(1, 3, FINAL_USAGE, cost=0.75),
+        replace(
+            CANCELLING_AT_STEP_2, usage=FINAL_USAGE, cost_usd=0.75, progress=ProgressMark(1, 3)
+        ),
+    ),
+    (
+        "a later attempt's start while cancelling: stays cancelling",
+        CANCELLING_AT_STEP_2,
+        started(2, at=T2),
+        CANCELLING_AT_STEP_2,
     ),
     # terminal events
     (
@@ -147,11 +191,12 @@ CHANGES: list[tuple[str, TaskState, DomainEvent, TaskState]] = [
             status=TaskStatus.SUCCEEDED,
             finished_at=T2,
             usage=FINAL_USAGE,
+            cost_usd=FINAL_COST,
             summary="all done",
         ),
     ),
     (
-        "failed from running: finished, final usage, error",
+        "failed from running: finished, final usage and cost, error",
         RUNNING,
         failed(),
         replace(
@@ -159,21 +204,66 @@ CHANGES: list[tuple[str, TaskState, DomainEvent, TaskState]] = [
             status=TaskStatus.FAILED,
             finished_at=T2,
             usage=FINAL_USAGE,
+            cost_usd=FINAL_COST,
             error=TaskError("scripted_failure", "boom"),
         ),
     ),
     (
-        "cancelled from cancelling",
+        "failed on a budget: the error names the budget",
+        RUNNING,
+        failed(code="budget_exceeded", budget="max_turns"),
+        replace(
+            RUNNING,
+            status=TaskStatus.FAILED,
+            finished_at=T2,
+            usage=FINAL_USAGE,
+            cost_usd=FINAL_COST,
+            error=TaskError("budget_exceeded", "boom", budget="max_turns"),
+        ),
+    ),
+    (
+        "failed with another code: a stray budget is not kept",
+        RUNNING,
+        failed(code="provider_auth_failed", budget="max_turns"),
+        replace(
+            RUNNING,
+            status=TaskStatus.FAILED,
+            finished_at=T2,
+            usage=FINAL_USAGE,
+            cost_usd=FINAL_COST,
+            error=TaskError("provider_auth_failed", "boom"),
+        ),
+    ),
+    (
+        "cancelled from cancelling: final usage and cost",
+        CANCELLING_AT_STEP_2,
+        cancelled(),
+        replace(
+            CANCELLING_AT_STEP_2,
+            status=TaskStatus.CANCELLED,
+            finished_at=T2,
+            usage=Usage(),
+            cost_usd=FINAL_COST,
+        ),
+    ),
+    (
+        "cancelled from cancelling before it started",
         CANCELLING_UNSTARTED,
         cancelled(),
-        replace(CANCELLING_UNSTARTED, status=TaskStatus.CANCELLED, finished_at=T2),
+        replace(
+            CANCELLING_UNSTARTED, status=TaskStatus.CANCELLED, finished_at=T2, cost_usd=FINAL_COST
+        ),
     ),
     (
         "succeeded before task.started: finished from queued, started_at stays unset",
         QUEUED,
         succeeded(),
         TaskState(
-            status=TaskStatus.SUCCEEDED, finished_at=T2, usage=FINAL_USAGE, summary="all done"
+            status=TaskStatus.SUCCEEDED,
+            finished_at=T2,
+            usage=FINAL_USAGE,
+            cost_usd=FINAL_COST,
+            summary="all done",
         ),
     ),
 ]
@@ -203,3 +293,24 @@ def test_terminal_statuses_are_exactly_the_three_endings() -> None:
     assert {s.value for s in TERMINAL_STATUSES} == {"succeeded", "failed", "cancelled"}
     assert all(TaskState(status=s).terminal for s in TERMINAL_STATUSES)
     assert not any(TaskState(status=s).terminal for s in set(TaskStatus) - TERMINAL_STATUSES)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (QUEUED, CANCELLING_UNSTARTED),
+        (RUNNING_AT_STEP_2, CANCELLING_AT_STEP_2),
+    ],
+    ids=["queued", "running"],
+)
+def test_a_cancel_request_moves_a_live_task_to_cancelling(
+    before: TaskState, after: TaskState
+) -> None:
+    assert request_cancel(before) == after
+
+
+@pytest.mark.parametrize(
+    "state", [CANCELLING_AT_STEP_2, *TERMINAL_STATES], ids=lambda s: s.status.value
+)
+def test_a_cancel_request_leaves_cancelling_and_finished_tasks_alone(state: TaskState) -> None:
+    assert request_cancel(state) is state
