@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,17 @@ class PublicApi:
             async for sse in source.aiter_sse():
                 events.append(TimelineEvent(int(sse.id), sse.event, json.loads(sse.data)))
         return events
+
+    async def finished_task(self, task_id: str, *, within: float = 30) -> dict[str, Any]:
+        """The task once the tasks service has applied its terminal event. The timeline and
+        the task are fed by separate queues, so one may be a moment ahead of the other."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            task = await self.task(task_id)
+            if task["status"] in {"succeeded", "failed", "cancelled"}:
+                return task
+            assert asyncio.get_running_loop().time() < deadline, f"still {task['status']}"
+            await asyncio.sleep(0.05)
 
     async def artifacts(self, task_id: str) -> list[dict[str, Any]]:
         response = await self.http.get(f"/v1/tasks/{task_id}/artifacts")

@@ -3,6 +3,7 @@ on free ports with a fresh database, and talks to it only through the public API
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -83,7 +84,16 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     aws_credentials: None,  # the tests' own boto3 clients (fault injection) talk to moto
 ) -> Iterator[RunningStack]:
-    state_dir = tmp_path_factory.mktemp("relay-stack")
+    """The stack with the scripted model (no provider credentials configured)."""
+    with running_stack(database_url, redis_url, tmp_path_factory.mktemp("relay-stack")) as up:
+        yield up
+
+
+@contextlib.contextmanager
+def running_stack(
+    database_url: str, redis_url: str, state_dir: Path, **extra_env: str
+) -> Iterator[RunningStack]:
+    """`relay up` as a user runs it, on free ports; ``extra_env`` reaches every service."""
     config = StackConfig.on_free_ports(
         env=f"e2e{uuid.uuid4().hex[:8]}",
         state_dir=state_dir,
@@ -99,6 +109,7 @@ def stack(
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         **{f"RELAY_STACK_{s.upper()}_PORT": str(config.port(s)) for s in (*SERVICES, "moto")},
+        **extra_env,
     }
     process = subprocess.Popen(
         [RELAY, "up", "--log-files"],

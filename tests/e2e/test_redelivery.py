@@ -57,7 +57,7 @@ async def test_every_event_delivered_twice_changes_nothing(
 ) -> None:
     task = await api.submit("/steps 2\n/artifact twice.md")
     timeline = await api.timeline(task["id"])
-    before_task = await api.task(task["id"])
+    before_task = await api.finished_task(task["id"])
     before_artifacts = await api.artifacts(task["id"])
     artifact = before_artifacts[0]
 

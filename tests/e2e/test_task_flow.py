@@ -58,7 +58,7 @@ async def test_last_event_id_resumes_after_the_given_seq(api: PublicApi) -> None
 async def test_the_task_records_its_outcome_and_usage(api: PublicApi) -> None:
     task = await api.submit("/steps 2")
     events = await api.timeline(task["id"])
-    final = await api.task(task["id"])
+    final = await api.finished_task(task["id"])
     assert final["status"] == "succeeded"
     assert final["started_at"]
     assert final["finished_at"]
@@ -93,7 +93,7 @@ async def test_fail_directive_ends_the_task_failed_with_that_message(api: Public
     events = await api.timeline(task["id"])
     assert events[-1].event == "task.failed"
     assert events[-1].data["data"]["message"] == "the model gave up"
-    final = await api.task(task["id"])
+    final = await api.finished_task(task["id"])
     assert final["status"] == "failed"
     assert final["error"]["message"] == "the model gave up"
 
@@ -105,7 +105,7 @@ async def test_twenty_concurrent_tasks_all_succeed(api: PublicApi) -> None:
         assert timeline[-1].event == "task.succeeded"
         assert [e.id for e in timeline] == list(range(1, len(timeline) + 1))
         assert sum(e.event in TERMINAL for e in timeline) == 1
-    finals = await asyncio.gather(*(api.task(t["id"]) for t in tasks))
+    finals = await asyncio.gather(*(api.finished_task(t["id"]) for t in tasks))
     assert {f["status"] for f in finals} == {"succeeded"}
 
 
