@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
+from relay.api_client import PublicApi, TimelineEvent
 from relay.testing import eventually
-
-from .client import PublicApi, TimelineEvent
 
 pytestmark = pytest.mark.e2e
 

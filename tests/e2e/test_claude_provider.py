@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
+from relay.api_client import PublicApi
 from relay.fakes import ApiError, FakeAnthropicApi, Reply, Text, TokenUsage, writes_file
+from relay.stack.process import RunningStack, running_stack
 from relay.testing import eventually, fresh_database
-
-from .client import PublicApi
-from .conftest import RunningStack, running_stack
 
 pytestmark = pytest.mark.e2e
 

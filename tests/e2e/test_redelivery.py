@@ -14,9 +14,8 @@ from typing import Any
 import boto3
 import pytest
 
+from relay.api_client import PublicApi, TimelineEvent
 from relay_shared.events import CATALOG
-
-from .client import PublicApi, TimelineEvent
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,5 @@
-"""A small public-API client for end-to-end tests: only what a real client can do over HTTP."""
+"""A public-API client for the end-to-end and fault suites: only what any API client can do over
+HTTP, with assertions that make a test fail at the first unexpected answer."""
 
 from __future__ import annotations
 
