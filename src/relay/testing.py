@@ -19,6 +19,7 @@ import psycopg
 import pytest
 import redis
 import uvicorn
+from fastapi.testclient import TestClient
 from psycopg import sql
 
 from relay.stack.moto import free_port, start_moto, wait_until_up
@@ -130,12 +131,32 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+async def wait_ready(app: Any, *, within: float = 60.0) -> None:
+    """Until a service app's start-up is done (its lifespan entered); raises what made it fail.
+
+    A service answers at once and starts in the background (relay_shared.startup), so a test
+    that wants it working waits for this first.
+    """
+    async with asyncio.timeout(within):
+        await app.state.runtime.wait_ready()
+
+
+@contextlib.contextmanager
+def ready_client(app: Any, **options: Any) -> Iterator[TestClient]:
+    """A TestClient (sync) for a service app, once its start-up is done."""
+    with TestClient(app, **options) as client:
+        assert client.portal is not None  # set while the client's context is open
+        client.portal.call(wait_ready, app)
+        yield client
+
+
 @contextlib.asynccontextmanager
-async def serve_app(app: Any) -> AsyncIterator[str]:
+async def serve_app(app: Any, *, ready: bool = True) -> AsyncIterator[str]:
     """Run an ASGI app with lifespan on a real socket (uvicorn, in this event loop).
 
     Use it where a test needs real HTTP, e.g. streaming SSE, which httpx's ASGITransport buffers.
-    Yields the base URL.
+    Yields the base URL once a Relay service app is ready (``ready=False``: as soon as it
+    answers, e.g. to watch it start).
     """
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
@@ -147,7 +168,102 @@ async def serve_app(app: Any) -> AsyncIterator[str]:
                 task.result()  # start-up failed: raise its error
                 raise RuntimeError("server exited during start-up")
             await asyncio.sleep(0.02)
+        if ready and hasattr(getattr(app, "state", None), "runtime"):
+            await wait_ready(app)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
+
+
+class TcpProxy:
+    """A TCP forwarder to ``target`` ("host:port") that a test can cut and restore, to play a
+    dependency going away (PostgreSQL, Redis, the AWS endpoint) without touching the real one.
+
+    ``stop()`` closes the listening socket and every open connection (new ones are refused, as
+    from a stopped server); ``start()`` listens again on the same port; ``drop_connections()``
+    resets the open connections but keeps accepting (a server restart, pg_terminate_backend).
+    """
+
+    def __init__(self, target: str, *, port: int | None = None) -> None:
+        host, _, target_port = target.rpartition(":")
+        self.target_host = host.strip("[]") or "127.0.0.1"
+        self.target_port = int(target_port)
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._pumps: set[asyncio.Task[None]] = set()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def url_for(self, url: str) -> str:
+        """``url`` (a database URL, an endpoint) with its host and port replaced by the proxy's."""
+        parts = urlsplit(url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = f"{userinfo}@{self.address}" if userinfo else self.address
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    async def __aenter__(self) -> TcpProxy:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(
+                self._accept, self.host, self.port, reuse_address=True
+            )
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        await self.drop_connections()
+
+    async def drop_connections(self) -> None:
+        for writer in list(self._writers):
+            transport = writer.transport
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.abort()  # a reset, not a polite close
+        pumps = list(self._pumps)
+        for pump in pumps:
+            pump.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        self._writers.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(
+                self.target_host, self.target_port
+            )
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, upstream_writer}
+        pumps = [
+            asyncio.create_task(self._pump(reader, upstream_writer)),
+            asyncio.create_task(self._pump(upstream_reader, writer)),
+        ]
+        self._pumps.update(pumps)
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pump in pumps:
+                pump.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            self._pumps.difference_update(pumps)
+            for end in (writer, upstream_writer):
+                self._writers.discard(end)
+                end.transport.abort()
+
+    @staticmethod
+    async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()

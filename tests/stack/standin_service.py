@@ -1,7 +1,10 @@
 """A stand-in for one Relay service, run as a real process by the stack tests: it answers
-/healthz like a service and /wiring with what the stack put in its environment (never a key).
+/healthz and /readyz like a service and /wiring with what the stack put in its environment
+(never a key).
 
-Usage: python standin_service.py NAME [--crash]
+Usage: python standin_service.py NAME [--crash] [--ready-after SECONDS]
+(``--ready-after``: /readyz answers 503 "starting" for that long, as a service waiting for a
+dependency does.)
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 WIRING = (
@@ -33,12 +37,25 @@ def main() -> None:
     if "--crash" in sys.argv:
         print(f"{name}: failing on purpose", flush=True)
         raise SystemExit(3)
+    ready_at = time.monotonic()
+    if "--ready-after" in sys.argv:
+        ready_at += float(sys.argv[sys.argv.index("--ready-after") + 1])
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             body: dict[str, object]
+            status = 200
             if self.path == "/healthz":
                 body = {"status": "ok", "service": name}
+            elif self.path == "/readyz":
+                ready = time.monotonic() >= ready_at
+                status = 200 if ready else 503
+                detail = "ready" if ready else "waiting for PostgreSQL"
+                body = {
+                    "status": "ready" if ready else "starting",
+                    "service": name,
+                    "checks": {"startup": {"ok": ready, "detail": detail}},
+                }
             elif self.path == "/wiring":
                 body = {key: os.environ.get(key) for key in WIRING}
                 body["has_private_key"] = "RELAY_INTERNAL_AUTH_PRIVATE_KEY" in os.environ
@@ -47,7 +64,7 @@ def main() -> None:
                 self.send_error(404)
                 return
             raw = json.dumps(body).encode()
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(raw)))
             self.end_headers()

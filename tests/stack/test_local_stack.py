@@ -32,12 +32,16 @@ STANDIN = Path(__file__).with_name("standin_service.py")
 QUICK = RestartPolicy(initial=0.2, maximum=1, reset_after=60)
 
 
-def _standins(crashing: str | None = None) -> list[ServiceProgram]:
+def _standins(
+    crashing: str | None = None, *, slow: str | None = None, ready_after: float = 0
+) -> list[ServiceProgram]:
+    def options(name: str) -> list[str]:
+        if name == crashing:
+            return ["--crash"]
+        return ["--ready-after", str(ready_after)] if name == slow else []
+
     return [
-        ServiceProgram(
-            name,
-            (sys.executable, str(STANDIN), name, *(["--crash"] if name == crashing else [])),
-        )
+        ServiceProgram(name, (sys.executable, str(STANDIN), name, *options(name)))
         for name in SERVICES
     ]
 
@@ -166,6 +170,21 @@ async def test_a_service_that_keeps_crashing_fails_the_start_and_nothing_is_left
         async with httpx.AsyncClient(timeout=2) as http:
             await http.get(f"{config.moto_endpoint}/moto-api/data.json")
     assert not config.stack_file.exists()
+
+
+async def test_the_stack_is_up_only_once_every_service_is_ready_not_just_alive(
+    config: StackConfig,
+) -> None:
+    # tasks answers /healthz at once but is "waiting for PostgreSQL" for a while
+    stack = LocalStack(
+        config, programs=_standins(slow="tasks", ready_after=3), restart_policy=QUICK
+    )
+    async with stack, httpx.AsyncClient(timeout=2) as http:
+        for url in stack.urls.values():
+            assert (await http.get(f"{url}/readyz")).status_code == 200
+    # and it said what it was waiting for
+    log = await _read(stack.log_path("tasks"))
+    assert "not ready yet: starting (startup: waiting for PostgreSQL)" in log
 
 
 async def _read(path: Path) -> str:

@@ -8,6 +8,8 @@ from typing import Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from botocore import exceptions as botocore_errors
+from botocore.exceptions import ClientError
 
 from relay_shared.settings import ServiceSettings
 
@@ -51,3 +53,35 @@ async def queue_url(sqs: Any, queue_name: str) -> str:
     response = await sqs.get_queue_url(QueueName=queue_name)
     url: str = response["QueueUrl"]
     return url
+
+
+# connection refused or reset, timeouts
+NO_ANSWER = (botocore_errors.ConnectionError, botocore_errors.HTTPClientError, OSError)
+_MISSING = ("NonExistent", "NotFound", "DoesNotExist", "NoSuch")
+_THROTTLED = frozenset({"Throttling", "ThrottlingException", "RequestThrottled", "SlowDown"})
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether a failed AWS call got no usable answer: connection errors, timeouts, a server
+    error or throttling. Worth trying again later, whatever the request."""
+    if isinstance(exc, NO_ANSWER):
+        return True
+    if not isinstance(exc, ClientError):
+        return False  # e.g. a parameter the client refused before sending: a bug, not an outage
+    code, status = _error(exc)
+    return status >= 500 or code in _THROTTLED
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a failed AWS call says the service is unusable: unreachable, or its queue, bus
+    or bucket is missing (e.g. a restarted emulator not yet bootstrapped). A refused request
+    (an expired receipt handle, a bad checksum) says the endpoint works."""
+    if is_unreachable(exc):
+        return True
+    return isinstance(exc, ClientError) and any(word in _error(exc)[0] for word in _MISSING)
+
+
+def _error(exc: ClientError) -> tuple[str, int]:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return code, status

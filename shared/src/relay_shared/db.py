@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+# psycopg_pool retries a lost connection with a delay that doubles, uncapped, for this long and
+# then gives up until the next borrower asks. A short window bounds the wait after PostgreSQL
+# comes back to the last delay (8 s) instead of minutes.
+RECONNECT_WINDOW_SECONDS = 15.0
+# TCP keepalives notice a peer that vanished without a reset (a LISTEN connection would
+# otherwise wait on it forever).
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10}
 
-def schema_conninfo(database_url: str, schema: str) -> str:
-    """Connection string whose sessions see only ``schema`` (and pg_catalog)."""
-    return make_conninfo(database_url, options=f"-c search_path={schema}")
+
+def schema_conninfo(database_url: str, schema: str, *, connect_timeout: float | None = None) -> str:
+    """Connection string whose sessions see only ``schema`` (and pg_catalog).
+
+    ``connect_timeout`` (seconds; libpq counts whole seconds, at least 2) and TCP keepalives
+    are added unless the URL sets them.
+    """
+    given = conninfo_to_dict(database_url)
+    extra: dict[str, Any] = {k: v for k, v in KEEPALIVES.items() if k not in given}
+    if connect_timeout is not None and "connect_timeout" not in given:
+        extra["connect_timeout"] = max(2, math.ceil(connect_timeout))
+    return make_conninfo(database_url, options=f"-c search_path={schema}", **extra)
 
 
 class Database:
@@ -25,9 +42,10 @@ class Database:
         *,
         max_size: int = 10,
         acquire_timeout: float = 5.0,
+        connect_timeout: float = 5.0,
     ) -> None:
         self.schema = schema
-        self._conninfo = schema_conninfo(database_url, schema)
+        self._conninfo = schema_conninfo(database_url, schema, connect_timeout=connect_timeout)
         self._pool: AsyncConnectionPool[AsyncConnection[dict[str, Any]]] = AsyncConnectionPool(
             self._conninfo,
             min_size=1,
@@ -36,6 +54,7 @@ class Database:
             # how long a caller waits for a connection (e.g. while PostgreSQL is down) before
             # PoolTimeout: short enough that an API answers 503 promptly
             timeout=acquire_timeout,
+            reconnect_timeout=RECONNECT_WINDOW_SECONDS,
             kwargs={"row_factory": dict_row},
             # A connection killed by the server (restart, pg_terminate_backend) is dropped here
             # instead of failing the next request that borrows it.
@@ -57,3 +76,8 @@ class Database:
     async def connect(self, *, autocommit: bool = False) -> AsyncConnection[Any]:
         """A dedicated connection outside the pool (LISTEN needs one of its own)."""
         return await AsyncConnection.connect(self._conninfo, autocommit=autocommit)
+
+    async def ping(self) -> None:
+        """One round trip through the pool (readiness)."""
+        async with self._pool.connection() as conn:
+            await conn.execute("SELECT 1")

@@ -1,53 +1,131 @@
-"""The HTTP app every service builds: problem responses and ``/healthz``."""
+"""The HTTP app every service builds: problem responses, ``/healthz``, ``/readyz`` and the gate
+that answers 503 while the service is still starting."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.importer import import_from_string
 
 from relay_shared.logs import configure_logging
-from relay_shared.problems import install_problem_handlers
+from relay_shared.problems import Problem, install_problem_handlers, problem_response
 from relay_shared.settings import ServiceSettings
+from relay_shared.startup import ServiceRuntime, Start
+
+PROBES = frozenset({"/healthz", "/readyz"})
+# WebSocket close code 1013: "try again later"
+TRY_AGAIN_LATER = 1013
 
 
 def create_service_app(
-    service: str,
+    settings: ServiceSettings,
     *,
-    lifespan: Any,
+    start: Start,
     routers: Sequence[APIRouter] = (),
     public: bool = False,
 ) -> FastAPI:
-    """Internal services publish no OpenAPI UI; the gateway (``public=True``) does."""
+    """The service's app; ``start`` builds the service (see startup.ServiceRuntime) while the
+    app already answers. Internal services publish no OpenAPI UI; the gateway
+    (``public=True``) does."""
+    service = settings.service_name
+    runtime = ServiceRuntime(settings, start)
     app = FastAPI(
         title=f"Relay {service}",
-        lifespan=lifespan,
+        lifespan=runtime.lifespan,
         docs_url="/docs" if public else None,
         redoc_url=None,
         openapi_url="/openapi.json" if public else None,
     )
+    app.state.runtime = runtime
     install_problem_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
+        """Liveness: the process answers, whatever its dependencies do."""
         return {"status": "ok", "service": service}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        """Readiness: 200 when every dependency check passes, else 503 and which failed."""
+        report = await runtime.readiness()
+        return JSONResponse(
+            report.body(service),
+            status_code=200 if report.ready else 503,
+            headers=None if report.ready else {"Cache-Control": "no-store"},
+        )
 
     for router in routers:
         app.include_router(router)
+    open_paths = PROBES | {p for p in (app.docs_url, app.openapi_url) if p}
+    app.add_middleware(StartGate, runtime=runtime, open_paths=open_paths)
     return app
 
 
-def serve(app_factory: str, settings: ServiceSettings) -> None:
-    """Run a service's HTTP server (``python -m <service>``); SIGTERM stops it gracefully."""
+class StartGate:
+    """Until start-up is done, every route but the probes answers 503 with Retry-After (a
+    WebSocket is refused with 1013), instead of failing on half-built state."""
+
+    def __init__(self, app: ASGIApp, *, runtime: ServiceRuntime, open_paths: frozenset[str]):
+        self.app = app
+        self.runtime = runtime
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] not in {"http", "websocket"}
+            or self.runtime.phase in {"ready", "stopping"}
+            or scope["path"] in self.open_paths
+        ):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
+            return
+        response = problem_response(self.problem(), scope["path"])
+        await response(scope, receive, send)
+
+    def problem(self) -> Problem:
+        runtime = self.runtime
+        if runtime.phase == "failed":
+            return Problem(503, "Service Unavailable", "The service failed to start.")
+        return Problem(
+            503,
+            "Service starting",
+            f"Service starting: {runtime.starting_detail()}. Try again shortly.",
+            headers={"Retry-After": str(runtime.retry_after_seconds())},
+        )
+
+
+def serve(app_factory: str | Callable[[], FastAPI], settings: ServiceSettings) -> None:
+    """Run a service's HTTP server (``python -m <service>``); SIGTERM stops it gracefully.
+
+    The app is built before anything serves, so a settings error stops the process at once.
+    If start-up fails later (a missing secret, a bug), the process exits with status 1.
+    """
     configure_logging(settings.service_name, settings.log_level)
-    uvicorn.run(
-        app_factory,
-        factory=True,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,  # keep configure_logging's handlers
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+    factory: Any = import_from_string(app_factory) if isinstance(app_factory, str) else app_factory
+    app: FastAPI = factory()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,  # keep configure_logging's handlers
+            access_log=False,
+            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        )
     )
+    runtime: ServiceRuntime = app.state.runtime
+
+    def stop_serving() -> None:
+        server.should_exit = True  # a graceful stop, as on SIGTERM
+
+    runtime.on_failure = stop_serving
+    server.run()
+    if runtime.failure is not None:
+        raise SystemExit(1)

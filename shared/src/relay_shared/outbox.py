@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import random
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -68,19 +69,27 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         batch_size: int = 100,
         max_retry_delay: float = 60.0,
+        max_outage_delay: float = 10.0,
     ) -> None:
+        """``max_retry_delay``: the longest backoff of an entry EventBridge refused;
+        ``max_outage_delay``: the longest wait between tries while PostgreSQL or EventBridge
+        is unreachable (short, so publishing resumes soon after it returns)."""
         self._db = database
         self._publisher = publisher
         self._channel = notify_channel(schema)
         self._poll_interval = poll_interval
         self._batch_size = batch_size
         self._max_retry_delay = max_retry_delay
+        self._max_outage_delay = max_outage_delay
         self._stopping = asyncio.Event()
+        self.outage: str | None = None  # why the last PutEvents call got no usable answer
 
     def stop(self) -> None:
         self._stopping.set()
 
     async def run(self) -> None:
+        """Publish until stopped. PostgreSQL or EventBridge going away makes it wait (capped
+        backoff with jitter) and try again; it never ends on its own."""
         failures = 0
         listener: AsyncConnection[Any] | None = None
         try:
@@ -88,35 +97,57 @@ class OutboxRelay:
                 try:
                     if listener is None or listener.closed:
                         listener = await self._listen()
-                    while await self.publish_pending() == self._batch_size:
-                        pass
-                    failures = 0
-                    await self._wait_for_work(listener)
+                    await self._publish_due()
+                    if self.outage is None:
+                        if failures:
+                            log.info("outbox relay: publishing again")
+                        failures = 0
+                        await self._wait_for_work(listener)
+                        continue
+                    # Rows stay due, in order: the first call that gets through publishes them.
+                    failures += 1
+                    delay = self._outage_delay(failures)
+                    log.warning(
+                        "outbox relay: EventBridge unavailable (%s); retrying in %.1fs",
+                        self.outage,
+                        delay,
+                    )
                 except (psycopg.Error, OSError) as exc:
                     failures += 1
-                    delay = min(self._max_retry_delay, self._poll_interval * 2**failures)
+                    delay = self._outage_delay(failures)
                     log.warning("outbox relay: %s; retrying in %.1fs", exc, delay)
                     if listener is not None:
-                        await listener.close()
+                        with contextlib.suppress(psycopg.Error, OSError):
+                            await listener.close()
                         listener = None
-                    await self._sleep(delay)
+                await self._sleep(delay)
         finally:
             if listener is not None:
-                await listener.close()
+                with contextlib.suppress(psycopg.Error, OSError):
+                    await listener.close()
         await self._drain_before_exit()
+
+    async def _publish_due(self) -> None:
+        while await self.publish_pending() == self._batch_size and self.outage is None:
+            pass
 
     async def _drain_before_exit(self) -> None:
         """Publish what was committed while stopping, e.g. by work finishing in the grace period."""
         try:
-            while await self.publish_pending() == self._batch_size:
-                pass
+            await self._publish_due()
         except (psycopg.Error, OSError) as exc:
             log.warning(
                 "outbox relay: could not drain before exit (%s); rows stay for the next start", exc
             )
+        if self.outage is not None:
+            log.warning(
+                "outbox relay: EventBridge unavailable at exit; rows stay for the next start"
+            )
 
     async def publish_pending(self) -> int:
-        """Publish one batch of due rows; returns how many rows it picked."""
+        """Publish one batch of due rows; returns how many rows it picked. Sets ``outage``
+        when EventBridge gave no usable answer (those rows stay due, unchanged but for
+        ``last_error``); entries EventBridge refused are retried later with backoff."""
         async with self._db.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
                 "SELECT event_id, source, detail_type, detail::text AS detail, attempts"
@@ -126,6 +157,7 @@ class OutboxRelay:
             )
             rows = await cur.fetchall()
             if not rows:
+                self.outage = None
                 return 0
             outcome = await self._publisher.publish(
                 [
@@ -138,12 +170,19 @@ class OutboxRelay:
                     for r in rows
                 ]
             )
+            self.outage = outcome.outage
             if outcome.published:
                 await cur.execute(
                     "UPDATE outbox SET published_at = now(), last_error = NULL"
                     " WHERE event_id = ANY(%s::uuid[])",
                     (outcome.published,),
                 )
+            if outcome.outage is not None:
+                await cur.execute(
+                    "UPDATE outbox SET last_error = %s WHERE event_id = ANY(%s::uuid[])",
+                    (outcome.outage[:1000], list(outcome.failed)),
+                )
+                return len(rows)
             attempts = {str(r["event_id"]): r["attempts"] for r in rows}
             for event_id, reason in outcome.failed.items():
                 delay = self._retry_delay(attempts[event_id] + 1)
@@ -155,6 +194,10 @@ class OutboxRelay:
                     (reason[:1000], delay, event_id),
                 )
             return len(rows)
+
+    def _outage_delay(self, failures: int) -> float:
+        base: float = min(self._max_outage_delay, self._poll_interval * 2 ** min(failures, 16))
+        return base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
 
     def _retry_delay(self, attempts: int) -> float:
         base: float = min(self._max_retry_delay, 0.5 * 2 ** min(attempts, 16))
@@ -185,6 +228,26 @@ class OutboxRelay:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+
+@dataclass(frozen=True)
+class OutboxLag:
+    """How far publishing is behind: rows waiting, and how long the oldest has waited."""
+
+    unpublished: int
+    oldest_seconds: float | None  # None when nothing waits
+
+
+async def outbox_lag(conn: AsyncConnection[Any]) -> OutboxLag:
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(
+            "SELECT count(*), extract(epoch FROM now() - min(created_at))::float"
+            " FROM outbox WHERE published_at IS NULL"
+        )
+        row = await cur.fetchone()
+    if row is None:  # pragma: no cover - an aggregate always answers one row
+        return OutboxLag(0, None)
+    return OutboxLag(int(row[0]), None if row[1] is None else max(0.0, float(row[1])))
 
 
 async def pending_count(conn: AsyncConnection[Any]) -> int:

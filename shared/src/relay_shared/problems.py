@@ -6,6 +6,8 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -90,6 +92,20 @@ def install_problem_handlers(app: FastAPI) -> None:
             request.url.path,
         )
 
+    async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # A dependency outage is not a bug: no traceback, and the client is told to come back.
+        what = unavailable_dependency(exc)
+        log.warning("%s %s: %s unavailable (%r)", request.method, request.url.path, what, exc)
+        return problem_response(
+            Problem(
+                503,
+                "Service Unavailable",
+                f"{what} is unavailable right now; try again shortly.",
+                headers={"Retry-After": "2"},
+            ),
+            request.url.path,
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(Problem(500, "Internal Server Error"), request.url.path)
@@ -97,4 +113,30 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
+    for error in DEPENDENCY_ERRORS:
+        app.add_exception_handler(error, on_unavailable)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+class DependencyUnavailable(Exception):
+    """A dependency cannot be reached for now: start-up waits and tries again; a request
+    answers 503. Raise it (or a subclass) where a client library's own error says too little."""
+
+
+# What an outage looks like from each client library, as a request sees it (a refused or
+# timed-out connection, a pool that has none to give), with the name a client is told.
+DEPENDENCY_ERRORS: dict[type[Exception], str] = {
+    DependencyUnavailable: "A dependency",
+    psycopg.OperationalError: "The database",  # includes psycopg_pool.PoolTimeout
+    psycopg.InterfaceError: "The database",
+    EndpointConnectionError: "An AWS service",
+    ConnectTimeoutError: "An AWS service",
+    ReadTimeoutError: "An AWS service",
+}
+
+
+def unavailable_dependency(exc: Exception) -> str:
+    return next(
+        (name for error, name in DEPENDENCY_ERRORS.items() if isinstance(exc, error)),
+        "A dependency",
+    )

@@ -18,6 +18,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from relay_shared.aws import is_outage
+
 log = logging.getLogger(__name__)
 
 MAX_ENTRIES_PER_CALL = 10
@@ -60,6 +62,9 @@ class OutboundEvent:
 class PublishOutcome:
     published: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # event_id -> reason
+    # Set when a call got no usable answer (EventBridge unreachable, throttled, bus missing):
+    # the failed entries are not at fault, so the caller waits rather than backing each off.
+    outage: str | None = None
 
 
 class _EntriesFailed(Exception):
@@ -116,6 +121,8 @@ class EventBridgePublisher:
                 await self._send_batch(batch, outcome)
             except Exception as exc:
                 log.warning("PutEvents failed: %s", exc)
+                if is_outage(exc):
+                    outcome.outage = f"{type(exc).__name__}: {exc}"
                 for event in [e for b in [batch, *remaining] for e in b]:
                     if event.event_id not in outcome.published:
                         outcome.failed[event.event_id] = f"{type(exc).__name__}: {exc}"

@@ -1,5 +1,8 @@
 """Pieces every composition root (``app.py``) assembles: migrations, the outbox relay, the SQS
-consumer, and running them beside the HTTP server with a graceful stop."""
+consumer, housekeeping, and running them beside the HTTP server with a graceful stop.
+
+``relay_shared.startup.ServiceRuntime`` puts them together with waiting for dependencies;
+composition roots use that, and these functions are its building blocks."""
 
 from __future__ import annotations
 
@@ -10,12 +13,13 @@ import os
 import signal
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from relay_shared.aws import queue_url
 from relay_shared.consumer import MessageHandler, SqsConsumer
 from relay_shared.db import Database
+from relay_shared.housekeeping import Housekeeping
 from relay_shared.migrations import apply_migrations
 from relay_shared.outbox import OutboxRelay
 from relay_shared.publisher import EventBridgePublisher
@@ -38,6 +42,7 @@ async def migrate(settings: ServiceSettings, *sources: Path) -> None:
         settings.database_url.get_secret_value(),
         settings.db_schema,
         *sources,
+        connect_timeout=settings.db_connect_timeout,
     )
     if applied:
         log.info("applied migrations: %s", ", ".join(applied))
@@ -49,6 +54,7 @@ def open_database(settings: ServiceSettings) -> Database:
         settings.db_schema,
         max_size=settings.db_pool_max,
         acquire_timeout=settings.db_acquire_timeout,
+        connect_timeout=settings.db_connect_timeout,
     )
 
 
@@ -61,9 +67,23 @@ def outbox_relay(settings: ServiceSettings, database: Database, events_client: A
     )
 
 
-async def sqs_consumer(
+def housekeeping(
+    settings: ServiceSettings, database: Database, *, outbox: bool, inbox: bool
+) -> Housekeeping:
+    """Cleanup of the kit tables this service has (``outbox``, ``inbox``) and the lag watch."""
+    return Housekeeping(
+        database,
+        outbox_retention=timedelta(hours=settings.outbox_retention_hours) if outbox else None,
+        inbox_retention=timedelta(days=settings.inbox_retention_days) if inbox else None,
+        interval_seconds=settings.housekeeping_interval_seconds,
+        lag_warn_seconds=settings.outbox_lag_warn_seconds,
+    )
+
+
+def sqs_consumer(
     settings: ServiceSettings,
     sqs_client: Any,
+    queue_url: str,
     handler: MessageHandler,
     *,
     queue_name: str | None = None,
@@ -73,7 +93,7 @@ async def sqs_consumer(
     name = queue_name or settings.queue_name
     return SqsConsumer(
         sqs_client,
-        await queue_url(sqs_client, name),
+        queue_url,
         handler,
         concurrency=concurrency or settings.consumer_concurrency,
         wait_seconds=settings.consumer_wait_seconds,
@@ -101,7 +121,10 @@ async def background(loops: Sequence[Loop], *, grace_seconds: float = 30.0) -> A
     def on_done(task: asyncio.Task[None]) -> None:
         if stopping or task.cancelled():
             return
-        log.critical("background loop %s ended unexpectedly: %r", task.get_name(), task.exception())
+        error = task.exception()
+        log.critical(
+            "background loop %s ended unexpectedly: %r", task.get_name(), error, exc_info=error
+        )
         os.kill(os.getpid(), signal.SIGTERM)
 
     for task in tasks:

@@ -27,6 +27,9 @@ class ServiceSettings(BaseSettings):
     db_schema: str = Field(default="", description="Defaults to the service name.")
     db_pool_max: int = Field(default=10, ge=1)
     db_acquire_timeout: float = Field(default=5.0, gt=0, description="Wait for a connection.")
+    db_connect_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to open a new PostgreSQL connection."
+    )
 
     aws_region: str = Field(
         default="us-east-1", validation_alias=AliasChoices("RELAY_AWS_REGION", "AWS_REGION")
@@ -44,9 +47,37 @@ class ServiceSettings(BaseSettings):
     consumer_concurrency: int = Field(default=8, ge=1)
     consumer_wait_seconds: int = Field(default=20, ge=0, le=20)
     consumer_visibility_timeout: int = Field(default=60, ge=5)
+    consumer_outage_delay_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=43200,
+        description="A message whose handler met a dependency outage comes back after this.",
+    )
 
-    # Outbox relay
+    # Outbox relay and housekeeping
     outbox_poll_interval: float = Field(default=1.0, gt=0)
+    outbox_retention_hours: float = Field(
+        default=24.0, gt=0, description="Published outbox rows are deleted after this long."
+    )
+    # Longer than the queues' 4-day message retention (contracts/routing.yaml), so a redelivered
+    # event always finds its inbox row: the repeat stays a no-op.
+    inbox_retention_days: float = Field(
+        default=7.0, gt=4, description="Inbox rows are deleted after this long."
+    )
+    housekeeping_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often old outbox/inbox rows go and the lag is checked."
+    )
+    outbox_lag_warn_seconds: float = Field(
+        default=60.0, gt=0, description="Oldest unpublished row older than this: logged, flagged."
+    )
+
+    # Start-up and readiness
+    startup_max_backoff_seconds: float = Field(
+        default=30.0, gt=0, description="Longest wait between start-up attempts."
+    )
+    readiness_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="Each /readyz check gives up after this long."
+    )
 
     # Internal service-to-service auth: base64url raw Ed25519 keys.
     internal_auth_public_key: SecretStr | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -27,7 +28,40 @@ def _submitted(prompt: str = "p") -> TaskSubmitted:
     )
 
 
-async def test_unpublishable_rows_are_retried_later_not_lost(
+class RefusingEvents:
+    """A PutEvents that answers, refusing every entry (as EventBridge does per entry)."""
+
+    async def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "FailedEntryCount": len(Entries),
+            "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try later"}]
+            * len(Entries),
+        }
+
+
+async def test_entries_eventbridge_refuses_are_retried_later_not_lost(
+    database_url: str, db_schema: str
+) -> None:
+    apply_migrations(database_url, db_schema, KIT_OUTBOX)
+    db = Database(database_url, db_schema)
+    await db.open()
+    try:
+        async with db.transaction() as conn:
+            await Outbox().add(conn, _submitted())
+        refusing = EventBridgePublisher(RefusingEvents(), "relay-test", max_attempts=1)
+        relay = OutboxRelay(db, refusing, schema=db_schema)
+        assert await relay.publish_pending() == 1
+        assert relay.outage is None  # EventBridge answered: the entries are at fault
+        row = await _outbox_row(db)
+        assert row["attempts"] == 1
+        assert row["last_error"].startswith("InternalFailure")
+        assert row["later"]  # backed off: not due again at once
+        assert await relay.publish_pending() == 0
+    finally:
+        await db.close()
+
+
+async def test_without_a_usable_eventbridge_rows_stay_due_for_when_it_is_back(
     database_url: str, db_schema: str, moto_endpoint: str
 ) -> None:
     apply_migrations(database_url, db_schema, KIT_OUTBOX)
@@ -38,24 +72,30 @@ async def test_unpublishable_rows_are_retried_later_not_lost(
         async with db.transaction() as conn:
             await Outbox().add(conn, _submitted())
         async with aws_client(settings, "events") as events:
-            # a bus that does not exist: PutEvents fails for every entry
+            # a bus that does not exist (e.g. a restarted emulator): every call fails
             missing = EventBridgePublisher(events, "no-such-bus", max_attempts=1)
             relay = OutboxRelay(db, missing, schema=db_schema)
             assert await relay.publish_pending() == 1
+            assert relay.outage is not None
+            assert "ResourceNotFoundException" in relay.outage
+            row = await _outbox_row(db)
+            assert row["attempts"] == 0
+            assert "no-such-bus" in row["last_error"]
+            assert not row["later"]  # the relay waits, not the row: order is kept
             async with db.transaction() as conn:
-                row = await (
-                    await conn.execute(
-                        "SELECT attempts, last_error, next_attempt_at > now() AS later FROM outbox"
-                    )
-                ).fetchone()
                 assert await pending_count(conn) == 1
-            assert row is not None
-            assert row["attempts"] == 1
-            assert row["last_error"]
-            assert row["later"]  # backed off: not due again at once
-            assert await relay.publish_pending() == 0
     finally:
         await db.close()
+
+
+async def _outbox_row(db: Database) -> dict[str, Any]:
+    async with db.transaction() as conn:
+        cur = await conn.execute(
+            "SELECT attempts, last_error, next_attempt_at > now() AS later FROM outbox"
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return row
 
 
 async def test_oversize_event_fails_the_transaction_not_the_relay(
@@ -79,7 +119,13 @@ def test_migrations_apply_once_and_survive_a_stale_lock(
 ) -> None:
     (tmp_path / "0001_things.sql").write_text("CREATE TABLE things (id int PRIMARY KEY);")
     first = apply_migrations(database_url, db_schema, KIT_OUTBOX, KIT_INBOX, tmp_path)
-    assert first == ["kit_outbox_0001_create", "kit_inbox_0001_create", "0001_things"]
+    assert first == [
+        "kit_outbox_0001_create",
+        "kit_outbox_0002_published_index",
+        "kit_inbox_0001_create",
+        "kit_inbox_0002_received_index",
+        "0001_things",
+    ]
     # a migrator killed mid-run leaves yoyo's lock row behind
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import jwt
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from relay.testing import ready_client
 from relay_shared.http import create_service_app
 from relay_shared.internal_auth import (
     InternalCaller,
@@ -15,6 +18,8 @@ from relay_shared.internal_auth import (
     TokenVerifier,
     generate_keypair,
 )
+from relay_shared.settings import ServiceSettings
+from relay_shared.startup import ServiceRuntime
 
 PRIVATE, PUBLIC = generate_keypair()
 
@@ -87,8 +92,13 @@ def _tamper(token: str) -> str:
     return f"{header}.{forged}.{signature}"
 
 
+@asynccontextmanager
+async def nothing_to_start(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
+    yield
+
+
 def _app() -> FastAPI:
-    app = create_service_app("tasks", lifespan=None)
+    app = create_service_app(ServiceSettings(service_name="tasks"), start=nothing_to_start)
     app.state.token_verifier = TokenVerifier(PUBLIC, audience="tasks")
 
     @app.get("/internal/whoami")
@@ -99,7 +109,11 @@ def _app() -> FastAPI:
 
 
 def test_internal_routes_answer_401_problem_without_a_valid_token() -> None:
-    client = TestClient(_app())
+    with ready_client(_app()) as client:
+        _check_internal_auth(client)
+
+
+def _check_internal_auth(client: TestClient) -> None:
     for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer nope"}):
         response = client.get("/internal/whoami", headers=headers)
         assert response.status_code == 401

@@ -1,19 +1,30 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
+from relay.testing import ready_client
 from relay_shared.http import create_service_app
 from relay_shared.problems import Problem
+from relay_shared.settings import ServiceSettings
+from relay_shared.startup import ServiceRuntime
 
 
 class Body(BaseModel):
     prompt: str
 
 
+@asynccontextmanager
+async def nothing_to_start(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
+    yield
+
+
 def _app() -> FastAPI:
-    app = create_service_app("tasks", lifespan=None)
+    app = create_service_app(ServiceSettings(service_name="tasks"), start=nothing_to_start)
 
     @app.post("/things")
     async def make(body: Body) -> dict[str, str]:
@@ -31,7 +42,8 @@ def _app() -> FastAPI:
 
 
 def test_validation_errors_are_problem_json_with_locations() -> None:
-    response = TestClient(_app()).post("/things", json={"nope": 1})
+    with ready_client(_app()) as client:
+        response = client.post("/things", json={"nope": 1})
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
@@ -40,7 +52,8 @@ def test_validation_errors_are_problem_json_with_locations() -> None:
 
 
 def test_raised_problem_keeps_status_detail_and_extensions() -> None:
-    body = TestClient(_app()).get("/conflict").json()
+    with ready_client(_app()) as client:
+        body = client.get("/conflict").json()
     assert body == {
         "type": "about:blank",
         "title": "Busy",
@@ -52,10 +65,10 @@ def test_raised_problem_keeps_status_detail_and_extensions() -> None:
 
 
 def test_unknown_route_and_unexpected_errors_do_not_leak() -> None:
-    client = TestClient(_app(), raise_server_exceptions=False)
-    missing = client.get("/nowhere")
+    with ready_client(_app(), raise_server_exceptions=False) as client:
+        missing = client.get("/nowhere")
+        boom = client.get("/boom")
     assert (missing.status_code, missing.json()["title"]) == (404, "Not Found")
-    boom = client.get("/boom")
     assert boom.status_code == 500
     assert "secret" not in boom.text
 

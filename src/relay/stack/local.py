@@ -2,8 +2,8 @@
 
 Start: refuse if the ports or the state dir are taken; PostgreSQL and Redis (existing or
 throwaway); moto and the topology; the five services, each with its own environment; then wait
-until every service answers /healthz. Stop: everything, in reverse order. `relay up`, `relay demo`
-and the end-to-end tests are thin layers over this.
+until every service answers /readyz (up, and its dependencies reachable). Stop: everything, in
+reverse order. `relay up`, `relay demo` and the end-to-end tests are thin layers over this.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from relay_shared.internal_auth import generate_keypair
 MOTO = "moto"
 # Their own output is noise at the console (moto logs every request); it stays in their files.
 QUIET = frozenset({MOTO, "postgres", "redis"})
-# A service started this often before it answered /healthz keeps crashing: say so, don't wait.
+# A service started this often before it was ready keeps crashing: say so, don't wait.
 CRASH_LOOP_STARTS = 3
 
 
@@ -175,7 +175,7 @@ class LocalStack:
                         env=service_environment(program.name, self._wiring),
                     )
                 )
-            await self._wait_healthy()
+            await self._wait_ready()
             self._write_stack_file()
         except BaseException:
             await self.stop()
@@ -240,28 +240,36 @@ class LocalStack:
             f"{len(topology.queue_urls)} queues, bucket {topology.bucket}",
         )
 
-    async def _wait_healthy(self) -> None:
+    async def _wait_ready(self) -> None:
+        """Until every service answers /readyz with 200: up, and its dependencies reachable
+        (a service answers /healthz at once and starts in the background)."""
         deadline = time.monotonic() + self.config.startup_timeout_seconds
         pending = {program.name for program in self.programs}
+        waiting: dict[str, str] = {}
         async with httpx.AsyncClient(timeout=2) as client:
             while pending:
                 for name in sorted(pending):
-                    if await _healthy(client, f"{self.config.url(name)}/healthz"):
+                    ready, detail = await _readiness(client, f"{self.config.url(name)}/readyz")
+                    if ready:
                         pending.discard(name)
-                        self.logs.notice(name, "healthy")
+                        self.logs.notice(name, "ready")
+                    elif detail != waiting.get(name):
+                        waiting[name] = detail
+                        self.logs.notice(name, f"not ready yet: {detail}")
                 crashing = sorted(
                     name for name in pending if self.supervisor.starts(name) >= CRASH_LOOP_STARTS
                 )
                 if crashing:
                     raise StackError(
-                        f"{', '.join(crashing)} keeps exiting before it answers /healthz",
+                        f"{', '.join(crashing)} keeps exiting before it is ready",
                         services=tuple(crashing),
                     )
                 if pending and time.monotonic() > deadline:
+                    details = "; ".join(f"{n}: {waiting.get(n, '?')}" for n in sorted(pending))
                     raise StackError(
-                        f"{', '.join(sorted(pending))} did not answer /healthz within "
+                        f"{', '.join(sorted(pending))} did not become ready (/readyz) within "
                         f"{self.config.startup_timeout_seconds:g}s "
-                        "(RELAY_STACK_STARTUP_TIMEOUT_SECONDS)",
+                        f"(RELAY_STACK_STARTUP_TIMEOUT_SECONDS): {details}",
                         services=tuple(sorted(pending)),
                     )
                 if pending:
@@ -288,11 +296,24 @@ class LocalStack:
             handle.write(json.dumps(record, indent=2) + "\n")
 
 
-async def _healthy(client: httpx.AsyncClient, url: str) -> bool:
+async def _readiness(client: httpx.AsyncClient, url: str) -> tuple[bool, str]:
+    """(ready, what /readyz says in a few words)."""
     try:
-        return (await client.get(url)).status_code == 200
-    except httpx.HTTPError:
-        return False
+        response = await client.get(url)
+    except httpx.HTTPError as exc:
+        return False, f"no answer ({type(exc).__name__})"
+    if response.status_code == 200:
+        return True, "ready"
+    try:
+        body = response.json()
+        failing = [
+            f"{name}: {check.get('detail', '')}"
+            for name, check in body.get("checks", {}).items()
+            if not check.get("ok")
+        ]
+        return False, f"{body.get('status', response.status_code)} ({'; '.join(failing)})"
+    except (ValueError, AttributeError):
+        return False, f"HTTP {response.status_code}"
 
 
 def read_stack_file(path: Path) -> dict[str, Any] | None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from relay_shared.events import Usage
+from relay_shared.events import EventMetadata, TaskSubmitted, TaskSubmittedData, Usage
 
 RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
 
@@ -72,3 +73,27 @@ CancelEffect = Literal[
 class CancelOutcome:
     effect: CancelEffect
     run: RunState | None = None  # the run's totals when ``effect`` is "orphaned"
+
+
+# --- a run whose worker died ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaleRun:
+    """A run still 'running' whose holder stopped renewing its lease a while ago, with what it
+    was claimed with (the task.submitted's data and metadata)."""
+
+    task_id: UUID
+    tenant_id: str
+    attempt: int
+    submitted: Mapping[str, Any]
+    submitted_metadata: Mapping[str, Any] | None
+
+    def submitted_event(self) -> TaskSubmitted:
+        """The task.submitted to run it again as; rebuilt for runs claimed before its metadata
+        was stored (same correlation: a task's flow is correlated by its id)."""
+        data = TaskSubmittedData.model_validate(self.submitted)
+        if self.submitted_metadata is None:
+            return TaskSubmitted.create(data, tenant_id=self.tenant_id, task_id=self.task_id)
+        metadata = EventMetadata.model_validate(self.submitted_metadata)
+        return TaskSubmitted(metadata=metadata, data=data)

@@ -11,7 +11,16 @@ from psycopg import AsyncConnection
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
-from agent.models import CancelOutcome, Claim, Claimed, Finished, Held, RunFlags, RunState
+from agent.models import (
+    CancelOutcome,
+    Claim,
+    Claimed,
+    Finished,
+    Held,
+    RunFlags,
+    RunState,
+    StaleRun,
+)
 from relay_shared.db import Database
 from relay_shared.events import DomainEvent, Usage
 from relay_shared.outbox import Outbox
@@ -21,14 +30,16 @@ from relay_shared.outbox import Outbox
 # or a finished one returns no row and is left alone.
 _CLAIM = """
 INSERT INTO runs (task_id, tenant_id, status, attempt, worker_id, lease_owner,
-                  lease_expires_at, deadline_at, submitted)
+                  lease_expires_at, deadline_at, submitted, submitted_metadata)
 VALUES (%(task_id)s, %(tenant_id)s, 'running', 1, %(worker_id)s, %(worker_id)s,
         now() + make_interval(secs => %(lease)s), now() + make_interval(secs => %(wall)s),
-        %(submitted)s)
+        %(submitted)s, %(submitted_metadata)s)
 ON CONFLICT (task_id) DO UPDATE
     SET attempt = runs.attempt + 1, worker_id = EXCLUDED.worker_id,
         lease_owner = EXCLUDED.lease_owner, lease_expires_at = EXCLUDED.lease_expires_at,
-        deadline_at = EXCLUDED.deadline_at, submitted = EXCLUDED.submitted, steps = 0,
+        deadline_at = EXCLUDED.deadline_at, submitted = EXCLUDED.submitted,
+        submitted_metadata = coalesce(EXCLUDED.submitted_metadata, runs.submitted_metadata),
+        steps = 0,
         usage = '{}'::jsonb, cost_usd = 0, started_at = now(), updated_at = now()
     WHERE runs.status = 'running'
       AND (runs.lease_expires_at IS NULL OR runs.lease_expires_at <= now())
@@ -88,6 +99,24 @@ UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now()
 WHERE task_id = %(task_id)s
 """
 
+# Runs whose holder stopped renewing its lease more than a grace period ago: its worker died
+# (or cannot reach the database), and the redelivery that would re-run it has not come.
+_STALE = """
+SELECT task_id, tenant_id, attempt, submitted, submitted_metadata FROM runs
+WHERE status = 'running' AND submitted IS NOT NULL
+  AND lease_expires_at < now() - make_interval(secs => %(grace)s)
+ORDER BY lease_expires_at
+LIMIT %(limit)s
+"""
+
+# Only while still stale: a worker that took the run over in the meantime keeps it.
+_ABANDON = """
+UPDATE runs SET status = 'failed', finished_at = now(), updated_at = now()
+WHERE task_id = %(task_id)s AND status = 'running'
+  AND lease_expires_at < now() - make_interval(secs => %(grace)s)
+RETURNING attempt, steps, usage, cost_usd
+"""
+
 _CANCEL_REQUESTED_AMONG = """
 SELECT task_id FROM runs
 WHERE task_id = ANY(%s) AND status = 'running' AND cancel_requested_at IS NOT NULL
@@ -118,6 +147,7 @@ class PostgresRunTransaction:
         lease_seconds: float,
         wall_seconds: float,
         submitted: Mapping[str, Any],
+        submitted_metadata: Mapping[str, Any] | None = None,
     ) -> Claim:
         cur = await self._conn.execute(
             _CLAIM,
@@ -128,6 +158,9 @@ class PostgresRunTransaction:
                 "lease": lease_seconds,
                 "wall": wall_seconds,
                 "submitted": Jsonb(dict(submitted)),
+                "submitted_metadata": None
+                if submitted_metadata is None
+                else Jsonb(dict(submitted_metadata)),
             },
         )
         row = await cur.fetchone()
@@ -167,6 +200,20 @@ class PostgresRunTransaction:
     async def release_lease(self, task_id: UUID, attempt: int, owner: str) -> None:
         await self._conn.execute(
             _RELEASE_LEASE, {"task_id": task_id, "attempt": attempt, "owner": owner}
+        )
+
+    async def abandon(self, task_id: UUID, *, grace_seconds: float) -> RunState | None:
+        cur = await self._conn.execute(_ABANDON, {"task_id": task_id, "grace": grace_seconds})
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        return RunState(
+            task_id,
+            int(row["attempt"]),
+            "failed",
+            int(row["steps"]),
+            Usage.model_validate(row["usage"]),
+            float(row["cost_usd"]),
         )
 
     async def cancel_reason(self, task_id: UUID) -> str | None:
@@ -216,6 +263,21 @@ class PostgresRuns:
     async def transaction(self) -> AsyncIterator[PostgresRunTransaction]:
         async with self._db.transaction() as conn:
             yield PostgresRunTransaction(conn, self._outbox, self.channel)
+
+    async def stale(self, *, grace_seconds: float, limit: int) -> list[StaleRun]:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(_STALE, {"grace": grace_seconds, "limit": limit})
+            rows = await cur.fetchall()
+        return [
+            StaleRun(
+                task_id=row["task_id"],
+                tenant_id=row["tenant_id"],
+                attempt=int(row["attempt"]),
+                submitted=row["submitted"],
+                submitted_metadata=row["submitted_metadata"],
+            )
+            for row in rows
+        ]
 
 
 async def cancel_requested_among(

@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 from uuid import UUID
 
-from agent.models import CancelOutcome, Claim, RunFlags, RunState
+from agent.models import CancelOutcome, Claim, RunFlags, RunState, StaleRun
 from relay_shared.events import DomainEvent
 
 
@@ -22,6 +22,7 @@ class RunTransaction(Protocol):
         lease_seconds: float,
         wall_seconds: float,
         submitted: Mapping[str, Any],
+        submitted_metadata: Mapping[str, Any] | None = None,
     ) -> Claim:
         """Start the run, or take it over once its lease expired, under a new lease."""
 
@@ -36,6 +37,10 @@ class RunTransaction(Protocol):
     async def release_lease(self, task_id: UUID, attempt: int, owner: str) -> None:
         """Let the run go unfinished: the next delivery may take it over at once."""
 
+    async def abandon(self, task_id: UUID, *, grace_seconds: float) -> RunState | None:
+        """Finish a run as failed if it is still stale (its lease expired over
+        ``grace_seconds`` ago); None when a worker holds it again, or it finished."""
+
     async def cancel_reason(self, task_id: UUID) -> str | None: ...
 
     async def request_cancel(
@@ -48,3 +53,8 @@ class RunTransaction(Protocol):
 
 class RunStore(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[RunTransaction]: ...
+
+
+class StaleRuns(Protocol):
+    async def stale(self, *, grace_seconds: float, limit: int) -> list[StaleRun]:
+        """Running runs whose lease expired over ``grace_seconds`` ago, longest-expired first."""

@@ -26,7 +26,7 @@ from agent.artifacts import StagingArea, stage
 from agent.attempts import Attempt, clip, progress_message, wants_tools
 from agent.budgets import Budget, BudgetExceeded, wall_time_exceeded
 from agent.leases import keep_lease
-from agent.models import Claimed, Finished, Held, RunFlags, RunStatus
+from agent.models import Claimed, Finished, Held, RunFlags, RunStatus, StaleRun
 from agent.pricing import PriceTable, report_usd
 from agent.providers.base import ModelProvider, ModelReply, ModelRequest, ProviderError
 from agent.retries import Clock, RetryPolicy, Sleep
@@ -177,6 +177,7 @@ class AgentService:
                 lease_seconds=self._settings.run_lease_seconds,
                 wall_seconds=limits.max_wall_seconds,
                 submitted=submitted.data.model_dump(mode="json"),
+                submitted_metadata=meta.model_dump(mode="json"),
             )
             if isinstance(claim, Claimed):
                 attempt = Attempt(
@@ -385,6 +386,49 @@ class AgentService:
             await tx.emit(*events)
         attempt.finished = status != "running"
         return flags
+
+    # --- a run whose worker died (the recovery sweeper) -----------------------------------------
+
+    async def recover(self, run: StaleRun) -> None:
+        """Run again a task whose worker died, when no redelivery has come for it: as the next
+        attempt of the same task.submitted, under the normal lease rules (a worker that took
+        it over in the meantime keeps it). A run that has used up its attempts is failed."""
+        if run.attempt >= self._settings.recovery_max_attempts:
+            await self._abandon(run)
+            return
+        log.warning(
+            "task %s: attempt %d's worker is gone and no redelivery came; recovering it",
+            run.task_id,
+            run.attempt,
+        )
+        try:
+            await self.run_task(run.submitted_event())
+        except Defer as held:
+            log.info("task %s: not recovered: %s", run.task_id, held.reason)
+
+    async def _abandon(self, run: StaleRun) -> None:
+        cause = run.submitted_event().metadata
+        async with self._runs.transaction() as tx:
+            state = await tx.abandon(
+                run.task_id, grace_seconds=self._settings.recovery_grace_seconds
+            )
+            if state is None:
+                return
+            data = TaskFailedData(
+                code="attempts_exhausted",
+                message=f"The task was started {state.attempt} times and its worker was lost"
+                " every time; it is not tried again.",
+                attempt=state.attempt,
+                steps=state.steps,
+                usage=state.usage,
+                cost_usd=state.cost_usd,
+            )
+            await tx.emit(
+                TaskFailed.create(
+                    data, tenant_id=run.tenant_id, task_id=run.task_id, caused_by=cause
+                )
+            )
+        log.error("task %s: failed after %d lost attempts", run.task_id, state.attempt)
 
     # --- task.cancel_requested ----------------------------------------------------------------
 

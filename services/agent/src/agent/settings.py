@@ -48,6 +48,17 @@ class AgentSettings(ProviderSettings, ServiceSettings):
     # over when it expires. Below the visibility timeout, so a redelivery finds it expired.
     run_lease_seconds: float = Field(default=60.0, ge=0.3)
     worker_id: str = Field(default_factory=default_worker_id)
+
+    # Recovery of runs whose worker died and whose task.submitted is gone (e.g. the queue was
+    # lost): a sweeper re-runs them. The grace leaves the normal redelivery time to come first.
+    recovery_interval_seconds: float = Field(default=15.0, gt=0)
+    recovery_grace_seconds: float = Field(default=60.0, ge=0)
+    recovery_concurrency: int = Field(
+        default=1, ge=0, description="Recovered runs at a time per process; 0 turns it off."
+    )
+    recovery_max_attempts: int = Field(
+        default=10, ge=1, description="A stale run with this many attempts is failed instead."
+    )
     workspace_root: Path | None = Field(
         default=None, description="Parent of per-run workspaces; a temp dir when unset."
     )

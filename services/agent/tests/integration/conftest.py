@@ -23,6 +23,7 @@ from agent.service import AgentService
 from agent.settings import AgentSettings
 from agent.tools import TOOLS, Tool
 from relay.stack.topology import Topology
+from relay.testing import wait_ready
 from relay_shared.aws import aws_client
 from relay_shared.db import Database
 from relay_shared.events import DomainEvent
@@ -158,6 +159,7 @@ def serving(runtime: Runtime) -> Serving:
         settings = runtime.settings.model_copy(update=overrides)
         app = create_app(settings, provider=provider, tools=tools)
         async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
+            await wait_ready(app)
             await asyncio.wait_for(app.state.cancel_listener.listening.wait(), 30)
             yield app
 

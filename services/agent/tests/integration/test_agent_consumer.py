@@ -13,7 +13,7 @@ from asgi_lifespan import LifespanManager
 
 from agent.app import create_app
 from relay.stack.topology import Topology
-from relay.testing import eventually
+from relay.testing import eventually, wait_ready
 from relay_shared.aws import aws_client
 from relay_shared.events import TaskSubmitted, TaskSubmittedData
 from relay_shared.outbox import to_outbound
@@ -63,6 +63,7 @@ async def test_task_submitted_on_the_bus_runs_through_the_agent_app(
         aws_client(agent_settings, "events") as events,
         aws_client(agent_settings, "sqs") as sqs,
     ):
+        await wait_ready(app)
         outcome = await EventBridgePublisher(events, agent_settings.event_bus_name).publish(
             [to_outbound(event)]
         )

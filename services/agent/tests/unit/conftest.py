@@ -14,7 +14,16 @@ from uuid import UUID
 import pytest
 
 from agent.app import build_service
-from agent.models import CancelOutcome, Claim, Claimed, Finished, Held, RunFlags, RunState
+from agent.models import (
+    CancelOutcome,
+    Claim,
+    Claimed,
+    Finished,
+    Held,
+    RunFlags,
+    RunState,
+    StaleRun,
+)
 from agent.providers.base import ModelProvider, ModelReply, ModelRequest
 from agent.running import RunningAttempts
 from agent.service import AgentService
@@ -75,6 +84,27 @@ class InMemoryRuns:
     def names(self) -> list[str]:
         return [e.name for e in self.events]
 
+    async def stale(self, *, grace_seconds: float, limit: int) -> list[StaleRun]:
+        now = self.clock()
+        found = sorted(
+            (
+                (row["lease_expires_at"], task_id, row)
+                for task_id, row in self.rows.items()
+                if row["status"] == "running" and row["lease_expires_at"] < now - grace_seconds
+            ),
+            key=lambda item: item[0],
+        )
+        return [
+            StaleRun(
+                task_id,
+                row["tenant_id"],
+                row["attempt"],
+                row["submitted"],
+                row.get("submitted_metadata"),
+            )
+            for _, task_id, row in found[:limit]
+        ]
+
     def terminal(self) -> list[DomainEvent]:
         return [e for e in self.events if e.terminal]
 
@@ -95,6 +125,7 @@ class _Transaction:
         lease_seconds: float,
         wall_seconds: float,
         submitted: Mapping[str, Any],
+        submitted_metadata: Mapping[str, Any] | None = None,
     ) -> Claim:
         row = self.rows.get(task_id)
         lease = {
@@ -102,6 +133,7 @@ class _Transaction:
             "lease_expires_at": self.now + lease_seconds,
             "deadline_at": self.now + wall_seconds,
             "submitted": dict(submitted),
+            "submitted_metadata": None if submitted_metadata is None else dict(submitted_metadata),
             "steps": 0,
             "usage": Usage(),
             "cost_usd": 0.0,
@@ -152,6 +184,19 @@ class _Transaction:
         row = self._owned(task_id, attempt)
         if row is not None and row["lease_owner"] == owner:
             row["lease_expires_at"] = self.now
+
+    async def abandon(self, task_id: UUID, *, grace_seconds: float) -> RunState | None:
+        row = self.rows.get(task_id)
+        if (
+            row is None
+            or row["status"] != "running"
+            or row["lease_expires_at"] >= self.now - grace_seconds
+        ):
+            return None
+        row["status"] = "failed"
+        return RunState(
+            task_id, row["attempt"], "failed", row["steps"], row["usage"], row["cost_usd"]
+        )
 
     async def cancel_reason(self, task_id: UUID) -> str | None:
         return self.rows[task_id]["cancel_reason"]

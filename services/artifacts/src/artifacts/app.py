@@ -6,10 +6,9 @@ Tests pass ``infrastructure`` to swap PostgreSQL and S3 for in-memory fakes (art
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -19,19 +18,12 @@ from artifacts.repository import Artifacts, PostgresArtifacts
 from artifacts.service import ArtifactDownloads, ArtifactPublishing
 from artifacts.settings import ArtifactsSettings
 from artifacts.storage import DownloadLinks, ObjectStore, S3DownloadLinks, S3ObjectStore
-from relay_shared.aws import aws_client
 from relay_shared.consumer import EventDispatcher
 from relay_shared.http import create_service_app
 from relay_shared.internal_auth import token_verifier
 from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
-from relay_shared.runtime import (
-    Loop,
-    background,
-    migrate,
-    open_database,
-    outbox_relay,
-    sqs_consumer,
-)
+from relay_shared.runtime import Loop, background
+from relay_shared.startup import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -51,51 +43,47 @@ InfrastructureFactory = Callable[[ArtifactsSettings], AbstractAsyncContextManage
 
 
 @asynccontextmanager
-async def connect(settings: ArtifactsSettings) -> AsyncIterator[Infrastructure]:
-    """PostgreSQL (migrated), S3, SQS and EventBridge, closed on exit."""
-    await migrate(settings, KIT_OUTBOX, KIT_INBOX, MIGRATIONS)
-    database = open_database(settings)
-    await database.open()
-    try:
-        async with AsyncExitStack() as stack:
-            s3 = await stack.enter_async_context(aws_client(settings, "s3"))
-            sqs = await stack.enter_async_context(aws_client(settings, "sqs"))
-            events = await stack.enter_async_context(aws_client(settings, "events"))
-            links_s3 = await stack.enter_async_context(presigning_s3(settings))
+async def connect(
+    settings: ArtifactsSettings, runtime: ServiceRuntime
+) -> AsyncIterator[Infrastructure]:
+    """PostgreSQL (migrated; waited for), S3, SQS and EventBridge, closed when the service
+    stops."""
+    database = await runtime.database(KIT_OUTBOX, KIT_INBOX, MIGRATIONS)
+    s3 = await runtime.aws_client("s3")
+    sqs = await runtime.aws_client("sqs")
+    events = await runtime.aws_client("events")
+    # The client that signs download URLs: its endpoint is where clients reach S3 (the
+    # signature covers the host), which may differ from the one services use.
+    links_s3 = await runtime.aws_client("s3", endpoint_url=settings.s3_public_endpoint_url)
 
-            async def event_loops(dispatcher: EventDispatcher) -> Sequence[Loop]:
-                return [
-                    await sqs_consumer(settings, sqs, dispatcher),
-                    outbox_relay(settings, database, events),
-                ]
+    async def event_loops(dispatcher: EventDispatcher) -> Sequence[Loop]:
+        return [
+            await runtime.consumer(sqs, dispatcher),
+            runtime.outbox_relay(database, events),
+            runtime.housekeeping(database, outbox=True, inbox=True),
+        ]
 
-            yield Infrastructure(
-                artifacts=PostgresArtifacts(database),
-                objects=S3ObjectStore(s3),
-                links=S3DownloadLinks(links_s3),
-                event_loops=event_loops,
-            )
-    finally:
-        await database.close()
-
-
-def presigning_s3(settings: ArtifactsSettings) -> AbstractAsyncContextManager[Any]:
-    """The S3 client that signs download URLs: its endpoint is where clients reach S3 (the
-    signature covers the host), which may differ from the one services use."""
-    return aws_client(settings, "s3", endpoint_url=settings.s3_public_endpoint_url)
+    yield Infrastructure(
+        artifacts=PostgresArtifacts(database),
+        objects=S3ObjectStore(s3),
+        links=S3DownloadLinks(links_s3),
+        event_loops=event_loops,
+    )
 
 
 def create_app(
     settings: ArtifactsSettings | None = None,
     *,
-    infrastructure: InfrastructureFactory = connect,
+    infrastructure: InfrastructureFactory | None = None,
 ) -> FastAPI:
+    """``infrastructure`` (unit tests) replaces PostgreSQL, S3 and the event loops."""
     settings = settings or ArtifactsSettings()
     verifier = token_verifier(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with infrastructure(settings) as infra:
+    async def start(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
+        opened = connect(settings, runtime) if infrastructure is None else infrastructure(settings)
+        async with opened as infra:
             publishing = ArtifactPublishing(
                 infra.artifacts, infra.objects, bucket=settings.artifacts_bucket
             )
@@ -109,6 +97,6 @@ def create_app(
             async with background(loops, grace_seconds=settings.shutdown_grace_seconds):
                 yield
 
-    app = create_service_app(settings.service_name, lifespan=lifespan, routers=[router])
+    app = create_service_app(settings, start=start, routers=[router])
     app.state.token_verifier = verifier
     return app

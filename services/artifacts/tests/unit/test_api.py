@@ -14,6 +14,7 @@ from asgi_lifespan import LifespanManager
 from artifacts.app import create_app
 from artifacts.memory import InMemoryInfrastructure
 from artifacts.settings import ArtifactsSettings
+from relay.testing import wait_ready
 from relay_shared.events import ArtifactUploaded
 from relay_shared.internal_auth import TokenIssuer, generate_keypair
 
@@ -36,6 +37,7 @@ async def client(infra: InMemoryInfrastructure) -> AsyncIterator[httpx.AsyncClie
     settings = ArtifactsSettings(internal_auth_public_key=PUBLIC_KEY, download_url_ttl_seconds=120)
     app = create_app(settings, infrastructure=infra.factory)
     async with LifespanManager(app) as manager:
+        await wait_ready(app)
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://artifacts") as client:
             yield client

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
@@ -22,7 +22,7 @@ from gateway.settings import GatewaySettings
 from gateway.upstream import HttpInternalServices, InternalServices
 from relay_shared.http import create_service_app
 from relay_shared.internal_auth import TokenIssuer
-from relay_shared.runtime import migrate, open_database
+from relay_shared.startup import ServiceRuntime
 
 
 class MissingPrivateKey(RuntimeError):
@@ -49,26 +49,21 @@ def token_issuer(settings: GatewaySettings) -> TokenIssuer:
         ) from exc
 
 
-async def _open_key_store(settings: GatewaySettings, stack: AsyncExitStack) -> KeyStore:
-    await migrate(settings, MIGRATIONS)
-    database = open_database(settings)
-    await database.open()
-    stack.push_async_callback(database.close)
-    return PostgresKeyStore(database)
+async def _open_key_store(runtime: ServiceRuntime) -> KeyStore:
+    return PostgresKeyStore(await runtime.database(MIGRATIONS))
 
 
 async def _open_internal_services(
-    settings: GatewaySettings, issuer: TokenIssuer, stack: AsyncExitStack
+    settings: GatewaySettings, issuer: TokenIssuer, runtime: ServiceRuntime
 ) -> InternalServices:
     connect = settings.upstream_connect_timeout
-    client = await stack.enter_async_context(
-        httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.upstream_timeout, connect=connect),
-            # every open event stream holds a connection; a cap would stall new streams
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
-            trust_env=False,  # internal calls never go through a proxy from the environment
-        )
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.upstream_timeout, connect=connect),
+        # every open event stream holds a connection; a cap would stall new streams
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
+        trust_env=False,  # internal calls never go through a proxy from the environment
     )
+    runtime.on_stop(client.aclose)
     return HttpInternalServices(
         client,
         issuer,
@@ -91,15 +86,14 @@ def create_app(
     issuer = token_issuer(settings)  # fail before serving, not on the first request
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with AsyncExitStack() as stack:
-            app.state.keys = keys or await _open_key_store(settings, stack)
-            app.state.gateway = Gateway(
-                services or await _open_internal_services(settings, issuer, stack)
-            )
-            yield
+    async def start(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
+        app.state.keys = keys or await _open_key_store(runtime)
+        app.state.gateway = Gateway(
+            services or await _open_internal_services(settings, issuer, runtime)
+        )
+        yield
 
-    app = create_service_app("gateway", lifespan=lifespan, routers=[router], public=True)
+    app = create_service_app(settings, start=start, routers=[router], public=True)
     install_relayed_refusals(app)
     finish_openapi(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

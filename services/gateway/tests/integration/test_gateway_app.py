@@ -17,7 +17,7 @@ from gateway.admin import app as admin
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from relay.stack.moto import free_port
-from relay.testing import serve_app
+from relay.testing import serve_app, wait_ready
 from relay_shared.internal_auth import TokenVerifier
 
 from .fake_upstream import FakeUpstream
@@ -54,6 +54,7 @@ def settings(
 async def gateway(settings: GatewaySettings) -> AsyncIterator[FastAPI]:
     app = create_app(settings)
     async with LifespanManager(app):
+        await wait_ready(app)
         yield app
 
 
@@ -189,6 +190,7 @@ async def test_a_service_that_is_not_running_is_503(
     )
     app = create_app(settings)
     async with LifespanManager(app), _client(app, acme_key) as client:
+        await wait_ready(app)
         response = await client.get("/v1/tasks")
 
     assert response.status_code == 503

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from gateway.app import create_app
 from gateway.keys import issue_key
 from gateway.settings import GatewaySettings
+from relay.testing import wait_ready
 from relay_shared.internal_auth import generate_keypair
 
 from .fakes import FakeInternalServices, FakeKeyStore
@@ -36,6 +37,7 @@ async def app(services: FakeInternalServices, keys: FakeKeyStore) -> AsyncIterat
     )
     app = create_app(settings, keys=keys, services=services)
     async with LifespanManager(app):
+        await wait_ready(app)
         yield app
 
 

@@ -1,8 +1,8 @@
 """Composition root: builds the notifier from settings; tests swap the runtime for fakes.
 
-The production runtime migrates the schema, opens PostgreSQL, Redis and SQS, and runs three
-background loops beside the HTTP server: the SQS consumer, the live feed (Redis subscriber) and
-the hold sweeper.
+The production runtime migrates the schema (waiting for PostgreSQL), opens Redis and SQS, and
+runs three background loops beside the HTTP server: the SQS consumer, the live feed (Redis
+subscriber) and the hold sweeper.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from notifier.service import TimelineService
 from notifier.settings import NotifierSettings
 from notifier.stream import TimelineStream
 from notifier.sweeper import HoldSweeper
-from relay_shared.aws import aws_client
 from relay_shared.consumer import EventDispatcher
 from relay_shared.http import create_service_app
 from relay_shared.internal_auth import token_verifier
-from relay_shared.runtime import Loop, background, migrate, open_database, sqs_consumer
+from relay_shared.readiness import Check, CheckResult
+from relay_shared.runtime import Loop, background
+from relay_shared.startup import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -43,47 +44,52 @@ class Notifier:
     live_feed: LiveFeed | None = None
 
 
-Runtime = Callable[[NotifierSettings], AbstractAsyncContextManager[Notifier]]
+Runtime = Callable[[NotifierSettings, ServiceRuntime], AbstractAsyncContextManager[Notifier]]
+
+
+def redis_check(redis: Redis) -> Check:
+    async def probe() -> CheckResult:
+        await redis.ping()
+        return CheckResult(True, "PING ok")
+
+    return Check("redis", probe)
 
 
 @asynccontextmanager
-async def production_runtime(settings: NotifierSettings) -> AsyncIterator[Notifier]:
-    await migrate(settings, MIGRATIONS)
-    database = open_database(settings)
-    await database.open()
+async def production_runtime(
+    settings: NotifierSettings, runtime: ServiceRuntime
+) -> AsyncIterator[Notifier]:
+    """Waits for PostgreSQL and the queue; Redis is not waited for: without it the live feed
+    keeps retrying and streams fall back to re-reading the timeline (/readyz says degraded)."""
+    database = await runtime.database(MIGRATIONS)
     redis = Redis.from_url(
         settings.redis_url.get_secret_value(),
         socket_connect_timeout=5,
         socket_keepalive=True,
         health_check_interval=30,  # notices a silently dead subscriber connection
     )
-    try:
-        # the receive call must outlive the SQS long poll
-        async with aws_client(settings, "sqs") as sqs:
-            store = PostgresTimelineStore(database)
-            feed = LiveFeed(redis, settings.env)
-            timelines = TimelineService(
-                store,
-                RedisTimelinePublisher(redis, settings.env),
-                hold_seconds=settings.timeline_hold_seconds,
-            )
-            events = dispatcher(timelines)
-            yield Notifier(
-                timelines=timelines,
-                stream=TimelineStream(store, feed, resync_seconds=settings.sse_resync_seconds),
-                dispatcher=events,
-                loops=[
-                    feed,
-                    HoldSweeper(
-                        timelines, interval_seconds=settings.timeline_sweep_interval_seconds
-                    ),
-                    await sqs_consumer(settings, sqs, events),
-                ],
-                live_feed=feed,
-            )
-    finally:
-        await redis.aclose()
-        await database.close()
+    runtime.on_stop(redis.aclose)
+    runtime.add_check(redis_check(redis))
+    sqs = await runtime.aws_client("sqs")
+    store = PostgresTimelineStore(database)
+    feed = LiveFeed(redis, settings.env)
+    timelines = TimelineService(
+        store,
+        RedisTimelinePublisher(redis, settings.env),
+        hold_seconds=settings.timeline_hold_seconds,
+    )
+    events = dispatcher(timelines)
+    yield Notifier(
+        timelines=timelines,
+        stream=TimelineStream(store, feed, resync_seconds=settings.sse_resync_seconds),
+        dispatcher=events,
+        loops=[
+            feed,
+            HoldSweeper(timelines, interval_seconds=settings.timeline_sweep_interval_seconds),
+            await runtime.consumer(sqs, events),
+        ],
+        live_feed=feed,
+    )
 
 
 def create_app(
@@ -94,12 +100,13 @@ def create_app(
     verifier = token_verifier(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with build(settings) as notifier:
-            app.state.settings = settings
+    async def start(app: FastAPI, service_runtime: ServiceRuntime) -> AsyncIterator[None]:
+        async with build(settings, service_runtime) as notifier:
             app.state.notifier = notifier
-            app.state.token_verifier = verifier
             async with background(notifier.loops, grace_seconds=settings.shutdown_grace_seconds):
                 yield
 
-    return create_service_app(settings.service_name, lifespan=lifespan, routers=[api.router])
+    app = create_service_app(settings, start=start, routers=[api.router])
+    app.state.settings = settings
+    app.state.token_verifier = verifier
+    return app

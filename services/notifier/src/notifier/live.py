@@ -138,7 +138,7 @@ class LiveFeed:
                         continue
                     message = await self._pubsub.get_message(timeout=self._poll)
                     failures = 0
-                except RedisError as exc:
+                except (RedisError, OSError) as exc:
                     failures += 1
                     delay = min(30.0, 0.25 * 2**failures)
                     log.warning("live feed: %s; retrying in %.1fs", exc, delay)
@@ -154,7 +154,7 @@ class LiveFeed:
         async with self._commands:
             try:
                 await self._pubsub.subscribe(channel)
-            except RedisError as exc:
+            except (RedisError, OSError) as exc:
                 log.warning("live feed: cannot subscribe %s yet: %s", channel, exc)
         self._wake.set()  # an idle loop starts reading
 

@@ -15,7 +15,9 @@ from notifier.app import Notifier, create_app
 from notifier.handlers import HANDLERS
 from notifier.settings import NotifierSettings
 from relay.routing import load_routing
+from relay.testing import wait_ready
 from relay_shared.internal_auth import TokenIssuer, generate_keypair
+from relay_shared.startup import ServiceRuntime
 
 from .conftest import Fakes
 
@@ -35,7 +37,7 @@ async def client(fakes: Fakes) -> AsyncIterator[httpx.AsyncClient]:
     settings = NotifierSettings(internal_auth_public_key=PUBLIC, sse_heartbeat_seconds=60)
 
     @asynccontextmanager
-    async def runtime(settings: NotifierSettings) -> AsyncIterator[Notifier]:
+    async def runtime(settings: NotifierSettings, _: ServiceRuntime) -> AsyncIterator[Notifier]:
         yield fakes.runtime(settings)
 
     app: FastAPI = create_app(settings, runtime=runtime)
@@ -45,6 +47,7 @@ async def client(fakes: Fakes) -> AsyncIterator[httpx.AsyncClient]:
             transport=httpx.ASGITransport(app=manager.app), base_url="http://notifier"
         ) as http,
     ):
+        await wait_ready(app)
         yield http
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from relay_shared.aws import aws_client
 from relay_shared.http import create_service_app
 from relay_shared.internal_auth import token_verifier
 from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
-from relay_shared.runtime import background, migrate, open_database, outbox_relay, sqs_consumer
+from relay_shared.runtime import background
+from relay_shared.startup import ServiceRuntime
 from tasks.api import router
 from tasks.handlers import event_dispatcher
 from tasks.models import IntakeRules
@@ -50,37 +50,34 @@ def create_app(settings: TasksSettings | None = None, *, store: TaskStore | None
     resolved = settings or TasksSettings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.token_verifier = token_verifier(resolved)
+    async def start(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
         if store is not None:
             app.state.service = build_service(resolved, store)
             yield
             return
-        async with _connected(resolved) as service:
+        async with _connected(resolved, runtime) as service:
             app.state.service = service
             yield
 
-    return create_service_app(resolved.service_name, lifespan=lifespan, routers=[router])
+    app = create_service_app(resolved, start=start, routers=[router])
+    app.state.token_verifier = token_verifier(resolved)  # no key: no app, before it serves
+    return app
 
 
 @asynccontextmanager
-async def _connected(settings: TasksSettings) -> AsyncIterator[TaskService]:
+async def _connected(
+    settings: TasksSettings, runtime: ServiceRuntime
+) -> AsyncIterator[TaskService]:
     """The service on PostgreSQL and AWS, with the outbox relay and the consumer running."""
-    await migrate(settings, KIT_OUTBOX, KIT_INBOX, MIGRATIONS)
-    database = open_database(settings)
-    await database.open()
-    try:
-        async with (
-            aws_client(settings, "events") as events,
-            aws_client(settings, "sqs") as sqs,
-        ):
-            service = build_service(
-                settings, PostgresTaskStore(database, subscriber=settings.service_name)
-            )
-            relay = outbox_relay(settings, database, events)
-            consumer = await sqs_consumer(settings, sqs, event_dispatcher(service))
-            # consumer first: on shutdown it finishes its messages, then the relay publishes
-            async with background([consumer, relay], grace_seconds=settings.shutdown_grace_seconds):
-                yield service
-    finally:
-        await database.close()
+    database = await runtime.database(KIT_OUTBOX, KIT_INBOX, MIGRATIONS)
+    events = await runtime.aws_client("events")
+    sqs = await runtime.aws_client("sqs")
+    service = build_service(settings, PostgresTaskStore(database, subscriber=settings.service_name))
+    consumer = await runtime.consumer(sqs, event_dispatcher(service))
+    relay = runtime.outbox_relay(database, events)
+    cleanup = runtime.housekeeping(database, outbox=True, inbox=True)
+    # consumer first: on shutdown it finishes its messages, then the relay publishes
+    async with background(
+        [consumer, relay, cleanup], grace_seconds=settings.shutdown_grace_seconds
+    ):
+        yield service

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from psycopg.rows import dict_row
 
 from relay.stack.topology import Topology
+from relay.testing import wait_ready
 from relay_shared.db import schema_conninfo
 from relay_shared.internal_auth import TokenIssuer
 from tasks.app import create_app
@@ -59,6 +60,7 @@ async def tasks(settings: TasksSettings) -> AsyncIterator[RunningTasks]:
             transport=httpx.ASGITransport(app=manager.app), base_url="http://tasks"
         ) as http,
     ):
+        await wait_ready(app)
         yield RunningTasks(app, http)
 
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
+from relay.testing import wait_ready
 from relay_shared.events import DomainEvent
 from relay_shared.internal_auth import TokenIssuer
 from relay_shared.outbox import to_outbound
@@ -168,6 +169,7 @@ def open_client(store: InMemoryTaskStore) -> OpenClient:
                 transport=httpx.ASGITransport(app=manager.app), base_url="http://tasks"
             ) as http,
         ):
+            await wait_ready(app)
             yield http
 
     return open_

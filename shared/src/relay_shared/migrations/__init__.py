@@ -8,6 +8,7 @@ holder clears any stale yoyo lock row before applying. See docs/adr/0003-migrati
 
 from __future__ import annotations
 
+import math
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -20,25 +21,32 @@ KIT_OUTBOX = Path(str(files(__package__) / "outbox"))
 KIT_INBOX = Path(str(files(__package__) / "inbox"))
 
 
-def yoyo_url(database_url: str, schema: str) -> str:
+def yoyo_url(database_url: str, schema: str, *, connect_timeout: int | None = None) -> str:
     parts = urlsplit(database_url)
     if parts.scheme not in {"postgres", "postgresql", "postgresql+psycopg"}:
         raise ValueError(f"unsupported database URL scheme: {parts.scheme!r}")
     query = dict(parse_qsl(parts.query))
     query["schema"] = schema
+    if connect_timeout is not None:
+        query.setdefault("connect_timeout", str(connect_timeout))
     return urlunsplit(parts._replace(scheme="postgresql+psycopg", query=urlencode(query)))
 
 
-def apply_migrations(database_url: str, schema: str, *sources: Path) -> list[str]:
+def apply_migrations(
+    database_url: str, schema: str, *sources: Path, connect_timeout: float = 5.0
+) -> list[str]:
     """Create ``schema`` if needed and apply every pending migration from ``sources``, in order.
 
     Returns the ids applied now. Blocking: call it with ``asyncio.to_thread`` from async code.
+    ``connect_timeout`` bounds each connection attempt, so an unreachable server fails fast and
+    start-up retries instead of hanging in a thread nobody can cancel.
     """
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    timeout = max(2, math.ceil(connect_timeout))  # libpq: whole seconds, at least 2
+    with psycopg.connect(database_url, autocommit=True, connect_timeout=timeout) as conn:
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"relay-migrations:{schema}",))
         try:
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-            backend = get_backend(yoyo_url(database_url, schema))
+            backend = get_backend(yoyo_url(database_url, schema, connect_timeout=timeout))
             try:
                 backend.break_lock()  # only a dead migrator can hold it while we hold ours
                 migrations = read_migrations(*(str(s) for s in sources))

@@ -17,7 +17,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from google.auth import exceptions as google_auth
 from google.auth.credentials import Credentials as GoogleCredentials
 
-from relay_shared.aws import aws_client
+from relay_shared.aws import aws_client, is_unreachable
+from relay_shared.problems import DependencyUnavailable
 
 if TYPE_CHECKING:
     from agent.settings import AgentSettings
@@ -32,6 +33,11 @@ NO_VERTEX_PLACE = "RELAY_LLM_PROVIDER=vertex needs RELAY_VERTEX_PROJECT_ID and R
 
 class ProviderConfigError(RuntimeError):
     """The configured provider cannot start: a setting or a credential is missing."""
+
+
+class ProviderUnavailable(ProviderConfigError, DependencyUnavailable):
+    """Where the credential lives cannot be reached right now (Secrets Manager, the AWS
+    credential chain's endpoints): start-up waits and tries again instead of failing."""
 
 
 async def anthropic_api_key(settings: AgentSettings) -> str:
@@ -50,11 +56,15 @@ async def _key_from_secret(settings: AgentSettings, secret_id: str) -> str:
             response = await secrets.get_secret_value(SecretId=secret_id)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")
+        if is_unreachable(exc):  # throttled or a server error: not the secret's fault
+            raise ProviderUnavailable(f"cannot read {where} yet: {code}") from None
         raise ProviderConfigError(
             f"cannot read the Anthropic API key from {where}: {code}; check the id and that"
             " the agent may call secretsmanager:GetSecretValue on it"
         ) from None
     except BotoCoreError as exc:
+        if is_unreachable(exc):
+            raise ProviderUnavailable(f"cannot reach {where}: {type(exc).__name__}") from None
         raise ProviderConfigError(
             f"cannot read the Anthropic API key from {where}: {type(exc).__name__}"
         ) from None
@@ -96,6 +106,10 @@ async def require_aws_credentials(region: str, *, profile: str | None = None) ->
     try:
         found = await asyncio.to_thread(resolve)
     except BotoCoreError as exc:
+        if is_unreachable(exc):  # e.g. the container credentials endpoint is not up yet
+            raise ProviderUnavailable(
+                f"RELAY_LLM_PROVIDER=bedrock: the AWS credential chain is unreachable: {exc}"
+            ) from None
         raise ProviderConfigError(
             f"RELAY_LLM_PROVIDER=bedrock: the AWS credential chain failed: {exc}"
         ) from None

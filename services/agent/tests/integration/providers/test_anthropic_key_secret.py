@@ -14,6 +14,7 @@ from agent.app import create_app
 from agent.providers import ProviderConfigError, open_provider
 from agent.settings import AgentSettings
 from relay.fakes import FakeAnthropicApi, Reply
+from relay.testing import wait_ready
 
 from .conftest import SDK_DEPRECATION_IS_NOT_OURS, Served, model_request
 
@@ -95,6 +96,7 @@ async def test_the_agent_app_does_not_start_without_its_key(agent_settings: Agen
         update={"llm_provider": "anthropic", "anthropic_api_key_secret_id": "relay/no-such-secret"}
     )
     app = create_app(settings)
-    with pytest.raises(ProviderConfigError, match="no-such-secret"):
-        async with LifespanManager(app, startup_timeout=60):
-            pass
+    async with LifespanManager(app, startup_timeout=60):
+        with pytest.raises(ProviderConfigError, match="no-such-secret"):
+            await wait_ready(app)
+        assert app.state.runtime.phase == "failed"
