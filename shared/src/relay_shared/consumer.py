@@ -2,7 +2,8 @@
 
 A message whose handler raises is left on the queue, its visibility shortened for a backed-off
 retry; SQS redelivers it and the queue's redrive policy moves it to the DLQ after a bounded
-number of receives. Handlers must therefore be safe to run twice (see inbox.py).
+number of receives. Handlers must therefore be safe to run twice (see inbox.py). The failure on
+the last receive is logged at ERROR with its reason, since SQS records none in the DLQ.
 """
 
 from __future__ import annotations
@@ -68,6 +69,27 @@ class EventDispatcher:
         await handler(event)
 
 
+def envelope_fields(body: str) -> dict[str, str]:
+    """What a message says about its event (detail-type, event_id, task_id, tenant_id), as far
+    as it can be read: for log lines and DLQ listings, so garbage yields an empty dict."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return {}
+    if not isinstance(envelope, dict):
+        return {}
+    fields: dict[str, str] = {}
+    if isinstance(envelope.get("detail-type"), str):
+        fields["detail-type"] = envelope["detail-type"]
+    detail = envelope.get("detail")
+    metadata = detail.get("metadata") if isinstance(detail, dict) else None
+    if isinstance(metadata, dict):
+        for name in ("event_id", "task_id", "tenant_id"):
+            if isinstance(metadata.get(name), str):
+                fields[name] = metadata[name]
+    return fields
+
+
 def decode(body: str) -> DomainEvent:
     """An EventBridge event, as an SQS target receives it, into its catalog model."""
     try:
@@ -105,6 +127,9 @@ class SqsConsumer:
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._deletes: asyncio.Queue[str] = asyncio.Queue()
+        # the queue's maxReceiveCount; None for a queue without a redrive policy (no limit)
+        self._max_receives: int | None = None
+        self._redrive_policy_read = False
 
     @property
     def in_flight(self) -> int:
@@ -118,6 +143,7 @@ class SqsConsumer:
         """Receive until ``stop()``; then let in-flight messages finish within the grace period
         and hand the rest back for prompt redelivery (also when this task is cancelled)."""
         grace = self._grace if grace_seconds is None else grace_seconds
+        await self._read_redrive_policy()
         deleter = asyncio.create_task(self._delete_loop())
         try:
             await self._receive_loop()
@@ -205,26 +231,32 @@ class SqsConsumer:
             await self._set_visibility(message, 0)
             raise
         except Defer as defer:
-            log.info(
-                "%s: message %s deferred %ds: %s",
-                self._name,
-                message.message_id,
-                defer.delay_seconds,
-                defer.reason,
-            )
+            if await self._is_last_receive(message):  # a deferral counts as a receive
+                self._log_dead_letter(message, defer)
+            else:
+                log.info(
+                    "%s: message %s deferred %ds: %s",
+                    self._name,
+                    message.message_id,
+                    defer.delay_seconds,
+                    defer.reason,
+                )
             await self._set_visibility(message, defer.delay_seconds)
         except Exception as exc:
             delay = min(self._max_backoff, 2 ** min(message.receive_count, 16))
-            log.warning(
-                "%s: message %s failed on receive %d (%s: %s); retry in %ds",
-                self._name,
-                message.message_id,
-                message.receive_count,
-                type(exc).__name__,
-                exc,
-                delay,
-                exc_info=not isinstance(exc, UnroutableMessage),
-            )
+            if await self._is_last_receive(message):
+                self._log_dead_letter(message, exc)
+            else:
+                log.warning(
+                    "%s: message %s failed on receive %d (%s: %s); retry in %ds",
+                    self._name,
+                    message.message_id,
+                    message.receive_count,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    exc_info=not isinstance(exc, UnroutableMessage),
+                )
             await self._set_visibility(message, delay)
         else:
             await self._deletes.put(message.receipt_handle)
@@ -233,6 +265,42 @@ class SqsConsumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             self._slots.release()
+
+    async def _read_redrive_policy(self) -> None:
+        """Learn the queue's maxReceiveCount once, to tell a message's last failure from the
+        others. Unreadable now (e.g. AWS is away): asked again at the next failure."""
+        try:
+            response = await self._client.get_queue_attributes(
+                QueueUrl=self._queue_url, AttributeNames=["RedrivePolicy"]
+            )
+            policy = response.get("Attributes", {}).get("RedrivePolicy")
+            self._max_receives = int(json.loads(policy)["maxReceiveCount"]) if policy else None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s: could not read the queue's redrive policy: %s", self._name, exc)
+            return
+        self._redrive_policy_read = True
+
+    async def _is_last_receive(self, message: ReceivedMessage) -> bool:
+        """SQS moves a message to the DLQ on the receive after its maxReceiveCount-th."""
+        if not self._redrive_policy_read:
+            await self._read_redrive_policy()
+        return self._max_receives is not None and message.receive_count >= self._max_receives
+
+    def _log_dead_letter(self, message: ReceivedMessage, exc: Exception) -> None:
+        fields = envelope_fields(message.body)
+        log.error(
+            "%s: message %s (%s %s) goes to the DLQ after %d receives: %s: %s",
+            self._name,
+            message.message_id,
+            fields.get("detail-type", "?"),
+            fields.get("event_id", "?"),
+            message.receive_count,
+            type(exc).__name__,
+            exc,
+            exc_info=not isinstance(exc, UnroutableMessage | Defer),
+        )
 
     async def _keep_invisible(self, message: ReceivedMessage) -> None:
         """Extend visibility while the handler runs, so a long task is not redelivered."""
