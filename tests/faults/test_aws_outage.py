@@ -27,7 +27,7 @@ async def test_intake_during_an_aws_outage_loses_nothing(
 ) -> None:
     # a quiet start: what was in moto's queues before the outage is not this test's subject
     warmup = [await submit(api, PROMPT.format(n=f"warm-{n}")) for n in range(5)]
-    await asyncio.wait_for(all_terminal(api, warmup), timeout=120)
+    await all_terminal(api, warmup, within=120)
 
     moto = fault_stack.pid("moto")
     fault_stack.kill("moto", signal.SIGSTOP)  # frozen: connections hang, nothing answers
@@ -47,7 +47,7 @@ async def test_intake_during_an_aws_outage_loses_nothing(
         fault_stack.kill("moto", signal.SIGKILL)
     await asyncio.to_thread(fault_stack.wait_restarted, "moto", moto)
     back_at = time.monotonic()
-    finished = await asyncio.wait_for(all_terminal(api, task_ids), timeout=300)
+    finished = await all_terminal(api, task_ids, within=300)
 
     findings = await check_tasks(api, task_ids, artifacts_per_task=1)
     dlq = dead_letters(fault_stack)

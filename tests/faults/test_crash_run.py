@@ -48,7 +48,7 @@ async def test_crash_run_loses_nothing_and_does_nothing_twice(
     killer = asyncio.create_task(_killer(fault_stack, stop, kills))
     try:
         task_ids = await submit_many(api, [PROMPT.format(n=n) for n in range(TASKS)])
-        finished = await asyncio.wait_for(all_terminal(api, task_ids), timeout=600)
+        finished = await all_terminal(api, task_ids, within=600)
     finally:
         stop.set()
         await killer

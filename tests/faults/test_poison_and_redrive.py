@@ -56,7 +56,7 @@ async def test_a_poison_message_is_dead_lettered_then_redriven_once(
     fault_stack: RunningStack, api: PublicApi
 ) -> None:
     task_id = await submit(api, "/steps 1")
-    await all_terminal(api, [task_id])
+    await all_terminal(api, [task_id], within=60)
     tenant = "faults"
     artifact_id = uuid.uuid4()
     key = f"staging/{tenant}/{task_id}/{artifact_id}/late.md"

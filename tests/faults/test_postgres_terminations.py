@@ -48,7 +48,7 @@ async def test_terminated_backends_lose_nothing(fault_stack: RunningStack, api: 
     killer = asyncio.create_task(terminator())
     try:
         task_ids = await submit_many(api, [PROMPT.format(n=n) for n in range(TASKS)])
-        finished = await asyncio.wait_for(all_terminal(api, task_ids), timeout=400)
+        finished = await all_terminal(api, task_ids, within=400)
     finally:
         stop.set()
         await killer

@@ -37,7 +37,7 @@ async def test_sigterm_to_each_service_under_load_loses_nothing(
         await asyncio.to_thread(fault_stack.wait_restarted, service, old)
         stops[service] = round(time.monotonic() - t0, 1)
         task_ids += await batch
-    finished = await asyncio.wait_for(all_terminal(api, task_ids), timeout=600)
+    finished = await all_terminal(api, task_ids, within=600)
 
     findings = await check_tasks(api, task_ids, artifacts_per_task=1)
     dlq = dead_letters(fault_stack)

@@ -45,9 +45,12 @@ async def submit_many(api: PublicApi, prompts: list[str], *, at_once: int = 10) 
     return list(await asyncio.gather(*(one(p) for p in prompts)))
 
 
-async def all_terminal(api: PublicApi, task_ids: list[str]) -> float:
-    """Poll until every task is terminal, riding out the moments a killed service is away."""
+async def all_terminal(api: PublicApi, task_ids: list[str], *, within: float) -> float:
+    """Poll until every task is terminal, riding out the moments a killed service is away;
+    returns when (time.monotonic()). At the deadline, fail saying where the stragglers are."""
+    deadline = time.monotonic() + within
     pending = set(task_ids)
+    last_seen: dict[str, str] = {}
     while pending:
         for task_id in list(pending)[:50]:
             try:
@@ -57,10 +60,15 @@ async def all_terminal(api: PublicApi, task_ids: list[str]) -> float:
             if response.status_code in {502, 503}:
                 break
             assert response.status_code == 200, response.text
-            if response.json()["status"] in {"succeeded", "failed", "cancelled"}:
+            last_seen[task_id] = response.json()["status"]
+            if last_seen[task_id] in {"succeeded", "failed", "cancelled"}:
                 pending.discard(task_id)
-        if pending:
-            await asyncio.sleep(0.5)
+        if not pending:
+            break
+        if time.monotonic() > deadline:
+            stragglers = {t: last_seen.get(t, "?") for t in sorted(pending)[:10]}
+            raise AssertionError(f"{len(pending)} tasks not terminal after {within}s: {stragglers}")
+        await asyncio.sleep(0.5)
     return time.monotonic()
 
 
