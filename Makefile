@@ -4,7 +4,7 @@ UV := $(shell ./scripts/ensure-uv)
 RUN := $(UV) run --frozen
 
 .DEFAULT_GOAL := help
-.PHONY: help install up demo test lint typecheck contracts contracts-check unit integration e2e clean
+.PHONY: help install up demo test test-faults lint typecheck contracts contracts-check unit integration e2e clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -18,8 +18,11 @@ up: install ## run the whole stack locally (moto server, PostgreSQL, Redis, five
 demo: install ## start the stack, run one task through the public API live, download its artifact, stop
 	$(RUN) relay demo
 
-test: install lint typecheck contracts-check ## everything CI runs: lint, types, contracts, all tests
-	$(RUN) pytest
+test: install lint typecheck contracts-check ## lint, types, contracts, unit, integration and e2e tests
+	$(RUN) pytest -m "not faults"
+
+test-faults: install ## the fault suite: real process kills and outages on a whole local stack
+	$(RUN) pytest -m faults tests/faults
 
 lint: install ## ruff lint and format check
 	$(RUN) ruff check .

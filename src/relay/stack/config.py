@@ -35,8 +35,19 @@ class StackConfig(BaseSettings):
     grace_seconds: float = Field(
         default=20.0, gt=0, description="How long a process may take to stop before SIGKILL."
     )
+    restart_initial_seconds: float = Field(
+        default=1.0, gt=0, description="First wait before restarting a crashed program."
+    )
+    restart_max_seconds: float = Field(
+        default=30.0, gt=0, description="The restart wait doubles up to this."
+    )
+    restart_reset_after_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Up this long, a program's next restart waits the first wait.",
+    )
     startup_timeout_seconds: float = Field(
-        default=120.0, gt=0, description="How long every service may take to answer /healthz."
+        default=120.0, gt=0, description="How long every service may take to be ready (/readyz)."
     )
     aws_region: str = "us-east-1"
     database_url: SecretStr = Field(

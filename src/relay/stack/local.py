@@ -72,7 +72,12 @@ class LocalStack:
             self.logs,
             self.config.run_dir,
             grace_seconds=self.config.grace_seconds,
-            policy=restart_policy,
+            policy=restart_policy
+            or RestartPolicy(
+                initial=self.config.restart_initial_seconds,
+                maximum=self.config.restart_max_seconds,
+                reset_after=self.config.restart_reset_after_seconds,
+            ),
         )
         self.database: Provisioned | None = None
         self.redis: Provisioned | None = None

@@ -1,0 +1,82 @@
+"""What must hold after any fault: checked through the public API and the queues only."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from relay.api_client import PublicApi, TimelineEvent
+from relay.stack.process import RunningStack
+
+TERMINAL = {"task.succeeded", "task.failed", "task.cancelled"}
+
+
+@dataclass
+class Findings:
+    tasks: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    attempts: dict[int, int] = field(default_factory=dict)  # attempts per task -> tasks
+    problems: list[str] = field(default_factory=list)
+
+
+def timeline_problems(task_id: str, events: list[TimelineEvent]) -> list[str]:
+    problems = []
+    if [e.id for e in events] != list(range(1, len(events) + 1)):
+        problems.append(f"{task_id}: seq not 1..n: {[e.id for e in events]}")
+    terminals = [e for e in events if e.event in TERMINAL]
+    if len(terminals) != 1:
+        problems.append(f"{task_id}: {len(terminals)} terminal events")
+    elif events[-1] is not terminals[0]:
+        problems.append(f"{task_id}: terminal event is not last")
+    if not events or events[0].event != "task.submitted":
+        problems.append(f"{task_id}: does not start with task.submitted")
+    return problems
+
+
+async def check_tasks(
+    api: PublicApi, task_ids: list[str], *, artifacts_per_task: int, within: float = 300
+) -> Findings:
+    """Every task terminal; each timeline 1..n with one terminal event, last; no artifact twice."""
+    findings = Findings(tasks=len(task_ids))
+    limit = asyncio.Semaphore(20)
+
+    async def check(task_id: str) -> None:
+        async with limit:
+            task = await api.finished_task(task_id, within=within)
+            findings.statuses[task["status"]] = findings.statuses.get(task["status"], 0) + 1
+            events = await api.timeline(task_id, within=60)
+            findings.problems += timeline_problems(task_id, events)
+            started = [e for e in events if e.event == "task.started"]
+            findings.attempts[len(started)] = findings.attempts.get(len(started), 0) + 1
+            artifacts = await api.artifacts(task_id)
+            names = [a["name"] for a in artifacts]
+            if len(names) != len(set(names)) or len(names) != artifacts_per_task:
+                findings.problems.append(f"{task_id}: artifacts {names}")
+            if len({a["id"] for a in artifacts}) != len(artifacts):
+                findings.problems.append(f"{task_id}: an artifact recorded twice")
+
+    await asyncio.gather(*(check(t) for t in task_ids))
+    return findings
+
+
+def dead_letters(stack: RunningStack) -> dict[str, int]:
+    """Depth of every DLQ and delivery DLQ of the stack's topology, by queue name."""
+    sqs: Any = boto3.client("sqs", endpoint_url=stack.moto_endpoint, region_name="us-east-1")
+    depths = {}
+    prefix = f"relay-{stack.config.env}-"
+    for url in sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", []):
+        if url.endswith("-dlq"):
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            depths[url.rsplit("/", 1)[-1]] = int(attributes["ApproximateNumberOfMessages"]) + int(
+                attributes["ApproximateNumberOfMessagesNotVisible"]
+            )
+    return depths
