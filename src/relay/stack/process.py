@@ -75,7 +75,7 @@ class RunningStack:
         return pid
 
     def wait_restarted(self, program: str, old_pid: int, *, within: float = 60) -> int:
-        """Block until the supervisor has started ``program`` again and it answers /healthz."""
+        """Block until the supervisor has started ``program`` again and it is ready."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             with contextlib.suppress(FileNotFoundError, ValueError):
@@ -86,10 +86,11 @@ class RunningStack:
         raise TimeoutError(f"{program} did not come back within {within}s\n{self.log_tail()}")
 
     def _healthy(self, program: str) -> bool:
+        """Back means ready (it rebuilt itself), not only that the process answers."""
         if program not in SERVICES:
             return True
         try:
-            url = f"{self.config.url(program)}/healthz"
+            url = f"{self.config.url(program)}/readyz"
             return httpx.get(url, timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
@@ -112,7 +113,10 @@ class RunningStack:
 def running_stack(
     database_url: str, redis_url: str, state_dir: Path, **extra_env: str
 ) -> Iterator[RunningStack]:
-    """`relay up` as a user runs it, on free ports; ``extra_env`` reaches every service."""
+    """`relay up` as a user runs it, on free ports; ``extra_env`` reaches every service.
+
+    Pools are kept small (RELAY_DB_POOL_MAX), so that two test stacks and the tests' own
+    connections stay well inside PostgreSQL's default 100 connections."""
     config = StackConfig.on_free_ports(
         env=f"e2e{uuid.uuid4().hex[:8]}",
         state_dir=state_dir,
@@ -128,6 +132,7 @@ def running_stack(
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         **{f"RELAY_STACK_{s.upper()}_PORT": str(config.port(s)) for s in (*SERVICES, "moto")},
+        "RELAY_DB_POOL_MAX": "4",
         **extra_env,
     }
     process = subprocess.Popen(
@@ -158,7 +163,7 @@ def _wait_until_ready(process: subprocess.Popen[bytes], stack: RunningStack, sta
                 f"relay up exited with {process.returncode}:\n"
                 f"{(state / 'relay-up.err').read_text()}\n{stack.log_tail()}"
             )
-        # the stack records itself once every service answered /healthz
+        # the stack records itself once every service is ready (/readyz)
         if stack.config.stack_file.exists():
             try:
                 if httpx.get(f"{stack.gateway_url}/healthz", timeout=2).status_code == 200:

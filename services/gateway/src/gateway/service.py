@@ -47,16 +47,20 @@ def refusal(call: InternalCall, reply: InternalReply) -> Exception:
     """What the client should see for a reply that is not a success."""
     if 400 <= reply.status < 500 and reply.status not in _NOT_THE_CLIENTS_FAULT:
         return Refused(reply)
+    if reply.status == 503:
+        # starting, or waiting for one of its dependencies: temporary, and the client may retry
+        log.warning("%s %s %s is unavailable for now", call.service, call.method, call.path)
+        return _unavailable(reply.header("retry-after") or "2")
     log.error("%s %s %s answered %s", call.service, call.method, call.path, reply.status)
     return _bad_gateway()
 
 
-def _unavailable() -> Problem:
+def _unavailable(retry_after: str = "2") -> Problem:
     return Problem(
         503,
         "Service Unavailable",
         "An internal service is not answering; try again shortly.",
-        headers={"Retry-After": "2"},
+        headers={"Retry-After": retry_after},
     )
 
 

@@ -241,7 +241,7 @@ async def test_a_path_that_tries_to_climb_out_reaches_no_service(
     assert services.calls == []
 
 
-@pytest.mark.parametrize("status", [500, 503, 401, 403])
+@pytest.mark.parametrize("status", [500, 502, 401, 403])
 async def test_a_failing_service_is_a_502_that_says_nothing_of_the_inside(
     acme: httpx.AsyncClient, services: FakeInternalServices, status: int
 ) -> None:
@@ -254,6 +254,21 @@ async def test_a_failing_service_is_a_502_that_says_nothing_of_the_inside(
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "psycopg" not in response.text
     assert "tasks-7" not in response.text
+
+
+async def test_a_service_that_is_starting_or_degraded_is_a_503_to_retry(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    starting = problem_reply(
+        503, "Service starting", "waiting for PostgreSQL at db-3:5432", **{"retry-after": "5"}
+    )
+    services.answer("tasks", "GET", f"/internal/tasks/{TASK}", starting)
+
+    response = await acme.get(f"/v1/tasks/{TASK}")
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert "db-3" not in response.text  # the inside stays inside
 
 
 async def test_an_unreachable_service_is_a_503(
