@@ -55,6 +55,10 @@ class PublicApi:
             assert source.response.status_code == 200, await source.response.aread()
             assert source.response.headers["content-type"].startswith("text/event-stream")
             async for sse in source.aiter_sse():
+                if not sse.data:
+                    # A heartbeat comment after an event: httpx-sse keeps the last id and hands
+                    # out an empty event; the SSE spec dispatches nothing for an empty data buffer.
+                    continue
                 events.append(TimelineEvent(int(sse.id), sse.event, json.loads(sse.data)))
         return events
 
