@@ -4,6 +4,11 @@ A message whose handler raises is left on the queue, its visibility shortened fo
 retry; SQS redelivers it and the queue's redrive policy moves it to the DLQ after a bounded
 number of receives. Handlers must therefore be safe to run twice (see inbox.py). The failure on
 the last receive is logged at ERROR with its reason, since SQS records none in the DLQ.
+
+A message whose handler *defers* it (``Defer``: not its fault, try later) is sent again as a new
+message with a delay and the delivered copy deleted, so waiting does not use up the receives
+that the redrive policy allows for failures (ADR 0008). The copy counts its deferrals in a
+message attribute; past ``max_deferrals`` a deferral is handled like a failure.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from relay_shared.events import DomainEvent, parse_event
@@ -28,10 +33,25 @@ class ReceivedMessage:
     body: str
     receive_count: int
     attributes: Mapping[str, str]
+    # string-valued message attributes (the bus sets none; a deferred copy carries its count)
+    message_attributes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def deferrals(self) -> int:
+        """How many times this message was deferred and sent again."""
+        try:
+            return int(self.message_attributes.get(DEFERRALS_ATTRIBUTE, "0"))
+        except ValueError:
+            return 0
 
 
 MessageHandler = Callable[[ReceivedMessage], Awaitable[None]]
 EventHandler = Callable[[Any], Awaitable[None]]
+
+
+DEFERRALS_ATTRIBUTE = "relay-deferrals"
+MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds limit; a longer deferral is taken in steps
+TRACE_HEADER = "AWSTraceHeader"
 
 
 class UnroutableMessage(ValueError):
@@ -40,8 +60,9 @@ class UnroutableMessage(ValueError):
 
 class Defer(Exception):
     """Raised by a handler that cannot act on the message yet (e.g. another worker holds the
-    task): the message stays on the queue and comes back after ``delay_seconds``. It counts as
-    a receive, like any redelivery."""
+    task, or a dependency is down): the message comes back after ``delay_seconds``. It does
+    not count towards the queue's maxReceiveCount unless the consumer's ``max_deferrals`` is
+    used up."""
 
     def __init__(self, delay_seconds: int, reason: str) -> None:
         super().__init__(reason)
@@ -112,6 +133,7 @@ class SqsConsumer:
         visibility_timeout: int = 60,
         max_backoff_seconds: int = 300,
         grace_seconds: float = 30.0,
+        max_deferrals: int = 1000,
         name: str = "consumer",
     ) -> None:
         self._client = client
@@ -123,6 +145,7 @@ class SqsConsumer:
         self._visibility_timeout = visibility_timeout
         self._max_backoff = max_backoff_seconds
         self._grace = grace_seconds
+        self._max_deferrals = max_deferrals
         self._name = name
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -218,6 +241,11 @@ class SqsConsumer:
                 body=m["Body"],
                 receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
                 attributes=m.get("Attributes", {}),
+                message_attributes={
+                    name: value["StringValue"]
+                    for name, value in m.get("MessageAttributes", {}).items()
+                    if "StringValue" in value
+                },
             )
             for m in response.get("Messages", [])
         ]
@@ -231,17 +259,7 @@ class SqsConsumer:
             await self._set_visibility(message, 0)
             raise
         except Defer as defer:
-            if await self._is_last_receive(message):  # a deferral counts as a receive
-                self._log_dead_letter(message, defer)
-            else:
-                log.info(
-                    "%s: message %s deferred %ds: %s",
-                    self._name,
-                    message.message_id,
-                    defer.delay_seconds,
-                    defer.reason,
-                )
-            await self._set_visibility(message, defer.delay_seconds)
+            await self._defer(message, defer)
         except Exception as exc:
             delay = min(self._max_backoff, 2 ** min(message.receive_count, 16))
             if await self._is_last_receive(message):
@@ -265,6 +283,68 @@ class SqsConsumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             self._slots.release()
+
+    async def _defer(self, message: ReceivedMessage, defer: Defer) -> None:
+        if message.deferrals < self._max_deferrals and await self._send_again(message, defer):
+            log.info(
+                "%s: message %s deferred %ds (deferral %d): %s",
+                self._name,
+                message.message_id,
+                defer.delay_seconds,
+                message.deferrals + 1,
+                defer.reason,
+            )
+            await self._deletes.put(message.receipt_handle)
+            return
+        # Deferred too often, or AWS refused the copy: wait on this receive, which counts.
+        if await self._is_last_receive(message):
+            self._log_dead_letter(message, defer)
+        else:
+            log.info(
+                "%s: message %s deferred %ds on receive %d: %s",
+                self._name,
+                message.message_id,
+                defer.delay_seconds,
+                message.receive_count,
+                defer.reason,
+            )
+        await self._set_visibility(message, defer.delay_seconds)
+
+    async def _send_again(self, message: ReceivedMessage, defer: Defer) -> bool:
+        """Put a copy of ``message`` on the queue, due after the deferral's delay. Sent before
+        the delivered copy is deleted: a crash in between leaves two, never none."""
+        attributes = {
+            name: {"DataType": "String", "StringValue": value}
+            for name, value in message.message_attributes.items()
+        }
+        attributes[DEFERRALS_ATTRIBUTE] = {
+            "DataType": "Number",
+            "StringValue": str(message.deferrals + 1),
+        }
+        request: dict[str, Any] = {
+            "QueueUrl": self._queue_url,
+            "MessageBody": message.body,
+            "DelaySeconds": max(0, min(MAX_DELAY_SECONDS, defer.delay_seconds)),
+            "MessageAttributes": attributes,
+        }
+        trace_header = message.attributes.get(TRACE_HEADER)
+        if trace_header:
+            request["MessageSystemAttributes"] = {
+                TRACE_HEADER: {"DataType": "String", "StringValue": trace_header}
+            }
+        try:
+            await self._client.send_message(**request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "%s: could not send deferred message %s again: %s",
+                self._name,
+                message.message_id,
+                exc,
+            )
+            return False
+        return True
 
     async def _read_redrive_policy(self) -> None:
         """Learn the queue's maxReceiveCount once, to tell a message's last failure from the

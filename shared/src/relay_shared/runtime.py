@@ -99,6 +99,7 @@ def sqs_consumer(
         wait_seconds=settings.consumer_wait_seconds,
         visibility_timeout=settings.consumer_visibility_timeout,
         grace_seconds=settings.shutdown_grace_seconds,
+        max_deferrals=settings.consumer_max_deferrals,
         name=name,
     )
 

@@ -53,6 +53,12 @@ class ServiceSettings(BaseSettings):
         le=43200,
         description="A message whose handler met a dependency outage comes back after this.",
     )
+    consumer_max_deferrals: int = Field(
+        default=1000,
+        ge=0,
+        description="A message deferred (sent again with a delay) more often than this is"
+        " handled as a failure, which counts towards the queue's maxReceiveCount.",
+    )
 
     # Outbox relay and housekeeping
     outbox_poll_interval: float = Field(default=1.0, gt=0)

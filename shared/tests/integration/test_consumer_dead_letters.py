@@ -21,6 +21,7 @@ from relay_shared.settings import ServiceSettings
 pytestmark = pytest.mark.integration
 
 CONSUMER_LOG = "relay_shared.consumer"
+TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 
 
 @pytest.fixture
@@ -114,7 +115,50 @@ async def test_a_garbage_body_is_named_as_unknown_on_its_last_failure(
     )
 
 
-async def test_a_deferral_on_the_last_receive_is_logged_at_error(
+async def test_deferrals_do_not_use_up_the_receives_a_queue_allows(
+    sqs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=CONSUMER_LOG)
+    url, dlq = await _queue(sqs, max_receive_count=2)
+    body, _ = _event_body()
+    await sqs.send_message(
+        QueueUrl=url,
+        MessageBody=body,
+        MessageSystemAttributes={
+            "AWSTraceHeader": {"DataType": "String", "StringValue": TRACE_HEADER}
+        },
+    )
+    seen: list[ReceivedMessage] = []
+
+    async def handler(message: ReceivedMessage) -> None:
+        seen.append(message)
+        if len(seen) <= 4:
+            raise Defer(0, "another worker holds the task")
+
+    consumer = SqsConsumer(sqs, url, handler, wait_seconds=1)
+    task = asyncio.create_task(consumer.run())
+
+    async def handled() -> int:
+        return len(seen)
+
+    await eventually(handled, until=lambda n: n == 5, within=20)
+    consumer.stop()
+    await task
+
+    # four deferrals on a queue that dead-letters on the third receive: handled, not set aside
+    assert [m.body for m in seen] == [body] * 5
+    assert [m.deferrals for m in seen] == [0, 1, 2, 3, 4]
+    assert [m.receive_count for m in seen] == [1] * 5
+    assert {m.attributes.get("AWSTraceHeader") for m in seen} == {TRACE_HEADER}
+    assert await _dlq_bodies(sqs, dlq) == []
+    response = await sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0, VisibilityTimeout=0)
+    assert response.get("Messages", []) == []
+    records = _consumer_records(caplog)
+    assert [r.levelno for r in records] == [logging.INFO] * 4
+    assert "(deferral 4): another worker holds the task" in records[-1].getMessage()
+
+
+async def test_past_max_deferrals_a_deferral_counts_and_the_last_is_logged_at_error(
     sqs: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=CONSUMER_LOG)
@@ -125,14 +169,17 @@ async def test_a_deferral_on_the_last_receive_is_logged_at_error(
     async def handler(message: ReceivedMessage) -> None:
         raise Defer(0, "another worker holds the task")
 
-    consumer = SqsConsumer(sqs, url, handler, wait_seconds=1)
+    consumer = SqsConsumer(sqs, url, handler, wait_seconds=1, max_deferrals=1)
     task = asyncio.create_task(consumer.run())
     assert await eventually(lambda: _dlq_bodies(sqs, dlq)) == [body]
     consumer.stop()
     await task
 
     records = _consumer_records(caplog)
-    assert [r.levelno for r in records] == [logging.INFO, logging.ERROR]
+    # sent again once; then the copy's receives count: one deferral, then the DLQ
+    assert [r.levelno for r in records] == [logging.INFO, logging.INFO, logging.ERROR]
+    assert "(deferral 1)" in records[0].getMessage()
+    assert "deferred 0s on receive 1" in records[1].getMessage()
     assert "after 2 receives: Defer: another worker holds the task" in records[-1].getMessage()
 
 
