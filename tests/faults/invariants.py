@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import psycopg
+from psycopg import sql
 
 from relay.api_client import PublicApi, TimelineEvent
 from relay.stack.process import RunningStack
@@ -80,3 +83,38 @@ def dead_letters(stack: RunningStack) -> dict[str, int]:
                 attributes["ApproximateNumberOfMessagesNotVisible"]
             )
     return depths
+
+
+def diagnose(stack: RunningStack, task_ids: list[str]) -> str:
+    """Where stuck tasks are, for the failure message: the queues' dead letters, and each
+    service's rows for the first few tasks (read straight from their schemas: diagnosis only,
+    never an assertion)."""
+    lines = [f"dead letters: {dead_letters(stack)}"]
+    queries = {
+        "tasks": "SELECT status, started_at, finished_at FROM tasks.tasks WHERE id = %s",
+        "agent": "SELECT status, attempt, lease_expires_at, finished_at FROM agent.runs"
+        " WHERE task_id = %s",
+        "notifier": "SELECT seq, type FROM notifier.timeline_events WHERE task_id = %s"
+        " ORDER BY seq",
+        "notifier held": "SELECT type FROM notifier.held_events WHERE task_id = %s",
+    }
+    with psycopg.connect(stack.environment["DATABASE_URL"]) as conn:
+        for schema in ("tasks", "agent", "artifacts", "notifier"):
+            with contextlib.suppress(psycopg.Error):
+                (pending,) = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {}.outbox WHERE published_at IS NULL").format(
+                        sql.Identifier(schema)
+                    )
+                ).fetchone() or (0,)
+                lines.append(f"{schema} outbox unpublished: {pending}")
+            conn.rollback()
+        for task_id in task_ids[:5]:
+            for name, query in queries.items():
+                rows: list[Any]
+                try:
+                    rows = conn.execute(query, (task_id,)).fetchall()
+                except psycopg.Error as exc:
+                    rows = [repr(exc)]
+                    conn.rollback()
+                lines.append(f"{task_id} {name}: {rows}")
+    return "\n".join(lines)

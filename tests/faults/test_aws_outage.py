@@ -13,7 +13,7 @@ import pytest
 from relay.api_client import PublicApi
 from relay.stack.process import RunningStack
 
-from .invariants import check_tasks, dead_letters
+from .invariants import check_tasks, dead_letters, diagnose
 from .workload import all_terminal, record, submit
 
 OUTAGE_SECONDS = 30
@@ -27,7 +27,7 @@ async def test_intake_during_an_aws_outage_loses_nothing(
 ) -> None:
     # a quiet start: what was in moto's queues before the outage is not this test's subject
     warmup = [await submit(api, PROMPT.format(n=f"warm-{n}")) for n in range(5)]
-    await all_terminal(api, warmup, within=120)
+    await all_terminal(api, warmup, within=120, explain=lambda ids: diagnose(fault_stack, ids))
 
     moto = fault_stack.pid("moto")
     fault_stack.kill("moto", signal.SIGSTOP)  # frozen: connections hang, nothing answers
@@ -47,7 +47,9 @@ async def test_intake_during_an_aws_outage_loses_nothing(
         fault_stack.kill("moto", signal.SIGKILL)
     await asyncio.to_thread(fault_stack.wait_restarted, "moto", moto)
     back_at = time.monotonic()
-    finished = await all_terminal(api, task_ids, within=300)
+    finished = await all_terminal(
+        api, task_ids, within=300, explain=lambda ids: diagnose(fault_stack, ids)
+    )
 
     findings = await check_tasks(api, task_ids, artifacts_per_task=1)
     dlq = dead_letters(fault_stack)

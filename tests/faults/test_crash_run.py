@@ -14,7 +14,7 @@ import pytest
 from relay.api_client import PublicApi
 from relay.stack.process import RunningStack
 
-from .invariants import check_tasks, dead_letters
+from .invariants import check_tasks, dead_letters, diagnose
 from .workload import all_terminal, record, submit_many
 
 TASKS = 200
@@ -48,7 +48,9 @@ async def test_crash_run_loses_nothing_and_does_nothing_twice(
     killer = asyncio.create_task(_killer(fault_stack, stop, kills))
     try:
         task_ids = await submit_many(api, [PROMPT.format(n=n) for n in range(TASKS)])
-        finished = await all_terminal(api, task_ids, within=600)
+        finished = await all_terminal(
+            api, task_ids, within=600, explain=lambda ids: diagnose(fault_stack, ids)
+        )
     finally:
         stop.set()
         await killer

@@ -13,7 +13,7 @@ import pytest
 from relay.api_client import PublicApi
 from relay.stack.process import RunningStack
 
-from .invariants import check_tasks, dead_letters
+from .invariants import check_tasks, dead_letters, diagnose
 from .workload import all_terminal, record, submit_many
 
 TASKS = 60
@@ -48,7 +48,9 @@ async def test_terminated_backends_lose_nothing(fault_stack: RunningStack, api: 
     killer = asyncio.create_task(terminator())
     try:
         task_ids = await submit_many(api, [PROMPT.format(n=n) for n in range(TASKS)])
-        finished = await all_terminal(api, task_ids, within=400)
+        finished = await all_terminal(
+            api, task_ids, within=400, explain=lambda ids: diagnose(fault_stack, ids)
+        )
     finally:
         stop.set()
         await killer

@@ -13,7 +13,7 @@ from relay.api_client import PublicApi
 from relay.stack.config import SERVICES
 from relay.stack.process import RunningStack
 
-from .invariants import check_tasks, dead_letters
+from .invariants import check_tasks, dead_letters, diagnose
 from .workload import all_terminal, record, submit_many
 
 TASKS_PER_ROUND = 15
@@ -37,7 +37,9 @@ async def test_sigterm_to_each_service_under_load_loses_nothing(
         await asyncio.to_thread(fault_stack.wait_restarted, service, old)
         stops[service] = round(time.monotonic() - t0, 1)
         task_ids += await batch
-    finished = await all_terminal(api, task_ids, within=600)
+    finished = await all_terminal(
+        api, task_ids, within=600, explain=lambda ids: diagnose(fault_stack, ids)
+    )
 
     findings = await check_tasks(api, task_ids, artifacts_per_task=1)
     dlq = dead_letters(fault_stack)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -45,7 +46,13 @@ async def submit_many(api: PublicApi, prompts: list[str], *, at_once: int = 10) 
     return list(await asyncio.gather(*(one(p) for p in prompts)))
 
 
-async def all_terminal(api: PublicApi, task_ids: list[str], *, within: float) -> float:
+async def all_terminal(
+    api: PublicApi,
+    task_ids: list[str],
+    *,
+    within: float,
+    explain: Callable[[list[str]], str] | None = None,
+) -> float:
     """Poll until every task is terminal, riding out the moments a killed service is away;
     returns when (time.monotonic()). At the deadline, fail saying where the stragglers are."""
     deadline = time.monotonic() + within
@@ -67,7 +74,10 @@ async def all_terminal(api: PublicApi, task_ids: list[str], *, within: float) ->
             break
         if time.monotonic() > deadline:
             stragglers = {t: last_seen.get(t, "?") for t in sorted(pending)[:10]}
-            raise AssertionError(f"{len(pending)} tasks not terminal after {within}s: {stragglers}")
+            details = explain(sorted(pending)) if explain else ""
+            raise AssertionError(
+                f"{len(pending)} tasks not terminal after {within}s: {stragglers}\n{details}"
+            )
         await asyncio.sleep(0.5)
     return time.monotonic()
 

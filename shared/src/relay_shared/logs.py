@@ -15,5 +15,5 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # botocore logs request details (including headers) at DEBUG; keep it quiet
-    for noisy in ("botocore", "aiobotocore", "urllib3"):
+    for noisy in ("botocore", "aiobotocore", "urllib3", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
