@@ -182,7 +182,8 @@ def publish(agent_settings: AgentSettings) -> Callable[..., Any]:
 
 @pytest.fixture
 def queue_depth(agent_settings: AgentSettings, topology: Topology) -> Callable[..., Any]:
-    """(visible, in flight) messages on one of the agent's queues."""
+    """(visible, held back) messages on one of the agent's queues; held back is in flight or
+    delayed (a deferred message is sent again with a delay)."""
 
     async def depth(queue: str = "agent") -> tuple[int, int]:
         async with aws_client(agent_settings, "sqs") as sqs:
@@ -191,12 +192,14 @@ def queue_depth(agent_settings: AgentSettings, topology: Topology) -> Callable[.
                 AttributeNames=[
                     "ApproximateNumberOfMessages",
                     "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
                 ],
             )
         attributes = response["Attributes"]
         return (
             int(attributes["ApproximateNumberOfMessages"]),
-            int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+            int(attributes["ApproximateNumberOfMessagesNotVisible"])
+            + int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
         )
 
     return depth

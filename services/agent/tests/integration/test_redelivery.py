@@ -66,7 +66,8 @@ async def test_the_same_task_delivered_twice_runs_once(
             QueueUrl=topology.queue_urls["agent"], MessageBody=eventbridge_body(event)
         )
         await eventually(lambda: _deferrals(caplog), until=lambda n: n >= 1, within=15)
-        assert await queue_depth() == (0, 2)  # both held: the deferred one is not deleted
+        # both kept: the first in flight, the deferred one sent again with a delay (not acked)
+        assert await queue_depth() == (0, 2)
 
         gate.set()
         await eventually(
