@@ -75,13 +75,6 @@ def bootstrap(
     topo = Topology(env=env)
     bus = bus_name(env)
 
-    try:
-        topo.bus_arn = events.create_event_bus(Name=bus)["EventBusArn"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
-            raise
-        topo.bus_arn = events.describe_event_bus(Name=bus)["Arn"]
-
     queue_arns: dict[str, str] = {}
     delivery_arns: dict[str, str] = {}
     rules_by_queue: dict[str, list[str]] = {}
@@ -94,10 +87,6 @@ def bootstrap(
         retention = {"MessageRetentionPeriod": str(qs.dlq_retention_seconds)}
         dlq_url, dlq_arn = _queue(sqs, dlq_name(env, service, kind), retention)
         ddlq_url, ddlq_arn = _queue(sqs, delivery_dlq_name(env, service, kind), retention)
-        rule_arns = [
-            f"{topo.bus_arn.rsplit(':', 1)[0]}:rule/{bus}/{name}"
-            for name in rules_by_queue.get(qid, [])
-        ]
         url, arn = _queue(
             sqs,
             queue_name(env, service, kind),
@@ -109,19 +98,21 @@ def bootstrap(
                 ),
             },
         )
-        sqs.set_queue_attributes(
-            QueueUrl=url, Attributes={"Policy": json.dumps(_queue_policy(arn, rule_arns))}
-        )
-        sqs.set_queue_attributes(
-            QueueUrl=ddlq_url,
-            Attributes={"Policy": json.dumps(_queue_policy(ddlq_arn, rule_arns))},
-        )
         topo.queue_urls[qid] = url
         topo.dlq_urls[qid] = dlq_url
         topo.delivery_dlq_urls[qid] = ddlq_url
         queue_arns[qid] = arn
         delivery_arns[qid] = ddlq_arn
 
+    # The bus comes after the queues and right before its rules: an event published to a bus
+    # without rules goes nowhere, so that window stays as short as a few calls (it matters
+    # when moto comes back empty while the services keep publishing).
+    try:
+        topo.bus_arn = events.create_event_bus(Name=bus)["EventBusArn"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            raise
+        topo.bus_arn = events.describe_event_bus(Name=bus)["Arn"]
     retry = routing.target_retry_policy
     for rule in routing.rules():
         name = rule.name(env)
@@ -149,6 +140,20 @@ def bootstrap(
         )
         topo.rules.append(name)
     _remove_undeclared_rules(events, bus, env, set(topo.rules))
+
+    for qid, url in topo.queue_urls.items():
+        rule_arns = [
+            f"{topo.bus_arn.rsplit(':', 1)[0]}:rule/{bus}/{name}"
+            for name in rules_by_queue.get(qid, [])
+        ]
+        for queue_url, queue_arn in (
+            (url, queue_arns[qid]),
+            (topo.delivery_dlq_urls[qid], delivery_arns[qid]),
+        ):
+            sqs.set_queue_attributes(
+                QueueUrl=queue_url,
+                Attributes={"Policy": json.dumps(_queue_policy(queue_arn, rule_arns))},
+            )
 
     topo.bucket = bucket or artifacts_bucket_name(env)
     _bucket(s3, topo.bucket, region)
