@@ -38,6 +38,7 @@ from relay.stack.errors import StackError
 from relay.stack.local import LocalStack, read_stack_file
 from relay.stack.report import show_failure
 from relay.stack.topology import bootstrap as bootstrap_topology
+from relay.traces import load_spans, render, task_traces
 
 app = typer.Typer(
     help="Relay: run long AI-agent tasks. Operator CLI and local stack.",
@@ -150,6 +151,34 @@ def demo(
     raise typer.Exit(
         asyncio.run(run_demo(StackConfig(), console, output_dir=output_dir, time_limit=timeout))
     )
+
+
+@app.command()
+def trace(
+    task_id: Annotated[str, typer.Argument(help="The task's id.")],
+    telemetry_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where the services write spans; default: the local stack's."),
+    ] = None,
+) -> None:
+    """Print a task's traces as indented trees: service, span, duration, X-Ray trace id.
+
+    Reads the span files the local stack's services write (RELAY_TELEMETRY_DIR). On AWS, look
+    the trace id up in X-Ray instead.
+    """
+    directory = telemetry_dir or StackConfig().telemetry_dir
+    if not directory.is_dir():
+        errors.print(f"No span files in {directory}: start the stack with `make up` first.")
+        raise typer.Exit(1)
+    found = task_traces(load_spans(directory), task_id)
+    if not found:
+        errors.print(
+            f"No spans for task {task_id} in {directory} (spans are written about a second"
+            " after they end)."
+        )
+        raise typer.Exit(1)
+    for one in found:
+        console.print(render(one))
 
 
 @app.command()

@@ -12,6 +12,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,16 +21,56 @@ import pytest
 import redis
 import uvicorn
 from fastapi.testclient import TestClient
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from psycopg import sql
 
 from relay.stack.moto import free_port, start_moto, wait_until_up
 from relay.stack.topology import Topology, bootstrap
 from relay_shared.internal_auth import generate_keypair
+from relay_shared.settings import ServiceSettings
+from relay_shared.telemetry import configure_telemetry
 
 T = TypeVar("T")
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the test process's telemetry recorded (see the ``telemetry`` fixture)."""
+
+    spans: InMemorySpanExporter
+    metrics: InMemoryMetricReader
+
+    def finished(self) -> list[ReadableSpan]:
+        return list(self.spans.get_finished_spans())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _process_telemetry() -> Recorded:
+    """The test process traces as a service does (same sampler and propagators), into memory:
+    installed once, for every test, so that no test sees a different set-up depending on which
+    ran before it. Its HTTP clients are not instrumented: a test's request to a stack must not
+    carry the test's own (unsampled) trace context, which the services would honour."""
+    recorded = Recorded(InMemorySpanExporter(), InMemoryMetricReader())
+    configure_telemetry(
+        ServiceSettings(service_name="tests"),
+        span_processors=[SimpleSpanProcessor(recorded.spans)],
+        metric_readers=[recorded.metrics],
+        instrument=False,
+    )
+    return recorded
+
+
+@pytest.fixture(autouse=True)
+def telemetry(_process_telemetry: Recorded) -> Recorded:
+    """Spans and metrics recorded in this process; the spans start empty for each test."""
+    _process_telemetry.spans.clear()
+    return _process_telemetry
 
 
 @pytest.fixture(scope="session")

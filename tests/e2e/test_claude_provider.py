@@ -3,10 +3,12 @@ Messages API (real wire format, streaming) served by this test process. Public A
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from relay.api_client import PublicApi
@@ -16,6 +18,7 @@ from relay.testing import eventually, fresh_database
 
 pytestmark = pytest.mark.e2e
 
+PROVIDER_KEY = "sk-ant-fake-key-for-tests"
 REPORT = "# Findings\n\nThe fake model wrote this, byte for byte: é ✓\n"
 PER_REPLY = TokenUsage(
     input_tokens=1200,
@@ -50,7 +53,9 @@ def claude_stack(
             tmp_path_factory.mktemp("claude-stack"),
             RELAY_LLM_PROVIDER="anthropic",
             ANTHROPIC_BASE_URL=base_url,
-            ANTHROPIC_API_KEY="sk-ant-fake-key-for-tests",
+            ANTHROPIC_API_KEY=PROVIDER_KEY,
+            # every library's debug output too: none of it may carry a key
+            RELAY_LOG_LEVEL="DEBUG",
         ) as up,
     ):
         yield up
@@ -162,3 +167,36 @@ async def test_a_refused_key_fails_the_task_at_once_and_a_rate_limit_is_retried(
     limited = await claude_api.submit("Busy at first.")
     events = await claude_api.timeline(limited["id"])
     assert events[-1].event == "task.succeeded"
+
+
+async def test_no_api_key_or_provider_key_reaches_a_log_line_or_a_span(
+    claude_stack: RunningStack, fake_model: tuple[FakeAnthropicApi, str]
+) -> None:
+    fake, _ = fake_model
+    api_key = claude_stack.create_key("secrets-e2e")
+    client = PublicApi(claude_stack.gateway_url, api_key)
+    try:
+        task = await client.submit("Write up your findings.")
+        assert (await client.finished_task(task["id"]))["status"] == "succeeded"
+        fake.script(ApiError.unauthorized())  # the provider refuses the key: logged as such
+        refused = await client.submit("This key will be refused.")
+        assert (await client.finished_task(refused["id"]))["status"] == "failed"
+    finally:
+        await client.aclose()
+    wrong = "rly_" + "w" * 43  # a key of the right shape that does not exist
+    async with httpx.AsyncClient(base_url=claude_stack.gateway_url) as anonymous:
+        response = await anonymous.get("/v1/tasks", headers={"Authorization": f"Bearer {wrong}"})
+        assert response.status_code == 401
+
+    await asyncio.sleep(1.5)  # spans are written a second after they end
+    files = [
+        *claude_stack.config.log_dir.glob("*.log"),
+        *claude_stack.config.telemetry_dir.glob("*.jsonl"),
+    ]
+    assert {f.name for f in files} >= {"agent.log", "gateway.log", "agent.spans.jsonl"}
+    agent_log = (claude_stack.config.log_dir / "agent.log").read_text()
+    assert "provider_auth_failed" in agent_log  # the refusal was logged, without the key
+    for path in files:
+        text = path.read_text(errors="replace")
+        for secret in (api_key, PROVIDER_KEY, wrong):
+            assert secret not in text, f"{path.name} holds a key"

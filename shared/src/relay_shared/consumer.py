@@ -17,13 +17,32 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import metrics
+from opentelemetry.trace import Span
+
 from relay_shared.events import DomainEvent, parse_event
+from relay_shared.logs import log_context
+from relay_shared.tracing import AWS_TRACE_HEADER as TRACE_HEADER
+from relay_shared.tracing import consumer_span, event_attributes, fail
 
 log = logging.getLogger(__name__)
+
+_meter = metrics.get_meter("relay")
+PROCESS_DURATION = _meter.create_histogram(
+    "messaging.process.duration",
+    unit="s",
+    description="Time to handle one message, by queue and outcome.",
+)
+QUEUE_LAG = _meter.create_histogram(
+    "relay.consumer.lag",
+    unit="s",
+    description="From a message's arrival on the queue to its receipt by a consumer.",
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +70,6 @@ EventHandler = Callable[[Any], Awaitable[None]]
 
 DEFERRALS_ATTRIBUTE = "relay-deferrals"
 MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds limit; a longer deferral is taken in steps
-TRACE_HEADER = "AWSTraceHeader"
 
 
 class UnroutableMessage(ValueError):
@@ -109,6 +127,15 @@ def envelope_fields(body: str) -> dict[str, str]:
             if isinstance(metadata.get(name), str):
                 fields[name] = metadata[name]
     return fields
+
+
+def event_traceparent(body: str) -> str | None:
+    """The ``metadata.traceparent`` of the event a message carries, if it can be read."""
+    try:
+        value = json.loads(body)["detail"]["metadata"]["traceparent"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def decode(body: str) -> DomainEvent:
@@ -234,6 +261,14 @@ class SqsConsumer:
                 await receive
             return []
         response = receive.result()
+        now_ms = time.time() * 1000
+        for m in response.get("Messages", []):
+            sent_ms = m.get("Attributes", {}).get("SentTimestamp")
+            if sent_ms:
+                QUEUE_LAG.record(
+                    max(0.0, (now_ms - int(sent_ms)) / 1000),
+                    {"messaging.destination.name": self._name},
+                )
         return [
             ReceivedMessage(
                 message_id=m["MessageId"],
@@ -251,7 +286,39 @@ class SqsConsumer:
         ]
 
     async def _process(self, message: ReceivedMessage) -> None:
+        # the heartbeat starts outside the message's span: its calls are not part of the trace
         heartbeat = asyncio.create_task(self._keep_invisible(message))
+        fields = envelope_fields(message.body)
+        started = time.monotonic()
+        outcome = "cancelled"
+        try:
+            with (
+                consumer_span(
+                    self._name,
+                    message.message_id,
+                    aws_trace_header=message.attributes.get(TRACE_HEADER),
+                    traceparent=event_traceparent(message.body),
+                    attributes=event_attributes(fields),
+                ) as span,
+                log_context(
+                    task_id=fields.get("task_id"),
+                    tenant_id=fields.get("tenant_id"),
+                    event_id=fields.get("event_id"),
+                ),
+            ):
+                outcome = await self._handle(message, span)
+        finally:
+            PROCESS_DURATION.record(
+                time.monotonic() - started,
+                {"messaging.destination.name": self._name, "relay.outcome": outcome},
+            )
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            self._slots.release()
+
+    async def _handle(self, message: ReceivedMessage, span: Span) -> str:
+        """Run the handler; settle the message by its outcome, which is returned."""
         try:
             await self._handler(message)
         except asyncio.CancelledError:
@@ -259,8 +326,11 @@ class SqsConsumer:
             await self._set_visibility(message, 0)
             raise
         except Defer as defer:
+            span.add_event("deferred", {"relay.defer.seconds": defer.delay_seconds})
             await self._defer(message, defer)
+            return "deferred"
         except Exception as exc:
+            fail(span, exc)
             delay = min(self._max_backoff, 2 ** min(message.receive_count, 16))
             if await self._is_last_receive(message):
                 self._log_dead_letter(message, exc)
@@ -276,13 +346,9 @@ class SqsConsumer:
                     exc_info=not isinstance(exc, UnroutableMessage),
                 )
             await self._set_visibility(message, delay)
-        else:
-            await self._deletes.put(message.receipt_handle)
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-            self._slots.release()
+            return "failure"
+        await self._deletes.put(message.receipt_handle)
+        return "success"
 
     async def _defer(self, message: ReceivedMessage, defer: Defer) -> None:
         if message.deferrals < self._max_deferrals and await self._send_again(message, defer):

@@ -17,6 +17,8 @@ from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from relay_shared.tracing import current_traceparent
+
 
 class _Tolerant(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -79,7 +81,8 @@ class DomainEvent(_Tolerant):
         event_id: UUID | None = None,
         occurred_at: datetime | None = None,
     ) -> Self:
-        """A new event; ``caused_by`` carries correlation and causation forward."""
+        """A new event; ``caused_by`` carries correlation and causation forward. Its
+        ``traceparent`` is the current span's (else the cause's): see tracing.py."""
         if correlation_id is None:
             correlation_id = caused_by.correlation_id if caused_by else str(task_id)
         metadata = EventMetadata(
@@ -92,8 +95,8 @@ class DomainEvent(_Tolerant):
             correlation_id=correlation_id,
             causation_id=str(caused_by.event_id) if caused_by else None,
             traceparent=traceparent
-            if traceparent is not None
-            else (caused_by.traceparent if caused_by else None),
+            or current_traceparent()
+            or (caused_by.traceparent if caused_by else None),
         )
         return cls(metadata=metadata, data=data)
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.importer import import_from_string
 
-from relay_shared.logs import configure_logging
+from relay_shared.logs import configure_logging, register_secret
 from relay_shared.problems import Problem, install_problem_handlers, problem_response
 from relay_shared.settings import ServiceSettings
 from relay_shared.startup import ServiceRuntime, Start
+from relay_shared.telemetry import configure_telemetry, instrument_app
 
 PROBES = frozenset({"/healthz", "/readyz"})
 # WebSocket close code 1013: "try again later"
@@ -61,6 +64,7 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
+    instrument_app(app)
     open_paths = PROBES | {p for p in (app.docs_url, app.openapi_url) if p}
     app.add_middleware(StartGate, runtime=runtime, open_paths=open_paths)
     return app
@@ -101,13 +105,26 @@ class StartGate:
         )
 
 
+def register_settings_secrets(settings: ServiceSettings) -> None:
+    """Mask every secret setting (keys, connection URLs) in log lines."""
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            if "://" in secret:  # a connection URL: only its password is secret
+                secret = urlsplit(secret).password or ""
+            register_secret(secret)
+
+
 def serve(app_factory: str | Callable[[], FastAPI], settings: ServiceSettings) -> None:
     """Run a service's HTTP server (``python -m <service>``); SIGTERM stops it gracefully.
 
     The app is built before anything serves, so a settings error stops the process at once.
     If start-up fails later (a missing secret, a bug), the process exits with status 1.
     """
-    configure_logging(settings.service_name, settings.log_level)
+    configure_logging(settings.service_name, settings.log_level, fmt=settings.log_format)
+    register_settings_secrets(settings)
+    telemetry = configure_telemetry(settings)
     factory: Any = import_from_string(app_factory) if isinstance(app_factory, str) else app_factory
     app: FastAPI = factory()
     server = uvicorn.Server(
@@ -126,6 +143,9 @@ def serve(app_factory: str | Callable[[], FastAPI], settings: ServiceSettings) -
         server.should_exit = True  # a graceful stop, as on SIGTERM
 
     runtime.on_failure = stop_serving
-    server.run()
+    try:
+        server.run()
+    finally:
+        telemetry.shutdown()  # flush the last spans and metrics
     if runtime.failure is not None:
         raise SystemExit(1)

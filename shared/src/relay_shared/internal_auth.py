@@ -26,6 +26,7 @@ from fastapi import Depends, Request
 
 from relay_shared.problems import Problem
 from relay_shared.settings import ServiceSettings
+from relay_shared.tracing import tag_span
 
 ALGORITHM = "EdDSA"
 GATEWAY = "gateway"
@@ -136,9 +137,11 @@ def internal_caller(
     if scheme.lower() != "bearer" or not token:
         raise Problem(401, "Unauthenticated", "An internal token is required.")
     try:
-        return verifier.verify(token)
+        caller = verifier.verify(token)
     except InvalidToken as exc:
         raise Problem(401, "Unauthenticated", f"Invalid internal token: {exc}") from exc
+    tag_span(tenant_id=caller.tenant_id)
+    return caller
 
 
 InternalCaller = Annotated[Caller, Depends(internal_caller)]

@@ -17,14 +17,31 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from opentelemetry import metrics, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row, tuple_row
 
 from relay_shared.db import Database
 from relay_shared.events import DomainEvent
-from relay_shared.publisher import EventBridgePublisher, OutboundEvent
+from relay_shared.publisher import EventBridgePublisher, OutboundEvent, PublishOutcome
+from relay_shared.tracing import (
+    current_traceparent,
+    from_traceparent,
+    tracer,
+    with_traceparent,
+    xray_header,
+)
 
 log = logging.getLogger(__name__)
+
+# room for metadata.traceparent, which the relay sets when it publishes
+TRACE_CONTEXT_BYTES = 128
+OUTBOX_LAG = metrics.get_meter("relay").create_histogram(
+    "relay.outbox.lag",
+    unit="s",
+    description="From an event's commit to its publication on the bus.",
+)
 
 
 def notify_channel(schema: str) -> str:
@@ -38,7 +55,8 @@ class Outbox:
         rows = []
         for event in events:
             outbound = to_outbound(event)
-            outbound.check_size()  # fail the transaction now, not at publish time
+            # fail the transaction now, not at publish time (the relay sets the traceparent)
+            outbound.check_size(reserve=TRACE_CONTEXT_BYTES)
             rows.append((outbound.event_id, outbound.source, outbound.detail_type, outbound.detail))
         async with conn.cursor() as cur:
             await cur.executemany(
@@ -150,7 +168,8 @@ class OutboxRelay:
         ``last_error``); entries EventBridge refused are retried later with backoff."""
         async with self._db.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
-                "SELECT event_id, source, detail_type, detail::text AS detail, attempts"
+                "SELECT event_id, source, detail_type, detail::text AS detail, attempts,"
+                " extract(epoch FROM clock_timestamp() - created_at)::float8 AS lag"
                 " FROM outbox WHERE published_at IS NULL AND next_attempt_at <= now()"
                 " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                 (self._batch_size,),
@@ -159,19 +178,18 @@ class OutboxRelay:
             if not rows:
                 self.outage = None
                 return 0
-            outcome = await self._publisher.publish(
-                [
-                    OutboundEvent(
-                        event_id=str(r["event_id"]),
-                        source=r["source"],
-                        detail_type=r["detail_type"],
-                        detail=r["detail"],
-                    )
-                    for r in rows
-                ]
-            )
+            sends = [self._send(r) for r in rows]
+            try:
+                outcome = await self._publisher.publish([outbound for outbound, _ in sends])
+            except BaseException:
+                _end_spans(sends, None)
+                raise
+            _end_spans(sends, outcome)
             self.outage = outcome.outage
             if outcome.published:
+                lags = {str(r["event_id"]): r["lag"] for r in rows}
+                for event_id in outcome.published:
+                    OUTBOX_LAG.record(lags[event_id])
                 await cur.execute(
                     "UPDATE outbox SET published_at = now(), last_error = NULL"
                     " WHERE event_id = ANY(%s::uuid[])",
@@ -194,6 +212,35 @@ class OutboxRelay:
                     (reason[:1000], delay, event_id),
                 )
             return len(rows)
+
+    def _send(self, row: dict[str, Any]) -> tuple[OutboundEvent, Span]:
+        """The row as a PutEvents entry, under a send span that continues the event's trace
+        and becomes its parent for consumers (see tracing.py)."""
+        detail = row["detail"]
+        fields = _metadata_of(detail)
+        span = tracer().start_span(
+            f"send {row['detail_type']}",
+            context=from_traceparent(fields.get("traceparent")),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "aws_eventbridge",
+                "messaging.operation.type": "send",
+                "messaging.operation.name": "PutEvents",
+                "messaging.destination.name": self._publisher.bus_name,
+                "messaging.message.id": str(row["event_id"]),
+                "relay.event.type": row["detail_type"],
+                **{f"relay.{k}": fields[k] for k in ("task_id", "tenant_id") if k in fields},
+            },
+        )
+        context = trace.set_span_in_context(span)
+        outbound = OutboundEvent(
+            event_id=str(row["event_id"]),
+            source=row["source"],
+            detail_type=row["detail_type"],
+            detail=with_traceparent(detail, current_traceparent(context)),
+            trace_header=xray_header(context),
+        )
+        return outbound, span
 
     def _outage_delay(self, failures: int) -> float:
         base: float = min(self._max_outage_delay, self._poll_interval * 2 ** min(failures, 16))
@@ -236,6 +283,24 @@ class OutboxLag:
 
     unpublished: int
     oldest_seconds: float | None  # None when nothing waits
+
+
+def _metadata_of(detail: str) -> dict[str, str]:
+    try:
+        metadata = json.loads(detail).get("metadata", {})
+    except (ValueError, AttributeError):
+        return {}
+    if not isinstance(metadata, dict):
+        return {}
+    return {k: v for k, v in metadata.items() if isinstance(v, str)}
+
+
+def _end_spans(sends: list[tuple[OutboundEvent, Span]], outcome: PublishOutcome | None) -> None:
+    for outbound, span in sends:
+        reason = "not sent" if outcome is None else outcome.failed.get(outbound.event_id)
+        if reason is not None:
+            span.set_status(Status(StatusCode.ERROR, reason))
+        span.end()
 
 
 async def outbox_lag(conn: AsyncConnection[Any]) -> OutboxLag:

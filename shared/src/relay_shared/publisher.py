@@ -39,6 +39,7 @@ class OutboundEvent:
     source: str
     detail_type: str
     detail: str  # JSON text, exactly what goes on the wire
+    trace_header: str | None = None  # X-Ray header; EventBridge hands it on as AWSTraceHeader
 
     @property
     def size(self) -> int:
@@ -50,11 +51,12 @@ class OutboundEvent:
             + len(self.detail.encode())
         )
 
-    def check_size(self) -> None:
-        if self.size > MAX_REQUEST_BYTES:
+    def check_size(self, reserve: int = 0) -> None:
+        """Raise if over the limit, keeping ``reserve`` bytes free for what is added later."""
+        if self.size + reserve > MAX_REQUEST_BYTES:
             raise EventTooLarge(
                 f"event {self.event_id} ({self.detail_type}) is {self.size} bytes; "
-                f"the limit is {MAX_REQUEST_BYTES}"
+                f"the limit is {MAX_REQUEST_BYTES - reserve}"
             )
 
 
@@ -102,6 +104,10 @@ class EventBridgePublisher:
         self._bus_name = bus_name
         self._max_attempts = max_attempts
         self._max_backoff = max_backoff_seconds
+
+    @property
+    def bus_name(self) -> str:
+        return self._bus_name
 
     async def publish(self, events: Sequence[OutboundEvent]) -> PublishOutcome:
         """Publish in order. A call that raises stops the run: the rest is reported failed."""
@@ -161,9 +167,12 @@ class EventBridgePublisher:
                 outcome.failed[event.event_id] = errors.get(event.event_id, "failed")
 
     def _entry(self, event: OutboundEvent) -> dict[str, Any]:
-        return {
+        entry = {
             "EventBusName": self._bus_name,
             "Source": event.source,
             "DetailType": event.detail_type,
             "Detail": event.detail,
         }
+        if event.trace_header:
+            entry["TraceHeader"] = event.trace_header
+        return entry

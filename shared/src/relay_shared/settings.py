@@ -6,6 +6,8 @@ two connection strings, which also answer to the conventional ``DATABASE_URL`` a
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -83,6 +85,33 @@ class ServiceSettings(BaseSettings):
     )
     readiness_timeout_seconds: float = Field(
         default=2.0, gt=0, description="Each /readyz check gives up after this long."
+    )
+
+    # Logs and telemetry (docs/observability.md)
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json: one object per line (CloudWatch); text: for people."
+    )
+    log_prompt_chars: int = Field(
+        default=200, ge=0, description="A prompt in a log line is cut to this many characters."
+    )
+    otlp_endpoint: str = Field(
+        default="",
+        description="OTLP/HTTP base URL (an ADOT collector: http://127.0.0.1:4318); spans and"
+        " metrics go there when set.",
+    )
+    telemetry_dir: str = Field(
+        default="",
+        description="Without an OTLP endpoint: write spans and metrics as JSON lines here"
+        " (the local stack's .relay/telemetry, read by `relay trace`).",
+    )
+    trace_sample_ratio: float = Field(
+        default=1.0, ge=0, le=1, description="Share of new traces recorded (parents decide after)."
+    )
+    metrics_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often metrics are exported."
+    )
+    service_version: str = Field(
+        default="", description="Reported as service.version; defaults to the package version."
     )
 
     # Internal service-to-service auth: base64url raw Ed25519 keys.

@@ -176,4 +176,5 @@ async def run_demo(
             ),
             soft_wrap=True,
         )
+    console.print(f"Its trace, through all five services: uv run relay trace {result.task_id}")
     return 0

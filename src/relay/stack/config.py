@@ -95,6 +95,11 @@ class StackConfig(BaseSettings):
         return self.state_dir / "logs"
 
     @property
+    def telemetry_dir(self) -> Path:
+        """Spans and metrics as JSON lines, one file each per service (`relay trace`)."""
+        return self.state_dir / "telemetry"
+
+    @property
     def stack_file(self) -> Path:
         """Where a running stack records its addresses, for `relay admin` in another shell."""
         return self.run_dir / "stack.json"

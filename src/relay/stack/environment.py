@@ -40,6 +40,8 @@ def service_environment(
         env.pop(name, None)
     # Half the stack's grace: the service drains its work well before the supervisor kills it.
     env.setdefault("RELAY_SHUTDOWN_GRACE_SECONDS", f"{config.grace_seconds / 2:g}")
+    # spans for `relay trace` (a user's RELAY_OTLP_ENDPOINT sends them to a collector instead)
+    env.setdefault("RELAY_TELEMETRY_DIR", str(config.telemetry_dir))
     env.update(DUMMY_AWS_CREDENTIALS)
     env.update(
         {

@@ -294,6 +294,7 @@ class LocalStack:
             "redis_url": self.redis.url,
             "bucket": self.topology.bucket,
             "log_dir": str(self.config.log_dir),
+            "telemetry_dir": str(self.config.telemetry_dir),
         }
         # It may hold a database password: readable by this user only.
         fd = os.open(self.config.stack_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -22,6 +22,8 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
+from opentelemetry.trace import Status, StatusCode
+
 from agent.artifacts import StagingArea, stage
 from agent.attempts import Attempt, clip, progress_message, wants_tools
 from agent.budgets import Budget, BudgetExceeded, wall_time_exceeded
@@ -33,6 +35,7 @@ from agent.retries import Clock, RetryPolicy, Sleep
 from agent.running import RunningAttempts, StopCause
 from agent.runs import RunStore
 from agent.settings import AgentSettings
+from agent.telemetry import model_call_span, record_reply, record_tool_outcome, tool_call_span
 from agent.tools import TOOLS, Tool, WrittenFile, run_tool
 from agent.workspace import Workspace
 from relay_shared.consumer import Defer
@@ -55,6 +58,8 @@ from relay_shared.events import (
     TaskSucceeded,
     TaskSucceededData,
 )
+from relay_shared.logs import log_context, truncate
+from relay_shared.tracing import from_traceparent, tracer, untraced
 
 log = logging.getLogger(__name__)
 
@@ -120,18 +125,26 @@ class AgentService:
         attempt = await self._claim(submitted, limits)
         if attempt is None:
             return
-        log.info("task %s: attempt %d started", attempt.task_id, attempt.number)
+        log.info(
+            "task %s: attempt %d started (model %s): %r",
+            attempt.task_id,
+            attempt.number,
+            submitted.data.model,
+            truncate(submitted.data.prompt, self._settings.log_prompt_chars),
+        )
         work = asyncio.create_task(
             self._attempt(attempt, submitted.data, limits),
             name=f"task {attempt.task_id} attempt {attempt.number}",
         )
         with self.running.register(attempt.task_id, attempt.number, work) as running:
             keeper = asyncio.create_task(
-                keep_lease(
-                    self._runs,
-                    running,
-                    owner=self._settings.worker_id,
-                    lease_seconds=self._settings.run_lease_seconds,
+                untraced(
+                    keep_lease(
+                        self._runs,
+                        running,
+                        owner=self._settings.worker_id,
+                        lease_seconds=self._settings.run_lease_seconds,
+                    )
                 )
             )
             try:
@@ -285,13 +298,17 @@ class AgentService:
                 tools=self._tool_specs,
                 max_tokens=cap.max_tokens,
             )
-            try:
-                reply = await self._retry.call(
-                    partial(self._provider.complete, request), deadline=attempt.deadline
-                )
-            except ProviderError as exc:
-                await self._fail(attempt, exc.code, exc.message)
-                return
+            provider = self._settings.llm_provider
+            with model_call_span(provider, request, turn=attempt.calls + 1) as span:
+                try:
+                    reply = await self._retry.call(
+                        partial(self._provider.complete, request), deadline=attempt.deadline
+                    )
+                except ProviderError as exc:
+                    span.set_status(Status(StatusCode.ERROR, exc.code))
+                    await self._fail(attempt, exc.code, exc.message)
+                    return
+                record_reply(span, provider, task.model, reply)
             attempt.calls += 1
             attempt.usage += reply.usage
             attempt.cost_usd = self._prices.cost(task.model, attempt.usage)
@@ -309,9 +326,11 @@ class AgentService:
         results = []
         uploads = []
         for call in reply.tool_uses:
-            outcome = await run_tool(workspace, call, self._tools)
-            if outcome.written is not None:
-                uploads.append(await self._stage(attempt, outcome.written))
+            with tool_call_span(call.name, call.id) as span:
+                outcome = await run_tool(workspace, call, self._tools)
+                record_tool_outcome(span, outcome)
+                if outcome.written is not None:
+                    uploads.append(await self._stage(attempt, outcome.written))
             results.append(outcome.as_result(call.id))
         attempt.steps += 1
         events: list[DomainEvent] = [
@@ -401,10 +420,19 @@ class AgentService:
             run.task_id,
             run.attempt,
         )
-        try:
-            await self.run_task(run.submitted_event())
-        except Defer as held:
-            log.info("task %s: not recovered: %s", run.task_id, held.reason)
+        submitted = run.submitted_event()
+        with (
+            tracer().start_as_current_span(
+                "recover task",
+                context=from_traceparent(submitted.metadata.traceparent),
+                attributes={"relay.task_id": str(run.task_id), "relay.attempt": run.attempt + 1},
+            ),
+            log_context(task_id=str(run.task_id), tenant_id=run.tenant_id),
+        ):
+            try:
+                await self.run_task(submitted)
+            except Defer as held:
+                log.info("task %s: not recovered: %s", run.task_id, held.reason)
 
     async def _abandon(self, run: StaleRun) -> None:
         cause = run.submitted_event().metadata

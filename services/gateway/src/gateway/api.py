@@ -27,6 +27,7 @@ from gateway.service import Gateway, Refused
 from gateway.streaming import RelayedEventStream
 from gateway.upstream import InternalReply
 from relay_shared.problems import PROBLEM_JSON, Problem
+from relay_shared.tracing import tag_span
 
 # Headers of an internal answer that mean something to the client; the rest stay inside.
 RELAYED_HEADERS = ("content-type", "idempotent-replayed", "retry-after")
@@ -129,6 +130,8 @@ async def submit_task(
 ) -> Response:
     reply = await gateway.submit_task(tenant, body, idempotency_key)
     location = _public_location(reply)
+    if location:
+        tag_span(task_id=location.rsplit("/", 1)[-1])
     return relayed(reply, headers={"Location": location} if location else None)
 
 

@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.keys import KeyStore, KeyStoreUnavailable, looks_like_key
+from relay_shared.logs import bind_log_fields
 from relay_shared.problems import Problem
+from relay_shared.tracing import tag_span
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ async def authenticated_tenant(
             "The API key is unknown or revoked.",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+    tag_span(tenant_id=tenant)
+    bind_log_fields(tenant_id=tenant)
     return tenant
 
 

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from relay_shared.internal_auth import InternalCaller
+from relay_shared.tracing import tag_span
 from tasks.errors import TaskNotFound
 from tasks.lifecycle import TaskStatus
 from tasks.models import CancelRequest, TaskPageView, TaskRequest, TaskView
@@ -72,6 +73,7 @@ async def submit_task(
     submission = await service.intake.submit(
         caller.tenant_id, body, idempotency_key=idempotency_key
     )
+    tag_span(task_id=str(submission.task.id))
     response.headers["Location"] = f"/v1/tasks/{submission.task.id}"
     if submission.replayed:
         response.headers["Idempotent-Replayed"] = "true"

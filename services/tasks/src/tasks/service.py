@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID, uuid4
 
+from opentelemetry import metrics
+
 from relay_shared.events import (
     DomainEvent,
     TaskCancelRequested,
@@ -169,6 +171,21 @@ class TaskLifecycle:
             after = lifecycle.apply(before, event)
             if after != before:
                 await tx.save_state(tenant_id, task_id, after)
+        if after.terminal and not before.terminal:
+            record_finished(after)
+
+
+TASK_DURATION = metrics.get_meter("relay").create_histogram(
+    "relay.task.duration",
+    unit="s",
+    description="A task's run, from its start to its terminal event, by outcome.",
+)
+
+
+def record_finished(state: lifecycle.TaskState) -> None:
+    if state.started_at is not None and state.finished_at is not None:
+        seconds = (state.finished_at - state.started_at).total_seconds()
+        TASK_DURATION.record(max(0.0, seconds), {"relay.task.outcome": state.status.value})
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from google.auth import exceptions as google_auth
 from google.auth.credentials import Credentials as GoogleCredentials
 
 from relay_shared.aws import aws_client, is_unreachable
+from relay_shared.logs import register_secret
 from relay_shared.problems import DependencyUnavailable
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ async def _key_from_secret(settings: AgentSettings, secret_id: str) -> str:
         raise ProviderConfigError(
             f'{where} holds no API key: store the key itself, or JSON {{"api_key": ...}}'
         )
+    register_secret(key)  # masked in every log line from now on
     return key
 
 

@@ -1,0 +1,218 @@
+"""OpenTelemetry for a service process: traces with X-Ray-compatible ids, W3C and X-Ray
+propagation, metrics, and the contrib instrumentation for FastAPI, httpx, psycopg, redis and
+aiobotocore (docs/observability.md, ADR 0009).
+
+Where the data goes, in this order:
+
+- ``RELAY_OTLP_ENDPOINT`` set: OTLP over HTTP (an ADOT collector beside the task in ECS, which
+  sends spans to X-Ray and metrics to CloudWatch as EMF; or a collector in docker compose).
+- else ``RELAY_TELEMETRY_DIR`` set: JSON lines in ``<dir>/<service>.spans.jsonl`` and
+  ``<dir>/<service>.metrics.jsonl`` (the local stack; ``relay trace`` reads them).
+- else nothing leaves the process; trace ids are still made, propagated and logged.
+
+Traces start where work starts: an HTTP request or a message. A client call with no span around
+it (the outbox relay's poll, a queue's long poll, a lease renewal) records nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+from fastapi import FastAPI
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.botocore import AiobotocoreInstrumentor
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.propagators.aws import AwsXRayPropagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes
+
+from relay_shared.settings import ServiceSettings
+
+# what the local files hold: one span or one metrics batch per line
+FILE_FLUSH_MILLIS = 1000
+PROBE_URLS = "healthz,readyz"
+
+
+class NoClientRoots(Sampler):
+    """Samples new traces at ``ratio``, except one that would start at a client call: such a
+    call (a poll, a heartbeat) has no request or message around it and would make a trace of
+    its own every second."""
+
+    def __init__(self, ratio: float = 1.0) -> None:
+        self._ratio = TraceIdRatioBased(ratio)
+
+    def should_sample(  # noqa: PLR0917 - the Sampler interface
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        if kind is SpanKind.CLIENT:
+            return SamplingResult(Decision.DROP)
+        return self._ratio.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"NoClientRoots{{{self._ratio.get_description()}}}"
+
+
+def sampler(ratio: float) -> Sampler:
+    return ParentBased(root=NoClientRoots(ratio))
+
+
+def resource(settings: ServiceSettings) -> Resource:
+    service = settings.service_name
+    version = settings.service_version or _package_version(service)
+    return Resource.create(
+        {
+            "service.name": f"relay-{service}",
+            "service.namespace": "relay",
+            "service.version": version,
+            "service.instance.id": f"{os.uname().nodename}-{os.getpid()}",
+            "deployment.environment.name": settings.env,
+        }
+    )
+
+
+def _package_version(name: str) -> str:
+    try:
+        return str(metadata.version(name))
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def one_json_line(span: ReadableSpan) -> str:
+    return str(span.to_json(indent=None)) + "\n"
+
+
+@dataclass
+class Telemetry:
+    """The process's providers; ``shutdown`` flushes what is buffered."""
+
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    files: list[IO[str]] = field(default_factory=list)
+
+    def shutdown(self) -> None:
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+        for file in self.files:
+            file.close()
+
+
+def configure_telemetry(
+    settings: ServiceSettings,
+    *,
+    span_processors: Sequence[SpanProcessor] = (),
+    metric_readers: Sequence[MetricReader] = (),
+    instrument: bool = True,
+) -> Telemetry:
+    """Install the process-wide providers, propagators and (``instrument``) the library
+    instrumentation. Exporters follow the settings (module docstring); tests pass their own
+    processors and readers."""
+    files: list[IO[str]] = []
+    processors = list(span_processors)
+    readers = list(metric_readers)
+    exporters = _exporters(settings, files)
+    if exporters is not None:
+        span_exporter, metric_exporter = exporters
+        delay = FILE_FLUSH_MILLIS if files else 5000
+        processors.append(BatchSpanProcessor(span_exporter, schedule_delay_millis=delay))
+        readers.append(
+            PeriodicExportingMetricReader(
+                metric_exporter,
+                export_interval_millis=settings.metrics_interval_seconds * 1000,
+            )
+        )
+    tracer_provider = TracerProvider(
+        resource=resource(settings),
+        sampler=sampler(settings.trace_sample_ratio),
+        id_generator=AwsXRayIdGenerator(),
+    )
+    for processor in processors:
+        tracer_provider.add_span_processor(processor)
+    meter_provider = MeterProvider(resource=resource(settings), metric_readers=readers)
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    propagate.set_global_textmap(
+        CompositePropagator([TraceContextTextMapPropagator(), AwsXRayPropagator()])
+    )
+    if instrument:
+        instrument_libraries()
+    return Telemetry(tracer_provider, meter_provider, files)
+
+
+def _exporters(settings: ServiceSettings, files: list[IO[str]]) -> tuple[SpanExporter, Any] | None:
+    if settings.otlp_endpoint:
+        base = settings.otlp_endpoint.rstrip("/")
+        return (
+            OTLPSpanExporter(endpoint=f"{base}/v1/traces"),
+            OTLPMetricExporter(endpoint=f"{base}/v1/metrics"),
+        )
+    if settings.telemetry_dir:
+        directory = Path(settings.telemetry_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        spans = (directory / f"{settings.service_name}.spans.jsonl").open("a", encoding="utf-8")
+        points = (directory / f"{settings.service_name}.metrics.jsonl").open("a", encoding="utf-8")
+        files += [spans, points]
+        return (
+            ConsoleSpanExporter(out=spans, formatter=one_json_line),
+            ConsoleMetricExporter(
+                out=points, formatter=lambda data: data.to_json(indent=None) + "\n"
+            ),
+        )
+    return None
+
+
+def instrument_libraries() -> None:
+    """The contrib instrumentations of the clients every service uses (idempotent)."""
+    for instrumentor in (
+        HTTPXClientInstrumentor(),
+        PsycopgInstrumentor(),
+        RedisInstrumentor(),
+        AiobotocoreInstrumentor(),  # type: ignore[no-untyped-call]
+    ):
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+
+
+def instrument_app(app: FastAPI) -> None:
+    """Server spans and HTTP metrics per route; probes and per-message ASGI spans left out."""
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=PROBE_URLS, exclude_spans=["receive", "send"]
+    )

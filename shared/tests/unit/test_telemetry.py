@@ -1,0 +1,150 @@
+"""Trace ids, propagation helpers, the sampler, and log lines: ids in, secrets out."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.trace import SpanKind
+
+from relay.testing import Recorded
+from relay_shared.logs import (
+    ContextFilter,
+    RedactingJsonFormatter,
+    log_context,
+    redact,
+    register_secret,
+    truncate,
+)
+from relay_shared.telemetry import NoClientRoots
+from relay_shared.tracing import (
+    current_traceparent,
+    from_traceparent,
+    from_xray_header,
+    tracer,
+    with_traceparent,
+    xray_header,
+    xray_trace_id,
+)
+
+
+def test_trace_ids_are_x_ray_compatible_and_written_in_x_ray_form() -> None:
+    before = int(time.time())
+    trace_id = AwsXRayIdGenerator().generate_trace_id()
+    assert before <= trace_id >> 96 <= int(time.time())
+    xray = xray_trace_id(trace_id)
+    assert xray == f"1-{trace_id >> 96:08x}-{trace_id & (2**96 - 1):024x}"
+
+
+def test_w3c_and_x_ray_forms_name_the_same_span(telemetry: Recorded) -> None:
+    assert current_traceparent() is None
+    with tracer().start_as_current_span("work") as span:
+        context = span.get_span_context()
+        traceparent = current_traceparent()
+        header = xray_header()
+    assert traceparent == f"00-{context.trace_id:032x}-{context.span_id:016x}-01"
+    assert header is not None
+    assert f"Parent={context.span_id:016x}" in header
+    for extracted in (from_traceparent(traceparent), from_xray_header(header)):
+        assert extracted is not None
+        with tracer().start_as_current_span("child", context=extracted) as child:
+            assert child.get_span_context().trace_id == context.trace_id
+    assert from_traceparent("garbage") is None
+    assert from_xray_header(None) is None
+
+
+def test_the_relay_stamps_its_send_span_into_the_event() -> None:
+    detail = json.dumps({"metadata": {"event_id": "e", "traceparent": None}, "data": {}})
+    stamped = json.loads(with_traceparent(detail, "00-" + "1" * 32 + "-" + "2" * 16 + "-01"))
+    assert stamped["metadata"] == {"event_id": "e", "traceparent": f"00-{'1' * 32}-{'2' * 16}-01"}
+    assert with_traceparent(detail, None) == detail
+
+
+def test_no_trace_starts_at_a_client_call() -> None:
+    sampler = NoClientRoots()
+    assert sampler.should_sample(Context(), 1, "SELECT", SpanKind.CLIENT).decision is (
+        Decision.DROP
+    )
+    for kind in (SpanKind.SERVER, SpanKind.CONSUMER, SpanKind.PRODUCER, SpanKind.INTERNAL):
+        assert sampler.should_sample(Context(), 1, "work", kind).decision is (
+            Decision.RECORD_AND_SAMPLE
+        )
+
+
+def test_client_calls_inside_a_trace_are_recorded(telemetry: Recorded) -> None:
+    with (
+        tracer().start_as_current_span("request", kind=SpanKind.SERVER),
+        tracer().start_as_current_span("SELECT", kind=SpanKind.CLIENT),
+    ):
+        pass
+    with tracer().start_as_current_span("poll", kind=SpanKind.CLIENT):
+        pass
+    assert sorted(s.name for s in telemetry.finished()) == ["SELECT", "request"]
+
+
+def _json_logger(name: str) -> tuple[logging.Logger, io.StringIO]:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(ContextFilter("agent"))
+    handler.setFormatter(RedactingJsonFormatter("%(levelname)s %(name)s %(message)s"))
+    logger = logging.getLogger(name)
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, out
+
+
+def test_a_json_log_line_carries_service_trace_and_task(telemetry: Recorded) -> None:
+    logger, out = _json_logger("relay.test.json")
+    with (
+        tracer().start_as_current_span("work") as span,
+        log_context(task_id="t-1", tenant_id="acme"),
+    ):
+        logger.info("step %d done", 2)
+    logger.info("outside")
+    inside, outside = (json.loads(line) for line in out.getvalue().splitlines())
+    context = span.get_span_context()
+    assert inside["message"] == "step 2 done"
+    assert inside["service"] == "agent"
+    assert inside["trace_id"] == xray_trace_id(context.trace_id)
+    assert inside["span_id"] == f"{context.span_id:016x}"
+    assert (inside["task_id"], inside["tenant_id"]) == ("t-1", "acme")
+    assert "trace_id" not in outside
+    assert "task_id" not in outside
+
+
+def test_secrets_are_masked_whatever_carries_them() -> None:
+    api_key = "rly_" + "k" * 43
+    provider_key = "sk-ant-api03-" + "p" * 40
+    registered = "s3cr3t-from-secrets-manager"
+    register_secret(registered)
+    line = redact(
+        f"key {api_key}; anthropic {provider_key}; headers {{'authorization': 'Bearer"
+        f" eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhY21lIn0.c2lnbmF0dXJl'}}; secret {registered};"
+        " url postgresql://relay:hunter2@db:5432/relay"
+    )
+    for secret in (api_key, provider_key, registered, "eyJhbGciOiJFZERTQSJ9", "hunter2"):
+        assert secret not in line
+    assert "postgresql://relay:[redacted]@db:5432/relay" in line
+    assert "Bearer [redacted]" in line
+
+
+def test_an_exception_with_a_key_in_it_is_masked_in_the_log_line() -> None:
+    logger, out = _json_logger("relay.test.secrets")
+    key = "rly_" + "x" * 43
+    try:
+        raise ValueError(f"bad key {key}")
+    except ValueError:
+        logger.exception("request failed for %s", key)
+    assert key not in out.getvalue()
+    assert "[redacted]" in json.loads(out.getvalue())["message"]
+
+
+def test_long_prompts_are_cut_for_log_lines() -> None:
+    assert truncate("short", 10) == "short"
+    assert truncate("x" * 250, 200) == "x" * 200 + "… [50 more characters]"
