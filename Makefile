@@ -4,7 +4,7 @@ UV := $(shell ./scripts/ensure-uv)
 RUN := $(UV) run --frozen
 
 .DEFAULT_GOAL := help
-.PHONY: help install up demo test test-faults lint typecheck contracts contracts-check unit integration e2e clean
+.PHONY: help install up demo test test-faults lint lint-docker typecheck contracts contracts-check unit integration e2e clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -27,6 +27,10 @@ test-faults: install ## the fault suite: real process kills and outages on a who
 lint: install ## ruff lint and format check
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+
+lint-docker: install ## hadolint the Dockerfiles; check docker-compose.yml against the Compose Specification
+	$(RUN) hadolint services/*/Dockerfile deploy/tools.Dockerfile
+	$(RUN) check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
 typecheck: install ## mypy (strict) over every package
 	$(RUN) mypy

@@ -13,7 +13,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore", frozen=True)
+    # An empty variable means "not set": compose files and env files write `NAME=` for a value
+    # left to its default (an empty ANTHROPIC_API_KEY must not choose the anthropic provider).
+    model_config = SettingsConfigDict(
+        env_prefix="RELAY_", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     service_name: str = Field(description="This service's name; fixed by each service.")
     env: str = Field(default="local", description="Deployment name; part of AWS resource names.")
