@@ -295,7 +295,10 @@ def test_each_service_waits_for_what_it_talks_to(
         host = urlsplit(url).hostname
         if host in LOOPBACK or host == service:
             continue
-        if host == "moto":
+        if host == "otel-collector":
+            # telemetry is best effort: the exporters retry, and a service never waits for it
+            assert depends.get(host, {}).get("condition") == "service_started", (service, name)
+        elif host == "moto":
             # its queues and bucket exist once the one-shot bootstrap has run
             assert depends.get("init", {}).get("condition") == "service_completed_successfully"
         else:
