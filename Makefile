@@ -18,11 +18,21 @@ up: install ## run the whole stack locally (moto server, PostgreSQL, Redis, five
 demo: install ## start the stack, run one task through the public API live, download its artifact, stop
 	$(RUN) relay demo
 
-test: install lint typecheck contracts-check ## lint, types, contracts, unit, integration and e2e tests
-	$(RUN) pytest -m "not faults"
+test: install lint typecheck contracts-check terraform-check ## lint, types, contracts, Terraform, unit, integration and e2e tests
+	$(RUN) pytest -m "not faults and not tf"
 
 test-faults: install ## the fault suite: real process kills and outages on a whole local stack
 	$(RUN) pytest -m faults tests/faults
+
+# checkov pins older boto3/aiobotocore than the services use, so it runs in its own
+# environment (uvx) instead of the project's dev dependencies.
+CHECKOV := checkov==3.3.30
+
+tf-local-smoke: install ## apply terraform/envs/local to moto, run the stack on that topology, one task through the API
+	$(RUN) pytest -m tf tests/deploy
+
+terraform-check: ## checkov over terraform/ (0 failed checks; each skip gives its reason inline)
+	$(UV) tool run --from $(CHECKOV) checkov -d terraform --framework terraform --quiet --compact
 
 lint: install ## ruff lint and format check
 	$(RUN) ruff check .
@@ -42,7 +52,7 @@ contracts-check: install ## fail if contracts/ differs from what the code genera
 	$(RUN) python -m relay.contracts --check
 
 unit: install ## unit tests only (no PostgreSQL, Redis or moto needed)
-	$(RUN) pytest -m "not integration and not e2e"
+	$(RUN) pytest -m "not integration and not e2e and not tf"
 
 e2e: install ## end-to-end tests against a whole local stack
 	$(RUN) pytest -m e2e

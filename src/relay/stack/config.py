@@ -50,6 +50,16 @@ class StackConfig(BaseSettings):
         default=120.0, gt=0, description="How long every service may take to be ready (/readyz)."
     )
     aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        description="An AWS endpoint that is already running (e.g. a moto server Terraform's"
+        " envs/local was applied to): the stack starts no moto of its own.",
+    )
+    bootstrap: bool = Field(
+        default=True,
+        description="Build the topology from contracts/routing.yaml; false: it must exist"
+        " already (Terraform made it) and is only checked.",
+    )
     database_url: SecretStr = Field(
         default=SecretStr("postgresql://postgres@127.0.0.1:5432/relay"),
         validation_alias=AliasChoices("RELAY_STACK_DATABASE_URL", "DATABASE_URL"),
@@ -79,8 +89,14 @@ class StackConfig(BaseSettings):
         return f"http://{self.host}:{self.port(service)}"
 
     @property
+    def runs_moto(self) -> bool:
+        """Whether the stack starts its own moto server (not when given an AWS endpoint)."""
+        return self.aws_endpoint_url is None
+
+    @property
     def moto_endpoint(self) -> str:
-        return self.url("moto")
+        """The AWS endpoint every service uses: the stack's own moto, or the given one."""
+        return self.aws_endpoint_url or self.url("moto")
 
     @property
     def gateway_url(self) -> str:

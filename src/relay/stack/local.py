@@ -33,7 +33,7 @@ from relay.stack.postgres import provide_postgres
 from relay.stack.redis_server import provide_redis
 from relay.stack.stores import Provisioned
 from relay.stack.supervisor import ProcessSpec, RestartPolicy, Supervisor
-from relay.stack.topology import Topology, bootstrap
+from relay.stack.topology import Topology, TopologyMissing, bootstrap, existing_topology
 from relay_shared.internal_auth import generate_keypair
 
 MOTO = "moto"
@@ -216,6 +216,8 @@ class LocalStack:
         # The topology bootstrap's boto3 clients need some credentials; moto takes any.
         for name, value in DUMMY_AWS_CREDENTIALS.items():
             os.environ.setdefault(name, value)
+        if not self.config.runs_moto:
+            return await self._bootstrap()
         await self.supervisor.start(
             ProcessSpec(
                 MOTO,
@@ -231,9 +233,13 @@ class LocalStack:
             await asyncio.to_thread(wait_until_up, endpoint, timeout=60)
         except TimeoutError as exc:
             raise StackError(str(exc), services=(MOTO,)) from exc
-        self.topology = await asyncio.to_thread(
-            bootstrap, self.config.env, endpoint_url=endpoint, region=self.config.aws_region
-        )
+        build = bootstrap if self.config.bootstrap else existing_topology
+        try:
+            self.topology = await asyncio.to_thread(
+                build, self.config.env, endpoint_url=endpoint, region=self.config.aws_region
+            )
+        except TopologyMissing as exc:
+            raise StackError(str(exc), services=(MOTO,)) from exc
         return self.topology
 
     async def _bootstrap_again(self) -> None:

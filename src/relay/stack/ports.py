@@ -20,7 +20,8 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def ensure_ports_free(config: StackConfig) -> None:
-    taken = [name for name in ("moto", *SERVICES) if port_in_use(config.host, config.port(name))]
+    programs = ("moto", *SERVICES) if config.runs_moto else SERVICES
+    taken = [name for name in programs if port_in_use(config.host, config.port(name))]
     if not taken:
         return
     lines = [

@@ -111,17 +111,29 @@ class RunningStack:
 
 @contextlib.contextmanager
 def running_stack(
-    database_url: str, redis_url: str, state_dir: Path, **extra_env: str
+    database_url: str,
+    redis_url: str,
+    state_dir: Path,
+    *,
+    env: str | None = None,
+    aws_endpoint_url: str | None = None,
+    **extra_env: str,
 ) -> Iterator[RunningStack]:
     """`relay up` as a user runs it, on free ports; ``extra_env`` reaches every service.
+
+    ``env``: the deployment name (default: a fresh one). ``aws_endpoint_url``: a moto server
+    that already holds the topology (Terraform's envs/local): the stack starts no moto and
+    does not bootstrap, it only checks the topology is there.
 
     Pools are kept small (RELAY_DB_POOL_MAX), so that two test stacks and the tests' own
     connections stay well inside PostgreSQL's default 100 connections."""
     config = StackConfig.on_free_ports(
-        env=f"e2e{uuid.uuid4().hex[:8]}",
+        env=env or f"e2e{uuid.uuid4().hex[:8]}",
         state_dir=state_dir,
         database_url=database_url,
         redis_url=redis_url,
+        aws_endpoint_url=aws_endpoint_url,
+        bootstrap=aws_endpoint_url is None,
     )
     environment = {
         **os.environ,
@@ -133,6 +145,11 @@ def running_stack(
         "AWS_SECRET_ACCESS_KEY": "testing",
         **{f"RELAY_STACK_{s.upper()}_PORT": str(config.port(s)) for s in (*SERVICES, "moto")},
         "RELAY_DB_POOL_MAX": "4",
+        **(
+            {"RELAY_STACK_AWS_ENDPOINT_URL": aws_endpoint_url, "RELAY_STACK_BOOTSTRAP": "false"}
+            if aws_endpoint_url
+            else {}
+        ),
         **extra_env,
     }
     process = subprocess.Popen(

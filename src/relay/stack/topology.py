@@ -1,7 +1,8 @@
 """Local bootstrap: builds the event bus, rules, queues, DLQs and the artifacts bucket from the
 routing declaration. Idempotent: run it again and it converges (rules no longer declared go).
 
-On AWS, Terraform builds the same topology from the same file.
+On AWS, Terraform builds the same topology from the same file; when Terraform built it locally
+(terraform/envs/local on moto), existing_topology() reads and checks it instead.
 """
 
 from __future__ import annotations
@@ -157,6 +158,73 @@ def bootstrap(
 
     topo.bucket = bucket or artifacts_bucket_name(env)
     _bucket(s3, topo.bucket, region)
+    return topo
+
+
+class TopologyMissing(RuntimeError):
+    """The topology the stack was told exists (RELAY_STACK_BOOTSTRAP=false) is incomplete."""
+
+
+def existing_topology(
+    env: str,
+    *,
+    endpoint_url: str | None,
+    region: str = "us-east-1",
+    routing: Routing | None = None,
+    bucket: str | None = None,
+) -> Topology:
+    """The topology someone else built (Terraform's envs/local), read and checked, not changed:
+    every queue and DLQ, the bus, every declared rule with its pattern, and the bucket."""
+    routing = routing or load_routing()
+    events, sqs, s3 = _clients(endpoint_url, region)
+    topo = Topology(env=env, bucket=bucket or artifacts_bucket_name(env))
+    missing: list[str] = []
+
+    def url_of(name: str) -> str:
+        try:
+            url: str = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except ClientError:
+            missing.append(f"queue {name}")
+            return ""
+        return url
+
+    for service, kind in routing.queues():
+        qid = queue_id(service, kind)
+        topo.queue_urls[qid] = url_of(queue_name(env, service, kind))
+        topo.dlq_urls[qid] = url_of(dlq_name(env, service, kind))
+        topo.delivery_dlq_urls[qid] = url_of(delivery_dlq_name(env, service, kind))
+
+    bus = bus_name(env)
+    try:
+        topo.bus_arn = events.describe_event_bus(Name=bus)["Arn"]
+    except ClientError:
+        missing.append(f"event bus {bus}")
+    else:
+        for rule in routing.rules():
+            name = rule.name(env)
+            try:
+                pattern = json.loads(
+                    events.describe_rule(Name=name, EventBusName=bus)["EventPattern"]
+                )
+            except ClientError:
+                missing.append(f"rule {name}")
+                continue
+            if pattern != rule.pattern():
+                missing.append(f"rule {name} with the pattern {json.dumps(rule.pattern())}")
+                continue
+            topo.rules.append(name)
+
+    try:
+        s3.head_bucket(Bucket=topo.bucket)
+    except ClientError:
+        missing.append(f"bucket {topo.bucket}")
+
+    if missing:
+        raise TopologyMissing(
+            f"RELAY_STACK_BOOTSTRAP=false, but the AWS topology for env {env!r} at "
+            f"{endpoint_url} lacks: {', '.join(missing)}.\nApply terraform/envs/local to that "
+            "endpoint first, or let the stack bootstrap it (RELAY_STACK_BOOTSTRAP=true)."
+        )
     return topo
 
 

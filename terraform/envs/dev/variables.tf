@@ -1,0 +1,46 @@
+variable "region" {
+  description = "AWS region."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "availability_zones" {
+  description = "Zones in the region to use (two at least)."
+  type        = list(string)
+  default     = ["eu-west-1a", "eu-west-1b"]
+}
+
+variable "services" {
+  description = "Per service: image_tag and optional sizing (see modules/platform). Deploying one service = changing its image_tag."
+  type = map(object({
+    image_tag      = string
+    cpu            = optional(number, 512)
+    memory         = optional(number, 1024)
+    min_count      = optional(number, 1)
+    max_count      = optional(number, 4)
+    scaling_target = optional(number, 60)
+    environment    = optional(map(string), {})
+  }))
+}
+
+variable "internal_auth_public_key" {
+  description = "The gateway's Ed25519 public key (base64url); its private half is in the relay/<env>/internal-auth-private-key secret."
+  type        = string
+}
+
+variable "llm_provider" {
+  description = "RELAY_LLM_PROVIDER for the agent."
+  type        = string
+  default     = "anthropic"
+}
+
+variable "api_certificate_arn" {
+  description = "ACM certificate for the public API's domain."
+  type        = string
+}
+
+variable "alarm_emails" {
+  description = "Who gets alarm e-mails."
+  type        = list(string)
+  default     = []
+}

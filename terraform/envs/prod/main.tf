@@ -1,0 +1,42 @@
+# Relay's prod environment. State lives in S3 (backend.hcl, not checked in):
+#   terraform -chdir=terraform/envs/prod init -backend-config=backend.hcl
+#   terraform -chdir=terraform/envs/prod apply -var-file=prod.tfvars
+# See docs/deploy-terraform.md for the first-time bootstrap and deploying one service.
+
+terraform {
+  required_version = ">= 1.6"
+  required_providers {
+    aws = { source = "hashicorp/aws", version = "~> 5.80" }
+  }
+  backend "s3" {}
+}
+
+provider "aws" {
+  region = var.region
+  default_tags {
+    tags = { ManagedBy = "terraform", Repository = "relay" }
+  }
+}
+
+module "relay" {
+  source = "../../modules/platform"
+
+  env                      = "prod"
+  routing_file             = "${path.module}/../../../contracts/routing.yaml"
+  services                 = var.services
+  internal_auth_public_key = var.internal_auth_public_key
+  llm_provider             = var.llm_provider
+  availability_zones       = var.availability_zones
+  api_certificate_arn      = var.api_certificate_arn
+  alarm_emails             = var.alarm_emails
+
+  # prod: zone-redundant everywhere, protected from deletion.
+  vpc_cidr                = "10.50.0.0/16"
+  nat_gateways            = "per_zone"
+  postgres_instance_class = "db.r7g.large"
+  multi_az                = true
+  backup_retention_days   = 30
+  redis_nodes             = 2
+  deletion_protection     = true
+  event_archive_days      = 90
+}

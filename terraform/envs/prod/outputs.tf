@@ -1,0 +1,29 @@
+output "api_dns_name" {
+  description = "Point the API's domain here."
+  value       = module.relay.api_dns_name
+}
+
+output "repositories" {
+  description = "Service -> ECR repository to push images to."
+  value       = module.relay.repositories
+}
+
+output "task_definitions" {
+  description = "Service -> deployed task definition revision."
+  value       = module.relay.task_definitions
+}
+
+output "rules" {
+  description = "Rule name -> event pattern."
+  value       = module.relay.rules
+}
+
+output "secrets" {
+  description = "Secrets to fill before the first deploy."
+  value       = module.relay.secrets
+}
+
+output "frontend" {
+  description = "Frontend bucket and distribution."
+  value       = module.relay.frontend
+}

@@ -1,0 +1,184 @@
+# The whole of Relay in one AWS account and region: what envs/dev and envs/prod instantiate
+# with their own sizes. Every module it composes is usable alone.
+
+locals {
+  name      = "relay-${var.env}"
+  namespace = "${local.name}.internal"
+  tags      = merge(var.tags, { Project = "relay", Environment = var.env })
+  # Services the gateway calls over internal HTTP (RELAY_<NAME>_URL).
+  upstreams = ["tasks", "artifacts", "notifier"]
+}
+
+module "routing" {
+  source       = "../routing"
+  routing_file = var.routing_file
+  env          = var.env
+}
+
+module "observability" {
+  source          = "../observability"
+  name            = local.name
+  alarm_emails    = var.alarm_emails
+  collector_image = var.collector_image
+
+  dlq_names = flatten([for service in module.service : service.dlq_names])
+  queue_age_thresholds = merge([
+    for name, service in module.service : {
+      for id, queue in service.queue_names : queue => lookup(var.queue_age_alarm_seconds, id, 600)
+    }
+  ]...)
+  load_balancer_arn_suffix = module.edge.arn_suffix
+  tags                     = local.tags
+}
+
+module "network" {
+  source              = "../network"
+  name                = local.name
+  cidr                = var.vpc_cidr
+  availability_zones  = var.availability_zones
+  nat_gateways        = var.nat_gateways
+  interface_endpoints = var.interface_endpoints
+  log_kms_key_arn     = module.observability.log_kms_key_arn
+  tags                = local.tags
+}
+
+module "event_bus" {
+  source                 = "../event_bus"
+  name                   = module.routing.bus_name
+  archive_retention_days = var.event_archive_days
+  tags                   = local.tags
+}
+
+module "secrets" {
+  source = "../secrets"
+  env    = var.env
+  tags   = local.tags
+}
+
+# --- Artifacts bucket, encrypted with its own key ---
+
+resource "aws_kms_key" "artifacts" {
+  #checkov:skip=CKV2_AWS_64:the AWS default key policy (the account administers it); use is granted only by role policies naming this key
+  description             = "${local.name} artifacts"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  tags                    = local.tags
+}
+
+resource "aws_kms_alias" "artifacts" {
+  name          = "alias/${local.name}-artifacts"
+  target_key_id = aws_kms_key.artifacts.key_id
+}
+
+module "artifacts" {
+  source            = "../artifacts"
+  name              = "${local.name}-artifacts"
+  kms_key_arn       = aws_kms_key.artifacts.arn
+  access_log_bucket = module.observability.access_log_bucket
+  tags              = local.tags
+}
+
+# --- Cluster and internal service discovery ---
+
+resource "aws_ecs_cluster" "this" {
+  name = local.name
+  # Container Insights: per-service RunningTaskCount drives the agent's scaling.
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+  tags = local.tags
+}
+
+resource "aws_service_discovery_private_dns_namespace" "this" {
+  name        = local.namespace
+  description = "Internal names of the Relay services (tasks.${local.namespace}, ...)"
+  vpc         = module.network.vpc_id
+  tags        = local.tags
+}
+
+# --- One security group per service; made here so the rules between services can name them ---
+
+resource "aws_security_group" "service" {
+  #checkov:skip=CKV2_AWS_5:attached to each service's ECS tasks through module.service (security_group_ids)
+  for_each = var.services
+
+  name        = "${local.name}-${each.key}"
+  description = "Relay ${each.key} tasks"
+  vpc_id      = module.network.vpc_id
+  tags        = local.tags
+}
+
+# Out to AWS endpoints, the databases and (agent) the model provider's API through NAT.
+resource "aws_vpc_security_group_egress_rule" "service_out" {
+  #checkov:skip=CKV_AWS_382:tasks reach VPC endpoints, RDS, Redis and the model provider's public API; egress is bounded by NAT and IAM
+  for_each = var.services
+
+  security_group_id = aws_security_group.service[each.key].id
+  description       = "Outbound"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "-1"
+}
+
+resource "aws_vpc_security_group_ingress_rule" "gateway_from_alb" {
+  security_group_id            = aws_security_group.service["gateway"].id
+  description                  = "HTTP from the load balancer"
+  referenced_security_group_id = module.edge.security_group_id
+  ip_protocol                  = "tcp"
+  from_port                    = 8000
+  to_port                      = 8000
+}
+
+resource "aws_vpc_security_group_ingress_rule" "upstream_from_gateway" {
+  for_each = toset(local.upstreams)
+
+  security_group_id            = aws_security_group.service[each.key].id
+  description                  = "Internal HTTP from the gateway"
+  referenced_security_group_id = aws_security_group.service["gateway"].id
+  ip_protocol                  = "tcp"
+  from_port                    = 8000
+  to_port                      = 8000
+}
+
+module "data" {
+  source                          = "../data"
+  name                            = local.name
+  vpc_id                          = module.network.vpc_id
+  subnet_ids                      = module.network.private_subnet_ids
+  postgres_client_security_groups = { for name, sg in aws_security_group.service : name => sg.id }
+  redis_client_security_groups    = { notifier = aws_security_group.service["notifier"].id }
+  postgres_instance_class         = var.postgres_instance_class
+  multi_az                        = var.multi_az
+  backup_retention_days           = var.backup_retention_days
+  deletion_protection             = var.deletion_protection
+  redis_node_type                 = var.redis_node_type
+  redis_nodes                     = var.redis_nodes
+  tags                            = local.tags
+}
+
+module "edge" {
+  source                    = "../edge"
+  name                      = local.name
+  vpc_id                    = module.network.vpc_id
+  public_subnet_ids         = module.network.public_subnet_ids
+  gateway_security_group_id = aws_security_group.service["gateway"].id
+  certificate_arn           = var.api_certificate_arn
+  allowed_cidrs             = var.api_allowed_cidrs
+  deletion_protection       = var.deletion_protection
+  access_log_bucket         = module.observability.access_log_bucket
+  log_kms_key_arn           = module.observability.log_kms_key_arn
+  tags                      = local.tags
+}
+
+module "frontend" {
+  source = "../frontend"
+  count  = var.frontend_enabled ? 1 : 0
+
+  env                           = var.env
+  aliases                       = var.frontend_aliases
+  certificate_arn               = var.frontend_certificate_arn
+  web_acl_id                    = var.frontend_web_acl_id
+  access_log_bucket             = module.observability.access_log_bucket
+  access_log_bucket_domain_name = module.observability.access_log_bucket_domain_name
+  tags                          = local.tags
+}

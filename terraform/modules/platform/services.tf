@@ -1,0 +1,134 @@
+# The five services: what each is told (environment, injected secrets) and may do (IAM beyond
+# its own queues and events, which the service module grants itself).
+
+locals {
+  bucket_arn      = module.artifacts.arn
+  secrets_key_arn = module.secrets.kms_key_arn
+  anthropic_key   = module.secrets.arns["anthropic-api-key"]
+  signing_key     = module.secrets.arns["internal-auth-private-key"]
+
+  # Every service: PostgreSQL without the password in the URL (libpq reads PGPASSWORD, injected
+  # from the RDS-managed secret), the gateway's public key.
+  database_url = "postgresql://${module.data.postgres_username}@${module.data.postgres_address}:${module.data.postgres_port}/${module.data.postgres_database}?sslmode=require"
+  common_environment = {
+    DATABASE_URL                   = local.database_url
+    RELAY_INTERNAL_AUTH_PUBLIC_KEY = var.internal_auth_public_key
+  }
+  common_secrets = { PGPASSWORD = "${module.data.postgres_secret_arn}:password::" }
+
+  environment = {
+    gateway = { for upstream in local.upstreams : "RELAY_${upper(upstream)}_URL" => "http://${upstream}.${local.namespace}:8000" }
+    tasks   = {}
+    agent = merge(
+      { RELAY_ARTIFACTS_BUCKET = module.artifacts.name, RELAY_LLM_PROVIDER = var.llm_provider },
+      var.llm_provider == "anthropic" ? { RELAY_ANTHROPIC_API_KEY_SECRET_ID = local.anthropic_key } : {},
+    )
+    notifier  = { REDIS_URL = module.data.redis_url }
+    artifacts = { RELAY_ARTIFACTS_BUCKET = module.artifacts.name }
+  }
+
+  secrets = {
+    gateway = { RELAY_INTERNAL_AUTH_PRIVATE_KEY = local.signing_key }
+  }
+  secret_arns = {
+    gateway = [local.signing_key]
+  }
+
+  task_policy_statements = {
+    # Candidates with a `when`; the agent gets those that apply to its provider.
+    agent = [for statement in [
+      {
+        when      = true
+        sid       = "StageArtifacts"
+        actions   = ["s3:PutObject"]
+        resources = ["${local.bucket_arn}/staging/*"]
+      },
+      {
+        when      = true
+        sid       = "EncryptArtifacts"
+        actions   = ["kms:GenerateDataKey"]
+        resources = [aws_kms_key.artifacts.arn]
+      },
+      {
+        when      = var.llm_provider == "anthropic"
+        sid       = "ReadProviderKey"
+        actions   = ["secretsmanager:GetSecretValue"]
+        resources = [local.anthropic_key]
+      },
+      {
+        when      = var.llm_provider == "anthropic"
+        sid       = "DecryptProviderKey"
+        actions   = ["kms:Decrypt"]
+        resources = [local.secrets_key_arn]
+        conditions = [{
+          test     = "StringEquals"
+          variable = "kms:ViaService"
+          values   = ["secretsmanager.${data.aws_region.current.name}.amazonaws.com"]
+        }]
+      },
+      {
+        when      = var.llm_provider == "bedrock" && length(var.bedrock_model_arns) > 0
+        sid       = "InvokeClaude"
+        actions   = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+        resources = var.bedrock_model_arns
+      },
+    ] : statement if statement.when]
+    artifacts = [
+      {
+        sid       = "VerifyAndClearStaging"
+        actions   = ["s3:GetObject", "s3:DeleteObject"]
+        resources = ["${local.bucket_arn}/staging/*"]
+      },
+      {
+        # PutObject: the publishing copy; GetObject: presigned downloads are signed as this role
+        sid       = "PublishAndServe"
+        actions   = ["s3:PutObject", "s3:GetObject"]
+        resources = ["${local.bucket_arn}/artifacts/*"]
+      },
+      {
+        sid       = "ArtifactsKey"
+        actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        resources = [aws_kms_key.artifacts.arn]
+      },
+    ]
+  }
+}
+
+data "aws_region" "current" {}
+
+module "service" {
+  source   = "../service"
+  for_each = var.services
+
+  name      = each.key
+  env       = var.env
+  image_tag = each.value.image_tag
+  routing   = module.routing
+  bus_name  = module.event_bus.name
+  bus_arn   = module.event_bus.arn
+
+  cluster_arn        = aws_ecs_cluster.this.arn
+  cluster_name       = aws_ecs_cluster.this.name
+  subnet_ids         = module.network.private_subnet_ids
+  security_group_ids = [aws_security_group.service[each.key].id]
+  namespace_id       = each.key == "gateway" ? null : aws_service_discovery_private_dns_namespace.this.id
+  target_group_arn   = each.key == "gateway" ? module.edge.target_group_arn : null
+
+  cpu         = each.value.cpu
+  memory      = each.value.memory
+  min_count   = each.value.min_count
+  max_count   = each.value.max_count
+  autoscaling = each.key == "agent" ? { mode = "queue_backlog", target = each.value.scaling_target } : { mode = "cpu", target = each.value.scaling_target }
+
+  environment            = merge(local.common_environment, lookup(local.environment, each.key, {}), each.value.environment)
+  secrets                = merge(local.common_secrets, lookup(local.secrets, each.key, {}))
+  secret_arns            = concat([module.data.postgres_secret_arn], lookup(local.secret_arns, each.key, []))
+  secret_kms_key_arns    = [module.data.kms_key_arn, local.secrets_key_arn]
+  task_policy_statements = lookup(local.task_policy_statements, each.key, [])
+
+  collector              = module.observability.collector
+  shutdown_grace_seconds = var.shutdown_grace_seconds
+  log_retention_days     = var.log_retention_days
+  log_kms_key_arn        = module.observability.log_kms_key_arn
+  tags                   = local.tags
+}

@@ -1,0 +1,185 @@
+variable "env" {
+  description = "Deployment name: dev, prod, ... (bus relay-<env>, queues relay-<env>-<service>)."
+  type        = string
+}
+
+variable "routing_file" {
+  description = "Path to contracts/routing.yaml."
+  type        = string
+}
+
+variable "services" {
+  description = "Per service: image_tag (required), and optionally cpu, memory, min_count, max_count, scaling_target (CPU % for HTTP services; messages per task for the agent) and extra RELAY_* environment."
+  type = map(object({
+    image_tag      = string
+    cpu            = optional(number, 512)
+    memory         = optional(number, 1024)
+    min_count      = optional(number, 1)
+    max_count      = optional(number, 4)
+    scaling_target = optional(number, 60)
+    environment    = optional(map(string), {})
+  }))
+
+  validation {
+    condition     = toset(keys(var.services)) == toset(["gateway", "tasks", "agent", "notifier", "artifacts"])
+    error_message = "services: exactly gateway, tasks, agent, notifier and artifacts."
+  }
+}
+
+variable "internal_auth_public_key" {
+  description = "The gateway's Ed25519 public key (base64url), given to every service. Its private half goes into the relay/<env>/internal-auth-private-key secret."
+  type        = string
+}
+
+variable "llm_provider" {
+  description = "The agent's model provider (RELAY_LLM_PROVIDER): scripted, anthropic, bedrock or vertex."
+  type        = string
+  default     = "anthropic"
+
+  validation {
+    condition     = contains(["scripted", "anthropic", "bedrock", "vertex"], var.llm_provider)
+    error_message = "llm_provider: scripted, anthropic, bedrock or vertex."
+  }
+}
+
+variable "bedrock_model_arns" {
+  description = "Bedrock model ARNs the agent may invoke (llm_provider = bedrock)."
+  type        = list(string)
+  default     = []
+}
+
+variable "availability_zones" {
+  description = "Zones for subnets (two at least)."
+  type        = list(string)
+}
+
+variable "vpc_cidr" {
+  description = "The VPC's CIDR block."
+  type        = string
+  default     = "10.40.0.0/16"
+}
+
+variable "nat_gateways" {
+  description = "one, per_zone or none (see the network module)."
+  type        = string
+  default     = "one"
+}
+
+variable "interface_endpoints" {
+  description = "Interface VPC endpoints (add bedrock-runtime for the bedrock provider)."
+  type        = list(string)
+  default     = ["events", "sqs", "secretsmanager", "logs", "ecr.api", "ecr.dkr", "xray", "kms"]
+}
+
+variable "api_certificate_arn" {
+  description = "ACM certificate for the public API's domain (the load balancer's HTTPS listener)."
+  type        = string
+}
+
+variable "api_allowed_cidrs" {
+  description = "Who may reach the public API."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
+
+variable "frontend_enabled" {
+  description = "Create the frontend bucket and CloudFront distribution."
+  type        = bool
+  default     = true
+}
+
+variable "frontend_aliases" {
+  description = "Domain names of the frontend (need frontend_certificate_arn)."
+  type        = list(string)
+  default     = []
+}
+
+variable "frontend_certificate_arn" {
+  description = "ACM certificate in us-east-1 for the frontend aliases."
+  type        = string
+  default     = null
+}
+
+variable "frontend_web_acl_id" {
+  description = "CLOUDFRONT-scope WAF ACL for the frontend; null = none."
+  type        = string
+  default     = null
+}
+
+variable "postgres_instance_class" {
+  description = "RDS instance class."
+  type        = string
+  default     = "db.t4g.medium"
+}
+
+variable "multi_az" {
+  description = "RDS standby in a second zone."
+  type        = bool
+  default     = true
+}
+
+variable "backup_retention_days" {
+  description = "RDS automated backup retention."
+  type        = number
+  default     = 14
+}
+
+variable "redis_node_type" {
+  description = "ElastiCache node type."
+  type        = string
+  default     = "cache.t4g.small"
+}
+
+variable "redis_nodes" {
+  description = "Redis nodes (2+ for failover)."
+  type        = number
+  default     = 2
+}
+
+variable "deletion_protection" {
+  description = "Protect the database and load balancer from deletion."
+  type        = bool
+  default     = true
+}
+
+variable "event_archive_days" {
+  description = "Days the bus archive keeps events; null = no archive."
+  type        = number
+  default     = 30
+}
+
+variable "shutdown_grace_seconds" {
+  description = "RELAY_SHUTDOWN_GRACE_SECONDS for every service."
+  type        = number
+  default     = 30
+}
+
+variable "log_retention_days" {
+  description = "Days service logs are kept."
+  type        = number
+  default     = 365
+}
+
+variable "queue_age_alarm_seconds" {
+  description = "Queue id -> seconds its oldest message may wait before an alarm (default 600)."
+  type        = map(number)
+  default     = { agent = 900 }
+}
+
+variable "alarm_emails" {
+  description = "E-mail addresses notified of alarms."
+  type        = list(string)
+  default     = []
+}
+
+variable "collector_image" {
+  description = "ADOT collector image."
+  type        = string
+  default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3"
+}
+
+variable "tags" {
+  description = "Extra tags for every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,25 @@
+variable "env" {
+  description = "Deployment name; secrets are named relay/<env>/<name>."
+  type        = string
+}
+
+variable "secrets" {
+  description = "Secret name -> what it holds. The values are put by an operator, never by Terraform."
+  type        = map(string)
+  default = {
+    "anthropic-api-key"         = "Anthropic API key for the agent (RELAY_ANTHROPIC_API_KEY_SECRET_ID)"
+    "internal-auth-private-key" = "Gateway's Ed25519 signing key, base64url (RELAY_INTERNAL_AUTH_PRIVATE_KEY)"
+  }
+}
+
+variable "recovery_window_in_days" {
+  description = "Days a deleted secret can be restored (0 = delete at once; local only)."
+  type        = number
+  default     = 30
+}
+
+variable "tags" {
+  description = "Tags for the secrets and their key."
+  type        = map(string)
+  default     = {}
+}
