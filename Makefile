@@ -4,7 +4,7 @@ UV := $(shell ./scripts/ensure-uv)
 RUN := $(UV) run --frozen
 
 .DEFAULT_GOAL := help
-.PHONY: help install up demo test test-faults lint lint-docker typecheck contracts contracts-check unit integration e2e clean
+.PHONY: help install up demo test test-faults tf-local-smoke terraform-check lint lint-docker typecheck contracts contracts-check unit integration e2e clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
