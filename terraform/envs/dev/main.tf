@@ -1,7 +1,7 @@
 # Relay's dev environment. State lives in S3 (backend.hcl, not checked in):
 #   terraform -chdir=terraform/envs/dev init -backend-config=backend.hcl
 #   terraform -chdir=terraform/envs/dev apply -var-file=dev.tfvars
-# See docs/deploy-terraform.md for the first-time bootstrap and deploying one service.
+# See docs/deploy.md for the first-time bootstrap and deploying one service.
 
 terraform {
   required_version = ">= 1.6"
