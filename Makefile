@@ -4,7 +4,7 @@ UV := $(shell ./scripts/ensure-uv)
 RUN := $(UV) run --frozen
 
 .DEFAULT_GOAL := help
-.PHONY: help install up demo test test-faults tf-local-smoke terraform-check lint lint-docker typecheck contracts contracts-check unit integration e2e clean
+.PHONY: help install up demo test test-faults tf-local-smoke terraform-check bench lint lint-docker typecheck contracts contracts-check unit integration e2e clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ tf-local-smoke: install ## apply terraform/envs/local to moto, run the stack on 
 
 terraform-check: ## checkov over terraform/ (0 failed checks; each skip gives its reason inline)
 	$(UV) tool run --from $(CHECKOV) checkov -d terraform --framework terraform --quiet --compact
+
+bench: install ## benchmarks on a local stack, each beside a same-run baseline; writes docs/benchmarks.md (~5 min)
+	$(RUN) python -m relay.bench --out docs/benchmarks.md
 
 lint: install ## ruff lint and format check
 	$(RUN) ruff check .

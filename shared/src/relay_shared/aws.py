@@ -10,8 +10,29 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore import exceptions as botocore_errors
 from botocore.exceptions import ClientError
+from opentelemetry import metrics
 
 from relay_shared.settings import ServiceSettings
+
+_meter = metrics.get_meter("relay")
+AWS_CALLS = _meter.create_counter(
+    "relay.aws.calls",
+    unit="{call}",
+    description="AWS API calls made, by AWS service (rpc.service) and operation (rpc.method).",
+)
+EVENTS_SENT = _meter.create_counter(
+    "relay.aws.events.sent",
+    unit="{event}",
+    description="Entries handed to EventBridge PutEvents (one call carries up to ten).",
+)
+
+
+def count_call(params: dict[str, Any], model: Any, **_: Any) -> None:
+    """A botocore ``before-parameter-build`` hook: once per API call, before any retry."""
+    attributes = {"rpc.service": model.service_model.service_name, "rpc.method": model.name}
+    AWS_CALLS.add(1, attributes)
+    if model.name == "PutEvents":
+        EVENTS_SENT.add(len(params.get("Entries") or ()))
 
 
 @asynccontextmanager
@@ -46,6 +67,7 @@ async def aws_client(
     async with get_session().create_client(
         service, endpoint_url=endpoint_url, config=config
     ) as client:
+        client.meta.events.register("before-parameter-build", count_call)
         yield client
 
 
