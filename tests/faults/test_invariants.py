@@ -23,6 +23,12 @@ STARTED = ("task.started", {})
 SUCCEEDED = ("task.succeeded", {})
 
 
+def test_a_step_released_late_is_not_a_problem() -> None:
+    # its event outlived the notifier's hold (ADR 0005): late, not lost and not repeated
+    late = _timeline(SUBMITTED, STARTED, _progress(1, 2), _progress(1, 1), SUCCEEDED)
+    assert timeline_problems("t", late) == []
+
+
 def test_a_clean_rerun_passes() -> None:
     events = _timeline(
         SUBMITTED, STARTED, _progress(1, 1), STARTED, _progress(2, 1), _progress(2, 2), SUCCEEDED
@@ -38,5 +44,7 @@ def test_a_gap_two_terminals_and_a_repeated_step_are_each_found() -> None:
     assert timeline_problems("t", twice) == ["t: 2 terminal events"]
     repeated = _timeline(SUBMITTED, STARTED, _progress(1, 1), _progress(1, 1), SUCCEEDED)
     assert timeline_problems("t", repeated) == ["t: attempt 1 steps [1, 1]"]
+    missing = _timeline(SUBMITTED, STARTED, _progress(1, 1), _progress(1, 3), SUCCEEDED)
+    assert timeline_problems("t", missing) == ["t: attempt 1 steps [1, 3]"]
     not_last = _timeline(SUBMITTED, STARTED, SUCCEEDED, _progress(1, 1))
     assert timeline_problems("t", not_last) == ["t: terminal event is not last"]
