@@ -83,14 +83,6 @@ def with_traceparent(detail: str, traceparent: str | None) -> str:
     return json.dumps(document, separators=(",", ":"))
 
 
-def traceparent_of(detail: str) -> str | None:
-    try:
-        value = json.loads(detail)["metadata"][TRACEPARENT]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return value if isinstance(value, str) else None
-
-
 def event_attributes(fields: Mapping[str, str]) -> dict[str, str]:
     """Span attributes for an event's envelope fields (see consumer.envelope_fields)."""
     names = {
