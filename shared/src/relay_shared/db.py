@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from psycopg import AsyncConnection
+import psycopg
+from psycopg import AsyncConnection, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+
+from relay_shared.settings import ServiceSettings
 
 # psycopg_pool retries a lost connection with a delay that doubles, uncapped, for this long and
 # then gives up until the next borrower asks. A short window bounds the wait after PostgreSQL
@@ -77,7 +81,30 @@ class Database:
         """A dedicated connection outside the pool (LISTEN needs one of its own)."""
         return await AsyncConnection.connect(self._conninfo, autocommit=autocommit)
 
+    @asynccontextmanager
+    async def listen(self, channel: str) -> AsyncIterator[AsyncConnection[Any]]:
+        """A dedicated connection with ``LISTEN channel`` in effect, closed on exit (quietly if
+        it is already broken): read ``conn.notifies()`` on it."""
+        conn = await self.connect(autocommit=True)
+        try:
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            yield conn
+        finally:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await conn.close()
+
     async def ping(self) -> None:
         """One round trip through the pool (readiness)."""
         async with self._pool.connection() as conn:
             await conn.execute("SELECT 1")
+
+
+def service_database(settings: ServiceSettings) -> Database:
+    """The service's pool, sized and timed by its settings (not opened yet)."""
+    return Database(
+        settings.database_url.get_secret_value(),
+        settings.db_schema,
+        max_size=settings.db_pool_max,
+        acquire_timeout=settings.db_acquire_timeout,
+        connect_timeout=settings.db_connect_timeout,
+    )

@@ -8,13 +8,9 @@ long locks), from every replica at once if need be (``SKIP LOCKED``).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-
-import psycopg
 
 from relay_shared.db import Database
 from relay_shared.outbox import OutboxLag, outbox_lag
@@ -48,7 +44,8 @@ class Swept:
 
 
 class Housekeeping:
-    """A background loop (run/stop) over this service's kit tables."""
+    """One sweep over this service's kit tables; ``ServiceRuntime.housekeeping`` runs it
+    periodically."""
 
     def __init__(
         self,
@@ -56,7 +53,6 @@ class Housekeeping:
         *,
         outbox_retention: timedelta | None,
         inbox_retention: timedelta | None,
-        interval_seconds: float = 60.0,
         lag_warn_seconds: float = 60.0,
         batch_size: int = BATCH_SIZE,
     ) -> None:
@@ -64,23 +60,8 @@ class Housekeeping:
         self._db = database
         self._outbox_retention = outbox_retention
         self._inbox_retention = inbox_retention
-        self._interval = interval_seconds
         self._lag_warn = lag_warn_seconds
         self._batch_size = batch_size
-        self._stopping = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.sweep()
-            except (psycopg.Error, OSError) as exc:
-                # PostgreSQL is away: the next round tries again; nothing here is urgent
-                log.warning("housekeeping: %s; next round in %.0fs", exc, self._interval)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval)
 
     async def sweep(self) -> Swept:
         outbox_deleted = inbox_deleted = 0
@@ -113,6 +94,6 @@ class Housekeeping:
                 cur = await conn.execute(statement, (older_than.total_seconds(), self._batch_size))
                 count = cur.rowcount
             deleted += count
-            if count < self._batch_size or self._stopping.is_set():
+            if count < self._batch_size:
                 break
         return deleted

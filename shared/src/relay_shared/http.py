@@ -16,8 +16,8 @@ from uvicorn.importer import import_from_string
 
 from relay_shared.logs import configure_logging, register_secret
 from relay_shared.problems import Problem, install_problem_handlers, problem_response
+from relay_shared.runtime import ServiceRuntime, Start
 from relay_shared.settings import ServiceSettings
-from relay_shared.startup import ServiceRuntime, Start
 from relay_shared.telemetry import configure_telemetry, instrument_app
 
 PROBES = frozenset({"/healthz", "/readyz"})
@@ -32,7 +32,7 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     public: bool = False,
 ) -> FastAPI:
-    """The service's app; ``start`` builds the service (see startup.ServiceRuntime) while the
+    """The service's app; ``start`` builds the service (see runtime.ServiceRuntime) while the
     app already answers. Internal services publish no OpenAPI UI; the gateway
     (``public=True``) does."""
     service = settings.service_name

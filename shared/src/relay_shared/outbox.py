@@ -12,16 +12,16 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row, tuple_row
 
+from relay_shared.backoff import Backoff
 from relay_shared.db import Database
 from relay_shared.events import DomainEvent
 from relay_shared.publisher import EventBridgePublisher, OutboundEvent, PublishOutcome
@@ -97,8 +97,8 @@ class OutboxRelay:
         self._channel = notify_channel(schema)
         self._poll_interval = poll_interval
         self._batch_size = batch_size
-        self._max_retry_delay = max_retry_delay
-        self._max_outage_delay = max_outage_delay
+        self._retry_backoff = Backoff(initial=1.0, maximum=max_retry_delay)
+        self._outage_backoff = Backoff(initial=2 * poll_interval, maximum=max_outage_delay)
         self._stopping = asyncio.Event()
         self.outage: str | None = None  # why the last PutEvents call got no usable answer
 
@@ -109,40 +109,32 @@ class OutboxRelay:
         """Publish until stopped. PostgreSQL or EventBridge going away makes it wait (capped
         backoff with jitter) and try again; it never ends on its own."""
         failures = 0
-        listener: AsyncConnection[Any] | None = None
-        try:
-            while not self._stopping.is_set():
-                try:
-                    if listener is None or listener.closed:
-                        listener = await self._listen()
-                    await self._publish_due()
-                    if self.outage is None:
-                        if failures:
-                            log.info("outbox relay: publishing again")
-                        failures = 0
-                        await self._wait_for_work(listener)
-                        continue
-                    # Rows stay due, in order: the first call that gets through publishes them.
-                    failures += 1
-                    delay = self._outage_delay(failures)
-                    log.warning(
-                        "outbox relay: EventBridge unavailable (%s); retrying in %.1fs",
-                        self.outage,
-                        delay,
-                    )
-                except (psycopg.Error, OSError) as exc:
-                    failures += 1
-                    delay = self._outage_delay(failures)
-                    log.warning("outbox relay: %s; retrying in %.1fs", exc, delay)
-                    if listener is not None:
-                        with contextlib.suppress(psycopg.Error, OSError):
-                            await listener.close()
-                        listener = None
+        while not self._stopping.is_set():
+            try:
+                async with self._db.listen(self._channel) as listener:
+                    while not self._stopping.is_set():
+                        await self._publish_due()
+                        if self.outage is None:
+                            if failures:
+                                log.info("outbox relay: publishing again")
+                            failures = 0
+                            await self._wait_for_work(listener)
+                            continue
+                        # Rows stay due, in order: the first call that gets through publishes
+                        # them.
+                        failures += 1
+                        delay = self._outage_backoff.delay(failures)
+                        log.warning(
+                            "outbox relay: EventBridge unavailable (%s); retrying in %.1fs",
+                            self.outage,
+                            delay,
+                        )
+                        await self._sleep(delay)
+            except (psycopg.Error, OSError) as exc:
+                failures += 1
+                delay = self._outage_backoff.delay(failures)
+                log.warning("outbox relay: %s; retrying in %.1fs", exc, delay)
                 await self._sleep(delay)
-        finally:
-            if listener is not None:
-                with contextlib.suppress(psycopg.Error, OSError):
-                    await listener.close()
         await self._drain_before_exit()
 
     async def _publish_due(self) -> None:
@@ -203,7 +195,7 @@ class OutboxRelay:
                 return len(rows)
             attempts = {str(r["event_id"]): r["attempts"] for r in rows}
             for event_id, reason in outcome.failed.items():
-                delay = self._retry_delay(attempts[event_id] + 1)
+                delay = self._retry_backoff.delay(attempts[event_id] + 1)
                 log.warning("outbox: event %s not published (%s)", event_id, reason)
                 await cur.execute(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = %s,"
@@ -241,19 +233,6 @@ class OutboxRelay:
             trace_header=xray_header(context),
         )
         return outbound, span
-
-    def _outage_delay(self, failures: int) -> float:
-        base: float = min(self._max_outage_delay, self._poll_interval * 2 ** min(failures, 16))
-        return base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
-
-    def _retry_delay(self, attempts: int) -> float:
-        base: float = min(self._max_retry_delay, 0.5 * 2 ** min(attempts, 16))
-        return base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
-
-    async def _listen(self) -> AsyncConnection[Any]:
-        conn = await self._db.connect(autocommit=True)
-        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-        return conn
 
     async def _wait_for_work(self, listener: AsyncConnection[Any]) -> None:
         """Return on a NOTIFY, after the poll interval, or when stopping."""

@@ -14,10 +14,9 @@ from relay_shared.aws import aws_client
 from relay_shared.consumer import EventDispatcher, SqsConsumer
 from relay_shared.db import Database
 from relay_shared.events import DomainEvent, TaskSubmitted, TaskSubmittedData
-from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
+from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX, migrate
 from relay_shared.outbox import Outbox, OutboxRelay, pending_count, to_outbound
 from relay_shared.publisher import EventBridgePublisher
-from relay_shared.runtime import migrate
 from relay_shared.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration

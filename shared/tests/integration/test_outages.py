@@ -25,8 +25,8 @@ from relay_shared.http import create_service_app
 from relay_shared.migrations import KIT_OUTBOX, apply_migrations
 from relay_shared.outbox import Outbox, OutboxRelay, pending_count
 from relay_shared.publisher import EventBridgePublisher
+from relay_shared.runtime import ServiceRuntime
 from relay_shared.settings import ServiceSettings
-from relay_shared.startup import ServiceRuntime
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

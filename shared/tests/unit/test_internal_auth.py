@@ -18,8 +18,8 @@ from relay_shared.internal_auth import (
     TokenVerifier,
     generate_keypair,
 )
+from relay_shared.runtime import ServiceRuntime
 from relay_shared.settings import ServiceSettings
-from relay_shared.startup import ServiceRuntime
 
 PRIVATE, PUBLIC = generate_keypair()
 

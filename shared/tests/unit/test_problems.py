@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from relay.testing import ready_client
 from relay_shared.http import create_service_app
 from relay_shared.problems import Problem
+from relay_shared.runtime import ServiceRuntime
 from relay_shared.settings import ServiceSettings
-from relay_shared.startup import ServiceRuntime
 
 
 class Body(BaseModel):

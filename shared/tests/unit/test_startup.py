@@ -17,11 +17,12 @@ from fastapi import FastAPI
 from psycopg_pool import PoolTimeout
 
 from relay.testing import eventually, wait_ready
+from relay_shared.backoff import Backoff
 from relay_shared.consumer import Defer, ReceivedMessage
 from relay_shared.http import create_service_app
 from relay_shared.readiness import AwsCalls, Check, CheckResult
+from relay_shared.runtime import ServiceRuntime, deferring_outages
 from relay_shared.settings import ServiceSettings
-from relay_shared.startup import Backoff, ServiceRuntime, deferring_outages
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -29,7 +29,7 @@ from agent.tools import TOOLS, Tool
 from relay_shared.http import create_service_app
 from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
 from relay_shared.runtime import Loop, background
-from relay_shared.startup import ServiceRuntime
+from relay_shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

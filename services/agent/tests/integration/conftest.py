@@ -30,7 +30,7 @@ from relay_shared.events import DomainEvent
 from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
 from relay_shared.outbox import to_outbound
 from relay_shared.publisher import EventBridgePublisher
-from relay_shared.runtime import migrate
+from relay_shared.migrations import migrate
 
 
 class CountingProvider:

@@ -23,7 +23,7 @@ from relay_shared.events import ArtifactPublished, ArtifactUploaded, DomainEvent
 from relay_shared.internal_auth import TokenIssuer
 from relay_shared.outbox import to_outbound
 from relay_shared.publisher import EventBridgePublisher
-from relay_shared.runtime import open_database
+from relay_shared.db import service_database
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ async def s3(settings: ArtifactsSettings) -> AsyncIterator[Any]:
 async def publish_directly(settings: ArtifactsSettings, s3: Any, event: ArtifactUploaded) -> None:
     """Seed one published artifact through the use case (the app has migrated the schema)."""
     await s3.put_object(Bucket=settings.artifacts_bucket, Key=event.data.key, Body=BODY)
-    db = open_database(settings)
+    db = service_database(settings)
     await db.open()
     try:
         publishing = ArtifactPublishing(

@@ -22,7 +22,8 @@ from relay_shared.aws import aws_client
 from relay_shared.db import Database
 from relay_shared.events import ArtifactUploaded
 from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
-from relay_shared.runtime import migrate, open_database
+from relay_shared.db import service_database
+from relay_shared.migrations import migrate
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +66,7 @@ async def rig(
         aws_endpoint_url=moto_endpoint,
     )
     await migrate(settings, KIT_OUTBOX, KIT_INBOX, MIGRATIONS)
-    db = open_database(settings)
+    db = service_database(settings)
     await db.open()
     try:
         async with aws_client(settings, "s3") as s3:

@@ -22,7 +22,7 @@ from gateway.settings import GatewaySettings
 from gateway.upstream import HttpInternalServices, InternalServices
 from relay_shared.http import create_service_app
 from relay_shared.internal_auth import TokenIssuer
-from relay_shared.startup import ServiceRuntime
+from relay_shared.runtime import ServiceRuntime
 
 
 class MissingPrivateKey(RuntimeError):

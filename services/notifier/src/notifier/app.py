@@ -28,7 +28,7 @@ from relay_shared.http import create_service_app
 from relay_shared.internal_auth import token_verifier
 from relay_shared.readiness import Check, CheckResult
 from relay_shared.runtime import Loop, background
-from relay_shared.startup import ServiceRuntime
+from relay_shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

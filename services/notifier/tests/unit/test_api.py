@@ -17,7 +17,7 @@ from notifier.settings import NotifierSettings
 from relay.routing import load_routing
 from relay.testing import wait_ready
 from relay_shared.internal_auth import TokenIssuer, generate_keypair
-from relay_shared.startup import ServiceRuntime
+from relay_shared.runtime import ServiceRuntime
 
 from .conftest import Fakes
 

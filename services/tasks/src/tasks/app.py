@@ -13,7 +13,7 @@ from relay_shared.http import create_service_app
 from relay_shared.internal_auth import token_verifier
 from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
 from relay_shared.runtime import background
-from relay_shared.startup import ServiceRuntime
+from relay_shared.runtime import ServiceRuntime
 from tasks.api import router
 from tasks.handlers import event_dispatcher
 from tasks.models import IntakeRules

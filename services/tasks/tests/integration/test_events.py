@@ -32,7 +32,7 @@ from relay_shared.events import (
 from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
 from relay_shared.outbox import to_outbound
 from relay_shared.publisher import EventBridgePublisher
-from relay_shared.runtime import migrate
+from relay_shared.migrations import migrate
 from tasks.app import MIGRATIONS, build_service
 from tasks.lifecycle import TaskState, TaskStatus
 from tasks.models import TaskRequest

@@ -8,6 +8,8 @@ holder clears any stale yoyo lock row before applying. See docs/adr/0003-migrati
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 from importlib.resources import files
 from pathlib import Path
@@ -16,6 +18,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 from yoyo import get_backend, read_migrations
+
+from relay_shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
 
 KIT_OUTBOX = Path(str(files(__package__) / "outbox"))
 KIT_INBOX = Path(str(files(__package__) / "inbox"))
@@ -58,3 +64,16 @@ def apply_migrations(
                 backend.connection.close()
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"relay-migrations:{schema}",))
+
+
+async def migrate(settings: ServiceSettings, *sources: Path) -> None:
+    """``apply_migrations`` for a service, from async code (in a thread)."""
+    applied = await asyncio.to_thread(
+        apply_migrations,
+        settings.database_url.get_secret_value(),
+        settings.db_schema,
+        *sources,
+        connect_timeout=settings.db_connect_timeout,
+    )
+    if applied:
+        log.info("applied migrations: %s", ", ".join(applied))
