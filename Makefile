@@ -25,14 +25,15 @@ test-faults: install ## the fault suite: real process kills and outages on a who
 	$(RUN) pytest -m faults tests/faults
 
 # checkov pins older boto3/aiobotocore than the services use, so it runs in its own
-# environment (uvx) instead of the project's dev dependencies.
+# environment (uvx) instead of the project's dev dependencies. --skip-download: offline, no call
+# to the vendor's API (it only adds guideline links and platform suppressions we do not use).
 CHECKOV := checkov==3.3.30
 
 tf-local-smoke: install ## apply terraform/envs/local to moto, run the stack on that topology, one task through the API
 	$(RUN) pytest -m tf tests/deploy
 
 terraform-check: ## checkov over terraform/ (0 failed checks; each skip gives its reason inline)
-	$(UV) tool run --from $(CHECKOV) checkov -d terraform --framework terraform --quiet --compact
+	$(UV) tool run --from $(CHECKOV) checkov -d terraform --framework terraform --quiet --compact --skip-download
 
 bench: install ## benchmarks on a local stack, each beside a same-run baseline; writes docs/benchmarks.md (~5 min)
 	$(RUN) python -m relay.bench --out docs/benchmarks.md

@@ -51,11 +51,18 @@ def test_backoff_starts_at_one_second_doubles_to_thirty_and_resets_after_a_minut
 async def test_a_child_that_exits_on_its_own_is_started_again(tmp_path: Path) -> None:
     supervisor = _supervisor(tmp_path)
     await supervisor.start(ProcessSpec("flaky", _python("print('boom'); raise SystemExit(3)")))
+    log_file = tmp_path / "logs" / "flaky.log"
     try:
-        await eventually(lambda: _async(supervisor.starts("flaky")), until=lambda n: n >= 3)
+        # Wait for three runs to have ended, not three starts: a start is counted before the
+        # child has printed anything, and stopping it then would cut its run short.
+        await eventually(
+            lambda: _async(log_file.read_text() if log_file.exists() else ""),
+            until=lambda text: text.count("exited unexpectedly") >= 3,
+        )
     finally:
         await supervisor.stop()
-    log = (tmp_path / "logs" / "flaky.log").read_text()
+    assert supervisor.starts("flaky") >= 3
+    log = log_file.read_text()
     assert "exited unexpectedly (exit code 3); restarting in 0.1s" in log
     assert "restarting in 0.2s" in log  # the backoff doubled
     assert log.count("boom") >= 3
