@@ -8,19 +8,19 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request
 
 from artifacts.models import ArtifactDownloadView, ArtifactList, ArtifactView
-from artifacts.service import ArtifactDownloads
+from artifacts.service import ArtifactService
 from relay_shared.internal_auth import InternalCaller
 from relay_shared.problems import Problem
 
 router = APIRouter(prefix="/internal/tasks/{task_id}/artifacts")
 
 
-def _downloads(request: Request) -> ArtifactDownloads:
-    downloads: ArtifactDownloads = request.app.state.downloads
-    return downloads
+def _service(request: Request) -> ArtifactService:
+    service: ArtifactService = request.app.state.service
+    return service
 
 
-Downloads = Annotated[ArtifactDownloads, Depends(_downloads)]
+Service = Annotated[ArtifactService, Depends(_service)]
 
 
 def _not_found(task_id: str, artifact_id: str) -> Problem:
@@ -35,26 +35,24 @@ def _uuid(value: str) -> UUID | None:
 
 
 @router.get("")
-async def list_artifacts(
-    task_id: str, caller: InternalCaller, downloads: Downloads
-) -> ArtifactList:
+async def list_artifacts(task_id: str, caller: InternalCaller, service: Service) -> ArtifactList:
     """The task's published artifacts, oldest first. A task that is unknown or another
     tenant's has none here; the gateway has already checked that the caller owns the task."""
     task = _uuid(task_id)
     if task is None:
         raise Problem(404, "Not Found", f"No task {task_id}.")
-    artifacts = await downloads.list_published(caller.tenant_id, task)
+    artifacts = await service.downloads.list_published(caller.tenant_id, task)
     return ArtifactList(items=[ArtifactView.of(a) for a in artifacts])
 
 
 @router.get("/{artifact_id}")
 async def get_artifact(
-    task_id: str, artifact_id: str, caller: InternalCaller, downloads: Downloads
+    task_id: str, artifact_id: str, caller: InternalCaller, service: Service
 ) -> ArtifactDownloadView:
     task, artifact = _uuid(task_id), _uuid(artifact_id)
     if task is None or artifact is None:
         raise _not_found(task_id, artifact_id)
-    download = await downloads.download(caller.tenant_id, task, artifact)
+    download = await service.downloads.download(caller.tenant_id, task, artifact)
     if download is None:
         raise _not_found(task_id, artifact_id)  # missing and another tenant's look the same
     return ArtifactDownloadView(

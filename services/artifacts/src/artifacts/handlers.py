@@ -6,15 +6,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
 
-from artifacts.service import ArtifactPublishing
+from artifacts.service import ArtifactService
 from relay_shared.consumer import EventDispatcher
 from relay_shared.events import ArtifactUploaded
 
-Handler = Callable[[ArtifactPublishing, Any], Awaitable[None]]
+Handler = Callable[[ArtifactService, Any], Awaitable[None]]
 
 
-async def on_artifact_uploaded(publishing: ArtifactPublishing, event: ArtifactUploaded) -> None:
-    await publishing.handle_upload(event)
+async def on_artifact_uploaded(service: ArtifactService, event: ArtifactUploaded) -> None:
+    await service.publishing.handle_upload(event)
 
 
 HANDLERS: Mapping[str, Handler] = {
@@ -22,7 +22,5 @@ HANDLERS: Mapping[str, Handler] = {
 }
 
 
-def event_dispatcher(publishing: ArtifactPublishing) -> EventDispatcher:
-    return EventDispatcher(
-        {name: partial(handler, publishing) for name, handler in HANDLERS.items()}
-    )
+def event_dispatcher(service: ArtifactService) -> EventDispatcher:
+    return EventDispatcher({name: partial(handler, service) for name, handler in HANDLERS.items()})

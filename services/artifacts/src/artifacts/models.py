@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Self
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+
+@dataclass(frozen=True)
+class ObjectDigest:
+    """What a staged object's bytes are, as read from the object store."""
+
+    size: int
+    sha256: str
+    etag: str  # names the exact bytes digested: the publishing copy is conditioned on it
 
 
 class ArtifactStatus(StrEnum):

@@ -1,20 +1,21 @@
 """The ``artifacts`` schema: artifact records, plus this service's inbox and outbox rows.
 
-``ArtifactsTransaction`` is one unit of work: an inbox claim, the record and the announcement
-commit together or not at all.
+A transaction (ports.ArtifactsTransaction) is one unit of work: an inbox claim, the record and
+the announcement commit together or not at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from datetime import UTC
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
 
 from artifacts.models import Artifact
+from artifacts.ports import ArtifactsTransaction
 from relay_shared import inbox
 from relay_shared.db import Database
 from relay_shared.events import DomainEvent
@@ -42,33 +43,6 @@ ON CONFLICT (id) DO UPDATE SET
 WHERE artifacts.status = 'rejected' AND EXCLUDED.status = 'published'
   AND artifacts.tenant_id = EXCLUDED.tenant_id AND artifacts.task_id = EXCLUDED.task_id
 """  # noqa: S608 - constant column list, no input
-
-
-class ArtifactsTransaction(Protocol):
-    async def claim(self, event: DomainEvent) -> bool:
-        """Record the event in the inbox; False when it was handled before."""
-
-    async def lock_artifact(self, artifact_id: UUID) -> Artifact | None:
-        """Serialise every handler of this artifact id until commit; the record as it stands."""
-
-    async def record(self, artifact: Artifact) -> bool:
-        """Insert the record (or let a published one replace a rejected one); False if not."""
-
-    async def announce(self, event: DomainEvent) -> None:
-        """Publish ``event`` through the outbox when the transaction commits."""
-
-
-class Artifacts(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[ArtifactsTransaction]: ...
-
-    async def find(self, artifact_id: UUID) -> Artifact | None:
-        """The record of any status and tenant: for deduplicating uploads only."""
-
-    async def published_for_task(self, tenant_id: str, task_id: UUID) -> list[Artifact]:
-        """The task's published artifacts, oldest first."""
-
-    async def published(self, tenant_id: str, task_id: UUID, artifact_id: UUID) -> Artifact | None:
-        """One published artifact of the tenant's task, or None."""
 
 
 def _artifact(row: dict[str, Any]) -> Artifact:

@@ -1,4 +1,5 @@
-"""Use cases: verify and publish staged uploads; list artifacts and hand out download links."""
+"""Use cases: verify and publish staged uploads; list artifacts and hand out download links.
+``ArtifactService`` holds both: what routes and handlers use."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from artifacts.models import Artifact, ArtifactStatus
-from artifacts.repository import Artifacts
-from artifacts.storage import DownloadLinks, ObjectDigest, ObjectStore
+from artifacts.models import Artifact, ArtifactStatus, ObjectDigest
+from artifacts.ports import Artifacts, DownloadLinks, ObjectStore
 from artifacts.verification import (
     content_problem,
     declaration_problem,
@@ -222,3 +222,11 @@ class ArtifactDownloads:
             expires_in=self._ttl,
         )
         return Download(artifact=artifact, url=url, expires_at=expires_at)
+
+
+@dataclass(frozen=True)
+class ArtifactService:
+    """The artifacts service's use cases, as routes and handlers use them."""
+
+    publishing: ArtifactPublishing
+    downloads: ArtifactDownloads

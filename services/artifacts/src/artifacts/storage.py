@@ -1,51 +1,19 @@
-"""Object storage the service works with: reading staged uploads, publishing them, and presigned
-download links. Protocols here, S3 (aiobotocore) implementations beside them."""
+"""S3 (aiobotocore) for the object store and download links ports: reading staged uploads,
+publishing them, and presigned download links."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
+from artifacts.models import ObjectDigest
+
 _CHUNK_BYTES = 1024 * 1024
 # GetObject answers NoSuchKey; HEAD-style errors carry the bare status
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
-
-
-@dataclass(frozen=True)
-class ObjectDigest:
-    size: int
-    sha256: str
-    etag: str  # names the exact bytes digested: the publishing copy is conditioned on it
-
-
-class ObjectStore(Protocol):
-    async def digest(self, bucket: str, key: str) -> ObjectDigest | None:
-        """Size and sha256 of the object's bytes, or None when there is no such object."""
-
-    async def copy(
-        self,
-        bucket: str,
-        source_key: str,
-        target_key: str,
-        *,
-        if_match: str,
-        content_type: str,
-        sha256: str,
-    ) -> None:
-        """Copy within ``bucket``; fails if the source is no longer the ``if_match`` version."""
-
-    async def delete(self, bucket: str, key: str) -> None: ...
-
-
-class DownloadLinks(Protocol):
-    async def presign(
-        self, bucket: str, key: str, *, filename: str, content_type: str, expires_in: int
-    ) -> str:
-        """A URL that GETs the object as an attachment named ``filename``."""
 
 
 class S3ObjectStore:

@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from uuid import UUID
 
-from artifacts.storage import ObjectDigest
+from artifacts.models import ObjectDigest
 from relay_shared.events import ArtifactUploaded, ArtifactUploadedData
 
 MAX_NAME_CHARS = 255

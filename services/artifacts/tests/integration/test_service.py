@@ -10,20 +10,20 @@ from typing import Any
 import httpx
 import pytest
 
-from artifacts.app import create_app
+from artifacts.app import build, create_app
+from artifacts.ports import Ports
 from artifacts.repository import PostgresArtifacts
-from artifacts.service import ArtifactPublishing
 from artifacts.settings import ArtifactsSettings
-from artifacts.storage import S3ObjectStore
+from artifacts.storage import S3DownloadLinks, S3ObjectStore
 from relay.stack.topology import Topology
 from relay.testing import eventually, serve_app
 from relay_shared.aws import aws_client
 from relay_shared.consumer import decode
+from relay_shared.db import service_database
 from relay_shared.events import ArtifactPublished, ArtifactUploaded, DomainEvent
 from relay_shared.internal_auth import TokenIssuer
 from relay_shared.outbox import to_outbound
 from relay_shared.publisher import EventBridgePublisher
-from relay_shared.db import service_database
 
 pytestmark = pytest.mark.integration
 
@@ -67,10 +67,10 @@ async def publish_directly(settings: ArtifactsSettings, s3: Any, event: Artifact
     db = service_database(settings)
     await db.open()
     try:
-        publishing = ArtifactPublishing(
-            PostgresArtifacts(db), S3ObjectStore(s3), bucket=settings.artifacts_bucket
+        ports = Ports(
+            artifacts=PostgresArtifacts(db), objects=S3ObjectStore(s3), links=S3DownloadLinks(s3)
         )
-        await publishing.handle_upload(event)
+        await build(settings, ports).publishing.handle_upload(event)
     finally:
         await db.close()
 

@@ -11,19 +11,18 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from artifacts.app import MIGRATIONS
+from artifacts.app import MIGRATIONS, build
+from artifacts.ports import Ports
 from artifacts.repository import PostgresArtifacts
 from artifacts.service import ArtifactPublishing, StagingObjectMissing
 from artifacts.settings import ArtifactsSettings
-from artifacts.storage import S3ObjectStore
+from artifacts.storage import S3DownloadLinks, S3ObjectStore
 from artifacts.verification import published_key
 from relay.stack.topology import Topology
 from relay_shared.aws import aws_client
-from relay_shared.db import Database
+from relay_shared.db import Database, service_database
 from relay_shared.events import ArtifactUploaded
-from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
-from relay_shared.db import service_database
-from relay_shared.migrations import migrate
+from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX, migrate
 
 pytestmark = pytest.mark.integration
 
@@ -64,16 +63,19 @@ async def rig(
         database_url=database_url,
         db_schema=db_schema,
         aws_endpoint_url=moto_endpoint,
+        artifacts_bucket=topology.bucket,
     )
     await migrate(settings, KIT_OUTBOX, KIT_INBOX, MIGRATIONS)
     db = service_database(settings)
     await db.open()
     try:
         async with aws_client(settings, "s3") as s3:
-            publishing = ArtifactPublishing(
-                PostgresArtifacts(db), S3ObjectStore(s3), bucket=topology.bucket
+            ports = Ports(
+                artifacts=PostgresArtifacts(db),
+                objects=S3ObjectStore(s3),
+                links=S3DownloadLinks(s3),
             )
-            yield Rig(db, s3, topology.bucket, publishing)
+            yield Rig(db, s3, topology.bucket, build(settings, ports).publishing)
     finally:
         await db.close()
 

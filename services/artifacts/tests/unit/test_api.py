@@ -1,26 +1,30 @@
-"""Internal routes through the composition root, with in-memory infrastructure."""
+"""Internal routes through the composition root, with the in-memory fakes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 from uuid import uuid4
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
 from artifacts.app import create_app
-from artifacts.memory import InMemoryInfrastructure
+from artifacts.handlers import event_dispatcher
+from artifacts.service import ArtifactService
 from artifacts.settings import ArtifactsSettings
-from relay.testing import wait_ready
+from relay_shared.composition import given
+from relay_shared.consumer import ReceivedMessage
 from relay_shared.events import ArtifactUploaded
 from relay_shared.internal_auth import TokenIssuer, generate_keypair
 
+from .conftest import ISSUER
+from .fakes import Fakes
+
 Upload = Callable[..., ArtifactUploaded]
-PRIVATE_KEY, PUBLIC_KEY = generate_keypair()
-ISSUER = TokenIssuer(PRIVATE_KEY)
 
 
 def auth(tenant_id: str, audience: str = "artifacts") -> dict[str, str]:
@@ -28,28 +32,40 @@ def auth(tenant_id: str, audience: str = "artifacts") -> dict[str, str]:
 
 
 @pytest.fixture
-def infra() -> InMemoryInfrastructure:
-    return InMemoryInfrastructure()
+def service(app: FastAPI, client: httpx.AsyncClient) -> ArtifactService:
+    """The running app's own service (what its routes and its consumer use)."""
+    service: ArtifactService = app.state.service
+    return service
 
 
-@pytest.fixture
-async def client(infra: InMemoryInfrastructure) -> AsyncIterator[httpx.AsyncClient]:
-    settings = ArtifactsSettings(internal_auth_public_key=PUBLIC_KEY, download_url_ttl_seconds=120)
-    app = create_app(settings, infrastructure=infra.factory)
-    async with LifespanManager(app) as manager:
-        await wait_ready(app)
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://artifacts") as client:
-            yield client
+def as_received(event: ArtifactUploaded) -> ReceivedMessage:
+    """``event`` as SQS hands it over after EventBridge delivered it to the queue."""
+    body = json.dumps(
+        {"source": event.source(), "detail-type": event.name, "detail": event.detail()}
+    )
+    return ReceivedMessage(
+        message_id=str(event.metadata.event_id),
+        receipt_handle="memory",
+        body=body,
+        receive_count=1,
+        attributes={},
+    )
 
 
-async def publish(infra: InMemoryInfrastructure, event: ArtifactUploaded, body: bytes) -> None:
-    infra.objects.put(event.data.bucket, event.data.key, body)
-    await infra.deliver(event)
+async def publish(
+    fakes: Fakes, service: ArtifactService, event: ArtifactUploaded, body: bytes
+) -> None:
+    """Stage ``body`` as the agent would, then deliver the upload event to the consumer's
+    handlers."""
+    fakes.objects.put(event.data.bucket, event.data.key, body)
+    await event_dispatcher(service)(as_received(event))
 
 
 async def test_owner_lists_published_artifacts_oldest_first(
-    client: httpx.AsyncClient, infra: InMemoryInfrastructure, upload_event: Upload
+    client: httpx.AsyncClient,
+    fakes: Fakes,
+    service: ArtifactService,
+    upload_event: Upload,
 ) -> None:
     task_id = uuid4()
     earlier = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -60,7 +76,7 @@ async def test_owner_lists_published_artifacts_oldest_first(
     rejected = upload_event(b"bad", name="c.md", task_id=task_id, size=99)
     other_task = upload_event(b"elsewhere", name="d.md")
     for event, body in ((second, b"two!"), (first, b"one"), (rejected, b"bad"), (other_task, b"x")):
-        await publish(infra, event, body)
+        await publish(fakes, service, event, body)
 
     response = await client.get(f"/internal/tasks/{task_id}/artifacts", headers=auth("acme"))
 
@@ -79,10 +95,13 @@ async def test_owner_lists_published_artifacts_oldest_first(
 
 
 async def test_owner_gets_metadata_and_a_download_link(
-    client: httpx.AsyncClient, infra: InMemoryInfrastructure, upload_event: Upload
+    client: httpx.AsyncClient,
+    fakes: Fakes,
+    service: ArtifactService,
+    upload_event: Upload,
 ) -> None:
     event = upload_event(b"report", name="out/report.md")
-    await publish(infra, event, b"report")
+    await publish(fakes, service, event, b"report")
     path = f"/internal/tasks/{event.metadata.task_id}/artifacts/{event.data.artifact_id}"
 
     before = datetime.now(UTC).replace(microsecond=0)
@@ -108,10 +127,13 @@ async def test_owner_gets_metadata_and_a_download_link(
 
 
 async def test_another_tenant_sees_nothing(
-    client: httpx.AsyncClient, infra: InMemoryInfrastructure, upload_event: Upload
+    client: httpx.AsyncClient,
+    fakes: Fakes,
+    service: ArtifactService,
+    upload_event: Upload,
 ) -> None:
     event = upload_event(b"secret", tenant_id="acme")
-    await publish(infra, event, b"secret")
+    await publish(fakes, service, event, b"secret")
     task = f"/internal/tasks/{event.metadata.task_id}/artifacts"
 
     listed = await client.get(task, headers=auth("globex"))
@@ -130,10 +152,13 @@ async def test_another_tenant_sees_nothing(
 
 
 async def test_rejected_artifact_is_not_downloadable(
-    client: httpx.AsyncClient, infra: InMemoryInfrastructure, upload_event: Upload
+    client: httpx.AsyncClient,
+    fakes: Fakes,
+    service: ArtifactService,
+    upload_event: Upload,
 ) -> None:
     event = upload_event(b"short", size=50)
-    await publish(infra, event, b"short")
+    await publish(fakes, service, event, b"short")
 
     response = await client.get(
         f"/internal/tasks/{event.metadata.task_id}/artifacts/{event.data.artifact_id}",
@@ -177,4 +202,4 @@ def test_app_refuses_to_start_without_the_verification_key(
 ) -> None:
     monkeypatch.delenv("RELAY_INTERNAL_AUTH_PUBLIC_KEY", raising=False)
     with pytest.raises(RuntimeError, match="RELAY_INTERNAL_AUTH_PUBLIC_KEY"):
-        create_app(ArtifactsSettings(), infrastructure=InMemoryInfrastructure().factory)
+        create_app(ArtifactsSettings(), ports=given(Fakes().ports()))

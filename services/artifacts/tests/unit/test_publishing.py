@@ -8,32 +8,41 @@ from collections.abc import Callable
 
 import pytest
 
-from artifacts.memory import InMemoryArtifacts, InMemoryObjectStore, PreconditionFailed
+from artifacts.app import build
 from artifacts.models import ArtifactStatus
-from artifacts.service import ArtifactPublishing, StagingObjectMissing
-from artifacts.storage import ObjectDigest
+from artifacts.service import ArtifactPublishing, ArtifactService, StagingObjectMissing
 from artifacts.verification import published_key
 from relay_shared.events import ArtifactPublished, ArtifactUploaded
 
-BUCKET = "relay-local-artifacts"
+from .conftest import SETTINGS
+from .fakes import (
+    Fakes,
+    InMemoryArtifacts,
+    InMemoryObjectStore,
+    OverwrittenAfterDigestObjectStore,
+    PreconditionFailed,
+    UndeletableObjectStore,
+)
+
+BUCKET = SETTINGS.artifacts_bucket
 BODY = b"# Result\n\nAll done.\n"
 Upload = Callable[..., ArtifactUploaded]
 Rerun = Callable[[ArtifactUploaded], ArtifactUploaded]
 
 
 @pytest.fixture
-def artifacts() -> InMemoryArtifacts:
-    return InMemoryArtifacts()
+def artifacts(fakes: Fakes) -> InMemoryArtifacts:
+    return fakes.artifacts
 
 
 @pytest.fixture
-def objects() -> InMemoryObjectStore:
-    return InMemoryObjectStore()
+def objects(fakes: Fakes) -> InMemoryObjectStore:
+    return fakes.objects
 
 
 @pytest.fixture
-def publishing(artifacts: InMemoryArtifacts, objects: InMemoryObjectStore) -> ArtifactPublishing:
-    return ArtifactPublishing(artifacts, objects, bucket=BUCKET)
+def publishing(service: ArtifactService) -> ArtifactPublishing:
+    return service.publishing
 
 
 def stage(objects: InMemoryObjectStore, event: ArtifactUploaded, body: bytes = BODY) -> None:
@@ -240,23 +249,14 @@ async def test_good_reupload_supersedes_a_rejected_one(
     assert announced.metadata.causation_id == str(second.metadata.event_id)
 
 
-async def test_changed_object_between_check_and_copy_records_nothing(
-    artifacts: InMemoryArtifacts, upload_event: Upload
-) -> None:
-    class Overwritten(InMemoryObjectStore):
-        """The staged object is replaced right after it was verified."""
-
-        async def digest(self, bucket: str, key: str) -> ObjectDigest | None:
-            verified = await super().digest(bucket, key)
-            self.put(bucket, key, b"other bytes")
-            return verified
-
-    objects = Overwritten()
+async def test_changed_object_between_check_and_copy_records_nothing(upload_event: Upload) -> None:
+    fakes = Fakes(objects=OverwrittenAfterDigestObjectStore())
+    artifacts = fakes.artifacts
     event = upload_event(BODY)
-    stage(objects, event)
+    stage(fakes.objects, event)
 
     with pytest.raises(PreconditionFailed):
-        await ArtifactPublishing(artifacts, objects, bucket=BUCKET).handle_upload(event)
+        await build(SETTINGS, fakes.ports()).publishing.handle_upload(event)
 
     assert artifacts.records == {}
     assert artifacts.inbox == set()
@@ -264,18 +264,15 @@ async def test_changed_object_between_check_and_copy_records_nothing(
 
 
 async def test_failed_staging_delete_still_publishes(
-    artifacts: InMemoryArtifacts, upload_event: Upload, caplog: pytest.LogCaptureFixture
+    upload_event: Upload, caplog: pytest.LogCaptureFixture
 ) -> None:
-    class UndeletableStore(InMemoryObjectStore):
-        async def delete(self, bucket: str, key: str) -> None:
-            raise ConnectionError("S3 is away")
-
-    objects = UndeletableStore()
+    fakes = Fakes(objects=UndeletableObjectStore())
+    artifacts = fakes.artifacts
     event = upload_event(BODY)
-    stage(objects, event)
+    stage(fakes.objects, event)
 
     with caplog.at_level(logging.WARNING):
-        await ArtifactPublishing(artifacts, objects, bucket=BUCKET).handle_upload(event)
+        await build(SETTINGS, fakes.ports()).publishing.handle_upload(event)
 
     assert artifacts.records[event.data.artifact_id].status is ArtifactStatus.PUBLISHED
     assert len(artifacts.outbox) == 1

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from artifacts.storage import ObjectDigest, attachment
+from artifacts.models import ObjectDigest
+from artifacts.storage import attachment
 from artifacts.verification import (
     content_problem,
     declaration_problem,

@@ -6,20 +6,23 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from notifier.settings import NotifierSettings
-from notifier.stream import Access, TimelineStream
+from notifier.service import Notifier
+from notifier.stream import Access
 from relay_shared.internal_auth import InternalCaller
 from relay_shared.problems import Problem
 
 router = APIRouter()
 
 
-def _stream(request: Request) -> TimelineStream:
-    stream: TimelineStream = request.app.state.notifier.stream
-    return stream
+def _notifier(request: Request) -> Notifier:
+    notifier: Notifier = request.app.state.service
+    return notifier
+
+
+Service = Annotated[Notifier, Depends(_notifier)]
 
 
 def _resume_after(header: str | None, query: str | None) -> int:
@@ -41,15 +44,15 @@ def _resume_after(header: str | None, query: str | None) -> int:
 @router.get("/internal/tasks/{task_id}/events")
 async def task_events(
     task_id: UUID,
-    request: Request,
     caller: InternalCaller,
+    notifier: Service,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id: Annotated[str | None, Query()] = None,
 ) -> Response:
     """SSE: ``id:`` = seq, ``event:`` = event name, ``data:`` = timeline event JSON; ends after
     the terminal event."""
     after_seq = _resume_after(last_event_id_header, last_event_id)
-    stream = _stream(request)
+    stream = notifier.stream
     access = await stream.access(task_id, caller.tenant_id, after_seq=after_seq)
     if access is Access.HIDDEN:
         raise Problem(404, "Not Found", f"No task {task_id}.")
@@ -61,5 +64,4 @@ async def task_events(
         async for event in stream.follow(task_id, caller.tenant_id, after_seq=after_seq):
             yield ServerSentEvent(id=str(event.seq), event=event.type, data=event.client_json())
 
-    settings: NotifierSettings = request.app.state.settings
-    return EventSourceResponse(frames(), ping=settings.sse_heartbeat_seconds)
+    return EventSourceResponse(frames(), ping=notifier.heartbeat_seconds)

@@ -1,64 +1,37 @@
-"""Composition root: builds the notifier from settings; tests swap the runtime for fakes.
+"""Composition root: settings -> ports -> the notifier's use cases -> HTTP app and loops.
 
-The production runtime migrates the schema (waiting for PostgreSQL), opens Redis and SQS, and
-runs three background loops beside the HTTP server: the SQS consumer, the live feed (Redis
-subscriber) and the hold sweeper.
+In production the ports are PostgreSQL (timelines), Redis (live fan-out) and SQS, and three
+loops run beside the HTTP server: the live feed (Redis subscriber), the hold sweeper and the
+SQS consumer. Unit tests pass ``ports=given(fakes.ports())``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from notifier import api
+from notifier.api import router
 from notifier.handlers import dispatcher
-from notifier.live import LiveFeed, RedisTimelinePublisher
+from notifier.live import RedisLiveFeed, RedisTimelinePublisher
+from notifier.ports import Ports
 from notifier.repository import PostgresTimelineStore
-from notifier.service import TimelineService
+from notifier.service import Notifier, TimelineService, utc_now
 from notifier.settings import NotifierSettings
 from notifier.stream import TimelineStream
-from notifier.sweeper import HoldSweeper
-from relay_shared.consumer import EventDispatcher
+from relay_shared.composition import OpenPorts, compose
 from relay_shared.http import create_service_app
 from relay_shared.internal_auth import token_verifier
+from relay_shared.loops import Loop, Periodic
 from relay_shared.readiness import Check, CheckResult
-from relay_shared.runtime import Loop, background
 from relay_shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-@dataclass
-class Notifier:
-    """The assembled service: what routes, tests and the background runner need."""
-
-    timelines: TimelineService
-    stream: TimelineStream
-    dispatcher: EventDispatcher
-    loops: Sequence[Loop]
-    live_feed: LiveFeed | None = None
-
-
-Runtime = Callable[[NotifierSettings, ServiceRuntime], AbstractAsyncContextManager[Notifier]]
-
-
-def redis_check(redis: Redis) -> Check:
-    async def probe() -> CheckResult:
-        await redis.ping()
-        return CheckResult(True, "PING ok")
-
-    return Check("redis", probe)
-
-
-@asynccontextmanager
-async def production_runtime(
-    settings: NotifierSettings, runtime: ServiceRuntime
-) -> AsyncIterator[Notifier]:
+async def open_ports(settings: NotifierSettings, runtime: ServiceRuntime) -> Ports:
     """Waits for PostgreSQL and the queue; Redis is not waited for: without it the live feed
     keeps retrying and streams fall back to re-reading the timeline (/readyz says degraded)."""
     database = await runtime.database(MIGRATIONS)
@@ -69,44 +42,58 @@ async def production_runtime(
         health_check_interval=30,  # notices a silently dead subscriber connection
     )
     runtime.on_stop(redis.aclose)
-    runtime.add_check(redis_check(redis))
+    runtime.add_check(_redis_check(redis))
     sqs = await runtime.aws_client("sqs")
-    store = PostgresTimelineStore(database)
-    feed = LiveFeed(redis, settings.env)
-    timelines = TimelineService(
-        store,
-        RedisTimelinePublisher(redis, settings.env),
-        hold_seconds=settings.timeline_hold_seconds,
-    )
-    events = dispatcher(timelines)
-    yield Notifier(
-        timelines=timelines,
-        stream=TimelineStream(store, feed, resync_seconds=settings.sse_resync_seconds),
-        dispatcher=events,
-        loops=[
+    feed = RedisLiveFeed(redis, settings.env)
+
+    async def loops(notifier: Notifier) -> Sequence[Loop]:
+        return [
             feed,
-            HoldSweeper(timelines, interval_seconds=settings.timeline_sweep_interval_seconds),
-            await runtime.consumer(sqs, events),
-        ],
-        live_feed=feed,
+            Periodic(
+                "hold sweeper",
+                notifier.timelines.release_overdue,
+                interval_seconds=settings.timeline_sweep_interval_seconds,
+            ),
+            await runtime.consumer(sqs, dispatcher(notifier)),
+        ]
+
+    return Ports(
+        store=PostgresTimelineStore(database),
+        live=RedisTimelinePublisher(redis, settings.env),
+        feed=feed,
+        clock=utc_now,
+        loops=loops,
+    )
+
+
+def build(settings: NotifierSettings, ports: Ports) -> Notifier:
+    """The use cases on ``ports``; no I/O."""
+    return Notifier(
+        timelines=TimelineService(
+            ports.store,
+            ports.live,
+            hold_seconds=settings.timeline_hold_seconds,
+            clock=ports.clock,
+        ),
+        stream=TimelineStream(ports.store, ports.feed, resync_seconds=settings.sse_resync_seconds),
+        heartbeat_seconds=settings.sse_heartbeat_seconds,
     )
 
 
 def create_app(
-    settings: NotifierSettings | None = None, *, runtime: Runtime | None = None
+    settings: NotifierSettings | None = None,
+    *,
+    ports: OpenPorts[NotifierSettings, Ports] = open_ports,
 ) -> FastAPI:
     settings = settings or NotifierSettings()
-    build = runtime or production_runtime
-    verifier = token_verifier(settings)
-
-    @asynccontextmanager
-    async def start(app: FastAPI, service_runtime: ServiceRuntime) -> AsyncIterator[None]:
-        async with build(settings, service_runtime) as notifier:
-            app.state.notifier = notifier
-            async with background(notifier.loops, grace_seconds=settings.shutdown_grace_seconds):
-                yield
-
-    app = create_service_app(settings, start=start, routers=[api.router])
-    app.state.settings = settings
-    app.state.token_verifier = verifier
+    app = create_service_app(settings, start=compose(settings, ports, build), routers=[router])
+    app.state.token_verifier = token_verifier(settings)
     return app
+
+
+def _redis_check(redis: Redis) -> Check:
+    async def probe() -> CheckResult:
+        await redis.ping()
+        return CheckResult(True, "PING ok")
+
+    return Check("redis", probe)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 
-from notifier.service import TimelineService
+from notifier.service import Notifier
 from relay_shared.consumer import EventDispatcher
 from relay_shared.events import (
     ArtifactPublished,
@@ -23,11 +23,11 @@ from relay_shared.events import (
     TaskSucceeded,
 )
 
-Handler = Callable[[TimelineService, DomainEvent], Awaitable[None]]
+Handler = Callable[[Notifier, DomainEvent], Awaitable[None]]
 
 
-async def record_on_timeline(timelines: TimelineService, event: DomainEvent) -> None:
-    await timelines.record(event)
+async def record_on_timeline(notifier: Notifier, event: DomainEvent) -> None:
+    await notifier.timelines.record(event)
 
 
 HANDLERS: Mapping[str, Handler] = {
@@ -42,7 +42,5 @@ HANDLERS: Mapping[str, Handler] = {
 }
 
 
-def dispatcher(timelines: TimelineService) -> EventDispatcher:
-    return EventDispatcher(
-        {name: partial(handler, timelines) for name, handler in HANDLERS.items()}
-    )
+def dispatcher(notifier: Notifier) -> EventDispatcher:
+    return EventDispatcher({name: partial(handler, notifier) for name, handler in HANDLERS.items()})

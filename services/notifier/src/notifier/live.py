@@ -1,11 +1,12 @@
 """Live fan-out through Redis pub/sub, so any replica can serve any client.
 
 After a commit that appended events, the writer PUBLISHes each one to the task's channel
-``relay:{env}:timeline:{task_id}``. Each process keeps ONE subscriber connection (``LiveFeed``),
-shared by all its streams: a channel is subscribed when its first local listener arrives and
-unsubscribed after the last one leaves. Redis pub/sub is fire-and-forget; streams cover a lost
-message by re-reading the timeline (see stream.py), and the feed tells them to when it has
-(re)subscribed, since messages published while the connection was down are gone.
+``relay:{env}:timeline:{task_id}``. Each process keeps ONE subscriber connection
+(``RedisLiveFeed``), shared by all its streams: a channel is subscribed when its first local
+listener arrives and unsubscribed after the last one leaves. Redis pub/sub is fire-and-forget;
+streams cover a lost message by re-reading the timeline (see stream.py), and the feed tells
+them to when it has (re)subscribed, since messages published while the connection was down are
+gone.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from notifier.models import TimelineEvent
+from relay_shared.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ class Subscription:
             self._queue.put_nowait(None)
 
 
-class LiveFeed:
+class RedisLiveFeed:
     """The process's single Redis subscriber; a background loop (run/stop) reads it."""
 
     def __init__(
@@ -87,6 +89,7 @@ class LiveFeed:
         self._env = env
         self._poll = poll_seconds
         self._ready_timeout = ready_timeout
+        self._backoff = Backoff(initial=0.5, maximum=30.0)
         self._listeners: dict[str, set[Subscription]] = {}
         self._confirmed: set[str] = set()  # channels Redis has confirmed and we still want
         self._commands = asyncio.Lock()  # one SUBSCRIBE/UNSUBSCRIBE decision at a time
@@ -140,7 +143,7 @@ class LiveFeed:
                     failures = 0
                 except (RedisError, OSError) as exc:
                     failures += 1
-                    delay = min(30.0, 0.25 * 2**failures)
+                    delay = self._backoff.delay(failures)
                     log.warning("live feed: %s; retrying in %.1fs", exc, delay)
                     self._confirmed.clear()
                     await self._idle(delay)

@@ -14,8 +14,7 @@ from psycopg.types.json import Jsonb
 from notifier.models import TimelineEvent
 from notifier.ordering import Causality
 from notifier.service import TenantMismatch
-from notifier.stream import TimelineHead
-from notifier.timeline import HeldEntry, TaskTimeline, TimelineEntry
+from notifier.timeline import HeldEntry, TaskTimeline, TimelineEntry, TimelineHead
 from relay_shared.db import Database
 
 Connection = AsyncConnection[dict[str, Any]]

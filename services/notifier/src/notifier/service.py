@@ -1,20 +1,21 @@
-"""The notifier's use cases: record an event on its task's timeline, release overdue events.
+"""The notifier's use cases: record an event on its task's timeline, release overdue events,
+and (stream.py) follow a timeline; ``Notifier`` is what routes and handlers use.
 
-No SQL and no Redis here: the store and the live publisher are ports (Protocols) that the
+No SQL and no Redis here: the store and the live publisher are ports (ports.py) that the
 composition root fills with PostgreSQL and Redis, and unit tests with in-memory fakes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
-from uuid import UUID
 
 from notifier.models import TimelineEvent
-from notifier.timeline import TaskTimeline, TimelineEntry
+from notifier.ports import Clock, LivePublisher, TimelineStore
+from notifier.stream import TimelineStream
+from notifier.timeline import TimelineEntry
 from relay_shared.events import DomainEvent
 
 log = logging.getLogger(__name__)
@@ -22,32 +23,6 @@ log = logging.getLogger(__name__)
 
 class TenantMismatch(ValueError):
     """An event names a task whose timeline belongs to another tenant."""
-
-
-class LockedTimeline(Protocol):
-    """A timeline loaded under its row lock; its changes are saved when the block ends cleanly."""
-
-    timeline: TaskTimeline
-
-    async def has_recorded(self, event_id: UUID) -> bool:
-        """Appended, held or recorded late already: the event is a repeat."""
-        ...
-
-
-class TimelineStore(Protocol):
-    def locked(self, task_id: UUID, tenant_id: str) -> AbstractAsyncContextManager[LockedTimeline]:
-        """Lock (creating if needed) the task's timeline; raises TenantMismatch."""
-        ...
-
-    def locked_if_free(self, task_id: UUID) -> AbstractAsyncContextManager[LockedTimeline | None]:
-        """Lock an existing timeline unless another writer holds it (then yield None)."""
-        ...
-
-    async def tasks_holding_since(self, held_before: datetime, *, limit: int) -> list[UUID]: ...
-
-
-class LivePublisher(Protocol):
-    async def publish(self, events: Sequence[TimelineEvent]) -> None: ...
 
 
 def utc_now() -> datetime:
@@ -61,7 +36,7 @@ class TimelineService:
         live: LivePublisher,
         *,
         hold_seconds: float,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock,
         sweep_batch: int = 100,
     ) -> None:
         self._store = store
@@ -119,3 +94,12 @@ class TimelineService:
                 appended[0].task_id,
                 exc,
             )
+
+
+@dataclass(frozen=True)
+class Notifier:
+    """The notifier's use cases, as routes and handlers use them."""
+
+    timelines: TimelineService
+    stream: TimelineStream
+    heartbeat_seconds: float  # a comment on an idle SSE stream this often keeps it open

@@ -10,21 +10,13 @@ The stream ends after the terminal event, which the timeline keeps last.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
 from uuid import UUID
 
 from notifier.models import TimelineEvent
+from notifier.ports import LiveFeed, TimelineReader
 
 READ_BATCH = 500
-
-
-@dataclass(frozen=True)
-class TimelineHead:
-    tenant_id: str
-    terminal_seq: int | None
 
 
 class Access(Enum):
@@ -33,24 +25,8 @@ class Access(Enum):
     FINISHED = "finished"  # the caller already has the terminal event: nothing will follow
 
 
-class TimelineReader(Protocol):
-    async def head(self, task_id: UUID) -> TimelineHead | None: ...
-
-    async def events_after(
-        self, task_id: UUID, tenant_id: str, after_seq: int, *, limit: int
-    ) -> list[TimelineEvent]: ...
-
-
-class LiveEvents(Protocol):
-    async def next(self, *, within: float) -> TimelineEvent | None: ...
-
-
-class Feed(Protocol):
-    def listen(self, task_id: UUID) -> AbstractAsyncContextManager[LiveEvents]: ...
-
-
 class TimelineStream:
-    def __init__(self, reader: TimelineReader, feed: Feed, *, resync_seconds: float) -> None:
+    def __init__(self, reader: TimelineReader, feed: LiveFeed, *, resync_seconds: float) -> None:
         self._reader = reader
         self._feed = feed
         self._resync = resync_seconds

@@ -50,6 +50,14 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True)
+class TimelineHead:
+    """What a reader needs of a timeline before following it: its owner and its end."""
+
+    tenant_id: str
+    terminal_seq: int | None
+
+
+@dataclass(frozen=True)
 class HeldEntry:
     entry: TimelineEntry
     held_since: datetime

@@ -16,36 +16,44 @@ from fastapi import FastAPI
 from httpx_sse import aconnect_sse
 from redis.asyncio import Redis
 
-from notifier.app import Notifier, create_app
-from notifier.live import timeline_channel
+from notifier.app import create_app
+from notifier.handlers import dispatcher
+from notifier.live import RedisLiveFeed, timeline_channel
+from notifier.ports import Ports
+from notifier.service import Notifier
 from notifier.settings import NotifierSettings
 from relay.stack.topology import Topology
 from relay.testing import serve_app
 from relay_shared.db import schema_conninfo
+from relay_shared.events import DomainEvent
 from relay_shared.internal_auth import TokenIssuer
 
 
 @dataclass
 class Replica:
-    """One running notifier process-equivalent: its app, URL and assembled service."""
+    """One running notifier process-equivalent: its settings, app, URL and built service."""
 
+    settings: NotifierSettings
     app: FastAPI
     url: str
 
     @property
     def notifier(self) -> Notifier:
-        notifier: Notifier = self.app.state.notifier
+        notifier: Notifier = self.app.state.service
         return notifier
 
     @property
     def env(self) -> str:
-        env: str = self.app.state.settings.env
-        return env
+        return self.settings.env
+
+    async def dispatch(self, event: DomainEvent) -> None:
+        """Hand ``event`` to the handlers, as the SQS consumer does."""
+        await dispatcher(self.notifier).dispatch(event)
 
     def listening(self, task_id: UUID) -> int:
-        feed = self.notifier.live_feed
-        assert feed is not None
-        return feed.listening(task_id)
+        ports: Ports = self.app.state.ports
+        assert isinstance(ports.feed, RedisLiveFeed)
+        return ports.feed.listening(task_id)
 
 
 @dataclass
@@ -58,9 +66,10 @@ class Harness:
 
     @asynccontextmanager
     async def replica(self, **overrides: Any) -> AsyncIterator[Replica]:
-        app = create_app(self.settings(**overrides))
+        settings = self.settings(**overrides)
+        app = create_app(settings)
         async with serve_app(app) as url:
-            yield Replica(app, url)
+            yield Replica(settings, app, url)
 
     def headers(self, tenant: str = "acme", **extra: str) -> dict[str, str]:
         return {**self.issuer.headers(audience="notifier", tenant_id=tenant), **extra}

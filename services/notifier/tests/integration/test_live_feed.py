@@ -1,4 +1,4 @@
-"""LiveFeed against real Redis: one subscriber connection per process, shared and healed."""
+"""RedisLiveFeed against real Redis: one subscriber connection per process, shared, healed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from redis.asyncio import Redis
 
-from notifier.live import LiveFeed, RedisTimelinePublisher, timeline_channel
+from notifier.live import RedisLiveFeed, RedisTimelinePublisher, timeline_channel
 from notifier.models import TimelineEvent
 from relay.testing import eventually
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 @dataclass
 class Running:
-    feed: LiveFeed
+    feed: RedisLiveFeed
     publisher: RedisTimelinePublisher
     admin: Redis
     env: str
@@ -40,7 +40,7 @@ async def running(redis_url: str) -> AsyncIterator[Running]:
     env, name = f"t{uuid.uuid4().hex[:10]}", f"notifier-test-{uuid.uuid4().hex[:8]}"
     redis = Redis.from_url(redis_url, client_name=name)
     admin = Redis.from_url(redis_url, decode_responses=True)
-    feed = LiveFeed(redis, env, poll_seconds=0.2)
+    feed = RedisLiveFeed(redis, env, poll_seconds=0.2)
     loop = asyncio.create_task(feed.run())
     try:
         yield Running(feed, RedisTimelinePublisher(redis, env), admin, env, name)

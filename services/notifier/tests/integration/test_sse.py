@@ -27,7 +27,7 @@ RUN_TYPES = [
 
 async def _dispatch(replica: Replica, events: list[DomainEvent]) -> None:
     for event in events:
-        await replica.notifier.dispatcher.dispatch(event)
+        await replica.dispatch(event)
 
 
 async def test_a_stream_from_the_start_sends_everything_and_ends_after_the_terminal(

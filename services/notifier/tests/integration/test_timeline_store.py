@@ -24,7 +24,7 @@ async def test_shuffled_events_read_in_causal_order_with_seq_1_to_n(
     random.Random(3).shuffle(arrival)
     async with harness.replica() as replica:
         for event in [*arrival, artifact]:  # the artifact comes last, after the terminal
-            await replica.notifier.dispatcher.dispatch(event)
+            await replica.dispatch(event)
     rows = await harness.rows(
         "SELECT seq, type, event_id FROM timeline_events WHERE task_id = %s ORDER BY seq",
         t.task_id,
@@ -49,7 +49,7 @@ async def test_concurrent_and_repeated_deliveries_stay_gapless(
     deliveries = [*run, *run]  # everything twice, all at once, in random order
     random.Random(5).shuffle(deliveries)
     async with harness.replica(db_pool_max=8) as replica:
-        dispatch = replica.notifier.dispatcher.dispatch
+        dispatch = replica.dispatch
         await asyncio.gather(*(dispatch(e) for e in deliveries))
     rows = await harness.rows(
         "SELECT seq, type FROM timeline_events WHERE task_id = %s ORDER BY seq", t.task_id
@@ -75,7 +75,7 @@ async def test_the_same_event_twice_changes_nothing(
         " (SELECT json_agg(t) FROM timelines t)"
     )
     async with harness.replica() as replica:
-        dispatch = replica.notifier.dispatcher.dispatch
+        dispatch = replica.dispatch
         for event in [*run[:-1], held]:
             await dispatch(event)
         before = await harness.rows(snapshot)
@@ -100,7 +100,7 @@ async def test_the_hold_limit_releases_a_terminal_whose_artifact_never_arrives(
     async with harness.replica(
         timeline_hold_seconds=0.5, timeline_sweep_interval_seconds=0.1
     ) as replica:
-        dispatch = replica.notifier.dispatcher.dispatch
+        dispatch = replica.dispatch
         for event in [
             t.submitted(),
             t.started(),

@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from notifier.app import Notifier, create_app
-from notifier.handlers import HANDLERS
-from notifier.settings import NotifierSettings
+from notifier.handlers import HANDLERS, dispatcher
+from notifier.service import Notifier
 from relay.routing import load_routing
-from relay.testing import wait_ready
-from relay_shared.internal_auth import TokenIssuer, generate_keypair
-from relay_shared.runtime import ServiceRuntime
 
-from .conftest import Fakes
+from .conftest import ISSUER
+from .fakes import Fakes
 
 # a stream that fails to end would otherwise hang in ASGITransport until the global timeout
 pytestmark = pytest.mark.timeout(30)
-
-PRIVATE, PUBLIC = generate_keypair()
-ISSUER = TokenIssuer(PRIVATE)
 
 
 def _auth(tenant: str = "acme", audience: str = "notifier") -> dict[str, str]:
@@ -33,22 +25,10 @@ def _auth(tenant: str = "acme", audience: str = "notifier") -> dict[str, str]:
 
 
 @pytest.fixture
-async def client(fakes: Fakes) -> AsyncIterator[httpx.AsyncClient]:
-    settings = NotifierSettings(internal_auth_public_key=PUBLIC, sse_heartbeat_seconds=60)
-
-    @asynccontextmanager
-    async def runtime(settings: NotifierSettings, _: ServiceRuntime) -> AsyncIterator[Notifier]:
-        yield fakes.runtime(settings)
-
-    app: FastAPI = create_app(settings, runtime=runtime)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://notifier"
-        ) as http,
-    ):
-        await wait_ready(app)
-        yield http
+def notifier(app: FastAPI, client: httpx.AsyncClient) -> Notifier:
+    """The running app's own service (what its routes use)."""
+    service: Notifier = app.state.service
+    return service
 
 
 def _frames(body: str) -> list[dict[str, str]]:
@@ -61,11 +41,11 @@ def _frames(body: str) -> list[dict[str, str]]:
 
 
 async def test_the_stream_frames_each_event_with_seq_type_and_json(
-    client: httpx.AsyncClient, fakes: Fakes, task_events: Callable
+    client: httpx.AsyncClient, notifier: Notifier, task_events: Callable
 ) -> None:
     t = task_events()
     for event in t.run(steps=1):
-        await fakes.timelines.record(event)
+        await notifier.timelines.record(event)
     response = await client.get(f"/internal/tasks/{t.task_id}/events", headers=_auth())
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
@@ -81,11 +61,11 @@ async def test_the_stream_frames_each_event_with_seq_type_and_json(
 
 @pytest.mark.parametrize("how", ["header", "query"])
 async def test_last_event_id_resumes_after_that_seq(
-    client: httpx.AsyncClient, fakes: Fakes, task_events: Callable, how: str
+    client: httpx.AsyncClient, notifier: Notifier, task_events: Callable, how: str
 ) -> None:
     t = task_events()
     for event in t.run(steps=1):
-        await fakes.timelines.record(event)
+        await notifier.timelines.record(event)
     headers, params = _auth(), {}
     if how == "header":
         headers["Last-Event-ID"] = "3"
@@ -116,11 +96,11 @@ async def test_an_invalid_last_event_id_is_a_400_problem(
 
 
 async def test_resuming_after_the_terminal_event_answers_204(
-    client: httpx.AsyncClient, fakes: Fakes, task_events: Callable
+    client: httpx.AsyncClient, notifier: Notifier, task_events: Callable
 ) -> None:
     t = task_events()
     for event in t.run(steps=1):
-        await fakes.timelines.record(event)
+        await notifier.timelines.record(event)
     response = await client.get(
         f"/internal/tasks/{t.task_id}/events", headers={**_auth(), "Last-Event-ID": "5"}
     )
@@ -129,10 +109,10 @@ async def test_resuming_after_the_terminal_event_answers_204(
 
 
 async def test_another_tenants_timeline_is_a_404(
-    client: httpx.AsyncClient, fakes: Fakes, task_events: Callable
+    client: httpx.AsyncClient, notifier: Notifier, task_events: Callable
 ) -> None:
     t = task_events(tenant_id="acme")
-    await fakes.timelines.record(t.submitted())
+    await notifier.timelines.record(t.submitted())
     response = await client.get(f"/internal/tasks/{t.task_id}/events", headers=_auth("globex"))
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
@@ -155,10 +135,9 @@ def test_the_handler_registry_covers_exactly_what_routing_routes_here() -> None:
 
 
 async def test_the_dispatcher_puts_consumed_events_on_the_timeline(
-    fakes: Fakes, task_events: Callable
+    fakes: Fakes, notifier: Notifier, task_events: Callable
 ) -> None:
-    settings = NotifierSettings(internal_auth_public_key=PUBLIC)
     t = task_events()
     for event in t.run(steps=1):
-        await fakes.runtime(settings).dispatcher.dispatch(event)
+        await dispatcher(notifier).dispatch(event)
     assert fakes.store.timeline_types(t.task_id)[-1] == "task.succeeded"

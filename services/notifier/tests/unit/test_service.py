@@ -1,4 +1,4 @@
-"""TimelineService over in-memory fakes: recording, dedupe, fan-out, the hold sweep."""
+"""The timeline use cases over in-memory fakes: recording, dedupe, fan-out, the hold sweep."""
 
 from __future__ import annotations
 
@@ -9,20 +9,21 @@ from collections.abc import Callable
 
 import pytest
 
-from notifier.service import TenantMismatch
+from notifier.service import Notifier, TenantMismatch
 
-from .conftest import HOLD_SECONDS, Fakes
+from .conftest import HOLD_SECONDS
+from .fakes import Fakes
 
 
 async def test_shuffled_events_are_stored_and_published_in_seq_order(
-    fakes: Fakes, task_events: Callable
+    fakes: Fakes, notifier: Notifier, task_events: Callable
 ) -> None:
     t = task_events()
     run = t.run(steps=4)
     shuffled = run[:]
     random.Random(7).shuffle(shuffled)
     for event in shuffled:
-        await fakes.timelines.record(event)
+        await notifier.timelines.record(event)
     stored = fakes.store.rows[t.task_id].events
     assert [e.seq for e in stored] == list(range(1, len(run) + 1))
     assert stored[0].type == "task.submitted"
@@ -30,71 +31,75 @@ async def test_shuffled_events_are_stored_and_published_in_seq_order(
     assert fakes.feed.published == stored  # every append is published once, in order
 
 
-async def test_a_repeated_event_changes_nothing(fakes: Fakes, task_events: Callable) -> None:
+async def test_a_repeated_event_changes_nothing(
+    fakes: Fakes, notifier: Notifier, task_events: Callable
+) -> None:
     t = task_events()
     submitted, started, held_step = t.submitted(), t.started(), t.progressed(2)
     for event in [submitted, started, held_step]:
-        await fakes.timelines.record(event)
+        await notifier.timelines.record(event)
     before = list(fakes.store.rows[t.task_id].events)
     for event in [submitted, started, held_step]:
-        assert await fakes.timelines.record(event) == []
+        assert await notifier.timelines.record(event) == []
     assert fakes.store.rows[t.task_id].events == before
     assert list(fakes.store.rows[t.task_id].held) == [held_step.metadata.event_id]
     assert len(fakes.feed.published) == 2
 
 
-async def test_a_late_event_repeated_is_still_a_no_op(fakes: Fakes, task_events: Callable) -> None:
+async def test_a_late_event_repeated_is_still_a_no_op(
+    fakes: Fakes, notifier: Notifier, task_events: Callable
+) -> None:
     t = task_events()
-    await fakes.timelines.record(t.submitted())
-    await fakes.timelines.record(t.cancelled(attempt=0))
+    await notifier.timelines.record(t.submitted())
+    await notifier.timelines.record(t.cancelled(attempt=0))
     late = t.cancel_requested()
-    assert await fakes.timelines.record(late) == []
-    assert await fakes.timelines.record(late) == []
+    assert await notifier.timelines.record(late) == []
+    assert await notifier.timelines.record(late) == []
     assert list(fakes.store.rows[t.task_id].late) == [late.metadata.event_id]
     assert fakes.store.timeline_types(t.task_id) == ["task.submitted", "task.cancelled"]
 
 
 async def test_concurrent_deliveries_never_collide_on_seq(
-    fakes: Fakes, task_events: Callable
+    fakes: Fakes, notifier: Notifier, task_events: Callable
 ) -> None:
     t = task_events()
     run = t.run(steps=10)
-    await asyncio.gather(*(fakes.timelines.record(e) for e in [*run, *run]))  # each twice
+    await asyncio.gather(*(notifier.timelines.record(e) for e in [*run, *run]))  # each twice
     assert [e.seq for e in fakes.store.rows[t.task_id].events] == list(range(1, len(run) + 1))
 
 
 async def test_a_failed_live_publish_keeps_the_durable_append(
-    fakes: Fakes, task_events: Callable
+    fakes: Fakes, notifier: Notifier, task_events: Callable
 ) -> None:
     t = task_events()
     fakes.feed.broken = True
-    appended = await fakes.timelines.record(t.submitted())
+    appended = await notifier.timelines.record(t.submitted())
     assert [e.seq for e in appended] == [1]
     assert fakes.store.timeline_types(t.task_id) == ["task.submitted"]
 
 
 async def test_an_event_for_another_tenants_task_is_refused(
-    fakes: Fakes, task_events: Callable
+    fakes: Fakes, notifier: Notifier, task_events: Callable
 ) -> None:
     t = task_events(tenant_id="acme")
-    await fakes.timelines.record(t.submitted())
+    await notifier.timelines.record(t.submitted())
     intruder = task_events(tenant_id="globex", task_id=t.task_id)
     with pytest.raises(TenantMismatch):
-        await fakes.timelines.record(intruder.started())
+        await notifier.timelines.record(intruder.started())
     assert fakes.store.timeline_types(t.task_id) == ["task.submitted"]
 
 
 async def test_the_sweep_releases_only_after_the_hold_limit(
-    fakes: Fakes, task_events: Callable
+    fakes: Fakes, notifier: Notifier, task_events: Callable
 ) -> None:
     t = task_events()
-    await fakes.timelines.record(t.submitted())
-    await fakes.timelines.record(t.started())
-    await fakes.timelines.record(t.succeeded(artifact_ids=[uuid.uuid4()]))  # never published
+    await notifier.timelines.record(t.submitted())
+    await notifier.timelines.record(t.started())
+    await notifier.timelines.record(t.succeeded(artifact_ids=[uuid.uuid4()]))  # never published
     fakes.clock.advance(HOLD_SECONDS - 1)
-    assert await fakes.timelines.release_overdue() == []
+    assert await notifier.timelines.release_overdue() == []
     fakes.clock.advance(2)
-    released = await fakes.timelines.release_overdue()
+    released = await notifier.timelines.release_overdue()
     assert [(e.seq, e.type) for e in released] == [(3, "task.succeeded")]
     assert fakes.feed.published[-1] == released[0]
     assert fakes.store.rows[t.task_id].held == {}

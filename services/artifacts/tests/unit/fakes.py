@@ -1,26 +1,18 @@
-"""In-memory infrastructure for unit tests: the same protocols as PostgreSQL and S3, no I/O.
-
-``InMemoryInfrastructure.factory`` plugs into ``create_app(infrastructure=...)``; ``deliver``
-hands an event to the app's dispatcher the way an SQS message would arrive.
-"""
+"""In-memory fakes for the artifacts service's ports (artifacts.ports), bundled by ``Fakes``:
+the same behaviour as PostgreSQL and S3 where the use cases can tell, no I/O."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 from uuid import UUID
 
-from artifacts.app import Infrastructure
-from artifacts.models import Artifact, ArtifactStatus
-from artifacts.settings import ArtifactsSettings
-from artifacts.storage import ObjectDigest
-from relay_shared.consumer import EventDispatcher, ReceivedMessage
+from artifacts.models import Artifact, ArtifactStatus, ObjectDigest
+from artifacts.ports import Ports
 from relay_shared.events import DomainEvent
-from relay_shared.runtime import Loop
 
 
 class PreconditionFailed(Exception):
@@ -35,7 +27,7 @@ class StoredObject:
 
     @property
     def etag(self) -> str:
-        return f'"{hashlib.md5(self.body).hexdigest()}"'  # noqa: S324 - S3's ETag, not security
+        return f'"{hashlib.md5(self.body).hexdigest()}"'  # S3's ETag of a simple upload
 
 
 class InMemoryObjectStore:
@@ -72,6 +64,22 @@ class InMemoryObjectStore:
 
     async def delete(self, bucket: str, key: str) -> None:
         self.objects.pop((bucket, key), None)
+
+
+class OverwrittenAfterDigestObjectStore(InMemoryObjectStore):
+    """The staged object is replaced right after it was verified."""
+
+    async def digest(self, bucket: str, key: str) -> ObjectDigest | None:
+        verified = await super().digest(bucket, key)
+        self.put(bucket, key, b"other bytes")
+        return verified
+
+
+class UndeletableObjectStore(InMemoryObjectStore):
+    """S3 goes away just when the staging object is to be deleted."""
+
+    async def delete(self, bucket: str, key: str) -> None:
+        raise ConnectionError("S3 is away")
 
 
 class InMemoryDownloadLinks:
@@ -155,43 +163,13 @@ class _MemoryTransaction:
         return self.records.get(artifact_id) or self._store.records.get(artifact_id)
 
 
-async def _no_loops(dispatcher: EventDispatcher) -> Sequence[Loop]:
-    return []
+@dataclass
+class Fakes:
+    """One of each fake; ``ports()`` is the service's whole outside world, in memory."""
 
+    artifacts: InMemoryArtifacts = field(default_factory=InMemoryArtifacts)
+    objects: InMemoryObjectStore = field(default_factory=InMemoryObjectStore)
+    links: InMemoryDownloadLinks = field(default_factory=InMemoryDownloadLinks)
 
-class InMemoryInfrastructure:
-    def __init__(self) -> None:
-        self.artifacts = InMemoryArtifacts()
-        self.objects = InMemoryObjectStore()
-        self.links = InMemoryDownloadLinks()
-        self.dispatcher: EventDispatcher | None = None
-
-    @asynccontextmanager
-    async def factory(self, settings: ArtifactsSettings) -> AsyncIterator[Infrastructure]:
-        async def capture(dispatcher: EventDispatcher) -> Sequence[Loop]:
-            self.dispatcher = dispatcher
-            return await _no_loops(dispatcher)
-
-        yield Infrastructure(
-            artifacts=self.artifacts,
-            objects=self.objects,
-            links=self.links,
-            event_loops=capture,
-        )
-
-    async def deliver(self, event: DomainEvent) -> None:
-        """Hand ``event`` to the running app's dispatcher as EventBridge delivers it to SQS."""
-        if self.dispatcher is None:
-            raise RuntimeError("the app is not running")
-        body = json.dumps(
-            {"source": event.source(), "detail-type": event.name, "detail": event.detail()}
-        )
-        await self.dispatcher(
-            ReceivedMessage(
-                message_id=str(event.metadata.event_id),
-                receipt_handle="memory",
-                body=body,
-                receive_count=1,
-                attributes={},
-            )
-        )
+    def ports(self) -> Ports:
+        return Ports(artifacts=self.artifacts, objects=self.objects, links=self.links)
