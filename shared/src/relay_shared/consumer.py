@@ -25,6 +25,7 @@ from typing import Any
 from opentelemetry import metrics
 from opentelemetry.trace import Span
 
+from relay_shared.backoff import Backoff
 from relay_shared.events import DomainEvent, parse_event
 from relay_shared.logs import log_context
 from relay_shared.tracing import AWS_TRACE_HEADER as TRACE_HEADER
@@ -180,6 +181,8 @@ class SqsConsumer:
         # the queue's maxReceiveCount; None for a queue without a redrive policy (no limit)
         self._max_receives: int | None = None
         self._redrive_policy_read = False
+        self._poll: asyncio.Future[Any] | None = None  # the receive call in flight
+        self._receive_backoff = Backoff(initial=1.0, maximum=30.0)
 
     @property
     def in_flight(self) -> int:
@@ -204,6 +207,7 @@ class SqsConsumer:
             for task in unfinished:
                 task.cancel()  # each one makes its message visible again (_process)
             await asyncio.gather(*unfinished, return_exceptions=True)
+            await self._hand_back_abandoned_poll()
             await self._deletes.join()
             deleter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -226,7 +230,7 @@ class SqsConsumer:
                 raise
             except Exception as exc:
                 failures += 1
-                delay = min(30.0, 0.5 * 2**failures)
+                delay = self._receive_backoff.delay(failures)
                 log.warning("%s: receive failed (%s); retrying in %.1fs", self._name, exc, delay)
                 messages = []
                 await self._sleep(delay)
@@ -249,17 +253,16 @@ class SqsConsumer:
             )
         )
         stopping = asyncio.ensure_future(self._stopping.wait())
+        self._poll = receive
         try:
             await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
         if not receive.done():
-            # Stopping: abandon the long poll. A message it may still hand out stays invisible
-            # until its visibility timeout ends and is then redelivered; nothing is lost.
-            receive.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await receive
+            # Stopping (or cancelled, which skips this): the long poll is left running, and
+            # run() hands back whatever it still returns (_hand_back_abandoned_poll).
             return []
+        self._poll = None
         response = receive.result()
         now_ms = time.time() * 1000
         for m in response.get("Messages", []):
@@ -453,6 +456,26 @@ class SqsConsumer:
         while True:
             await asyncio.sleep(self._visibility_timeout / 2)
             await self._set_visibility(message, self._visibility_timeout)
+
+    async def _hand_back_abandoned_poll(self) -> None:
+        """A long poll that was still waiting when the consumer stopped can yet receive a
+        message, which would then stay invisible for the whole visibility timeout; make what
+        it returns visible again at once. Cancelling the call would not help: the server may
+        hand the message out all the same."""
+        poll, self._poll = self._poll, None
+        if poll is None:
+            return
+        await asyncio.wait({poll}, timeout=self._wait_seconds + 5)
+        if not poll.done():
+            poll.cancel()
+            return
+        if poll.cancelled() or poll.exception() is not None:
+            return
+        for m in poll.result().get("Messages", []):
+            with contextlib.suppress(Exception):
+                await self._client.change_message_visibility(
+                    QueueUrl=self._queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                )
 
     async def _set_visibility(self, message: ReceivedMessage, seconds: int) -> None:
         try:
