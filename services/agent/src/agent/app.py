@@ -1,125 +1,117 @@
-"""Composition root: settings -> database, AWS clients, model provider, agent loop, the two
-consumers (tasks on the main queue, cancel requests on the control queue), the recovery
-sweeper, the cancel listener, the outbox relay and housekeeping. Tests swap collaborators in
-through ``create_app`` and ``build_service``."""
+"""Composition root: the agent's ports (PostgreSQL, S3, the model provider; its consumers,
+sweeper, listener and relay), the use cases built on them, and the HTTP app around both."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from agent.artifacts import S3StagingArea, StagingArea
-from agent.cancellation import CancelListener
+from agent.artifacts import S3StagingArea
+from agent.cancel_listener import CancelListener
+from agent.cancellation import Cancellation
 from agent.handlers import event_dispatcher
+from agent.ports import Ports
 from agent.providers import check_provider_settings, open_provider
-from agent.providers.base import ModelProvider
-from agent.recovery import RecoverySweeper
+from agent.recording import AttemptRecorder
+from agent.recovery import Recovery, RecoverySweeper
 from agent.repository import PostgresRuns
-from agent.retries import Clock, Sleep
+from agent.retries import RetryPolicy
+from agent.runner import AttemptRunner
 from agent.running import RunningAttempts
-from agent.runs import RunStore
 from agent.service import AgentService
 from agent.settings import AgentSettings
-from agent.tools import TOOLS, Tool
+from agent.work import AttemptWork
+from relay_shared.composition import OpenPorts, compose
 from relay_shared.http import create_service_app
+from relay_shared.loops import Loop
 from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
-from relay_shared.runtime import Loop, background
 from relay_shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build_service(
-    settings: AgentSettings,
-    *,
-    runs: RunStore,
-    staging: StagingArea,
-    provider: ModelProvider,
-    running: RunningAttempts | None = None,
-    tools: Mapping[str, Tool] = TOOLS,
-    sleep: Sleep = asyncio.sleep,
-    clock: Clock = time.monotonic,
-) -> AgentService:
-    return AgentService(
-        settings,
+async def open_ports(settings: AgentSettings, runtime: ServiceRuntime) -> Ports:
+    """PostgreSQL (runs and outbox), S3 staging and the configured model provider, opened
+    through the runtime; the loops consume both queues, recover, listen and publish."""
+    database = await runtime.database(KIT_OUTBOX, KIT_INBOX, MIGRATIONS)
+    # Credentials fetched over the network (Secrets Manager) are waited for like any
+    # dependency; a missing or unreadable secret fails start-up.
+    provider = await runtime.until_available(
+        "the model provider's credentials", lambda: runtime.enter(open_provider(settings))
+    )
+    events = await runtime.aws_client("events")
+    sqs = await runtime.aws_client("sqs")
+    s3 = await runtime.aws_client("s3")
+    runs = PostgresRuns(database)
+
+    async def loops(service: AgentService) -> Sequence[Loop]:
+        dispatcher = event_dispatcher(service)
+        consumer = await runtime.consumer(sqs, dispatcher)
+        # Cancels have their own queue: on the main one they would wait behind the very runs
+        # they are meant to stop.
+        control = await runtime.consumer(sqs, dispatcher, queue_name=settings.control_queue_name)
+        recovery: list[Loop] = []
+        if settings.recovery_concurrency:  # 0 turns recovery off
+            recovery.append(RecoverySweeper(service.recovery, settings))
+        # Stopped in this order: runs finish (or are handed back) within the grace period while
+        # cancel requests still reach them; then the relay publishes what they committed.
+        return [
+            consumer,
+            control,
+            *recovery,
+            CancelListener(database, runs.channel, service.running),
+            runtime.outbox_relay(database, events),
+            runtime.housekeeping(database, outbox=True, inbox=True),
+        ]
+
+    return Ports(
         runs=runs,
+        staging=S3StagingArea(s3, settings.artifacts_bucket),
         provider=provider,
-        staging=staging,
+        loops=loops,
+    )
+
+
+def build(settings: AgentSettings, ports: Ports) -> AgentService:
+    """The use cases on ``ports``; no I/O."""
+    running = RunningAttempts()
+    recorder = AttemptRecorder(ports.runs)
+    retry = RetryPolicy(
+        settings.provider_max_retries,
+        settings.provider_retry_base_seconds,
+        settings.provider_retry_max_seconds,
+        sleep=ports.sleep,
+        clock=ports.clock,
+    )
+    work = AttemptWork(
+        settings,
+        provider=ports.provider,
+        tools=ports.tools,
+        staging=ports.staging,
+        retry=retry,
+        recorder=recorder,
         running=running,
-        tools=tools,
-        sleep=sleep,
-        clock=clock,
+    )
+    runner = AttemptRunner(
+        settings, runs=ports.runs, work=work, recorder=recorder, running=running, clock=ports.clock
+    )
+    return AgentService(
+        runner=runner,
+        cancellation=Cancellation(ports.runs, running),
+        recovery=Recovery(settings, runs=ports.runs, runner=runner),
+        running=running,
     )
 
 
 def create_app(
     settings: AgentSettings | None = None,
     *,
-    provider: ModelProvider | None = None,
-    tools: Mapping[str, Tool] = TOOLS,
+    ports: OpenPorts[AgentSettings, Ports] = open_ports,
 ) -> FastAPI:
     settings = settings or AgentSettings()
     # Check the provider's settings now: an unknown RELAY_LLM_PROVIDER or a missing setting stops
-    # start-up with a clear error; start-up resolves its credentials when it opens it.
-    if provider is None:
-        check_provider_settings(settings)
-
-    @asynccontextmanager
-    async def start(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
-        database = await runtime.database(KIT_OUTBOX, KIT_INBOX, MIGRATIONS)
-        # Credentials fetched over the network (Secrets Manager) are waited for like any
-        # dependency; a missing or unreadable secret fails start-up.
-        model = await runtime.until_available(
-            "the model provider's credentials",
-            lambda: runtime.enter(open_provider(settings, provider=provider)),
-        )
-        events = await runtime.aws_client("events")
-        sqs = await runtime.aws_client("sqs")
-        s3 = await runtime.aws_client("s3")
-        runs = PostgresRuns(database)
-        running = RunningAttempts()
-        service = build_service(
-            settings,
-            runs=runs,
-            staging=S3StagingArea(s3, settings.artifacts_bucket),
-            provider=model,
-            running=running,
-            tools=tools,
-        )
-        dispatcher = event_dispatcher(service)
-        app.state.service = service
-        app.state.dispatcher = dispatcher
-        consumer = await runtime.consumer(sqs, dispatcher)
-        # Cancels have their own queue: on the main one they would wait behind the very runs
-        # they are meant to stop.
-        control = await runtime.consumer(sqs, dispatcher, queue_name=settings.control_queue_name)
-        recovery = RecoverySweeper(
-            runs,
-            service,
-            interval_seconds=settings.recovery_interval_seconds,
-            grace_seconds=settings.recovery_grace_seconds,
-            concurrency=settings.recovery_concurrency,
-            shutdown_grace_seconds=settings.shutdown_grace_seconds,
-        )
-        app.state.recovery = recovery
-        listener = CancelListener(database, runs.channel, running)
-        app.state.cancel_listener = listener
-        # Stopped in this order: runs finish (or are handed back) within the grace period while
-        # cancel requests still reach them; then the relay publishes what they committed.
-        loops: list[Loop] = [consumer, control]
-        if settings.recovery_concurrency:
-            loops.append(recovery)
-        loops += [
-            listener,
-            runtime.outbox_relay(database, events),
-            runtime.housekeeping(database, outbox=True, inbox=True),
-        ]
-        async with background(loops, grace_seconds=settings.shutdown_grace_seconds):
-            yield
-
-    return create_service_app(settings, start=start)
+    # start-up with a clear error; open_ports resolves its credentials when it opens it.
+    check_provider_settings(settings)
+    return create_service_app(settings, start=compose(settings, ports, build))

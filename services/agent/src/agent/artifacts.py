@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import mimetypes
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID, uuid5
 
+from agent.ports import StagingArea
 from relay_shared.events import ArtifactUploadedData
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -29,12 +30,6 @@ def content_type(name: str) -> str:
 
 def staging_key(tenant_id: str, task_id: UUID, artifact: UUID, name: str) -> str:
     return f"staging/{tenant_id}/{task_id}/{artifact}/{name}"
-
-
-class StagingArea(Protocol):
-    bucket: str
-
-    async def put(self, key: str, data: bytes, *, content_type: str, sha256: bytes) -> None: ...
 
 
 class S3StagingArea:

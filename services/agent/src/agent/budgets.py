@@ -2,7 +2,7 @@
 the task before the money is spent rather than after.
 
 max_wall_seconds is not checked here: the whole attempt runs under an asyncio deadline
-(service.py), which interrupts a model stream or a tool the moment it passes.
+(work.py), which interrupts a model stream or a tool the moment it passes.
 """
 
 from __future__ import annotations

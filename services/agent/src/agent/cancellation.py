@@ -1,94 +1,53 @@
-"""Cancel requests reach the process that runs the task: every agent process LISTENs on one
-channel (one dedicated connection) and stops the attempt it runs for the notified task id.
+"""task.cancel_requested: record the request on the run; whoever runs the task stops it.
 
-Which replica receives task.cancel_requested from the queue is chance; the handler records the
-request on the run and NOTIFYs in the same transaction, so the runner hears it on commit. A
-notification sent while this listener was disconnected is made up for on reconnect (it asks
-for the requests among the attempts it runs), and each runner also reads the flag whenever it
-writes to its run (lease renewals, step commits).
+Which replica receives the request from the control queue is chance. The request is recorded
+on the run and NOTIFYed in the same transaction, so the process running the task hears it on
+commit (cancel_listener.py) and stops the attempt; the runner then emits task.cancelled.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from typing import Any
-from uuid import UUID
 
-import psycopg
-from psycopg import AsyncConnection, sql
-
-from agent.repository import cancel_requested_among
+from agent.ports import RunStore
 from agent.running import RunningAttempts
-from relay_shared.db import Database
+from relay_shared.events import TaskCancelled, TaskCancelledData, TaskCancelRequested
 
 log = logging.getLogger(__name__)
 
 
-class CancelListener:
-    def __init__(
-        self,
-        database: Database,
-        channel: str,
-        running: RunningAttempts,
-        *,
-        poll_seconds: float = 1.0,
-        max_reconnect_delay: float = 30.0,
-    ) -> None:
-        self._db = database
-        self._channel = channel
+class Cancellation:
+    def __init__(self, runs: RunStore, running: RunningAttempts) -> None:
+        self._runs = runs
         self._running = running
-        self._poll = poll_seconds
-        self._max_reconnect_delay = max_reconnect_delay
-        self._stopping = asyncio.Event()
-        self.listening = asyncio.Event()  # set while LISTEN is in effect (tests wait for it)
-        self._failures = 0  # in a row, for the reconnect backoff
 
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self._listen()
-            except (psycopg.Error, OSError) as exc:
-                self._failures += 1
-                delay = min(self._max_reconnect_delay, 0.5 * 2**self._failures)
-                log.warning("cancel listener: %s; reconnecting in %.1fs", exc, delay)
-                await self._sleep(delay)
-
-    async def _listen(self) -> None:
-        conn = await self._db.connect(autocommit=True)
-        try:
-            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-            self.listening.set()
-            self._failures = 0
-            await self._catch_up(conn)
-            await self._deliver(conn)
-        finally:
-            self.listening.clear()
-            with contextlib.suppress(psycopg.Error, OSError):
-                await conn.close()
-
-    async def _deliver(self, conn: AsyncConnection[Any]) -> None:
-        while not self._stopping.is_set():
-            async for notify in conn.notifies(timeout=self._poll):
-                self._cancel(notify.payload)
-
-    async def _catch_up(self, conn: AsyncConnection[Any]) -> None:
-        for task_id in await cancel_requested_among(conn, self._running.task_ids()):
-            self._cancel(str(task_id))
-
-    def _cancel(self, payload: str) -> None:
-        try:
-            task_id = UUID(payload)
-        except ValueError:
-            log.warning("cancel listener: ignoring payload %r (not a task id)", payload)
-            return
-        if self._running.cancel(task_id):
-            log.info("task %s: cancel request received; stopping its attempt", task_id)
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+    async def request(self, requested: TaskCancelRequested) -> None:
+        """Record the request; whoever runs the task stops it (NOTIFY, then task.cancelled).
+        A task not started yet is recorded as cancelled at once, so it never starts; a run
+        whose holder is gone is cancelled here and now."""
+        meta = requested.metadata
+        reason = requested.data.reason
+        async with self._runs.transaction() as tx:
+            outcome = await tx.request_cancel(meta.task_id, meta.tenant_id, reason)
+            if outcome.effect == "before_start":
+                data = TaskCancelledData(attempt=0, reason=reason)
+            elif outcome.effect == "orphaned" and outcome.run is not None:
+                run = outcome.run
+                data = TaskCancelledData(
+                    attempt=run.attempt,
+                    steps=run.steps,
+                    usage=run.usage,
+                    cost_usd=run.cost_usd,
+                    reason=reason,
+                )
+            else:
+                data = None
+            if data is not None:
+                await tx.emit(
+                    TaskCancelled.create(
+                        data, tenant_id=meta.tenant_id, task_id=meta.task_id, caused_by=meta
+                    )
+                )
+        log.info("task %s: cancel request %s", meta.task_id, outcome.effect)
+        if outcome.effect == "signalled":
+            self._running.cancel(meta.task_id)  # runs here? no need to wait for the NOTIFY

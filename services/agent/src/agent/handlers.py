@@ -14,12 +14,12 @@ from relay_shared.events import TaskCancelRequested, TaskSubmitted
 async def on_task_submitted(service: AgentService, event: TaskSubmitted) -> None:
     # No inbox claim: the runs table is the dedupe (see repository._CLAIM), because a
     # half-finished run must be redone on redelivery while a finished one must not.
-    await service.run_task(event)
+    await service.runner.run(event)
 
 
 async def on_task_cancel_requested(service: AgentService, event: TaskCancelRequested) -> None:
     # No inbox claim either: the run's cancel flag makes a repeated request a no-op.
-    await service.cancel_task(event)
+    await service.cancellation.request(event)
 
 
 HANDLERS: Mapping[str, Callable[[AgentService, Any], Awaitable[None]]] = {

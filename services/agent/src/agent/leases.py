@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
+from agent.ports import Clock, RunStore, Sleep
 from agent.running import RunningAttempt, StopCause
-from agent.runs import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +26,8 @@ async def keep_lease(
     *,
     owner: str,
     lease_seconds: float,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
 ) -> None:
     """Renew now and every ``lease_seconds / 3`` until cancelled or the attempt must stop."""
     interval = lease_seconds / 3

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from agent.app import MIGRATIONS, build_service, create_app
+from agent.app import MIGRATIONS, build, create_app, open_ports
 from agent.artifacts import S3StagingArea
-from agent.providers.base import ModelProvider, ModelReply, ModelRequest
+from agent.cancel_listener import CancelListener
+from agent.ports import ModelProvider, Ports
+from agent.providers.base import ModelReply, ModelRequest
 from agent.providers.scripted import ScriptedProvider
 from agent.repository import PostgresRuns
 from agent.service import AgentService
@@ -25,12 +28,30 @@ from agent.tools import TOOLS, Tool
 from relay.stack.topology import Topology
 from relay.testing import wait_ready
 from relay_shared.aws import aws_client
+from relay_shared.composition import OpenPorts
 from relay_shared.db import Database
 from relay_shared.events import DomainEvent
-from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
+from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX, migrate
 from relay_shared.outbox import to_outbound
 from relay_shared.publisher import EventBridgePublisher
-from relay_shared.migrations import migrate
+from relay_shared.runtime import ServiceRuntime
+
+L = TypeVar("L")
+
+
+def swapping(**swapped: Any) -> OpenPorts[AgentSettings, Ports]:
+    """``open_ports`` with some of the production ports swapped (the provider, the tools)."""
+
+    async def ports(settings: AgentSettings, runtime: ServiceRuntime) -> Ports:
+        return dataclasses.replace(await open_ports(settings, runtime), **swapped)
+
+    return ports
+
+
+def loop_of(app: FastAPI, kind: type[L]) -> L:
+    """The running app's background loop of this kind (from ``app.state.loops``)."""
+    [found] = [loop for loop in app.state.loops if isinstance(loop, kind)]
+    return found
 
 
 class CountingProvider:
@@ -76,12 +97,13 @@ class Runtime:
     s3: Any
 
     def service(self, provider: ModelProvider) -> AgentService:
-        return build_service(
-            self.settings,
+        """The use cases on the production adapters (no loops: the test drives them)."""
+        ports = Ports(
             runs=PostgresRuns(self.database),
             staging=S3StagingArea(self.s3, self.settings.artifacts_bucket),
             provider=provider,
         )
+        return build(self.settings, ports)
 
     async def outbox(self) -> list[dict[str, Any]]:
         async with self.database.transaction() as conn:
@@ -157,10 +179,11 @@ def serving(runtime: Runtime) -> Serving:
         **overrides: Any,
     ) -> AsyncIterator[FastAPI]:
         settings = runtime.settings.model_copy(update=overrides)
-        app = create_app(settings, provider=provider, tools=tools)
+        swapped = {"tools": tools} if provider is None else {"tools": tools, "provider": provider}
+        app = create_app(settings, ports=swapping(**swapped))
         async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
             await wait_ready(app)
-            await asyncio.wait_for(app.state.cancel_listener.listening.wait(), 30)
+            await asyncio.wait_for(loop_of(app, CancelListener).listening.wait(), 30)
             yield app
 
     return serve

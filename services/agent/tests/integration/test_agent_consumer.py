@@ -19,6 +19,8 @@ from relay_shared.events import TaskSubmitted, TaskSubmittedData
 from relay_shared.outbox import to_outbound
 from relay_shared.publisher import EventBridgePublisher
 
+from .conftest import swapping
+
 pytestmark = pytest.mark.integration
 
 
@@ -52,7 +54,7 @@ async def test_task_submitted_on_the_bus_runs_through_the_agent_app(
     agent_settings, topology: Topology, counting
 ) -> None:
     provider = counting()
-    app = create_app(agent_settings, provider=provider)
+    app = create_app(agent_settings, ports=swapping(provider=provider))
     event = TaskSubmitted.create(
         TaskSubmittedData(prompt="End to end\n/steps 2", model="scripted"),
         tenant_id="acme",

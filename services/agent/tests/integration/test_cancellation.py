@@ -10,6 +10,8 @@ from collections import Counter
 import pytest
 from pydantic import BaseModel
 
+from agent.cancel_listener import CancelListener
+from agent.handlers import event_dispatcher
 from agent.providers.base import ModelReply, ToolUseBlock
 from agent.repository import PostgresRuns
 from agent.tools import TOOLS, ToolOutcome, define_tool
@@ -20,6 +22,8 @@ from relay_shared.events import (
     TaskSubmitted,
     TaskSubmittedData,
 )
+
+from .conftest import loop_of
 
 pytestmark = pytest.mark.integration
 
@@ -51,9 +55,9 @@ async def test_cancel_while_queued_means_it_never_starts(runtime, counting) -> N
     service = runtime.service(provider)
     event = _submitted("/steps 1")
 
-    await service.cancel_task(_cancel(event, "too late"))
-    await service.cancel_task(_cancel(event, "again"))  # repeated: nothing more
-    await service.run_task(event)
+    await service.cancellation.request(_cancel(event, "too late"))
+    await service.cancellation.request(_cancel(event, "again"))  # repeated: nothing more
+    await service.runner.run(event)
 
     assert provider.calls == 0
     rows = await runtime.outbox()
@@ -109,7 +113,7 @@ async def test_the_cancel_reaches_the_replica_running_the_task(
 
         loop = asyncio.get_running_loop()
         asked_at = loop.time()
-        await bystander.state.dispatcher.dispatch(_cancel(event))
+        await event_dispatcher(bystander.state.service).dispatch(_cancel(event))
         await asyncio.wait_for(runner.cancelled.wait(), CONTRACT_SECONDS + 5)
 
         assert runner.cancelled_at is not None
@@ -176,7 +180,7 @@ async def test_the_listener_reconnects_after_losing_its_connection(
     provider = blocked()
     event = _submitted()
     async with serving(provider, worker_id="agent-a") as app:
-        listener = app.state.cancel_listener
+        listener = loop_of(app, CancelListener)
         await runtime.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE query ILIKE 'LISTEN%%' AND datname = current_database()"
@@ -184,10 +188,10 @@ async def test_the_listener_reconnects_after_losing_its_connection(
         await eventually(lambda: _is_false(listener.listening), within=10)
         await eventually(lambda: _is_true(listener.listening), within=15)
 
-        run = asyncio.create_task(app.state.dispatcher.dispatch(event))
+        run = asyncio.create_task(event_dispatcher(app.state.service).dispatch(event))
         await asyncio.wait_for(provider.called.wait(), 10)
         # the cancel is recorded by another process: only the NOTIFY can reach this one
-        await runtime.service(blocked()).cancel_task(_cancel(event))
+        await runtime.service(blocked()).cancellation.request(_cancel(event))
         await asyncio.wait_for(run, CONTRACT_SECONDS)
 
     assert _terminal(await runtime.emitted()) == ["task.cancelled"]

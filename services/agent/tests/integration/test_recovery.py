@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
+from agent.recovery import RecoverySweeper
 from agent.repository import PostgresRuns
 from relay.testing import eventually
 from relay_shared.events import TaskLimits, TaskSubmitted, TaskSubmittedData
+
+from .conftest import loop_of
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +87,7 @@ async def test_a_stale_run_without_a_message_is_finished_by_the_sweeper_exactly_
         serving(second, worker_id="agent-b", **RECOVERY) as b,
     ):
         run = await _finished(runtime, event)
-        sweeps = a.state.recovery.sweeps + b.state.recovery.sweeps
+        sweeps = await _sweeps(a, b)()
         await eventually(
             _sweeps(a, b), until=lambda n: n >= sweeps + 6, within=10
         )  # more sweeps after it finished: none of them runs it again
@@ -138,7 +141,7 @@ async def test_a_run_that_used_up_its_attempts_fails_once_instead(
     provider = counting()
     async with serving(provider, recovery_max_attempts=3, **RECOVERY) as app:
         run = await _finished(runtime, event)
-        sweeps = app.state.recovery.sweeps
+        sweeps = await _sweeps(app)()
         await eventually(_sweeps(app), until=lambda n: n >= sweeps + 5, within=10)
 
     assert (run["status"], run["attempt"]) == ("failed", 3)
@@ -151,6 +154,6 @@ async def test_a_run_that_used_up_its_attempts_fails_once_instead(
 
 def _sweeps(*apps: Any) -> Any:
     async def count() -> int:
-        return sum(app.state.recovery.sweeps for app in apps)
+        return sum(loop_of(app, RecoverySweeper).rounds for app in apps)
 
     return count

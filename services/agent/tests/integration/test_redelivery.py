@@ -113,7 +113,7 @@ async def test_a_run_whose_holder_died_is_taken_over_once_its_lease_expires(
         )
 
     with pytest.raises(Defer) as deferred:  # its lease is still live
-        await service.run_task(event)
+        await service.runner.run(event)
     assert 60 <= deferred.value.delay_seconds <= 63
     assert provider.calls == 0
 
@@ -121,7 +121,7 @@ async def test_a_run_whose_holder_died_is_taken_over_once_its_lease_expires(
         "UPDATE runs SET lease_expires_at = now() - interval '1 second' WHERE task_id = %s",
         event.metadata.task_id,
     )
-    await service.run_task(event)
+    await service.runner.run(event)
 
     rows = await runtime.outbox()
     assert [r["detail_type"] for r in rows] == [
@@ -136,5 +136,5 @@ async def test_a_run_whose_holder_died_is_taken_over_once_its_lease_expires(
     assert (run["status"], run["attempt"], run["lease_owner"]) == ("succeeded", 2, "it-worker")
     assert run["submitted"]["prompt"] == "Take over\n/steps 1"
 
-    await service.run_task(event)  # and once finished, never again
+    await service.runner.run(event)  # and once finished, never again
     assert provider.calls == 2

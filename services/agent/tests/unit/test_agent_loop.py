@@ -11,8 +11,8 @@ from agent.handlers import HANDLERS, event_dispatcher
 from agent.providers import UnknownProvider
 from agent.providers.base import ModelReply, ProviderError, TextBlock, ToolUseBlock
 from agent.providers.scripted import ScriptedProvider
-from agent.service import SYSTEM_PROMPT
 from agent.settings import AgentSettings
+from agent.work import SYSTEM_PROMPT
 from relay_shared.events import (
     ArtifactUploaded,
     TaskFailed,
@@ -99,7 +99,7 @@ async def test_requests_carry_the_task_tools_and_the_conversation(
     harness, recording, make_submitted
 ) -> None:
     provider = recording(ScriptedProvider())
-    await harness(provider, model_max_tokens=777).service.run_task(make_submitted("/steps 1"))
+    await harness(provider, model_max_tokens=777).service.runner.run(make_submitted("/steps 1"))
 
     first, second = provider.requests
     assert (first.model, first.max_tokens, first.system) == ("scripted", 777, SYSTEM_PROMPT)
@@ -119,7 +119,7 @@ async def test_bad_path_becomes_an_error_result_and_the_run_goes_on(
         replies=[_tool_use("write_file", path="../escape.md", content="x"), _end("Gave up.")]
     )
     h = harness(provider)
-    await h.service.run_task(make_submitted())
+    await h.service.runner.run(make_submitted())
 
     assert h.runs.names() == ["task.started", "task.progressed", "task.succeeded"]
     result = provider.requests[1].messages[-1]["content"][0]
@@ -140,7 +140,7 @@ async def test_provider_error_fails_the_task(harness, recording, make_submitted)
             ]
         )
     )
-    await h.service.run_task(make_submitted())
+    await h.service.runner.run(make_submitted())
 
     assert h.runs.names() == [
         "task.started",
@@ -163,8 +163,8 @@ async def test_provider_error_fails_the_task(harness, recording, make_submitted)
 
 async def test_scripted_fail_and_invalid_directive(harness, make_submitted) -> None:
     h = harness(ScriptedProvider())
-    await h.service.run_task(make_submitted("/steps 1\n/fail boom"))
-    await h.service.run_task(make_submitted("/steps lots"))
+    await h.service.runner.run(make_submitted("/steps 1\n/fail boom"))
+    await h.service.runner.run(make_submitted("/steps lots"))
 
     failures = [e for e in h.runs.events if isinstance(e, TaskFailed)]
     assert [(f.data.code, f.data.message) for f in failures] == [
@@ -179,7 +179,7 @@ async def test_default_max_turns_applies_to_a_task_without_limits(
 ) -> None:
     provider = recording(replies=[_tool_use("list_files") for _ in range(5)])
     h = harness(provider, default_max_turns=3)
-    await h.service.run_task(make_submitted())
+    await h.service.runner.run(make_submitted())
 
     assert h.runs.names() == ["task.started"] + ["task.progressed"] * 3 + ["task.failed"]
     failed = h.runs.events[-1]
@@ -196,10 +196,10 @@ async def test_finished_task_is_never_run_again(harness, recording, make_submitt
     provider = recording(ScriptedProvider())
     h = harness(provider)
     event = make_submitted("/steps 1")
-    await h.service.run_task(event)
+    await h.service.runner.run(event)
     calls, events = len(provider.requests), len(h.runs.events)
 
-    await h.service.run_task(event)
+    await h.service.runner.run(event)
 
     assert (len(provider.requests), len(h.runs.events)) == (calls, events)
 
@@ -219,10 +219,10 @@ async def test_unexpected_error_leaves_the_run_for_a_fresh_attempt(
     event = make_submitted()
 
     with pytest.raises(RuntimeError, match="bug"):
-        await h.service.run_task(event)
+        await h.service.runner.run(event)
     assert h.runs.rows[event.metadata.task_id]["status"] == "running"
     assert _leftover_workspaces(agent_settings) == []
-    await h.service.run_task(event)
+    await h.service.runner.run(event)
 
     assert h.runs.names() == [
         "task.started",
@@ -253,7 +253,7 @@ async def test_rewriting_a_path_makes_a_new_artifact(harness, recording, make_su
     )
     h = harness(provider)
     event = make_submitted()
-    await h.service.run_task(event)
+    await h.service.runner.run(event)
 
     uploads = [e for e in h.runs.events if isinstance(e, ArtifactUploaded)]
     task = event.metadata.task_id
@@ -282,7 +282,7 @@ async def test_each_step_commits_its_progress_first_then_its_uploads(
         ]
     )
     h = harness(provider)
-    await h.service.run_task(make_submitted())
+    await h.service.runner.run(make_submitted())
 
     assert [[e.name for e in commit] for commit in h.runs.commits] == [
         ["task.started"],
@@ -312,7 +312,7 @@ async def test_scripted_run_writes_every_artifact_on_its_last_step(
     harness, recording, make_submitted
 ) -> None:
     h = harness(recording(ScriptedProvider()))
-    await h.service.run_task(make_submitted("Notes\n/steps 3\n/artifact a\n/artifact b"))
+    await h.service.runner.run(make_submitted("Notes\n/steps 3\n/artifact a\n/artifact b"))
 
     assert h.runs.names() == [
         "task.started",
@@ -358,7 +358,7 @@ async def test_superseded_attempt_stops_without_emitting(
             return _tool_use("list_files")
 
     h = harness(TakenOver())
-    await h.service.run_task(event)
+    await h.service.runner.run(event)
 
     assert h.runs.names() == ["task.started"]
     assert h.runs.rows[event.metadata.task_id]["attempt"] == 2
@@ -372,7 +372,7 @@ async def test_progress_message_prefers_text_and_is_clipped(
         stop_reason="tool_use",
     )
     h = harness(recording(replies=[reply, _end("done")]))
-    await h.service.run_task(make_submitted())
+    await h.service.runner.run(make_submitted())
 
     message = h.runs.events[1].data.message
     assert len(message) == 300

@@ -5,15 +5,7 @@ import uuid
 
 from agent.artifacts import artifact_id, content_type, stage
 
-
-class _Area:
-    bucket = "b"
-
-    def __init__(self) -> None:
-        self.puts: list[tuple[str, bytes, str, bytes]] = []
-
-    async def put(self, key: str, data: bytes, *, content_type: str, sha256: bytes) -> None:
-        self.puts.append((key, data, content_type, sha256))
+from .fakes import InMemoryStaging
 
 
 def test_artifact_id_is_derived_from_task_path_and_write_number() -> None:
@@ -31,7 +23,7 @@ def test_content_type_guessed_from_name() -> None:
 
 
 async def test_stage_uploads_and_describes_the_object() -> None:
-    area = _Area()
+    area = InMemoryStaging()
     task = uuid.uuid4()
     data = b"# Report\n"
     uploaded = await stage(
@@ -48,6 +40,6 @@ async def test_stage_uploads_and_describes_the_object() -> None:
     assert uploaded.artifact_id == expected_id
     assert uploaded.key == f"staging/acme/{task}/{expected_id}/out/report.md"
     assert (uploaded.size, uploaded.sha256) == (len(data), hashlib.sha256(data).hexdigest())
-    assert (uploaded.bucket, uploaded.content_type) == ("b", "text/markdown")
+    assert (uploaded.bucket, uploaded.content_type) == ("relay-test-artifacts", "text/markdown")
     assert (uploaded.attempt, uploaded.step) == (2, 3)  # the step that wrote it
-    assert area.puts == [(uploaded.key, data, "text/markdown", hashlib.sha256(data).digest())]
+    assert area.objects == {uploaded.key: (data, "text/markdown", hashlib.sha256(data).digest())}

@@ -49,7 +49,7 @@ def _failure(h) -> TaskFailed:
 async def test_max_turns_allows_no_model_call_beyond_it(harness, recording, make_submitted) -> None:
     provider = recording(replies=[_tool_use(5) for _ in range(5)])
     h = harness(provider)
-    await h.service.run_task(make_submitted(limits=_limits(max_turns=2)))
+    await h.service.runner.run(make_submitted(limits=_limits(max_turns=2)))
 
     assert len(provider.requests) == 2
     failed = _failure(h)
@@ -63,7 +63,7 @@ async def test_max_output_tokens_caps_each_call_and_a_cut_reply_ends_the_task(
 ) -> None:
     provider = recording(replies=[_tool_use(20), _tool_use(20), _cut(10)])
     h = harness(provider, model_max_tokens=4096)
-    await h.service.run_task(make_submitted(limits=_limits(max_output_tokens=50)))
+    await h.service.runner.run(make_submitted(limits=_limits(max_output_tokens=50)))
 
     # what was left of the budget, sent as max_tokens before each call
     assert [r.max_tokens for r in provider.requests] == [50, 30, 10]
@@ -79,7 +79,7 @@ async def test_max_output_tokens_caps_each_call_and_a_cut_reply_ends_the_task(
 async def test_no_output_tokens_left_means_no_call(harness, recording, make_submitted) -> None:
     provider = recording(replies=[_tool_use(25), _tool_use(25), _tool_use(25)])
     h = harness(provider, model_max_tokens=30)
-    await h.service.run_task(make_submitted(limits=_limits(max_output_tokens=50)))
+    await h.service.runner.run(make_submitted(limits=_limits(max_output_tokens=50)))
 
     # the setting caps the first call, the budget the second; nothing is left for a third
     assert [r.max_tokens for r in provider.requests] == [30, 25]
@@ -91,7 +91,7 @@ async def test_a_reply_cut_by_the_setting_is_not_a_budget(
 ) -> None:
     provider = recording(replies=[_cut(30)])
     h = harness(provider, model_max_tokens=30)
-    await h.service.run_task(make_submitted(limits=_limits(max_output_tokens=1000)))
+    await h.service.runner.run(make_submitted(limits=_limits(max_output_tokens=1000)))
 
     [terminal] = h.runs.terminal()
     assert isinstance(terminal, TaskSucceeded)
@@ -114,7 +114,7 @@ async def test_max_cost_caps_max_tokens_by_the_output_price_and_checks_each_repl
     )
     h = harness(provider)
     task = make_submitted(model="claude-sonnet-4-5", limits=_limits(max_cost_usd=0.01))
-    await h.service.run_task(task)
+    await h.service.runner.run(task)
 
     # call 1: nothing spent, $0.01 buys 666 output tokens at $15/M.
     # call 1 cost 100*3 + 100*15 + 1000*3.75 + 1000*0.3 = 5850 micro-dollars; $0.00415 left
@@ -138,7 +138,7 @@ async def test_max_cost_is_checked_after_every_reply(harness, recording, make_su
     provider = recording(replies=[_tool_use(10, input_tokens=5000), _tool_use(10)])
     h = harness(provider)
     task = make_submitted(model="claude-haiku-4-5", limits=_limits(max_cost_usd=0.001))
-    await h.service.run_task(task)
+    await h.service.runner.run(task)
 
     assert len(provider.requests) == 1
     failed = _failure(h)
@@ -155,7 +155,7 @@ async def test_a_cost_limit_on_an_unpriced_model_fails_before_any_call(
 ) -> None:
     provider = recording(replies=[])
     h = harness(provider)
-    await h.service.run_task(make_submitted(model="scripted", limits=_limits(max_cost_usd=1)))
+    await h.service.runner.run(make_submitted(model="scripted", limits=_limits(max_cost_usd=1)))
 
     assert provider.requests == []
     failed = _failure(h)
@@ -172,7 +172,7 @@ async def test_model_prices_setting_replaces_the_table_entry(
         provider,
         model_prices={"scripted": ModelPrice(input=1, output=10, cache_write=0, cache_read=0)},
     )
-    await h.service.run_task(make_submitted(model="scripted", limits=_limits(max_cost_usd=0.01)))
+    await h.service.runner.run(make_submitted(model="scripted", limits=_limits(max_cost_usd=0.01)))
 
     # $0.01 buys 1000 output tokens at $10/M; then 0.01 - 0.002 buys 800
     assert [r.max_tokens for r in provider.requests] == [1000, 800]
@@ -184,7 +184,7 @@ async def test_max_wall_seconds_aborts_the_model_call_at_once(
     provider = blocked()
     h = harness(provider)
     started = time.monotonic()
-    await h.service.run_task(make_submitted(limits=_limits(max_wall_seconds=0.3)))
+    await h.service.runner.run(make_submitted(limits=_limits(max_wall_seconds=0.3)))
 
     assert time.monotonic() - started < 5  # not the model's (never-ending) time
     assert provider.cancelled.is_set()  # the call was interrupted, not abandoned
@@ -218,7 +218,7 @@ async def test_max_wall_seconds_aborts_a_running_tool(harness, recording, make_s
         ]
     )
     h = harness(provider, tools={**TOOLS, "slow": slow})
-    await h.service.run_task(make_submitted(limits=_limits(max_wall_seconds=0.3)))
+    await h.service.runner.run(make_submitted(limits=_limits(max_wall_seconds=0.3)))
 
     assert tool_cancelled.is_set()
     assert _failure(h).data.budget == "max_wall_seconds"

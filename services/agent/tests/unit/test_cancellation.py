@@ -31,8 +31,8 @@ async def test_a_task_cancelled_while_queued_never_starts(
     h = harness(provider)
     event = make_submitted("/steps 1")
 
-    await h.service.cancel_task(make_cancel(event.metadata.task_id, "not needed"))
-    await h.service.run_task(event)  # the task.submitted that was still queued
+    await h.service.cancellation.request(make_cancel(event.metadata.task_id, "not needed"))
+    await h.service.runner.run(event)  # the task.submitted that was still queued
 
     assert provider.requests == []
     assert h.runs.names() == ["task.cancelled"]
@@ -52,10 +52,10 @@ async def test_cancel_while_the_model_call_is_open(
     provider = blocked()
     h = harness(provider)
     event = make_submitted()
-    run = asyncio.create_task(h.service.run_task(event))
+    run = asyncio.create_task(h.service.runner.run(event))
     await asyncio.wait_for(provider.called.wait(), WITHIN)
 
-    await h.service.cancel_task(make_cancel(event.metadata.task_id))
+    await h.service.cancellation.request(make_cancel(event.metadata.task_id))
     await asyncio.wait_for(run, WITHIN)  # the handler returns: the message is acknowledged
 
     assert provider.cancelled.is_set()
@@ -94,10 +94,10 @@ async def test_cancel_while_a_tool_runs(harness, recording, make_submitted, make
     provider = recording(replies=[first_step, second_step])
     h = harness(provider, tools={**TOOLS, "slow": define_tool("slow", "Slow.", _Nothing, slow)})
     event = make_submitted()
-    run = asyncio.create_task(h.service.run_task(event))
+    run = asyncio.create_task(h.service.runner.run(event))
     await asyncio.wait_for(tool_started.wait(), WITHIN)
 
-    await h.service.cancel_task(make_cancel(event.metadata.task_id, None))
+    await h.service.cancellation.request(make_cancel(event.metadata.task_id, None))
     await asyncio.wait_for(run, WITHIN)
 
     assert tool_cancelled.is_set()
@@ -119,10 +119,10 @@ async def test_cancel_after_the_task_finished_changes_nothing(
 ) -> None:
     h = harness(ScriptedProvider())
     event = make_submitted("/steps 1")
-    await h.service.run_task(event)
+    await h.service.runner.run(event)
     before = list(h.runs.events)
 
-    await h.service.cancel_task(make_cancel(event.metadata.task_id))
+    await h.service.cancellation.request(make_cancel(event.metadata.task_id))
 
     assert h.runs.events == before
     assert h.runs.names()[-1] == "task.succeeded"
@@ -136,13 +136,13 @@ async def test_repeated_cancel_requests_end_in_one_terminal_event(
     provider = blocked()
     h = harness(provider)
     event = make_submitted()
-    run = asyncio.create_task(h.service.run_task(event))
+    run = asyncio.create_task(h.service.runner.run(event))
     await asyncio.wait_for(provider.called.wait(), WITHIN)
 
     for _ in range(3):
-        await h.service.cancel_task(make_cancel(event.metadata.task_id))
+        await h.service.cancellation.request(make_cancel(event.metadata.task_id))
     await asyncio.wait_for(run, WITHIN)
-    await h.service.cancel_task(make_cancel(event.metadata.task_id))  # late
+    await h.service.cancellation.request(make_cancel(event.metadata.task_id))  # late
 
     assert len(h.runs.terminal()) == 1
     assert h.runs.notified == [event.metadata.task_id]  # only the first one signalled
@@ -166,7 +166,7 @@ async def test_a_lost_notification_is_caught_at_the_next_step(harness, make_subm
             )
 
     h = harness(FlagsTheRunMidCall())
-    await asyncio.wait_for(h.service.run_task(event), WITHIN)
+    await asyncio.wait_for(h.service.runner.run(event), WITHIN)
 
     assert calls == 1  # the step boundary read the flag: no second model call
     assert h.runs.names() == ["task.started", "task.progressed", "task.cancelled"]
@@ -192,7 +192,7 @@ async def test_a_run_checks_the_flag_as_soon_as_it_is_registered(
         "cancel_reason": "before the crash",
     }
 
-    await asyncio.wait_for(h.service.run_task(event), WITHIN)
+    await asyncio.wait_for(h.service.runner.run(event), WITHIN)
 
     assert h.runs.names() == ["task.started", "task.cancelled"]
     cancelled = _only_terminal(h)
@@ -218,13 +218,13 @@ async def test_cancel_of_a_run_whose_holder_died_finishes_it_at_once(
         "cancel_reason": None,
     }
 
-    await h.service.cancel_task(make_cancel(event.metadata.task_id))
+    await h.service.cancellation.request(make_cancel(event.metadata.task_id))
 
     cancelled = _only_terminal(h)
     assert (cancelled.data.attempt, cancelled.data.steps, cancelled.data.cost_usd) == (3, 2, 0.5)
     assert cancelled.data.usage == Usage(output_tokens=7)
     assert h.runs.notified == []  # nobody runs it: nothing to signal
-    await h.service.run_task(event)  # its message, redelivered
+    await h.service.runner.run(event)  # its message, redelivered
     assert len(h.runs.terminal()) == 1
 
 
@@ -234,7 +234,7 @@ async def test_shutdown_interrupts_without_events_and_hands_the_run_back(
     provider = blocked()
     h = harness(provider)
     event = make_submitted("/steps 1")
-    handler = asyncio.create_task(h.service.run_task(event))
+    handler = asyncio.create_task(h.service.runner.run(event))
     await asyncio.wait_for(provider.called.wait(), WITHIN)
 
     handler.cancel()  # what the consumer does when the grace period runs out
@@ -247,7 +247,7 @@ async def test_shutdown_interrupts_without_events_and_hands_the_run_back(
     assert row["status"] == "running"
     assert row["lease_expires_at"] <= h.clock.now  # released: the next worker need not wait
 
-    await h.replica(ScriptedProvider(), "worker-2").run_task(event)  # the redelivery
+    await h.replica(ScriptedProvider(), "worker-2").runner.run(event)  # the redelivery
     assert h.runs.names() == [
         "task.started",
         "task.started",
@@ -262,7 +262,7 @@ async def test_a_shutdown_during_a_cancel_emits_nothing(harness, blocked, make_s
     provider = blocked()
     h = harness(provider)
     event = make_submitted()
-    handler = asyncio.create_task(h.service.run_task(event))
+    handler = asyncio.create_task(h.service.runner.run(event))
     await asyncio.wait_for(provider.called.wait(), WITHIN)
 
     h.service.running.cancel(event.metadata.task_id)
@@ -280,10 +280,10 @@ async def test_cancel_reaches_the_replica_that_runs_the_task(
     h = harness(provider)
     other = h.replica(blocked(), "worker-2")  # receives the cancel, runs nothing
     event = make_submitted()
-    run = asyncio.create_task(h.service.run_task(event))
+    run = asyncio.create_task(h.service.runner.run(event))
     await asyncio.wait_for(provider.called.wait(), WITHIN)
 
-    await other.cancel_task(make_cancel(event.metadata.task_id))
+    await other.cancellation.request(make_cancel(event.metadata.task_id))
     await asyncio.wait_for(run, WITHIN)
 
     assert provider.cancelled.is_set()

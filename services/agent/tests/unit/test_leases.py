@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from contextlib import asynccontextmanager
 
 import pytest
 from pydantic import ValidationError
@@ -16,6 +15,8 @@ from agent.running import RunningAttempts, StopCause
 from agent.settings import AgentSettings
 from relay_shared.consumer import Defer
 from relay_shared.events import TaskLimits
+
+from .fakes import UnreachableRuns
 
 WITHIN = 5
 
@@ -41,7 +42,7 @@ async def test_a_delivery_of_a_held_task_is_deferred_until_the_holder_must_be_do
     await _held_by_worker_2(h, event, wall=600, lease=60)
 
     with pytest.raises(Defer) as deferred:
-        await h.service.run_task(event)
+        await h.service.runner.run(event)
 
     # the later of the holder's lease and its wall-time budget, plus a few seconds
     assert deferred.value.delay_seconds == 603
@@ -57,7 +58,7 @@ async def test_a_held_task_with_little_wall_time_left_waits_for_the_lease(
     await _held_by_worker_2(h, event, wall=10, lease=60)
 
     with pytest.raises(Defer) as deferred:
-        await h.service.run_task(event)
+        await h.service.runner.run(event)
     assert deferred.value.delay_seconds == 63
 
 
@@ -70,7 +71,7 @@ async def test_an_expired_lease_is_taken_over_as_the_next_attempt(
     await _held_by_worker_2(h, event)
     h.clock.now += 61  # worker-2 died: nobody renewed its lease
 
-    await h.service.run_task(event)
+    await h.service.runner.run(event)
 
     assert h.runs.names() == [
         "task.started",
@@ -88,7 +89,7 @@ async def test_an_attempt_that_loses_its_lease_stops_and_emits_nothing_more(
     provider = blocked()
     h = harness(provider, run_lease_seconds=0.3)  # renewed every 0.1 s
     event = make_submitted()
-    handler = asyncio.create_task(h.service.run_task(event))
+    handler = asyncio.create_task(h.service.runner.run(event))
     await asyncio.wait_for(provider.called.wait(), WITHIN)
 
     h.clock.now += 3600  # the lease ran out (a long pause) and worker-2 took the run over
@@ -102,15 +103,6 @@ async def test_an_attempt_that_loses_its_lease_stops_and_emits_nothing_more(
     assert h.runs.rows[event.metadata.task_id]["attempt"] == 2
 
 
-class _Unreachable:
-    """A database that does not answer."""
-
-    @asynccontextmanager
-    async def transaction(self):
-        raise OSError("connection refused")
-        yield
-
-
 async def test_a_lease_not_renewed_in_time_stops_the_attempt() -> None:
     now = [0.0]
     naps: list[float] = []
@@ -122,7 +114,7 @@ async def test_a_lease_not_renewed_in_time_stops_the_attempt() -> None:
     work = asyncio.create_task(asyncio.sleep(60))
     with RunningAttempts().register(uuid.uuid4(), 1, work) as running:
         await keep_lease(
-            _Unreachable(),
+            UnreachableRuns(),
             running,
             owner="worker-1",
             lease_seconds=30,
@@ -142,10 +134,10 @@ async def test_a_finished_run_is_acknowledged_without_a_model_call(
     provider = recording(ScriptedProvider())
     h = harness(provider)
     event = make_submitted("/steps 1")
-    await h.service.run_task(event)
+    await h.service.runner.run(event)
     calls = len(provider.requests)
 
-    await h.service.run_task(event)  # no Defer, no error: the message is deleted
+    await h.service.runner.run(event)  # no Defer, no error: the message is deleted
 
     assert len(provider.requests) == calls
 
@@ -156,7 +148,7 @@ async def test_the_claim_stores_the_submitted_task_and_its_deadline(
     h = harness(recording(ScriptedProvider()))
     limits = TaskLimits(max_turns=3, max_output_tokens=100, max_wall_seconds=42)
     event = make_submitted("/steps 1", limits=limits)
-    await h.service.run_task(event)
+    await h.service.runner.run(event)
 
     row = h.runs.rows[event.metadata.task_id]
     assert row["submitted"]["limits"]["max_wall_seconds"] == 42

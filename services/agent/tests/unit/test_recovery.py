@@ -10,42 +10,27 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from agent.providers.scripted import ScriptedProvider
-from agent.recovery import RecoverySweeper
 from relay.testing import eventually
 from relay_shared.events import TaskSubmitted
 
-
-class S3Outage:
-    """A staging area whose endpoint is unreachable for the first ``failures`` uploads."""
-
-    bucket = "relay-test-artifacts"
-
-    def __init__(self, failures: int = 1) -> None:
-        self.failures = failures
-        self.objects: dict[str, bytes] = {}
-
-    async def put(self, key: str, data: bytes, *, content_type: str, sha256: bytes) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise EndpointConnectionError(endpoint_url="http://s3.invalid")
-        self.objects[key] = data
+from .fakes import S3Outage
 
 
 async def test_an_s3_outage_during_a_run_releases_the_lease_for_the_redelivery(
     harness, make_submitted
 ) -> None:
     h = harness(ScriptedProvider())
-    h.staging = S3Outage()
+    h.fakes.staging = S3Outage()
     service = h.replica(ScriptedProvider(), "worker-1")
     event = make_submitted("Report\n/steps 1")
 
     with pytest.raises(EndpointConnectionError):
-        await service.run_task(event)
+        await service.runner.run(event)
     row = h.runs.rows[event.metadata.task_id]
     assert row["status"] == "running"
     assert row["lease_expires_at"] <= h.clock.now  # released: the redelivery need not wait
 
-    await service.run_task(event)  # the redelivery, S3 back
+    await service.runner.run(event)  # the redelivery, S3 back
 
     assert h.runs.rows[event.metadata.task_id]["status"] == "succeeded"
     assert [e.name for e in h.runs.terminal()] == ["task.succeeded"]
@@ -68,13 +53,11 @@ async def _died_holding(h: Any, event: TaskSubmitted) -> None:
 async def test_the_sweeper_recovers_stale_runs_at_most_concurrency_at_a_time(
     harness, make_submitted
 ) -> None:
-    h = harness(ScriptedProvider())
+    h = harness(ScriptedProvider(), recovery_grace_seconds=30, recovery_concurrency=1)
     events = [make_submitted(f"Task {n}\n/steps 1") for n in range(2)]
     for event in events:
         await _died_holding(h, event)
-    sweeper = RecoverySweeper(
-        h.runs, h.service, interval_seconds=1, grace_seconds=30, concurrency=1
-    )
+    sweeper = h.service.recovery
 
     h.clock.now += 60 + 10  # the leases expired 10 s ago: within the grace
     assert await sweeper.sweep() == 0
@@ -109,7 +92,7 @@ async def test_a_stale_run_claimed_meanwhile_by_a_redelivery_is_left_to_it(
             submitted=event.data.model_dump(mode="json"),
         )
 
-    await h.service.recover(stale[0])  # the sweeper's late claim finds it held: no run
+    await h.service.recovery.recover(stale[0])  # the sweeper's late claim finds it held: no run
 
     assert h.runs.rows[event.metadata.task_id]["lease_owner"] == "worker-2"
     assert [e.name for e in h.runs.events] == []

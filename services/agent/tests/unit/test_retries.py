@@ -3,6 +3,8 @@ others fail the task at once with the provider's code. Waits run on a fake clock
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from agent.providers.base import ModelReply, ProviderError, TextBlock, ToolUseBlock
@@ -29,7 +31,7 @@ async def test_a_rate_limit_is_retried_after_a_jittered_backoff(
 ) -> None:
     provider = recording(replies=[_error("rate_limited"), _end()])
     h = harness(provider, provider_retry_base_seconds=2)
-    await h.service.run_task(make_submitted())
+    await h.service.runner.run(make_submitted())
 
     assert isinstance(_terminal(h), TaskSucceeded)
     assert len(provider.requests) == 2
@@ -42,7 +44,7 @@ async def test_overload_beyond_max_retries_fails_with_the_providers_code(
 ) -> None:
     provider = recording(replies=[_error("overloaded") for _ in range(4)] + [_end()])
     h = harness(provider, provider_max_retries=3, provider_retry_base_seconds=1)
-    await h.service.run_task(make_submitted())
+    await h.service.runner.run(make_submitted())
 
     assert len(provider.requests) == 4  # the first try and three retries
     failed = _terminal(h)
@@ -57,7 +59,7 @@ async def test_overload_beyond_max_retries_fails_with_the_providers_code(
 async def test_retry_after_is_honoured(harness, recording, make_submitted) -> None:
     provider = recording(replies=[_error("rate_limited", retry_after=7.5), _end()])
     h = harness(provider, provider_retry_base_seconds=1)
-    await h.service.run_task(make_submitted())
+    await h.service.runner.run(make_submitted())
 
     assert h.clock.sleeps == [7.5]  # the jittered backoff (at most 1 s) is shorter
     assert isinstance(_terminal(h), TaskSucceeded)
@@ -69,7 +71,7 @@ async def test_a_retry_that_would_pass_the_wall_deadline_is_not_attempted(
     provider = recording(replies=[_error("rate_limited", retry_after=30), _end()])
     h = harness(provider)
     limits = TaskLimits(max_turns=5, max_output_tokens=1000, max_wall_seconds=20)
-    await h.service.run_task(make_submitted(limits=limits))
+    await h.service.runner.run(make_submitted(limits=limits))
 
     assert len(provider.requests) == 1
     assert h.clock.sleeps == []
@@ -86,7 +88,7 @@ async def test_a_non_retryable_error_fails_at_once(
 ) -> None:
     provider = recording(replies=[_error(code, retryable=False), _end()])
     h = harness(provider)
-    await h.service.run_task(make_submitted())
+    await h.service.runner.run(make_submitted())
 
     assert len(provider.requests) == 1
     assert h.clock.sleeps == []
@@ -95,8 +97,10 @@ async def test_a_non_retryable_error_fails_at_once(
     assert failed.data.code == code
 
 
-def test_backoff_doubles_up_to_the_cap_before_jitter() -> None:
-    policy = RetryPolicy(8, base_seconds=1, max_seconds=30, jitter=lambda ceiling: ceiling)
+def test_backoff_doubles_up_to_the_cap_before_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the full jitter picks anywhere up to the ceiling: pick the ceiling
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
+    policy = RetryPolicy(8, base_seconds=1, max_seconds=30)
     assert [policy.delay(n, None) for n in range(7)] == [1, 2, 4, 8, 16, 30, 30]
     assert policy.delay(0, retry_after=12) == 12
 
@@ -112,7 +116,7 @@ async def test_retries_are_counted_per_call(harness, recording, make_submitted) 
         ]
     )
     h = harness(provider, provider_max_retries=2)
-    await h.service.run_task(make_submitted())
+    await h.service.runner.run(make_submitted())
 
     assert isinstance(_terminal(h), TaskSucceeded)
     assert len(h.clock.sleeps) == 4

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING
 
-from agent.providers.base import ModelProvider
 from agent.providers.clients import (
     missing_settings,
     open_anthropic,
@@ -23,9 +22,10 @@ from agent.providers.clients import (
 from agent.providers.credentials import ProviderConfigError
 
 if TYPE_CHECKING:
+    from agent.ports import ModelProvider
     from agent.settings import AgentSettings
 
-ProviderOpener = Callable[["AgentSettings"], AbstractAsyncContextManager[ModelProvider]]
+    ProviderOpener = Callable[[AgentSettings], AbstractAsyncContextManager[ModelProvider]]
 
 PROVIDERS: Mapping[str, ProviderOpener] = {
     "anthropic": open_anthropic,
@@ -60,13 +60,8 @@ def check_provider_settings(settings: AgentSettings) -> None:
 
 
 @asynccontextmanager
-async def open_provider(
-    settings: AgentSettings, *, provider: ModelProvider | None = None
-) -> AsyncIterator[ModelProvider]:
-    """The configured provider, ready to call; ``provider`` (tests) is used as given."""
-    if provider is not None:
-        yield provider
-        return
+async def open_provider(settings: AgentSettings) -> AsyncIterator[ModelProvider]:
+    """The configured provider, ready to call."""
     check_provider_settings(settings)
     async with PROVIDERS[settings.llm_provider](settings) as opened:
         yield opened

@@ -1,4 +1,5 @@
-"""What a model provider is: one Messages API call, in Messages API terms.
+"""What a model provider speaks: one Messages API call, in Messages API terms (the
+ModelProvider port itself is in agent.ports).
 
 Requests and replies use the Anthropic Messages API wire shapes, so the Anthropic SDK, Bedrock and
 Vertex providers pass them straight through and the agent loop never knows which one it talks to.
@@ -6,7 +7,7 @@ Vertex providers pass them straight through and the agent loop never knows which
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -82,7 +83,3 @@ class ProviderError(Exception):
         self.message = message
         self.retryable = retryable
         self.retry_after = retry_after  # seconds the provider asked us to wait, if it said
-
-
-class ModelProvider(Protocol):
-    async def complete(self, request: ModelRequest) -> ModelReply: ...

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import httpx2
 from anthropic import AsyncAnthropic, AsyncAnthropicBedrock, AsyncAnthropicVertex
 
-from agent.providers.base import ModelProvider
 from agent.providers.claude import ClaudeProvider, MessagesClient
 from agent.providers.credentials import (
     NO_ANTHROPIC_KEY,
@@ -27,6 +26,7 @@ from agent.providers.model_ids import ModelIds
 from agent.providers.scripted import ScriptedProvider
 
 if TYPE_CHECKING:
+    from agent.ports import ModelProvider
     from agent.settings import AgentSettings
 
 

@@ -9,8 +9,9 @@ from typing import Any, Generic, TypeVar
 
 import pytest
 
+from agent.ports import ModelProvider
 from agent.providers import open_provider
-from agent.providers.base import ModelProvider, ModelReply, ModelRequest, ToolSpec
+from agent.providers.base import ModelReply, ModelRequest, ToolSpec
 from agent.settings import AgentSettings
 from relay.fakes import FakeAnthropicApi, FakeBedrockApi, FakeModelApi, FakeVertexApi
 from relay.testing import serve_app

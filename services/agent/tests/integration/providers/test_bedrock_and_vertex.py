@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from agent.ports import ModelProvider
 from agent.providers import open_provider
-from agent.providers.base import ModelProvider, ProviderError
+from agent.providers.base import ProviderError
 from agent.settings import AgentSettings
 from relay.fakes import (
     ApiError,

@@ -1,18 +1,37 @@
-"""What the agent needs from its ``runs`` table (repository.PostgresRuns; an in-memory fake in
-the unit tests). Every method runs inside one transaction with the outbox writes."""
+"""What the agent needs from outside the process: its ``runs`` table (with the outbox), the
+artifacts staging area, a model, the tools it offers the model, and a clock.
+
+The production adapters are opened by ``app.open_ports``; the unit tests' in-memory ones are
+in tests/unit/fakes.py.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from agent.models import CancelOutcome, Claim, RunFlags, RunState, StaleRun
+from agent.providers.base import ModelReply, ModelRequest
+from agent.tools import TOOLS, Tool
+from relay_shared.composition import no_loops
 from relay_shared.events import DomainEvent
+from relay_shared.loops import Loop
+
+if TYPE_CHECKING:
+    from agent.service import AgentService
+
+Clock = Callable[[], float]  # monotonic seconds
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class RunTransaction(Protocol):
+    """One transaction on the ``runs`` table, together with the outbox writes."""
+
     async def claim(
         self,
         task_id: UUID,
@@ -54,7 +73,34 @@ class RunTransaction(Protocol):
 class RunStore(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[RunTransaction]: ...
 
-
-class StaleRuns(Protocol):
     async def stale(self, *, grace_seconds: float, limit: int) -> list[StaleRun]:
         """Running runs whose lease expired over ``grace_seconds`` ago, longest-expired first."""
+
+
+class StagingArea(Protocol):
+    """Where the files the model wrote are put for the artifacts service to publish."""
+
+    bucket: str
+
+    async def put(self, key: str, data: bytes, *, content_type: str, sha256: bytes) -> None: ...
+
+
+class ModelProvider(Protocol):
+    """One Messages API call, whichever provider serves it (providers/)."""
+
+    async def complete(self, request: ModelRequest) -> ModelReply: ...
+
+
+@dataclass(frozen=True)
+class Ports:
+    """What the agent service needs from outside the process."""
+
+    runs: RunStore
+    staging: StagingArea
+    provider: ModelProvider
+    tools: Mapping[str, Tool] = field(default_factory=lambda: TOOLS)  # what the model may call
+    clock: Clock = time.monotonic  # the attempts' wall deadlines and retry waits
+    sleep: Sleep = asyncio.sleep  # retry waits
+    # What runs beside the HTTP server, given the built service: the consumers, the recovery
+    # sweeper, the cancel listener, the outbox relay and housekeeping.
+    loops: Callable[[AgentService], Awaitable[Sequence[Loop]]] = no_loops
