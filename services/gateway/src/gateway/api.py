@@ -10,9 +10,10 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ValidationError
 
-from gateway.auth import Tenant
+from gateway.auth import authenticated_tenant, bearer
 from gateway.models import (
     ArtifactDownload,
     ArtifactList,
@@ -34,11 +35,22 @@ RELAYED_HEADERS = ("content-type", "idempotent-replayed", "retry-after")
 
 
 def _gateway(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
+    gateway: Gateway = request.app.state.service
     return gateway
 
 
 GatewayDep = Annotated[Gateway, Depends(_gateway)]
+
+
+# auth.py says who is calling; the dependency is composed here so the gateway has one source
+async def _tenant(
+    gateway: GatewayDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    return await authenticated_tenant(gateway, credentials)
+
+
+Tenant = Annotated[str, Depends(_tenant)]
 
 
 def _is_json(content_type: str) -> bool:

@@ -1,35 +1,35 @@
-"""Composition root: the gateway's HTTP app, key store and internal-services client.
+"""Composition root: settings -> ports -> the gateway's use cases -> the public HTTP app.
 
-Tests pass ``keys`` and ``services`` to run without PostgreSQL or the other services.
+In production the ports are PostgreSQL (API keys) and the internal services over HTTP; nothing
+runs in the background. Unit tests pass ``ports=given(fakes.ports())``.
 """
 
 from __future__ import annotations
 
 import binascii
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
 
 from gateway.api import install_relayed_refusals, router
-from gateway.keys import KeyStore
 from gateway.limits import BodySizeLimit
 from gateway.openapi import finish_openapi
+from gateway.ports import Ports
 from gateway.repository import MIGRATIONS, PostgresKeyStore
 from gateway.service import Gateway
 from gateway.settings import GatewaySettings
-from gateway.upstream import HttpInternalServices, InternalServices
+from gateway.upstream import HttpInternalServices
+from relay_shared.composition import OpenPorts, compose
 from relay_shared.http import create_service_app
 from relay_shared.internal_auth import TokenIssuer
 from relay_shared.runtime import ServiceRuntime
 
 
 class MissingPrivateKey(RuntimeError):
-    pass
+    """The gateway has no usable key to sign its internal calls with."""
 
 
-def token_issuer(settings: GatewaySettings) -> TokenIssuer:
+def _token_issuer(settings: GatewaySettings) -> TokenIssuer:
     """The signer for internal calls; without it the gateway cannot do anything, so it refuses
     to start."""
     if settings.internal_auth_private_key is None:
@@ -49,13 +49,10 @@ def token_issuer(settings: GatewaySettings) -> TokenIssuer:
         ) from exc
 
 
-async def _open_key_store(runtime: ServiceRuntime) -> KeyStore:
-    return PostgresKeyStore(await runtime.database(MIGRATIONS))
-
-
-async def _open_internal_services(
-    settings: GatewaySettings, issuer: TokenIssuer, runtime: ServiceRuntime
-) -> InternalServices:
+async def open_ports(settings: GatewaySettings, runtime: ServiceRuntime) -> Ports:
+    """PostgreSQL (migrated; waited for) and one HTTP client for every internal call, closed
+    when the service stops."""
+    keys = PostgresKeyStore(await runtime.database(MIGRATIONS))
     connect = settings.upstream_connect_timeout
     client = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.upstream_timeout, connect=connect),
@@ -64,9 +61,9 @@ async def _open_internal_services(
         trust_env=False,  # internal calls never go through a proxy from the environment
     )
     runtime.on_stop(client.aclose)
-    return HttpInternalServices(
+    services = HttpInternalServices(
         client,
-        issuer,
+        _token_issuer(settings),
         {
             "tasks": settings.tasks_url,
             "artifacts": settings.artifacts_url,
@@ -74,26 +71,24 @@ async def _open_internal_services(
         },
         stream_timeout=httpx.Timeout(settings.upstream_timeout, connect=connect, read=None),
     )
+    return Ports(keys=keys, services=services)
+
+
+def build(settings: GatewaySettings, ports: Ports) -> Gateway:
+    """The use cases on ``ports``; no I/O."""
+    return Gateway(ports.keys, ports.services)
 
 
 def create_app(
     settings: GatewaySettings | None = None,
     *,
-    keys: KeyStore | None = None,
-    services: InternalServices | None = None,
+    ports: OpenPorts[GatewaySettings, Ports] = open_ports,
 ) -> FastAPI:
     settings = settings or GatewaySettings()
-    issuer = token_issuer(settings)  # fail before serving, not on the first request
-
-    @asynccontextmanager
-    async def start(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
-        app.state.keys = keys or await _open_key_store(runtime)
-        app.state.gateway = Gateway(
-            services or await _open_internal_services(settings, issuer, runtime)
-        )
-        yield
-
-    app = create_service_app(settings, start=start, routers=[router], public=True)
+    _token_issuer(settings)  # fail before serving, not on the first request
+    app = create_service_app(
+        settings, start=compose(settings, ports, build), routers=[router], public=True
+    )
     install_relayed_refusals(app)
     finish_openapi(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

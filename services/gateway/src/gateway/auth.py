@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
 
-from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gateway.keys import KeyStore, KeyStoreUnavailable, looks_like_key
+from gateway.keys import KeyStoreUnavailable
+from gateway.service import Gateway
 from relay_shared.logs import bind_log_fields
 from relay_shared.problems import Problem
 from relay_shared.tracing import tag_span
@@ -19,10 +18,10 @@ bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: B
 
 
 async def authenticated_tenant(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    gateway: Gateway, credentials: HTTPAuthorizationCredentials | None
 ) -> str:
-    """The tenant whose live API key comes with this request, or a 401."""
+    """The tenant whose live API key comes with this request (``bearer``'s credentials), or a
+    401 problem; a 503 while the keys cannot be checked."""
     if credentials is None:
         raise Problem(
             401,
@@ -30,19 +29,16 @@ async def authenticated_tenant(
             "Send your API key as `Authorization: Bearer <key>`.",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    keys: KeyStore = request.app.state.keys
-    tenant: str | None = None
-    if looks_like_key(credentials.credentials):
-        try:
-            tenant = await keys.tenant_for(credentials.credentials)
-        except KeyStoreUnavailable as exc:
-            log.error("key store unavailable: %s", exc)
-            raise Problem(
-                503,
-                "Service Unavailable",
-                "Cannot check API keys right now; try again shortly.",
-                headers={"Retry-After": "2"},
-            ) from exc
+    try:
+        tenant = await gateway.tenant_for(credentials.credentials)
+    except KeyStoreUnavailable as exc:
+        log.error("key store unavailable: %s", exc)
+        raise Problem(
+            503,
+            "Service Unavailable",
+            "Cannot check API keys right now; try again shortly.",
+            headers={"Retry-After": "2"},
+        ) from exc
     if tenant is None:
         raise Problem(
             401,
@@ -53,6 +49,3 @@ async def authenticated_tenant(
     tag_span(tenant_id=tenant)
     bind_log_fields(tenant_id=tenant)
     return tenant
-
-
-Tenant = Annotated[str, Depends(authenticated_tenant)]

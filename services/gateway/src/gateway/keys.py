@@ -10,7 +10,6 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Protocol
 
 KEY_SCHEME = "rly_"
 _KEY_LENGTH = len(KEY_SCHEME) + 43  # token_urlsafe(32): 32 bytes as unpadded base64url
@@ -60,12 +59,6 @@ def issue_key() -> IssuedKey:
 
 class KeyStoreUnavailable(Exception):
     """The key store cannot answer right now (its database is away)."""
-
-
-class KeyStore(Protocol):
-    async def tenant_for(self, raw_key: str) -> str | None:
-        """The tenant owning this live key, or None for an unknown or revoked key."""
-        ...
 
 
 def looks_like_key(candidate: str) -> bool:

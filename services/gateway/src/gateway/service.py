@@ -1,4 +1,5 @@
-"""What the public API does for a tenant: send each request to the service that owns the object.
+"""What the public API does: tell who is calling from their API key, and send each request of a
+tenant to the service that owns the object.
 
 Nothing under a task is reached before the tasks service confirms the task is this tenant's, so
 another tenant's task answers 404 on every route (the owning services check the tenant again).
@@ -12,13 +13,9 @@ import logging
 from collections.abc import Mapping
 from uuid import UUID
 
-from gateway.upstream import (
-    InternalCall,
-    InternalReply,
-    InternalServices,
-    ReplyStream,
-    ServiceUnreachable,
-)
+from gateway.keys import looks_like_key
+from gateway.ports import InternalServices, KeyStore, ReplyStream
+from gateway.upstream import InternalCall, InternalReply, ServiceUnreachable
 from relay_shared.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -65,8 +62,17 @@ def _unavailable(retry_after: str = "2") -> Problem:
 
 
 class Gateway:
-    def __init__(self, services: InternalServices) -> None:
+    """The gateway's use cases, built once by the composition root."""
+
+    def __init__(self, keys: KeyStore, services: InternalServices) -> None:
+        self._keys = keys
         self._services = services
+
+    async def tenant_for(self, raw_key: str) -> str | None:
+        """The tenant owning this live API key, or None; raises KeyStoreUnavailable."""
+        if not looks_like_key(raw_key):
+            return None  # cheap shape check, so junk never reaches the key store
+        return await self._keys.tenant_for(raw_key)
 
     async def _send(self, call: InternalCall) -> InternalReply:
         try:

@@ -8,7 +8,7 @@ import anyio
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from gateway.upstream import ReplyStream
+from gateway.ports import ReplyStream
 
 SSE_HEADERS = {
     "Cache-Control": "no-cache",

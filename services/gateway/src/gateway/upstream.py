@@ -1,8 +1,6 @@
-"""Calls from the gateway to the internal services, each signed for one service and one tenant.
-
-``InternalServices`` is the seam the composition root fills: over HTTP in the service, with a
-fake in unit tests.
-"""
+"""Calls from the gateway to the internal services, each signed for one service and one tenant:
+what a call and its answer are, and ``HttpInternalServices``, the production adapter of the
+``InternalServices`` port (ports.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +8,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
@@ -49,24 +47,6 @@ class InternalReply:
         return json.loads(self.body)
 
 
-class ReplyStream(Protocol):
-    """An answer whose body arrives over time (an event stream); close it when done."""
-
-    @property
-    def status(self) -> int: ...
-
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-
-    def chunks(self) -> AsyncIterator[bytes]: ...
-
-    async def read(self) -> bytes:
-        """The whole body (for a short error answer); raises ServiceUnreachable."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
 class ServiceUnreachable(Exception):
     """No answer from an internal service: refused, reset or timed out."""
 
@@ -75,13 +55,9 @@ class ServiceUnreachable(Exception):
         self.service = service
 
 
-class InternalServices(Protocol):
-    async def send(self, call: InternalCall) -> InternalReply: ...
+class HttpReplyStream:
+    """``ReplyStream`` on an httpx response opened with ``stream=True``."""
 
-    async def stream(self, call: InternalCall) -> ReplyStream: ...
-
-
-class _HttpReplyStream:
     def __init__(self, service: str, response: httpx.Response) -> None:
         self._service = service
         self._response = response
@@ -147,11 +123,11 @@ class HttpInternalServices:
             raise ServiceUnreachable(call.service) from exc
         return InternalReply(response.status_code, dict(response.headers), response.content)
 
-    async def stream(self, call: InternalCall) -> ReplyStream:
+    async def stream(self, call: InternalCall) -> HttpReplyStream:
         request = self._request(call, timeout=self._stream_timeout)
         try:
             response = await self._client.send(request, stream=True)
         except httpx.TransportError as exc:
             log.warning("%s %s %s failed: %r", call.service, call.method, call.path, exc)
             raise ServiceUnreachable(call.service) from exc
-        return _HttpReplyStream(call.service, response)
+        return HttpReplyStream(call.service, response)

@@ -20,7 +20,7 @@ from relay.stack.moto import free_port
 from relay.testing import serve_app, wait_ready
 from relay_shared.internal_auth import TokenVerifier
 
-from .fake_upstream import FakeUpstream
+from ..unit.fakes import FakeUpstream  # noqa: TID252 -- the gateway's fakes have one home
 
 pytestmark = pytest.mark.integration
 

@@ -1,3 +1,5 @@
+"""The gateway built through its composition root on the in-memory fakes (fakes.py)."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -8,34 +10,39 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from gateway.app import create_app
-from gateway.keys import issue_key
 from gateway.settings import GatewaySettings
 from relay.testing import wait_ready
+from relay_shared.composition import given
 from relay_shared.internal_auth import generate_keypair
 
-from .fakes import FakeInternalServices, FakeKeyStore
+from .fakes import ACME_KEY, FakeInternalServices, FakeKeyStore, Fakes
 
-ACME_KEY = issue_key().raw
-GLOBEX_KEY = issue_key().raw
 MAX_BODY_BYTES = 2048
 
 
 @pytest.fixture
-def services() -> FakeInternalServices:
-    return FakeInternalServices()
+def fakes() -> Fakes:
+    return Fakes()
 
 
 @pytest.fixture
-def keys() -> FakeKeyStore:
-    return FakeKeyStore({ACME_KEY: "acme", GLOBEX_KEY: "globex"})
+def services(fakes: Fakes) -> FakeInternalServices:
+    """The internal services the gateway relays to, as the test arranges them."""
+    return fakes.services
 
 
 @pytest.fixture
-async def app(services: FakeInternalServices, keys: FakeKeyStore) -> AsyncIterator[FastAPI]:
+def keys(fakes: Fakes) -> FakeKeyStore:
+    """The API key store: ``ACME_KEY`` and ``GLOBEX_KEY`` are live."""
+    return fakes.keys
+
+
+@pytest.fixture
+async def app(fakes: Fakes) -> AsyncIterator[FastAPI]:
     settings = GatewaySettings(
         max_body_bytes=MAX_BODY_BYTES, internal_auth_private_key=generate_keypair()[0]
     )
-    app = create_app(settings, keys=keys, services=services)
+    app = create_app(settings, ports=given(fakes.ports()))
     async with LifespanManager(app):
         await wait_ready(app)
         yield app

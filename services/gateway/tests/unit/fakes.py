@@ -1,15 +1,29 @@
-"""In-memory stand-ins for the gateway's collaborators: the key store and the internal services."""
+"""In-memory implementations of the gateway's ports (gateway.ports): the key store and the
+internal services; ``FakeUpstream``, the internal services on a real socket for the integration
+tests; and ``Fakes``, one of each in-memory fake, whose ``ports()`` is the gateway's whole
+outside world."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.keys import KeyStoreUnavailable
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from gateway.keys import KeyStoreUnavailable, issue_key
+from gateway.ports import Ports
 from gateway.upstream import InternalCall, InternalReply, ServiceUnreachable
 from relay_shared.problems import PROBLEM_JSON
+
+# the live API keys the fake key store knows, one per tenant
+ACME_KEY = issue_key().raw
+GLOBEX_KEY = issue_key().raw
 
 
 class FakeKeyStore:
@@ -141,3 +155,97 @@ def task_document(
         "error": None,
         "result": None,
     }
+
+
+# --- on a real socket (integration tests) -------------------------------------------------------
+
+
+@dataclass
+class Received:
+    """One request ``FakeUpstream`` was sent."""
+
+    method: str
+    path: str
+    authorization: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class FakeUpstream:
+    """A stand-in for the internal services on a real socket (serve ``app()``): it answers the
+    few internal routes the gateway calls and keeps what it was sent (the tokens above all)."""
+
+    received: list[Received] = field(default_factory=list)
+    release_second_event: asyncio.Event = field(default_factory=asyncio.Event)
+    stream_closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/internal/tasks", self.submit, methods=["POST"]),
+                Route("/internal/tasks/{task_id}", self.task, methods=["GET"]),
+                Route("/internal/tasks/{task_id}/cancel", self.cancel, methods=["POST"]),
+                Route("/internal/tasks/{task_id}/events", self.events, methods=["GET"]),
+            ]
+        )
+
+    async def _keep(self, request: Request) -> None:
+        self.received.append(
+            Received(
+                request.method,
+                request.url.path,
+                request.headers.get("authorization", ""),
+                dict(request.headers),
+                await request.body(),
+            )
+        )
+
+    async def submit(self, request: Request) -> Response:
+        await self._keep(request)
+        return JSONResponse({"id": "t-1", "status": "queued"}, status_code=202)
+
+    async def task(self, request: Request) -> Response:
+        await self._keep(request)
+        return JSONResponse({"id": request.path_params["task_id"], "status": "queued"})
+
+    async def cancel(self, request: Request) -> Response:
+        # the first request cancels; later ones find the task finished, as a real one might be
+        await self._keep(request)
+        if sum(r.path.endswith("/cancel") for r in self.received) == 1:
+            return JSONResponse(
+                {"id": request.path_params["task_id"], "status": "cancelling"}, status_code=202
+            )
+        return JSONResponse(
+            {"title": "Task already finished", "status": 409, "task_status": "cancelled"},
+            status_code=409,
+            media_type="application/problem+json",
+        )
+
+    async def events(self, request: Request) -> Response:
+        await self._keep(request)
+        return StreamingResponse(self._timeline(), media_type="text/event-stream")
+
+    async def _timeline(self) -> AsyncIterator[bytes]:
+        try:
+            for seq in (1, 2):
+                if seq == 2:
+                    await self.release_second_event.wait()
+                data = json.dumps({"type": "task.progressed", "seq": seq})
+                yield f"id: {seq}\nevent: task.progressed\ndata: {data}\n\n".encode()
+            await asyncio.Event().wait()  # quiet, as between heartbeats
+        finally:
+            self.stream_closed.set()
+
+
+@dataclass
+class Fakes:
+    """One of each fake; ``ports()`` is the gateway's whole outside world, in memory."""
+
+    keys: FakeKeyStore = field(
+        default_factory=lambda: FakeKeyStore({ACME_KEY: "acme", GLOBEX_KEY: "globex"})
+    )
+    services: FakeInternalServices = field(default_factory=FakeInternalServices)
+
+    def ports(self) -> Ports:
+        return Ports(keys=self.keys, services=self.services)

@@ -9,8 +9,7 @@ import pytest
 
 from gateway.keys import issue_key
 
-from .conftest import ACME_KEY
-from .fakes import FakeInternalServices, FakeKeyStore, json_reply, task_document
+from .fakes import ACME_KEY, FakeInternalServices, FakeKeyStore, json_reply, task_document
 
 TASK = str(uuid.uuid4())
 ARTIFACT = str(uuid.uuid4())

@@ -11,8 +11,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from .conftest import ACME_KEY
-from .fakes import FakeInternalServices, FakeStream, json_reply, problem_reply, task_document
+from .fakes import (
+    ACME_KEY,
+    FakeInternalServices,
+    FakeStream,
+    json_reply,
+    problem_reply,
+    task_document,
+)
 
 TASK = str(uuid.uuid4())
 EVENTS_PATH = f"/internal/tasks/{TASK}/events"

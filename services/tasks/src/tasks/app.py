@@ -1,34 +1,57 @@
-"""Composition root: builds the tasks service from settings, or around an injected store."""
+"""Composition root: settings -> ports -> the tasks use cases -> HTTP app and loops.
+
+In production the port is PostgreSQL (tasks, outbox and inbox), and the SQS consumer, the
+outbox relay and housekeeping run beside the HTTP server. Unit tests pass
+``ports=given(fakes.ports())``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from relay_shared.composition import OpenPorts, compose
 from relay_shared.http import create_service_app
 from relay_shared.internal_auth import token_verifier
+from relay_shared.loops import Loop
 from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
-from relay_shared.runtime import background
 from relay_shared.runtime import ServiceRuntime
 from tasks.api import router
 from tasks.handlers import event_dispatcher
 from tasks.models import IntakeRules
+from tasks.ports import Ports
 from tasks.repository import PostgresTaskStore
 from tasks.service import TaskCancellation, TaskIntake, TaskLifecycle, TaskQueries, TaskService
 from tasks.settings import TasksSettings
-from tasks.store import TaskStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build_service(settings: TasksSettings, store: TaskStore) -> TaskService:
+async def open_ports(settings: TasksSettings, runtime: ServiceRuntime) -> Ports:
+    """PostgreSQL (migrated; waited for), SQS and EventBridge, closed when the service stops."""
+    database = await runtime.database(KIT_OUTBOX, KIT_INBOX, MIGRATIONS)
+    events = await runtime.aws_client("events")
+    sqs = await runtime.aws_client("sqs")
+
+    async def loops(service: TaskService) -> Sequence[Loop]:
+        # consumer first: on shutdown it finishes its messages, then the relay publishes
+        return [
+            await runtime.consumer(sqs, event_dispatcher(service)),
+            runtime.outbox_relay(database, events),
+            runtime.housekeeping(database, outbox=True, inbox=True),
+        ]
+
+    return Ports(store=PostgresTaskStore(database, subscriber=settings.service_name), loops=loops)
+
+
+def build(settings: TasksSettings, ports: Ports) -> TaskService:
+    """The use cases on ``ports``; no I/O."""
     return TaskService(
         intake=TaskIntake(
-            store,
+            ports.store,
             rules=IntakeRules(
                 max_prompt_chars=settings.max_prompt_chars,
                 allowed_models=settings.allowed_models,
@@ -38,46 +61,18 @@ def build_service(settings: TasksSettings, store: TaskStore) -> TaskService:
             ),
             idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
         ),
-        queries=TaskQueries(store),
-        cancellation=TaskCancellation(store),
-        lifecycle=TaskLifecycle(store),
+        queries=TaskQueries(ports.store),
+        cancellation=TaskCancellation(ports.store),
+        lifecycle=TaskLifecycle(ports.store),
     )
 
 
-def create_app(settings: TasksSettings | None = None, *, store: TaskStore | None = None) -> FastAPI:
-    """The tasks app. With ``store`` (unit tests) it runs on that store alone: no database,
-    no AWS, no consumer or outbox relay."""
-    resolved = settings or TasksSettings()
-
-    @asynccontextmanager
-    async def start(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
-        if store is not None:
-            app.state.service = build_service(resolved, store)
-            yield
-            return
-        async with _connected(resolved, runtime) as service:
-            app.state.service = service
-            yield
-
-    app = create_service_app(resolved, start=start, routers=[router])
-    app.state.token_verifier = token_verifier(resolved)  # no key: no app, before it serves
+def create_app(
+    settings: TasksSettings | None = None,
+    *,
+    ports: OpenPorts[TasksSettings, Ports] = open_ports,
+) -> FastAPI:
+    settings = settings or TasksSettings()
+    app = create_service_app(settings, start=compose(settings, ports, build), routers=[router])
+    app.state.token_verifier = token_verifier(settings)  # no key: no app, before it serves
     return app
-
-
-@asynccontextmanager
-async def _connected(
-    settings: TasksSettings, runtime: ServiceRuntime
-) -> AsyncIterator[TaskService]:
-    """The service on PostgreSQL and AWS, with the outbox relay and the consumer running."""
-    database = await runtime.database(KIT_OUTBOX, KIT_INBOX, MIGRATIONS)
-    events = await runtime.aws_client("events")
-    sqs = await runtime.aws_client("sqs")
-    service = build_service(settings, PostgresTaskStore(database, subscriber=settings.service_name))
-    consumer = await runtime.consumer(sqs, event_dispatcher(service))
-    relay = runtime.outbox_relay(database, events)
-    cleanup = runtime.housekeeping(database, outbox=True, inbox=True)
-    # consumer first: on shutdown it finishes its messages, then the relay publishes
-    async with background(
-        [consumer, relay, cleanup], grace_seconds=settings.shutdown_grace_seconds
-    ):
-        yield service

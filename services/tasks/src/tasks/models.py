@@ -198,6 +198,14 @@ class PagePosition(BaseModel):
 
 
 @dataclass(frozen=True)
+class IdempotencyRecord:
+    """What an Idempotency-Key answers with: the submission it was first used for."""
+
+    request_hash: str
+    task_id: UUID
+
+
+@dataclass(frozen=True)
 class TaskPage:
     tasks: list[Task]
     next_cursor: str | None

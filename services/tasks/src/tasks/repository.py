@@ -17,8 +17,7 @@ from relay_shared.db import Database
 from relay_shared.events import DomainEvent, TaskLimits, Usage
 from relay_shared.outbox import Outbox
 from tasks.lifecycle import TERMINAL_STATUSES, ProgressMark, TaskError, TaskState, TaskStatus
-from tasks.models import NewTask, PagePosition, Task
-from tasks.store import IdempotencyRecord
+from tasks.models import IdempotencyRecord, NewTask, PagePosition, Task
 
 _TERMINAL = sorted(TERMINAL_STATUSES)
 

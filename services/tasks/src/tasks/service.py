@@ -27,8 +27,16 @@ from tasks.errors import (
     TaskTooLarge,
 )
 from tasks.lifecycle import TaskStatus
-from tasks.models import IntakeRules, NewTask, PagePosition, Task, TaskPage, TaskRequest
-from tasks.store import IdempotencyRecord, TaskStore, TaskTransaction
+from tasks.models import (
+    IdempotencyRecord,
+    IntakeRules,
+    NewTask,
+    PagePosition,
+    Task,
+    TaskPage,
+    TaskRequest,
+)
+from tasks.ports import TaskStore, TaskTransaction
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,13 @@ from relay_shared.events import (
     TaskSucceededData,
     Usage,
 )
-from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX
+from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX, migrate
 from relay_shared.outbox import to_outbound
 from relay_shared.publisher import EventBridgePublisher
-from relay_shared.migrations import migrate
-from tasks.app import MIGRATIONS, build_service
+from tasks.app import MIGRATIONS, build
 from tasks.lifecycle import TaskState, TaskStatus
 from tasks.models import TaskRequest
+from tasks.ports import Ports
 from tasks.repository import PostgresTaskStore
 from tasks.service import TaskService
 from tasks.settings import TasksSettings
@@ -189,7 +189,7 @@ async def service_on_postgres(database_url: str, db_schema: str) -> AsyncIterato
     database = Database(database_url, db_schema)
     await database.open()
     try:
-        yield build_service(settings, PostgresTaskStore(database))
+        yield build(settings, Ports(store=PostgresTaskStore(database)))
     finally:
         await database.close()
 

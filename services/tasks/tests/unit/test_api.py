@@ -1,4 +1,4 @@
-"""The internal HTTP API, built through the composition root on the in-memory store."""
+"""The internal HTTP API, built through the composition root on the in-memory fakes."""
 
 from __future__ import annotations
 
@@ -28,11 +28,12 @@ from relay_shared.events import (
     Usage,
 )
 from relay_shared.internal_auth import TokenIssuer, generate_keypair
-from tasks.service import TaskLifecycle
+from tasks.service import TaskService
 from tasks.settings import TasksSettings
 
 if TYPE_CHECKING:
-    from conftest import Headers, InMemoryTaskStore, OpenClient
+    from .conftest import Headers, OpenClient
+    from .fakes import InMemoryTaskStore
 
 TASK_KEYS = {
     "id", "status", "prompt", "model", "metadata", "limits", "created_at", "updated_at",
@@ -293,10 +294,10 @@ async def test_list_pages_newest_first(client: httpx.AsyncClient, auth: Headers)
 
 
 async def test_list_filters_by_status(
-    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+    client: httpx.AsyncClient, auth: Headers, service: TaskService
 ) -> None:
     ids = [(await submit(client, auth("acme"), {"prompt": f"p{i}"})).json()["id"] for i in range(3)]
-    await TaskLifecycle(store).record(
+    await service.lifecycle.record(
         TaskStarted.create(
             TaskStartedData(attempt=1, worker_id="w"), tenant_id="acme", task_id=UUID(ids[1])
         )
@@ -427,9 +428,10 @@ def cancel_requests(store: InMemoryTaskStore) -> list[TaskCancelRequested]:
     return [e for e in store.outbox if isinstance(e, TaskCancelRequested)]
 
 
-async def record(store: InMemoryTaskStore, *events: DomainEvent) -> None:
+async def record(service: TaskService, *events: DomainEvent) -> None:
+    """The agent's lifecycle events, as the consumer hands them to the service."""
     for event in events:
-        await TaskLifecycle(store).record(event)
+        await service.lifecycle.record(event)
 
 
 async def test_cancelling_a_queued_task_asks_the_agent_once(
@@ -450,11 +452,11 @@ async def test_cancelling_a_queued_task_asks_the_agent_once(
 
 
 async def test_cancelling_a_running_task_without_a_body(
-    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore, service: TaskService
 ) -> None:
     task_id = (await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"]
     await record(
-        store,
+        service,
         TaskStarted.create(
             TaskStartedData(attempt=1, worker_id="w"), tenant_id="acme", task_id=UUID(task_id)
         ),
@@ -505,12 +507,15 @@ async def test_cancelling_a_finished_task_is_a_409_that_names_its_status(
     client: httpx.AsyncClient,
     auth: Headers,
     store: InMemoryTaskStore,
+    service: TaskService,
     ending: TerminalData,
     status: str,
 ) -> None:
     task_id = (await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"]
     event_class = {"succeeded": TaskSucceeded, "failed": TaskFailed, "cancelled": TaskCancelled}
-    await record(store, event_class[status].create(ending, tenant_id="acme", task_id=UUID(task_id)))
+    await record(
+        service, event_class[status].create(ending, tenant_id="acme", task_id=UUID(task_id))
+    )
     before = store.tasks[UUID(task_id)]
 
     response = await cancel(client, auth("acme"), task_id)
@@ -562,12 +567,12 @@ async def test_a_bad_cancel_body_is_a_422_and_changes_nothing(
 
 
 async def test_late_agent_events_keep_a_cancelling_task_cancelling(
-    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+    client: httpx.AsyncClient, auth: Headers, service: TaskService
 ) -> None:
     task_id = (await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"]
     await cancel(client, auth("acme"), task_id)
     await record(
-        store,
+        service,
         TaskStarted.create(
             TaskStartedData(attempt=1, worker_id="w"), tenant_id="acme", task_id=UUID(task_id)
         ),
@@ -591,7 +596,7 @@ async def test_late_agent_events_keep_a_cancelling_task_cancelling(
 
 
 async def test_cost_and_budget_reach_the_task_and_never_move_backwards(
-    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+    client: httpx.AsyncClient, auth: Headers, service: TaskService
 ) -> None:
     task_id = UUID((await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"])
 
@@ -615,7 +620,7 @@ async def test_cost_and_budget_reach_the_task_and_never_move_backwards(
         return answer
 
     step_1, step_2 = progressed(1, 5, 0.10), progressed(2, 9, 0.30)
-    await record(store, step_1, step_2, step_1, progressed(1, 5, 0.10))  # a repeat, a late one
+    await record(service, step_1, step_2, step_1, progressed(1, 5, 0.10))  # a repeat, a late one
     assert (await task())["usage"] == {
         "input_tokens": 20,
         "output_tokens": 9,
@@ -626,7 +631,7 @@ async def test_cost_and_budget_reach_the_task_and_never_move_backwards(
 
     final_usage = Usage(input_tokens=30, output_tokens=12, cache_read_input_tokens=4)
     await record(
-        store,
+        service,
         TaskFailed.create(
             TaskFailedData(
                 attempt=1,
@@ -653,11 +658,11 @@ async def test_cost_and_budget_reach_the_task_and_never_move_backwards(
 
 
 async def test_an_error_that_is_not_a_budget_has_a_null_budget(
-    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+    client: httpx.AsyncClient, auth: Headers, service: TaskService
 ) -> None:
     task_id = (await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"]
     await record(
-        store,
+        service,
         TaskFailed.create(
             TaskFailedData(attempt=1, code="invalid_request", message="400 from the model"),
             tenant_id="acme",

@@ -20,15 +20,13 @@ from relay_shared.events import (
     TaskSucceededData,
     Usage,
 )
-from tasks.app import build_service
 from tasks.handlers import HANDLERS, event_dispatcher
 from tasks.lifecycle import TaskStatus
 from tasks.models import TaskRequest
-from tasks.service import UnknownTask
-from tasks.settings import TasksSettings
+from tasks.service import TaskService, UnknownTask
 
 if TYPE_CHECKING:
-    from conftest import InMemoryTaskStore
+    from .fakes import InMemoryTaskStore
 
 
 def test_handlers_cover_exactly_what_routing_declares_for_tasks() -> None:
@@ -36,20 +34,19 @@ def test_handlers_cover_exactly_what_routing_declares_for_tasks() -> None:
 
 
 @pytest.fixture
-def dispatcher(settings: TasksSettings, store: InMemoryTaskStore) -> EventDispatcher:
-    return event_dispatcher(build_service(settings, store))
+def dispatcher(service: TaskService) -> EventDispatcher:
+    return event_dispatcher(service)
 
 
-async def a_task(settings: TasksSettings, store: InMemoryTaskStore, tenant: str = "acme") -> UUID:
-    intake = build_service(settings, store).intake
-    submission = await intake.submit(tenant, TaskRequest(prompt="hello"))
+async def a_task(service: TaskService, tenant: str = "acme") -> UUID:
+    submission = await service.intake.submit(tenant, TaskRequest(prompt="hello"))
     return submission.task.id
 
 
 async def test_a_lifecycle_runs_through_the_dispatcher(
-    settings: TasksSettings, store: InMemoryTaskStore, dispatcher: EventDispatcher
+    service: TaskService, store: InMemoryTaskStore, dispatcher: EventDispatcher
 ) -> None:
-    task_id = await a_task(settings, store)
+    task_id = await a_task(service)
     usage = Usage(input_tokens=3, output_tokens=4)
     await dispatcher.dispatch(
         TaskStarted.create(
@@ -81,9 +78,9 @@ async def test_a_lifecycle_runs_through_the_dispatcher(
 
 
 async def test_the_same_event_delivered_twice_changes_nothing_the_second_time(
-    settings: TasksSettings, store: InMemoryTaskStore, dispatcher: EventDispatcher
+    service: TaskService, store: InMemoryTaskStore, dispatcher: EventDispatcher
 ) -> None:
-    task_id = await a_task(settings, store)
+    task_id = await a_task(service)
     progressed = TaskProgressed.create(
         TaskProgressedData(attempt=1, step=1, message="m", usage=Usage(input_tokens=1)),
         tenant_id="acme",
@@ -97,9 +94,9 @@ async def test_the_same_event_delivered_twice_changes_nothing_the_second_time(
 
 
 async def test_a_late_terminal_event_does_not_change_a_finished_task(
-    settings: TasksSettings, store: InMemoryTaskStore, dispatcher: EventDispatcher
+    service: TaskService, store: InMemoryTaskStore, dispatcher: EventDispatcher
 ) -> None:
-    task_id = await a_task(settings, store)
+    task_id = await a_task(service)
     await dispatcher.dispatch(
         TaskFailed.create(
             TaskFailedData(attempt=1, code="boom", message="first"),
@@ -119,9 +116,9 @@ async def test_a_late_terminal_event_does_not_change_a_finished_task(
 
 @pytest.mark.parametrize("tenant", ["acme", "globex"])
 async def test_an_event_for_an_unknown_task_raises_and_is_not_claimed(
-    settings: TasksSettings, store: InMemoryTaskStore, dispatcher: EventDispatcher, tenant: str
+    service: TaskService, store: InMemoryTaskStore, dispatcher: EventDispatcher, tenant: str
 ) -> None:
-    task_id = await a_task(settings, store, tenant="acme")
+    task_id = await a_task(service, tenant="acme")
     # a missing task, or the right id under another tenant: both are unknown here
     unknown = task_id if tenant == "globex" else uuid4()
     event = TaskStarted.create(
@@ -134,10 +131,10 @@ async def test_an_event_for_an_unknown_task_raises_and_is_not_claimed(
 
 
 async def test_an_event_already_handled_is_not_applied_again(
-    settings: TasksSettings, store: InMemoryTaskStore, dispatcher: EventDispatcher
+    service: TaskService, store: InMemoryTaskStore, dispatcher: EventDispatcher
 ) -> None:
     # The inbox alone must stop a repeat, even of an event the state machine would accept.
-    task_id = await a_task(settings, store)
+    task_id = await a_task(service)
     started = TaskStarted.create(
         TaskStartedData(attempt=1, worker_id="w"), tenant_id="acme", task_id=task_id
     )

@@ -1,23 +1,24 @@
-"""What the use cases need from storage. ``repository.py`` implements it on PostgreSQL; unit
-tests pass an in-memory one through the composition root."""
+"""What the tasks service needs from outside the process: the task store (PostgreSQL, with the
+outbox and inbox in the same transactions). The composition root fills it with the production
+adapter (``repository.py``), unit tests with the fake in tests/unit/fakes.py."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
+from relay_shared.composition import no_loops
 from relay_shared.events import DomainEvent
+from relay_shared.loops import Loop
 from tasks.lifecycle import TaskState, TaskStatus
-from tasks.models import NewTask, PagePosition, Task
+from tasks.models import IdempotencyRecord, NewTask, PagePosition, Task
 
-
-@dataclass(frozen=True)
-class IdempotencyRecord:
-    request_hash: str
-    task_id: UUID
+if TYPE_CHECKING:
+    from tasks.service import TaskService
 
 
 class TaskTransaction(Protocol):
@@ -66,3 +67,13 @@ class TaskTransaction(Protocol):
 
 class TaskStore(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[TaskTransaction]: ...
+
+
+@dataclass(frozen=True)
+class Ports:
+    """What the tasks service needs from outside the process."""
+
+    store: TaskStore
+    # what runs beside the HTTP server in production, given the built service: the SQS
+    # consumer, the outbox relay and housekeeping
+    loops: Callable[[TaskService], Awaitable[Sequence[Loop]]] = no_loops

@@ -1,0 +1,131 @@
+"""In-memory implementations of the tasks service's ports (tasks.ports), and ``Fakes``: one of
+each, whose ``ports()`` is the service's whole outside world."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from relay_shared.events import DomainEvent
+from relay_shared.outbox import to_outbound
+from tasks.lifecycle import TaskState, TaskStatus
+from tasks.models import IdempotencyRecord, NewTask, PagePosition, Task
+from tasks.ports import Ports
+
+
+class InMemoryTaskStore:
+    """The TaskStore contract on dicts. A transaction sees and rolls back like PostgreSQL's:
+    an exception restores everything it changed."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2025, 1, 1, tzinfo=UTC)
+        self.tasks: dict[UUID, Task] = {}
+        self.keys: dict[tuple[str, str], tuple[IdempotencyRecord, datetime]] = {}
+        self.handled: set[UUID] = set()
+        self.outbox: list[DomainEvent] = []
+        # keys another (uncommitted) transaction holds, as pg_try_advisory_xact_lock would see
+        self.keys_in_flight: set[tuple[str, str]] = set()
+        self._serial = asyncio.Lock()
+
+    def tick(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[InMemoryTaskTransaction]:
+        async with self._serial:
+            saved = (dict(self.tasks), dict(self.keys), set(self.handled), list(self.outbox))
+            try:
+                yield InMemoryTaskTransaction(self)
+            except BaseException:
+                self.tasks, self.keys, self.handled, self.outbox = saved
+                raise
+
+
+class InMemoryTaskTransaction:
+    def __init__(self, store: InMemoryTaskStore) -> None:
+        self._s = store
+
+    async def insert_task(self, tenant_id: str, task_id: UUID, new: NewTask) -> Task:
+        now = self._s.tick()
+        task = Task(
+            id=task_id,
+            tenant_id=tenant_id,
+            prompt=new.prompt,
+            model=new.model,
+            metadata=dict(new.metadata),
+            limits=new.limits,
+            created_at=now,
+            updated_at=now,
+            state=TaskState(),
+        )
+        self._s.tasks[task_id] = task
+        return task
+
+    async def task(self, tenant_id: str, task_id: UUID) -> Task | None:
+        task = self._s.tasks.get(task_id)
+        return task if task is not None and task.tenant_id == tenant_id else None
+
+    async def tasks(
+        self, tenant_id: str, *, status: TaskStatus | None, after: PagePosition | None, limit: int
+    ) -> list[Task]:
+        def key(t: Task) -> tuple[datetime, UUID]:
+            return (t.created_at, t.id)
+
+        found = [
+            t
+            for t in self._s.tasks.values()
+            if t.tenant_id == tenant_id
+            and (status is None or t.state.status is status)
+            and (after is None or key(t) < (after.created_at, after.id))
+        ]
+        return sorted(found, key=key, reverse=True)[:limit]
+
+    async def lock_state(self, tenant_id: str, task_id: UUID) -> TaskState | None:
+        task = await self.task(tenant_id, task_id)
+        return task.state if task else None
+
+    async def save_state(self, tenant_id: str, task_id: UUID, state: TaskState) -> bool:
+        task = await self.task(tenant_id, task_id)
+        if task is None or task.state.terminal:
+            return False
+        self._s.tasks[task_id] = replace(task, state=state, updated_at=self._s.tick())
+        return True
+
+    async def try_lock_idempotency_key(self, tenant_id: str, key: str) -> bool:
+        return (tenant_id, key) not in self._s.keys_in_flight
+
+    async def idempotency_record(self, tenant_id: str, key: str) -> IdempotencyRecord | None:
+        entry = self._s.keys.get((tenant_id, key))
+        if entry is None or entry[1] <= self._s.now:
+            return None
+        return entry[0]
+
+    async def remember_idempotency_key(
+        self, tenant_id: str, key: str, record: IdempotencyRecord, ttl: timedelta
+    ) -> None:
+        self._s.keys[(tenant_id, key)] = (record, self._s.now + ttl)
+
+    async def claim(self, event: DomainEvent) -> bool:
+        if event.metadata.event_id in self._s.handled:
+            return False
+        self._s.handled.add(event.metadata.event_id)
+        return True
+
+    async def publish(self, event: DomainEvent) -> None:
+        to_outbound(event).check_size()  # the real outbox refuses oversized events the same way
+        self._s.outbox.append(event)
+
+
+@dataclass
+class Fakes:
+    """One of each fake; ``ports()`` is the service's whole outside world, in memory."""
+
+    store: InMemoryTaskStore = field(default_factory=InMemoryTaskStore)
+
+    def ports(self) -> Ports:
+        return Ports(store=self.store)
