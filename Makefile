@@ -36,7 +36,7 @@ terraform-check: ## checkov over terraform/ (0 failed checks; each skip gives it
 	$(UV) tool run --from $(CHECKOV) checkov -d terraform --framework terraform --quiet --compact --skip-download
 
 bench: install ## benchmarks on a local stack, each beside a same-run baseline; writes docs/benchmarks.md (~5 min)
-	$(RUN) python -m relay.bench --out docs/benchmarks.md
+	$(RUN) python -m relay_devkit.bench --out docs/benchmarks.md
 
 lint: install ## ruff lint and format check
 	$(RUN) ruff check .
@@ -50,10 +50,10 @@ typecheck: install ## mypy (strict) over every package
 	$(RUN) mypy
 
 contracts: install ## regenerate contracts/ (JSON Schemas, AsyncAPI) from the code
-	$(RUN) python -m relay.contracts
+	$(RUN) python -m relay_devkit.contracts
 
 contracts-check: install ## fail if contracts/ differs from what the code generates
-	$(RUN) python -m relay.contracts --check
+	$(RUN) python -m relay_devkit.contracts --check
 
 unit: install ## unit tests only (no PostgreSQL, Redis or moto needed)
 	$(RUN) pytest -m "not integration and not e2e and not tf"

@@ -1,1 +1,1 @@
-pytest_plugins = ["relay.testing"]
+pytest_plugins = ["relay_devkit.testing"]

@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# The operator tools' image: the root `relay` package (the `relay` CLI: bootstrap, admin, dlq)
-# with every workspace member, and moto server. docker-compose.yml runs it as `moto` (the local
+# The operator tools' image: relay-ops (the `relay` CLI: bootstrap, admin, dlq) with the
+# services it runs, and moto server; never the devkit (tests and benchmarks only). docker-compose.yml runs it as `moto` (the local
 # AWS) and `init` (a one-shot `relay bootstrap`). Build from the repository root:
 #   docker build -f deploy/tools.Dockerfile -t relay-tools .
 
@@ -18,15 +18,15 @@ WORKDIR /app
 # Third-party dependencies from the lock file alone: this layer changes only with uv.lock.
 COPY pyproject.toml uv.lock README.md ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-workspace
+    uv sync --frozen --no-dev --no-install-workspace --package relay-ops
 # The workspace stays in its source layout (an editable install): `relay` reads
-# contracts/routing.yaml beside its source.
+# contracts/routing.yaml beside its source (ops/src/relay_ops/routing.py).
 COPY contracts contracts
 COPY shared shared
 COPY services services
-COPY src src
+COPY ops ops
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev
+    uv sync --frozen --no-dev --package relay-ops
 
 FROM ${PYTHON_IMAGE}
 ARG VERSION=dev

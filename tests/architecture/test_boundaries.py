@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from relay.routing import load_routing
+from relay_ops.routing import load_routing
 from relay_shared.events import CATALOG, CLIENT_VISIBLE_EVENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").exists())
+TOOLING = {"relay_ops", "relay_devkit"}
 
 
 def _imported_top_levels(package_dir: Path, root: Path = ROOT) -> dict[str, set[str]]:
@@ -35,7 +36,7 @@ def test_the_five_services_exist() -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_a_service_never_imports_another_service_or_the_tooling(service: str) -> None:
-    forbidden = (set(SERVICES) - {service}) | {"relay"}
+    forbidden = (set(SERVICES) - {service}) | TOOLING
     offenders = {
         path: sorted(names & forbidden)
         for path, names in _imported_top_levels(ROOT / "services" / service / "src").items()
@@ -45,11 +46,21 @@ def test_a_service_never_imports_another_service_or_the_tooling(service: str) ->
 
 
 def test_the_shared_kit_imports_no_service_and_no_tooling() -> None:
-    forbidden = set(SERVICES) | {"relay"}
+    forbidden = set(SERVICES) | TOOLING
     offenders = {
         path: sorted(names & forbidden)
         for path, names in _imported_top_levels(ROOT / "shared" / "src").items()
         if names & forbidden
+    }
+    assert offenders == {}
+
+
+def test_operator_tooling_never_imports_the_devkit() -> None:
+    # the tools image installs relay-ops alone: an import of the devkit would fail there
+    offenders = {
+        path: sorted(names & {"relay_devkit", "pytest"})
+        for path, names in _imported_top_levels(ROOT / "ops" / "src").items()
+        if names & {"relay_devkit", "pytest"}
     }
     assert offenders == {}
 

@@ -16,15 +16,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from relay.bench.latency import HOPS, hop_split, index_spans
-from relay.bench.loadgen import closed_loop
-from relay.bench.metrics_files import counter_totals, difference, latest_totals
-from relay.bench.procstat import busy_share, cpu_seconds, machine_ticks, rss_bytes
-from relay.bench.report import Report, Section, cell, render, table
-from relay.bench.sse import Arrival, Followed, parse_event
-from relay.bench.stats import Latency, percentile, ratio
-from relay.testing import serve_app
-from relay.traces import SpanRecord
+from relay_devkit.bench.latency import HOPS, hop_split, index_spans
+from relay_devkit.bench.loadgen import closed_loop
+from relay_devkit.bench.metrics_files import counter_totals, difference, latest_totals
+from relay_devkit.bench.procstat import busy_share, cpu_seconds, machine_ticks, rss_bytes
+from relay_devkit.bench.report import Report, Section, cell, render, table
+from relay_devkit.bench.sse import Arrival, Followed, parse_event
+from relay_devkit.bench.stats import Latency, percentile, ratio
+from relay_devkit.testing import serve_app
+from relay_ops.traces import SpanRecord
 
 
 def test_percentiles_interpolate_between_closest_ranks() -> None:

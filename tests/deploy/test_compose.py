@@ -20,8 +20,8 @@ import yaml
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from relay.stack.config import StackConfig
-from relay.stack.topology import artifacts_bucket_name
+from relay_ops.stack.config import StackConfig
+from relay_ops.stack.topology import artifacts_bucket_name
 from relay_shared.internal_auth import generate_keypair
 from relay_shared.settings import ServiceSettings
 

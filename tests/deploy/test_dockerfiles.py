@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from agent.settings import AgentSettings
-from relay.stack.moto import free_port
+from relay_ops.stack.moto import free_port
 
 from .dockerfiles import (
     ALL_DOCKERFILES,
@@ -182,7 +182,7 @@ def test_the_agent_workspace_is_a_volume() -> None:
 def test_the_tools_image_keeps_the_source_layout_relay_reads() -> None:
     """`relay bootstrap` reads contracts/routing.yaml beside the source tree."""
     dockerfile = parse(TOOLS_DOCKERFILE)
-    assert {"contracts", "src", "shared", "services"} <= set(copy_sources(dockerfile))
+    assert {"contracts", "ops", "shared", "services"} <= set(copy_sources(dockerfile))
     assert dockerfile.final.all("USER")[-1].args == IMAGE_USER
     cmd = dockerfile.final.all("CMD")[-1].exec_form
     assert cmd is not None

@@ -1,5 +1,5 @@
 """Terraform, offline: formatted, every env initialises and validates, and the EventBridge rules
-and queues it plans come from contracts/routing.yaml exactly as relay.routing reads it (the
+and queues it plans come from contracts/routing.yaml exactly as relay_ops.routing reads it (the
 file the local bootstrap builds from). checkov runs from the Makefile (`make terraform-check`).
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from relay.routing import Routing, delivery_dlq_name, dlq_name, load_routing, queue_name
-from relay.stack.topology import queue_id
+from relay_ops.routing import Routing, delivery_dlq_name, dlq_name, load_routing, queue_name
+from relay_ops.stack.topology import queue_id
 
 from .conftest import ENVS, TERRAFORM_DIR, Terraform
 
@@ -55,7 +55,7 @@ def test_each_env_initialises_offline_and_validates(
 
 
 def _variant(original: Path, target: Path) -> Path:
-    """The declaration with routes changed: a plan that still matches relay.routing's reading
+    """The declaration with routes changed: a plan that still matches relay_ops.routing's reading
     of it proves Terraform derives its rules from the file instead of repeating them."""
     data = yaml.safe_load(original.read_text())
     services = data["services"]

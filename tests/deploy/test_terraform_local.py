@@ -14,10 +14,10 @@ from typing import Any
 import boto3
 import pytest
 
-from relay.api_client import PublicApi
-from relay.routing import bus_name, delivery_dlq_name, dlq_name, load_routing, queue_name
-from relay.stack.process import running_stack
-from relay.stack.topology import artifacts_bucket_name, bootstrap
+from relay_devkit.api_client import PublicApi
+from relay_ops.routing import bus_name, delivery_dlq_name, dlq_name, load_routing, queue_name
+from relay_ops.stack.process import running_stack
+from relay_ops.stack.topology import artifacts_bucket_name, bootstrap
 
 from .conftest import Terraform
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from relay.api_client import PublicApi
-from relay.stack.process import RunningStack, running_stack
+from relay_devkit.api_client import PublicApi
+from relay_ops.stack.process import RunningStack, running_stack
 
 
 @pytest.fixture(scope="session")

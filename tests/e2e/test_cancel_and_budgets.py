@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from relay.api_client import PublicApi, TimelineEvent
-from relay.testing import eventually
+from relay_devkit.api_client import PublicApi, TimelineEvent
+from relay_devkit.testing import eventually
 
 pytestmark = pytest.mark.e2e
 

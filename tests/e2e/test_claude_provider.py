@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from relay.api_client import PublicApi
-from relay.fakes import ApiError, FakeAnthropicApi, Reply, Text, TokenUsage, writes_file
-from relay.stack.process import RunningStack, running_stack
-from relay.testing import eventually, fresh_database
+from relay_devkit.api_client import PublicApi
+from relay_devkit.fakes import ApiError, FakeAnthropicApi, Reply, Text, TokenUsage, writes_file
+from relay_devkit.testing import eventually, fresh_database
+from relay_ops.stack.process import RunningStack, running_stack
 
 pytestmark = pytest.mark.e2e
 

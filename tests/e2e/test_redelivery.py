@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from relay.api_client import PublicApi, TimelineEvent
+from relay_devkit.api_client import PublicApi, TimelineEvent
 from relay_shared.events import CATALOG
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ import hashlib
 import httpx
 import pytest
 
-from relay.api_client import PublicApi
+from relay_devkit.api_client import PublicApi
 
 pytestmark = pytest.mark.e2e
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.api_client import PublicApi
+from relay_devkit.api_client import PublicApi
 
 pytestmark = pytest.mark.e2e
 

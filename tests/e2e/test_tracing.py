@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from relay.api_client import PublicApi
-from relay.stack.config import SERVICES
-from relay.stack.process import RELAY, RunningStack
-from relay.testing import eventually
-from relay.traces import SpanRecord, Trace, load_spans, task_traces
+from relay_devkit.api_client import PublicApi
+from relay_devkit.testing import eventually
+from relay_ops.stack.config import SERVICES
+from relay_ops.stack.process import RELAY, RunningStack
+from relay_ops.traces import SpanRecord, Trace, load_spans, task_traces
 
 pytestmark = pytest.mark.e2e
 

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from relay.api_client import PublicApi
-from relay.stack.process import RunningStack, running_stack
-from relay.testing import fresh_database
+from relay_devkit.api_client import PublicApi
+from relay_devkit.testing import fresh_database
+from relay_ops.stack.process import RunningStack, running_stack
 
 # Short timeouts so a killed worker's message and lease come back in seconds, not minutes, and
 # a restart policy of a container runtime that restarts at once.

@@ -11,9 +11,9 @@ import boto3
 import psycopg
 from psycopg import sql
 
-from relay.api_client import PublicApi, TimelineEvent
-from relay.stack.process import RunningStack
-from relay.testing import eventually
+from relay_devkit.api_client import PublicApi, TimelineEvent
+from relay_devkit.testing import eventually
+from relay_ops.stack.process import RunningStack
 
 TERMINAL = {"task.succeeded", "task.failed", "task.cancelled"}
 

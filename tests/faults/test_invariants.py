@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.api_client import TimelineEvent
+from relay_devkit.api_client import TimelineEvent
 
 from .invariants import timeline_problems
 

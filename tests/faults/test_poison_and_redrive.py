@@ -12,10 +12,10 @@ from typing import Any
 import boto3
 import pytest
 
-from relay.api_client import PublicApi
-from relay.routing import dlq_name, load_routing
-from relay.stack.process import RELAY, RunningStack
-from relay.testing import eventually
+from relay_devkit.api_client import PublicApi
+from relay_devkit.testing import eventually
+from relay_ops.routing import dlq_name, load_routing
+from relay_ops.stack.process import RELAY, RunningStack
 from relay_shared.events import ArtifactUploaded, ArtifactUploadedData
 
 from .workload import all_terminal, record, submit

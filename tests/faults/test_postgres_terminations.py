@@ -10,8 +10,8 @@ import time
 import psycopg
 import pytest
 
-from relay.api_client import PublicApi
-from relay.stack.process import RunningStack
+from relay_devkit.api_client import PublicApi
+from relay_ops.stack.process import RunningStack
 
 from .invariants import check_tasks, dead_letters, diagnose
 from .workload import all_terminal, record, submit_many

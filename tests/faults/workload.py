@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from relay.api_client import PublicApi
+from relay_devkit.api_client import PublicApi
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -8,8 +8,8 @@ from starlette.applications import Starlette
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from relay.api_client import PublicApi
-from relay.testing import serve_app
+from relay_devkit.api_client import PublicApi
+from relay_devkit.testing import serve_app
 
 FRAMES = [
     b'id: 1\r\nevent: task.submitted\r\ndata: {"seq": 1}\r\n\r\n',

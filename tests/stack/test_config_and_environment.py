@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from relay.stack.config import SERVICES, StackConfig, redact
-from relay.stack.environment import Wiring, service_environment
+from relay_ops.stack.config import SERVICES, StackConfig, redact
+from relay_ops.stack.environment import Wiring, service_environment
 
 
 def test_defaults_are_the_documented_local_ports_and_names(

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from rich.console import Console
 
-from relay.demo.client import DemoFailure, PublicApi
-from relay.demo.flow import SAMPLE, run_sample, services_for
-from relay.demo.view import TimelineView
+from relay_ops.demo.client import DemoFailure, PublicApi
+from relay_ops.demo.flow import SAMPLE, run_sample, services_for
+from relay_ops.demo.view import TimelineView
 from relay_shared.events import (
     ArtifactPublishedData,
     DomainEvent,

@@ -17,10 +17,10 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from typer.testing import CliRunner, Result
 
-from relay.cli import app
-from relay.dlq import COPY, move_by_copy
-from relay.routing import load_routing
-from relay.stack.topology import Topology
+from relay_ops.cli import app
+from relay_ops.dlq import COPY, move_by_copy
+from relay_ops.routing import load_routing
+from relay_ops.stack.topology import Topology
 from relay_shared.events import TaskCancelRequested
 
 pytestmark = pytest.mark.integration

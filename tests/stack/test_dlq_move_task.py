@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from relay.dlq import COPY, MOVE_TASK, redrive, resolve_target
-from relay.stack.environment import DUMMY_AWS_CREDENTIALS
+from relay_ops.dlq import COPY, MOVE_TASK, redrive, resolve_target
+from relay_ops.stack.environment import DUMMY_AWS_CREDENTIALS
 
 DLQ_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/relay-prod-agent-dlq"
 QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/relay-prod-agent"

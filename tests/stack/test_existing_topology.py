@@ -9,8 +9,8 @@ import uuid
 import boto3
 import pytest
 
-from relay.routing import bus_name, load_routing
-from relay.stack.topology import TopologyMissing, bootstrap, existing_topology
+from relay_ops.routing import bus_name, load_routing
+from relay_ops.stack.topology import TopologyMissing, bootstrap, existing_topology
 
 pytestmark = pytest.mark.integration
 

@@ -19,12 +19,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from relay.routing import bus_name, load_routing, queue_name
-from relay.stack.config import SERVICES, StackConfig
-from relay.stack.errors import StackError
-from relay.stack.local import LocalStack, ServiceProgram, read_stack_file
-from relay.stack.supervisor import RestartPolicy
-from relay.testing import DEFAULT_DATABASE_URL, eventually
+from relay_devkit.testing import DEFAULT_DATABASE_URL, eventually
+from relay_ops.routing import bus_name, load_routing, queue_name
+from relay_ops.stack.config import SERVICES, StackConfig
+from relay_ops.stack.errors import StackError
+from relay_ops.stack.local import LocalStack, ServiceProgram, read_stack_file
+from relay_ops.stack.supervisor import RestartPolicy
 
 pytestmark = pytest.mark.integration
 

@@ -14,11 +14,11 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from relay.cli import app
-from relay.routing import bus_name, load_routing, queue_name
-from relay.stack.config import StackConfig
-from relay.stack.errors import StackError
-from relay.stack.local import LocalStack
+from relay_ops.cli import app
+from relay_ops.routing import bus_name, load_routing, queue_name
+from relay_ops.stack.config import StackConfig
+from relay_ops.stack.errors import StackError
+from relay_ops.stack.local import LocalStack
 
 pytestmark = pytest.mark.integration
 

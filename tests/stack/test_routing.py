@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from relay.routing import CONTROL, MAIN, Routing, load_routing, queue_name
+from relay_ops.routing import CONTROL, MAIN, Routing, load_routing, queue_name
 
 BASE: dict[str, Any] = {
     "version": 1,

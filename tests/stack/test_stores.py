@@ -15,14 +15,14 @@ import pytest
 import redis
 from psycopg import sql
 
-from relay.stack import postgres
-from relay.stack.errors import StackError
-from relay.stack.logs import StackLogs
-from relay.stack.moto import free_port
-from relay.stack.postgres import find_server_binaries, provide_postgres, use_existing
-from relay.stack.redis_server import provide_redis
-from relay.stack.supervisor import Supervisor
-from relay.testing import DEFAULT_DATABASE_URL
+from relay_devkit.testing import DEFAULT_DATABASE_URL
+from relay_ops.stack import postgres
+from relay_ops.stack.errors import StackError
+from relay_ops.stack.logs import StackLogs
+from relay_ops.stack.moto import free_port
+from relay_ops.stack.postgres import find_server_binaries, provide_postgres, use_existing
+from relay_ops.stack.redis_server import provide_redis
+from relay_ops.stack.supervisor import Supervisor
 
 pytestmark = pytest.mark.integration
 

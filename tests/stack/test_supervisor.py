@@ -14,9 +14,9 @@ from typing import TypeVar
 import pytest
 from rich.console import Console
 
-from relay.stack.logs import StackLogs
-from relay.stack.supervisor import ProcessSpec, RestartPolicy, Supervisor
-from relay.testing import eventually
+from relay_devkit.testing import eventually
+from relay_ops.stack.logs import StackLogs
+from relay_ops.stack.supervisor import ProcessSpec, RestartPolicy, Supervisor
 
 pytestmark = pytest.mark.integration
 

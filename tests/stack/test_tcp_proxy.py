@@ -1,4 +1,4 @@
-"""relay.testing.TcpProxy: the cut-and-restore stand-in for a dependency going away."""
+"""relay_devkit.testing.TcpProxy: the cut-and-restore stand-in for a dependency going away."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from relay.testing import TcpProxy
+from relay_devkit.testing import TcpProxy
 
 
 @contextlib.asynccontextmanager

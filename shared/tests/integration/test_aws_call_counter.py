@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from relay.testing import Recorded
+from relay_devkit.testing import Recorded
 from relay_shared.aws import aws_client
 from relay_shared.settings import ServiceSettings
 

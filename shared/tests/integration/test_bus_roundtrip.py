@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from relay.stack.topology import Topology
-from relay.testing import eventually
+from relay_devkit.testing import eventually
+from relay_ops.stack.topology import Topology
 from relay_shared.aws import aws_client
 from relay_shared.consumer import EventDispatcher, SqsConsumer
 from relay_shared.db import Database

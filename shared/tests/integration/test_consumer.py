@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from relay.testing import eventually
+from relay_devkit.testing import eventually
 from relay_shared.aws import aws_client
 from relay_shared.consumer import Defer, ReceivedMessage, SqsConsumer
 from relay_shared.settings import ServiceSettings

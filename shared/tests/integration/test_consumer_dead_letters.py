@@ -12,7 +12,7 @@ from uuid import uuid4
 
 import pytest
 
-from relay.testing import eventually
+from relay_devkit.testing import eventually
 from relay_shared.aws import aws_client
 from relay_shared.consumer import Defer, ReceivedMessage, SqsConsumer, envelope_fields
 from relay_shared.events import TaskCancelRequested

@@ -16,8 +16,8 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from fastapi import FastAPI
 
-from relay.stack.topology import Topology
-from relay.testing import TcpProxy, eventually, serve_app, wait_ready
+from relay_devkit.testing import TcpProxy, eventually, serve_app, wait_ready
+from relay_ops.stack.topology import Topology
 from relay_shared.aws import aws_client
 from relay_shared.db import Database
 from relay_shared.events import TaskSubmitted, TaskSubmittedData

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from relay.stack.topology import Topology
+from relay_ops.stack.topology import Topology
 from relay_shared.aws import aws_client
 from relay_shared.db import Database
 from relay_shared.events import TaskSubmitted, TaskSubmittedData

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from relay.stack.moto import free_port
+from relay_ops.stack.moto import free_port
 
 pytestmark = pytest.mark.integration
 

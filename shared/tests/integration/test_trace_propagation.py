@@ -17,8 +17,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
-from relay.stack.topology import Topology
-from relay.testing import Recorded, eventually
+from relay_devkit.testing import Recorded, eventually
+from relay_ops.stack.topology import Topology
 from relay_shared.aws import aws_client
 from relay_shared.consumer import EventDispatcher, SqsConsumer
 from relay_shared.db import Database

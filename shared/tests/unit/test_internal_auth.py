@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from relay.testing import ready_client
+from relay_devkit.testing import ready_client
 from relay_shared.http import create_service_app
 from relay_shared.internal_auth import (
     InternalCaller,

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from relay.testing import ready_client
+from relay_devkit.testing import ready_client
 from relay_shared.http import create_service_app
 from relay_shared.problems import Problem
 from relay_shared.runtime import ServiceRuntime

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from fastapi import FastAPI
 from psycopg_pool import PoolTimeout
 
-from relay.testing import eventually, wait_ready
+from relay_devkit.testing import eventually, wait_ready
 from relay_shared.backoff import Backoff
 from relay_shared.consumer import Defer, ReceivedMessage
 from relay_shared.http import create_service_app

@@ -12,7 +12,7 @@ from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import SpanKind
 
-from relay.testing import Recorded
+from relay_devkit.testing import Recorded
 from relay_shared.logs import (
     ContextFilter,
     RedactingJsonFormatter,

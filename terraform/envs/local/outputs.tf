@@ -9,7 +9,7 @@ output "queue_urls" {
 }
 
 output "rules" {
-  description = "Rule name -> event pattern, as applied (tests compare them with relay.routing)."
+  description = "Rule name -> event pattern, as applied (tests compare them with relay_ops.routing)."
   value       = merge([for service in module.queues : service.rules]...)
 }
 

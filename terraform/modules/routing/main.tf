@@ -1,5 +1,5 @@
-# The routing declaration (contracts/routing.yaml), read the way relay.routing reads it: the
-# same file builds the local topology (src/relay/stack/topology.py) and the one on AWS. This
+# The routing declaration (contracts/routing.yaml), read the way relay_ops.routing reads it: the
+# same file builds the local topology (ops/src/relay_ops/stack/topology.py) and the one on AWS. This
 # module creates nothing; it only computes names, queue settings and rules.
 
 locals {
@@ -8,7 +8,7 @@ locals {
   defaults = local.routing.queue_defaults
 
   # Queue id -> queue: "<service>" for a main queue, "<service>-control" for a control queue
-  # (relay.stack.topology.queue_id). A service with nothing to consume has no queue.
+  # (relay_ops.stack.topology.queue_id). A service with nothing to consume has no queue.
   queues = merge(
     {
       for service, routes in local.routing.services : service => {

@@ -1,6 +1,6 @@
 # One service's queues (main, and control where declared), each with its two DLQs, and the
 # EventBridge rules that feed them: all generated from the routing module's output, the way
-# relay.stack.topology.bootstrap builds them locally.
+# relay_ops.stack.topology.bootstrap builds them locally.
 
 locals {
   queues = { for id, queue in var.queues : id => queue if queue.service == var.service }
@@ -74,7 +74,7 @@ resource "aws_cloudwatch_event_target" "queue" {
 }
 
 # Only this service's own rules may send to its queue and its delivery DLQ (aws:SourceArn);
-# the same policy relay.stack.topology gives them locally.
+# the same policy relay_ops.stack.topology gives them locally.
 locals {
   rule_arns = {
     for id, queue in local.queues : id => [

@@ -33,6 +33,6 @@ output "all_queue_arns" {
 }
 
 output "rules" {
-  description = "Rule name -> event pattern as applied (compare with relay.routing)."
+  description = "Rule name -> event pattern as applied (compare with relay_ops.routing)."
   value       = { for key, rule in aws_cloudwatch_event_rule.rule : rule.name => rule.event_pattern }
 }

@@ -25,8 +25,8 @@ from agent.repository import PostgresRuns
 from agent.service import AgentService
 from agent.settings import AgentSettings
 from agent.tools import TOOLS, Tool
-from relay.stack.topology import Topology
-from relay.testing import wait_ready
+from relay_devkit.testing import wait_ready
+from relay_ops.stack.topology import Topology
 from relay_shared.aws import aws_client
 from relay_shared.composition import OpenPorts
 from relay_shared.db import Database

@@ -12,8 +12,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from agent.app import create_app
-from relay.stack.topology import Topology
-from relay.testing import eventually, wait_ready
+from relay_devkit.testing import eventually, wait_ready
+from relay_ops.stack.topology import Topology
 from relay_shared.aws import aws_client
 from relay_shared.events import TaskSubmitted, TaskSubmittedData
 from relay_shared.outbox import to_outbound

@@ -15,7 +15,7 @@ from agent.handlers import event_dispatcher
 from agent.providers.base import ModelReply, ToolUseBlock
 from agent.repository import PostgresRuns
 from agent.tools import TOOLS, ToolOutcome, define_tool
-from relay.testing import eventually
+from relay_devkit.testing import eventually
 from relay_shared.events import (
     TaskCancelRequested,
     TaskCancelRequestedData,

@@ -12,7 +12,7 @@ import pytest
 
 from agent.recovery import RecoverySweeper
 from agent.repository import PostgresRuns
-from relay.testing import eventually
+from relay_devkit.testing import eventually
 from relay_shared.events import TaskLimits, TaskSubmitted, TaskSubmittedData
 
 from .conftest import loop_of

@@ -13,7 +13,7 @@ import pytest
 from agent.providers.base import ModelReply, ModelRequest
 from agent.providers.scripted import ScriptedProvider
 from agent.repository import PostgresRuns
-from relay.testing import eventually
+from relay_devkit.testing import eventually
 from relay_shared.aws import aws_client
 from relay_shared.consumer import Defer
 from relay_shared.events import TaskLimits, TaskSubmitted, TaskSubmittedData

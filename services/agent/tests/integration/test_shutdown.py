@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from relay.stack.moto import free_port
-from relay.testing import eventually
+from relay_devkit.testing import eventually
+from relay_ops.stack.moto import free_port
 from relay_shared.events import TaskSubmitted, TaskSubmittedData
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from agent.providers.scripted import ScriptedProvider
-from relay.testing import eventually
+from relay_devkit.testing import eventually
 from relay_shared.events import TaskSubmitted
 
 from .fakes import S3Outage

@@ -15,8 +15,8 @@ from artifacts.ports import Ports
 from artifacts.repository import PostgresArtifacts
 from artifacts.settings import ArtifactsSettings
 from artifacts.storage import S3DownloadLinks, S3ObjectStore
-from relay.stack.topology import Topology
-from relay.testing import eventually, serve_app
+from relay_devkit.testing import eventually, serve_app
+from relay_ops.stack.topology import Topology
 from relay_shared.aws import aws_client
 from relay_shared.consumer import decode
 from relay_shared.db import service_database

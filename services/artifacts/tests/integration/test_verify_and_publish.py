@@ -18,7 +18,7 @@ from artifacts.service import ArtifactPublishing, StagingObjectMissing
 from artifacts.settings import ArtifactsSettings
 from artifacts.storage import S3DownloadLinks, S3ObjectStore
 from artifacts.verification import published_key
-from relay.stack.topology import Topology
+from relay_ops.stack.topology import Topology
 from relay_shared.aws import aws_client
 from relay_shared.db import Database, service_database
 from relay_shared.events import ArtifactUploaded

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from artifacts.app import build, create_app
 from artifacts.service import ArtifactService
 from artifacts.settings import ArtifactsSettings
-from relay.testing import wait_ready
+from relay_devkit.testing import wait_ready
 from relay_shared.composition import given
 from relay_shared.internal_auth import TokenIssuer, generate_keypair
 

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from gateway.admin import app as admin
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from relay.stack.moto import free_port
-from relay.testing import serve_app, wait_ready
+from relay_devkit.testing import serve_app, wait_ready
+from relay_ops.stack.moto import free_port
 from relay_shared.internal_auth import TokenVerifier
 
 from ..unit.fakes import FakeUpstream  # noqa: TID252 -- the gateway's fakes have one home

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from relay.testing import wait_ready
+from relay_devkit.testing import wait_ready
 from relay_shared.composition import given
 from relay_shared.internal_auth import generate_keypair
 

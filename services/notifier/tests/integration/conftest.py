@@ -22,8 +22,8 @@ from notifier.live import RedisLiveFeed, timeline_channel
 from notifier.ports import Ports
 from notifier.service import Notifier
 from notifier.settings import NotifierSettings
-from relay.stack.topology import Topology
-from relay.testing import serve_app
+from relay_devkit.testing import serve_app
+from relay_ops.stack.topology import Topology
 from relay_shared.db import schema_conninfo
 from relay_shared.events import DomainEvent
 from relay_shared.internal_auth import TokenIssuer

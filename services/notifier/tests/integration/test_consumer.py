@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from relay.stack.topology import Topology
+from relay_ops.stack.topology import Topology
 from relay_shared.aws import aws_client
 from relay_shared.outbox import to_outbound
 from relay_shared.publisher import EventBridgePublisher

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from notifier.live import RedisLiveFeed, RedisTimelinePublisher, timeline_channel
 from notifier.models import TimelineEvent
-from relay.testing import eventually
+from relay_devkit.testing import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from relay.testing import TcpProxy, eventually
+from relay_devkit.testing import TcpProxy, eventually
 
 from .conftest import Harness
 

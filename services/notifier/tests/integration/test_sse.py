@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from relay.testing import eventually
+from relay_devkit.testing import eventually
 from relay_shared.events import DomainEvent
 
 from .conftest import Harness, Replica, read_stream

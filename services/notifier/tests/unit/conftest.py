@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from notifier.app import build, create_app
 from notifier.service import Notifier
 from notifier.settings import NotifierSettings
-from relay.testing import wait_ready
+from relay_devkit.testing import wait_ready
 from relay_shared.composition import given
 from relay_shared.internal_auth import TokenIssuer, generate_keypair
 

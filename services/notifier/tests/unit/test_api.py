@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from notifier.handlers import HANDLERS, dispatcher
 from notifier.service import Notifier
-from relay.routing import load_routing
+from relay_ops.routing import load_routing
 
 from .conftest import ISSUER
 from .fakes import Fakes

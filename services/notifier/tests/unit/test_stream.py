@@ -10,7 +10,7 @@ from notifier.app import build
 from notifier.models import TimelineEvent
 from notifier.service import Notifier
 from notifier.stream import Access, TimelineStream
-from relay.testing import eventually
+from relay_devkit.testing import eventually
 from relay_shared.events import DomainEvent
 
 from .conftest import unit_settings

@@ -15,8 +15,8 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from psycopg.rows import dict_row
 
-from relay.stack.topology import Topology
-from relay.testing import wait_ready
+from relay_devkit.testing import wait_ready
+from relay_ops.stack.topology import Topology
 from relay_shared.db import schema_conninfo
 from relay_shared.internal_auth import TokenIssuer
 from tasks.app import create_app

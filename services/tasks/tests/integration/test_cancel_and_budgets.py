@@ -10,7 +10,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from relay.testing import eventually
+from relay_devkit.testing import eventually
 from relay_shared.db import Database
 from relay_shared.events import (
     DomainEvent,

@@ -10,8 +10,8 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from relay.stack.topology import Topology
-from relay.testing import eventually
+from relay_devkit.testing import eventually
+from relay_ops.stack.topology import Topology
 from relay_shared.aws import aws_client
 from relay_shared.consumer import decode
 from relay_shared.db import Database

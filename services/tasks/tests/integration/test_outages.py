@@ -11,7 +11,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from relay.testing import TcpProxy, eventually, serve_app
+from relay_devkit.testing import TcpProxy, eventually, serve_app
 from tasks.app import create_app
 from tasks.settings import TasksSettings
 

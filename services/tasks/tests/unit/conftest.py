@@ -10,7 +10,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from relay.testing import wait_ready
+from relay_devkit.testing import wait_ready
 from relay_shared.composition import given
 from relay_shared.internal_auth import TokenIssuer
 from tasks.app import build, create_app

@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from relay.routing import load_routing
+from relay_ops.routing import load_routing
 from relay_shared.consumer import EventDispatcher
 from relay_shared.events import (
     TaskFailed,

@@ -13,8 +13,8 @@ from agent.ports import ModelProvider
 from agent.providers import open_provider
 from agent.providers.base import ModelReply, ModelRequest, ToolSpec
 from agent.settings import AgentSettings
-from relay.fakes import FakeAnthropicApi, FakeBedrockApi, FakeModelApi, FakeVertexApi
-from relay.testing import serve_app
+from relay_devkit.fakes import FakeAnthropicApi, FakeBedrockApi, FakeModelApi, FakeVertexApi
+from relay_devkit.testing import serve_app
 
 F = TypeVar("F", bound=FakeModelApi)
 

@@ -13,8 +13,8 @@ from asgi_lifespan import LifespanManager
 from agent.app import create_app
 from agent.providers import ProviderConfigError, open_provider
 from agent.settings import AgentSettings
-from relay.fakes import FakeAnthropicApi, Reply
-from relay.testing import wait_ready
+from relay_devkit.fakes import FakeAnthropicApi, Reply
+from relay_devkit.testing import wait_ready
 
 from .conftest import SDK_DEPRECATION_IS_NOT_OURS, Served, model_request
 

@@ -11,7 +11,7 @@ import pytest
 from agent.providers import open_provider
 from agent.providers.base import ProviderError, TextBlock, ToolUseBlock
 from agent.settings import AgentSettings
-from relay.fakes import (
+from relay_devkit.fakes import (
     ApiError,
     FakeAnthropicApi,
     Reply,
@@ -21,8 +21,8 @@ from relay.fakes import (
     Turn,
     writes_file,
 )
-from relay.stack.moto import free_port
-from relay.testing import eventually
+from relay_devkit.testing import eventually
+from relay_ops.stack.moto import free_port
 from relay_shared.events import Usage
 
 from .conftest import (

@@ -14,7 +14,7 @@ from agent.ports import ModelProvider
 from agent.providers import open_provider
 from agent.providers.base import ProviderError
 from agent.settings import AgentSettings
-from relay.fakes import (
+from relay_devkit.fakes import (
     ApiError,
     FakeBedrockApi,
     FakeModelApi,

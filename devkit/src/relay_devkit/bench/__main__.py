@@ -1,0 +1,68 @@
+"""``python -m relay_devkit.bench [--out docs/benchmarks.md] [--quick] [--only NAME ...]``: run the
+benchmarks on one local stack (fresh database, free ports) and write the report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from relay_devkit.bench.concurrency import AGENT_CONCURRENCY
+from relay_devkit.bench.machine import facts
+from relay_devkit.bench.report import Report, render
+from relay_devkit.bench.run import BENCHMARKS, run_all
+from relay_devkit.testing import DEFAULT_REDIS_URL, fresh_database
+from relay_ops.stack.process import running_stack
+
+COMMANDS = [
+    "# PostgreSQL and Redis running locally, as for make test (README); no Docker, no AWS",
+    "make bench    # = uv run python -m relay_devkit.bench --out docs/benchmarks.md (~5 min)",
+    "uv run python -m relay_devkit.bench --quick --out /tmp/bench.md    # fewer tasks (~2.5 min)",
+    "uv run python -m relay_devkit.bench --only fanout --state-dir /tmp/s --out /tmp/f.md # logs",
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m relay_devkit.bench")
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--quick", action="store_true", help="fewer tasks and followers")
+    parser.add_argument(
+        "--only", action="append", choices=list(BENCHMARKS), help="run only these (repeatable)"
+    )
+    parser.add_argument(
+        "--state-dir", type=Path, help="keep the stack's logs, spans and metrics here"
+    )
+    args = parser.parse_args()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    started = time.monotonic()
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    with (
+        fresh_database() as database_url,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        machine = facts(database_url)
+        state = args.state_dir or Path(scratch)
+        state.mkdir(parents=True, exist_ok=True)
+        with running_stack(
+            database_url,
+            redis_url,
+            state,
+            RELAY_METRICS_INTERVAL_SECONDS="1",
+            RELAY_CONSUMER_CONCURRENCY=str(AGENT_CONCURRENCY),
+            RELAY_DB_POOL_MAX="10",
+            RELAY_LOG_LEVEL="WARNING",
+        ) as stack:
+            done = asyncio.run(run_all(stack, quick=args.quick, only=args.only or ()))
+    report = Report(machine, COMMANDS, stamp, time.monotonic() - started, done)
+    args.out.write_text(render(report), encoding="utf-8")
+    print(f"wrote {args.out} in {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

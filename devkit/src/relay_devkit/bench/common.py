@@ -1,0 +1,83 @@
+"""What every benchmark uses: the running stack and its API key, submitting and following a
+task, and the processes' peak memory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+import aiohttp
+
+from relay_devkit.bench.procstat import rss_bytes
+from relay_devkit.bench.sse import Followed, follow
+from relay_ops.stack.config import SERVICES
+from relay_ops.stack.process import RunningStack
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class Bench:
+    """One run: the stack under test, a tenant's API key, and whether to run the short way."""
+
+    stack: RunningStack
+    key: str
+    quick: bool
+
+    @property
+    def url(self) -> str:
+        return self.stack.gateway_url
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def session(self, limit: int = 100) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            base_url=self.url,
+            headers=self.headers,
+            connector=aiohttp.TCPConnector(limit=limit),
+        )
+
+    def pids(self) -> dict[str, int]:
+        return {name: self.stack.pid(name) for name in (*SERVICES, "moto")}
+
+
+async def submit(session: aiohttp.ClientSession, prompt: str) -> tuple[str, float]:
+    """Submit a task; its id and when the request started (time.time())."""
+    began = time.time()
+    async with session.post("/v1/tasks", json={"prompt": prompt}) as response:
+        body = await response.json()
+        if response.status != 202:
+            raise RuntimeError(f"submit answered {response.status}: {body}")
+    return str(body["id"]), began
+
+
+async def run_task(session: aiohttp.ClientSession, prompt: str) -> tuple[str, float, Followed]:
+    task_id, began = await submit(session, prompt)
+    return task_id, began, await follow(session, f"/v1/tasks/{task_id}/events")
+
+
+@contextlib.asynccontextmanager
+async def rss_peaks(bench: Bench, programs: Iterable[str]) -> AsyncIterator[dict[str, int]]:
+    """Sample RSS every 0.2 s while the block runs; the dict holds each program's peak."""
+    pids = {p: bench.stack.pid(p) for p in programs}
+    peaks = {p: rss_bytes(pid) for p, pid in pids.items()}
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        while not stop.is_set():
+            for p, pid in pids.items():
+                peaks[p] = max(peaks[p], rss_bytes(pid))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        yield peaks
+    finally:
+        stop.set()
+        await sampler

@@ -1,0 +1,7 @@
+"""`python -m relay`: the same CLI as the `relay` console script."""
+
+from __future__ import annotations
+
+from relay_ops.cli import app
+
+app()

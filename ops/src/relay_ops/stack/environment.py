@@ -1,0 +1,69 @@
+"""The environment each service process starts with: the user's own (so RELAY_* options reach
+the services), overlaid with the stack's wiring. Nothing here is ever printed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from relay_ops.stack.config import GATEWAY_UPSTREAMS, StackConfig
+
+# Local only: every AWS client points at moto, so real credentials must not leak into it.
+DUMMY_AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+NOT_PASSED_THROUGH = (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "RELAY_INTERNAL_AUTH_PRIVATE_KEY",  # only the gateway mints internal tokens
+)
+SIGNING_SERVICE = "gateway"
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What every service is pointed at; decided once per `relay up`."""
+
+    config: StackConfig
+    database_url: str
+    redis_url: str
+    bucket: str
+    private_key: str
+    public_key: str
+
+
+def service_environment(
+    service: str, wiring: Wiring, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    config = wiring.config
+    env = {k: v for k, v in (os.environ if base is None else base).items()}
+    for name in NOT_PASSED_THROUGH:
+        env.pop(name, None)
+    # Half the stack's grace: the service drains its work well before the supervisor kills it.
+    env.setdefault("RELAY_SHUTDOWN_GRACE_SECONDS", f"{config.grace_seconds / 2:g}")
+    # spans for `relay trace` (a user's RELAY_OTLP_ENDPOINT sends them to a collector instead)
+    env.setdefault("RELAY_TELEMETRY_DIR", str(config.telemetry_dir))
+    env.update(DUMMY_AWS_CREDENTIALS)
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "RELAY_ENV": config.env,
+            "RELAY_HTTP_HOST": config.host,
+            "RELAY_HTTP_PORT": str(config.port(service)),
+            # Both spellings: the RELAY_ one wins in the services' settings if a user set it.
+            "DATABASE_URL": wiring.database_url,
+            "RELAY_DATABASE_URL": wiring.database_url,
+            "REDIS_URL": wiring.redis_url,
+            "RELAY_REDIS_URL": wiring.redis_url,
+            "RELAY_AWS_ENDPOINT_URL": config.moto_endpoint,
+            "AWS_REGION": config.aws_region,
+            "AWS_DEFAULT_REGION": config.aws_region,
+            "RELAY_AWS_REGION": config.aws_region,
+            "RELAY_ARTIFACTS_BUCKET": wiring.bucket,
+            "RELAY_INTERNAL_AUTH_PUBLIC_KEY": wiring.public_key,
+        }
+    )
+    if service == SIGNING_SERVICE:
+        env["RELAY_INTERNAL_AUTH_PRIVATE_KEY"] = wiring.private_key
+        for upstream in GATEWAY_UPSTREAMS:
+            env[f"RELAY_{upstream.upper()}_URL"] = config.url(upstream)
+    return env

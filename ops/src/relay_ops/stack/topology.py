@@ -1,0 +1,298 @@
+"""Local bootstrap: builds the event bus, rules, queues, DLQs and the artifacts bucket from the
+routing declaration. Idempotent: run it again and it converges (rules no longer declared go).
+
+On AWS, Terraform builds the same topology from the same file; when Terraform built it locally
+(terraform/envs/local on moto), existing_topology() reads and checks it instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from relay_ops.routing import (
+    MAIN,
+    Routing,
+    bus_name,
+    delivery_dlq_name,
+    dlq_name,
+    load_routing,
+    queue_name,
+)
+
+STAGING_EXPIRY_DAYS = 1
+
+
+def artifacts_bucket_name(env: str) -> str:
+    return f"relay-{env}-artifacts"
+
+
+def queue_id(service: str, kind: str = MAIN) -> str:
+    """Key of a queue in Topology's maps: the service for its main queue, else service-kind."""
+    return service if kind == MAIN else f"{service}-{kind}"
+
+
+@dataclass
+class Topology:
+    env: str
+    bus_arn: str = ""
+    # keyed by queue_id(): topology.queue_urls["agent"], topology.queue_urls["agent-control"]
+    queue_urls: dict[str, str] = field(default_factory=dict)
+    dlq_urls: dict[str, str] = field(default_factory=dict)
+    delivery_dlq_urls: dict[str, str] = field(default_factory=dict)
+    rules: list[str] = field(default_factory=list)
+    bucket: str = ""
+
+
+def _clients(endpoint_url: str | None, region: str) -> tuple[Any, Any, Any]:
+    kw: dict[str, Any] = {"region_name": region, "endpoint_url": endpoint_url}
+    return boto3.client("events", **kw), boto3.client("sqs", **kw), boto3.client("s3", **kw)
+
+
+def _queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    # create_queue refuses changed attributes on an existing queue; set them separately.
+    sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    return url, arn
+
+
+def bootstrap(
+    env: str,
+    *,
+    endpoint_url: str | None,
+    region: str = "us-east-1",
+    routing: Routing | None = None,
+    bucket: str | None = None,
+) -> Topology:
+    routing = routing or load_routing()
+    events, sqs, s3 = _clients(endpoint_url, region)
+    topo = Topology(env=env)
+    bus = bus_name(env)
+
+    queue_arns: dict[str, str] = {}
+    delivery_arns: dict[str, str] = {}
+    rules_by_queue: dict[str, list[str]] = {}
+    for rule in routing.rules():
+        rules_by_queue.setdefault(queue_id(rule.consumer, rule.queue), []).append(rule.name(env))
+
+    for service, kind in routing.queues():
+        qid = queue_id(service, kind)
+        qs = routing.queue_settings(service, kind)
+        retention = {"MessageRetentionPeriod": str(qs.dlq_retention_seconds)}
+        dlq_url, dlq_arn = _queue(sqs, dlq_name(env, service, kind), retention)
+        ddlq_url, ddlq_arn = _queue(sqs, delivery_dlq_name(env, service, kind), retention)
+        url, arn = _queue(
+            sqs,
+            queue_name(env, service, kind),
+            {
+                "VisibilityTimeout": str(qs.visibility_timeout_seconds),
+                "MessageRetentionPeriod": str(qs.message_retention_seconds),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": qs.max_receive_count}
+                ),
+            },
+        )
+        topo.queue_urls[qid] = url
+        topo.dlq_urls[qid] = dlq_url
+        topo.delivery_dlq_urls[qid] = ddlq_url
+        queue_arns[qid] = arn
+        delivery_arns[qid] = ddlq_arn
+
+    # The bus comes after the queues and right before its rules: an event published to a bus
+    # without rules goes nowhere, so that window stays as short as a few calls (it matters
+    # when moto comes back empty while the services keep publishing).
+    try:
+        topo.bus_arn = events.create_event_bus(Name=bus)["EventBusArn"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            raise
+        topo.bus_arn = events.describe_event_bus(Name=bus)["Arn"]
+    retry = routing.target_retry_policy
+    for rule in routing.rules():
+        name = rule.name(env)
+        events.put_rule(
+            Name=name,
+            EventBusName=bus,
+            EventPattern=json.dumps(rule.pattern()),
+            State="ENABLED",
+            Description=f"{', '.join(rule.events)} from {rule.producer} to {rule.consumer}",
+        )
+        events.put_targets(
+            Rule=name,
+            EventBusName=bus,
+            Targets=[
+                {
+                    "Id": queue_id(rule.consumer, rule.queue),
+                    "Arn": queue_arns[queue_id(rule.consumer, rule.queue)],
+                    "DeadLetterConfig": {"Arn": delivery_arns[queue_id(rule.consumer, rule.queue)]},
+                    "RetryPolicy": {
+                        "MaximumRetryAttempts": retry.maximum_retry_attempts,
+                        "MaximumEventAgeInSeconds": retry.maximum_event_age_seconds,
+                    },
+                }
+            ],
+        )
+        topo.rules.append(name)
+    _remove_undeclared_rules(events, bus, env, set(topo.rules))
+
+    for qid, url in topo.queue_urls.items():
+        rule_arns = [
+            f"{topo.bus_arn.rsplit(':', 1)[0]}:rule/{bus}/{name}"
+            for name in rules_by_queue.get(qid, [])
+        ]
+        for queue_url, queue_arn in (
+            (url, queue_arns[qid]),
+            (topo.delivery_dlq_urls[qid], delivery_arns[qid]),
+        ):
+            sqs.set_queue_attributes(
+                QueueUrl=queue_url,
+                Attributes={"Policy": json.dumps(_queue_policy(queue_arn, rule_arns))},
+            )
+
+    topo.bucket = bucket or artifacts_bucket_name(env)
+    _bucket(s3, topo.bucket, region)
+    return topo
+
+
+class TopologyMissing(RuntimeError):
+    """The topology the stack was told exists (RELAY_STACK_BOOTSTRAP=false) is incomplete."""
+
+
+def existing_topology(
+    env: str,
+    *,
+    endpoint_url: str | None,
+    region: str = "us-east-1",
+    routing: Routing | None = None,
+    bucket: str | None = None,
+) -> Topology:
+    """The topology someone else built (Terraform's envs/local), read and checked, not changed:
+    every queue and DLQ, the bus, every declared rule with its pattern, and the bucket."""
+    routing = routing or load_routing()
+    events, sqs, s3 = _clients(endpoint_url, region)
+    topo = Topology(env=env, bucket=bucket or artifacts_bucket_name(env))
+    missing: list[str] = []
+
+    def url_of(name: str) -> str:
+        try:
+            url: str = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except ClientError:
+            missing.append(f"queue {name}")
+            return ""
+        return url
+
+    for service, kind in routing.queues():
+        qid = queue_id(service, kind)
+        topo.queue_urls[qid] = url_of(queue_name(env, service, kind))
+        topo.dlq_urls[qid] = url_of(dlq_name(env, service, kind))
+        topo.delivery_dlq_urls[qid] = url_of(delivery_dlq_name(env, service, kind))
+
+    bus = bus_name(env)
+    try:
+        topo.bus_arn = events.describe_event_bus(Name=bus)["Arn"]
+    except ClientError:
+        missing.append(f"event bus {bus}")
+    else:
+        for rule in routing.rules():
+            name = rule.name(env)
+            try:
+                pattern = json.loads(
+                    events.describe_rule(Name=name, EventBusName=bus)["EventPattern"]
+                )
+            except ClientError:
+                missing.append(f"rule {name}")
+                continue
+            if pattern != rule.pattern():
+                missing.append(f"rule {name} with the pattern {json.dumps(rule.pattern())}")
+                continue
+            topo.rules.append(name)
+
+    try:
+        s3.head_bucket(Bucket=topo.bucket)
+    except ClientError:
+        missing.append(f"bucket {topo.bucket}")
+
+    if missing:
+        raise TopologyMissing(
+            f"RELAY_STACK_BOOTSTRAP=false, but the AWS topology for env {env!r} at "
+            f"{endpoint_url} lacks: {', '.join(missing)}.\nApply terraform/envs/local to that "
+            "endpoint first, or let the stack bootstrap it (RELAY_STACK_BOOTSTRAP=true)."
+        )
+    return topo
+
+
+def _queue_policy(queue_arn: str, rule_arns: list[str]) -> dict[str, Any]:
+    """Only our own rules may send to the queue (aws:SourceArn), as in Terraform."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "EventBridgeRules",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}},
+            }
+        ],
+    }
+
+
+def _remove_undeclared_rules(events: Any, bus: str, env: str, declared: set[str]) -> None:
+    paginator = events.get_paginator("list_rules")
+    for page in paginator.paginate(EventBusName=bus, NamePrefix=f"relay-{env}-"):
+        for rule in page["Rules"]:
+            if rule["Name"] in declared:
+                continue
+            targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+            if targets:
+                events.remove_targets(
+                    Rule=rule["Name"], EventBusName=bus, Ids=[t["Id"] for t in targets]
+                )
+            events.delete_rule(Name=rule["Name"], EventBusName=bus)
+
+
+def _bucket(s3: Any, name: str, region: str) -> None:
+    try:
+        if region == "us-east-1":
+            s3.create_bucket(Bucket=name)
+        else:
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+            raise
+    s3.put_public_access_block(
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=name,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": "expire-unverified-staging",
+                    "Filter": {"Prefix": "staging/"},
+                    "Status": "Enabled",
+                    "Expiration": {"Days": STAGING_EXPIRY_DAYS},
+                }
+            ]
+        },
+    )

@@ -1,7 +1,0 @@
-"""`python -m relay`: the same CLI as the `relay` console script."""
-
-from __future__ import annotations
-
-from relay.cli import app
-
-app()
