@@ -75,22 +75,6 @@ BODIES: Mapping[str, type[BaseModel]] = {
 # contract (contracts/openapi.json) to put right, so it waits for a decision rather than being
 # fixed here. The list is exact: a new disagreement fails, and so does one put right until it
 # leaves this list.
-KNOWN_DISAGREEMENTS: Mapping[str, list[str]] = {
-    # the tasks service keeps string values only (and refuses others with a 422 problem)
-    "Task": [
-        '/properties/metadata/additionalProperties: documented true, owner {"type": "string"}'
-    ],
-    "TaskPage": [
-        "/properties/items/items/properties/metadata/additionalProperties: "
-        'documented true, owner {"type": "string"}'
-    ],
-    "NewTask": [
-        "/properties/metadata/additionalProperties: "
-        'documented true, owner {"maxLength": 512, "type": "string"}'
-    ],
-    # the notifier's event ids are UUIDs
-    "TimelineEvent": ['/properties/event_id: format only in the owner\'s ("uuid")'],
-}
 
 
 class _AsSent(GenerateJsonSchema):
@@ -221,13 +205,13 @@ def owned(model: type[BaseModel], *, answer: bool) -> Schema:
 @pytest.mark.parametrize("shape", sorted(ANSWERS))
 def test_each_documented_answer_is_what_its_owner_sends(shape: str) -> None:
     found = disagreements(documented(shape), owned(ANSWERS[shape], answer=True))
-    assert found == KNOWN_DISAGREEMENTS.get(shape, [])
+    assert found == []
 
 
 @pytest.mark.parametrize("shape", sorted(BODIES))
 def test_each_documented_body_is_what_its_owner_reads(shape: str) -> None:
     found = disagreements(documented(shape), owned(BODIES[shape], answer=False))
-    assert found == KNOWN_DISAGREEMENTS.get(shape, [])
+    assert found == []
 
 
 def test_every_documented_shape_is_compared() -> None:
@@ -303,7 +287,6 @@ def test_the_comparison_sees_a_new_status() -> None:
     drifted_status = StrEnum("TaskStatus", statuses)  # type: ignore[misc]
     drifted = create_model("TaskView", __base__=tasks.models.TaskView, status=(drifted_status, ...))
     assert disagreements(documented("Task"), owned(drifted, answer=True)) == [
-        *KNOWN_DISAGREEMENTS["Task"],
         '/properties/status/enum: "paused" only in the owner\'s',
     ]
 
@@ -319,7 +302,6 @@ def test_the_comparison_sees_a_field_whose_type_or_required_ness_changed() -> No
         "TaskRequest", __base__=tasks.models.TaskRequest, model=(str, ...)
     )
     assert disagreements(documented("NewTask"), owned(model_required, answer=False)) == [
-        *KNOWN_DISAGREEMENTS["NewTask"],
         "/properties/model: nullable only documented (true)",
         '/required: "model" only in the owner\'s',
     ]

@@ -62,8 +62,10 @@ class NewTask(BaseModel):
         description="Model to run, one the service allows (claude-opus-4-1, claude-sonnet-4-5, "
         "claude-haiku-4-5 by default); the default model when omitted.",
     )
-    metadata: dict[str, Any] | None = Field(
-        default=None, description="Your own data, returned with the task."
+    metadata: dict[str, str] | None = Field(
+        default=None,
+        description="Your own data, returned with the task: up to 16 keys of 1-64 characters, "
+        "string values of up to 512 characters.",
     )
     limits: NewTaskLimits | None = Field(
         default=None, description="Budgets for this task; the defaults when omitted."
@@ -115,7 +117,7 @@ class Task(BaseModel):
     status: TaskStatus
     prompt: str
     model: str
-    metadata: dict[str, Any]
+    metadata: dict[str, str]
     limits: TaskLimits | None = Field(description="Null only for tasks from before budgets.")
     created_at: datetime
     updated_at: datetime
@@ -161,7 +163,7 @@ class TimelineEvent(BaseModel):
     task_id: UUID
     occurred_at: datetime
     data: dict[str, Any]
-    event_id: str
+    event_id: UUID
 
 
 class ProblemDetails(BaseModel):
