@@ -36,6 +36,8 @@ from relay_shared.outbox import to_outbound
 from relay_shared.publisher import EventBridgePublisher
 from relay_shared.runtime import ServiceRuntime
 
+from ..unit.fakes import BlockedProvider  # noqa: TID252 -- the agent's fakes have one home
+
 L = TypeVar("L")
 
 
@@ -67,27 +69,6 @@ class CountingProvider:
         if self.calls == self._fail_on_call:
             raise RuntimeError("worker bug")
         return await self._inner.complete(request)
-
-
-class BlockedProvider:
-    """A model call that never answers until cancelled; it records that it was, and when."""
-
-    def __init__(self) -> None:
-        self.called = asyncio.Event()
-        self.cancelled = asyncio.Event()
-        self.cancelled_at: float | None = None
-        self.calls = 0
-
-    async def complete(self, request: ModelRequest) -> ModelReply:
-        self.calls += 1
-        self.called.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            self.cancelled_at = asyncio.get_running_loop().time()
-            self.cancelled.set()
-            raise
-        raise AssertionError("unreachable")
 
 
 @dataclass

@@ -257,11 +257,12 @@ class RecordingProvider:
 
 
 class BlockedProvider:
-    """A model call that never answers until cancelled; it records that it was."""
+    """A model call that never answers until cancelled; it records that it was, and when."""
 
     def __init__(self) -> None:
         self.called = asyncio.Event()
         self.cancelled = asyncio.Event()
+        self.cancelled_at: float | None = None
         self.calls = 0
 
     async def complete(self, request: ModelRequest) -> ModelReply:
@@ -270,6 +271,7 @@ class BlockedProvider:
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
+            self.cancelled_at = asyncio.get_running_loop().time()
             self.cancelled.set()
             raise
         raise AssertionError("unreachable")
