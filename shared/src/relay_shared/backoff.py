@@ -19,10 +19,16 @@ class Backoff:
     """``delay(failures)`` for loops that count their own failures (a relay, a listener, a
     start-up step) rather than retrying one call."""
 
-    def __init__(self, *, initial: float = 0.5, maximum: float = 30.0) -> None:
+    def __init__(self, *, initial: float = 0.5, maximum: float = 30.0, jitter: bool = True) -> None:
+        """``jitter=False``: the plain doubling, for a delay that must be predictable (how long
+        a failed message stays invisible)."""
         self.initial = initial
         self.maximum = maximum
-        self.wait = equal_jitter(initial=initial, maximum=maximum)
+        self.wait: wait_base = (
+            equal_jitter(initial=initial, maximum=maximum)
+            if jitter
+            else wait_exponential(multiplier=initial, max=maximum)
+        )
 
     def delay(self, failures: int) -> float:
         """The wait after ``failures`` failures in a row (the first failure waits ``initial``

@@ -171,7 +171,6 @@ class SqsConsumer:
         self._concurrency = concurrency
         self._wait_seconds = wait_seconds
         self._visibility_timeout = visibility_timeout
-        self._max_backoff = max_backoff_seconds
         self._grace = grace_seconds
         self._max_deferrals = max_deferrals
         self._name = name
@@ -183,6 +182,8 @@ class SqsConsumer:
         self._redrive_policy_read = False
         self._poll: asyncio.Future[Any] | None = None  # the receive call in flight
         self._receive_backoff = Backoff(initial=1.0, maximum=30.0)
+        # a failed message stays invisible 2, 4, 8 ... seconds, by its receive count
+        self._failure_backoff = Backoff(initial=2, maximum=max_backoff_seconds, jitter=False)
 
     @property
     def in_flight(self) -> int:
@@ -334,7 +335,7 @@ class SqsConsumer:
             return "deferred"
         except Exception as exc:
             fail(span, exc)
-            delay = min(self._max_backoff, 2 ** min(message.receive_count, 16))
+            delay = int(self._failure_backoff.delay(message.receive_count))
             if await self._is_last_receive(message):
                 self._log_dead_letter(message, exc)
             else:
