@@ -41,6 +41,9 @@ class HasLoops(Protocol[Service_contra]):
 
 
 P = TypeVar("P", bound=HasLoops[Any])
+# ``Ports.loops``: given the service ``build`` made, what runs beside the HTTP server. Typed on
+# Any so that ports.py, below the use cases, need not import them.
+Loops = Callable[[Any], Awaitable[Sequence[Loop]]]
 OpenPorts = Callable[[S, ServiceRuntime], Awaitable[P]]
 
 

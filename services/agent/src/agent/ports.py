@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from agent.models import CancelOutcome, Claim, RunFlags, RunState, StaleRun
 from agent.providers.base import ModelReply, ModelRequest
 from agent.tools import TOOLS, Tool
-from relay_shared.composition import no_loops
+from relay_shared.composition import Loops, no_loops
 from relay_shared.events import DomainEvent
-from relay_shared.loops import Loop
-
-if TYPE_CHECKING:
-    from agent.service import AgentService
 
 Clock = Callable[[], float]  # monotonic seconds
 Sleep = Callable[[float], Awaitable[None]]
@@ -103,4 +99,4 @@ class Ports:
     sleep: Sleep = asyncio.sleep  # retry waits
     # What runs beside the HTTP server, given the built service: the consumers, the recovery
     # sweeper, the cancel listener, the outbox relay and housekeeping.
-    loops: Callable[[AgentService], Awaitable[Sequence[Loop]]] = no_loops
+    loops: Loops = no_loops

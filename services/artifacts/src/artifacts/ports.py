@@ -5,19 +5,14 @@ tests/unit/fakes.py."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from artifacts.models import Artifact, ObjectDigest
-from relay_shared.composition import no_loops
+from relay_shared.composition import Loops, no_loops
 from relay_shared.events import DomainEvent
-from relay_shared.loops import Loop
-
-if TYPE_CHECKING:
-    from artifacts.service import ArtifactService
 
 
 class ArtifactsTransaction(Protocol):
@@ -84,4 +79,4 @@ class Ports:
     links: DownloadLinks
     # what runs beside the HTTP server in production, given the built service: the SQS
     # consumer, the outbox relay and housekeeping
-    loops: Callable[[ArtifactService], Awaitable[Sequence[Loop]]] = no_loops
+    loops: Loops = no_loops

@@ -5,16 +5,12 @@ The composition root fills them with the production adapters (``repository.py``,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from gateway.upstream import InternalCall, InternalReply
-from relay_shared.composition import no_loops
-from relay_shared.loops import Loop
-
-if TYPE_CHECKING:
-    from gateway.service import Gateway
+from relay_shared.composition import Loops, no_loops
 
 
 class KeyStore(Protocol):
@@ -57,4 +53,4 @@ class Ports:
     keys: KeyStore
     services: InternalServices
     # nothing runs beside the HTTP server: the gateway consumes no events
-    loops: Callable[[Gateway], Awaitable[Sequence[Loop]]] = no_loops
+    loops: Loops = no_loops

@@ -4,20 +4,16 @@ them with the production adapters, unit tests with the fakes in tests/unit/fakes
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from notifier.models import TimelineEvent
 from notifier.timeline import TaskTimeline, TimelineHead
-from relay_shared.composition import no_loops
-from relay_shared.loops import Loop
-
-if TYPE_CHECKING:
-    from notifier.service import Notifier
+from relay_shared.composition import Loops, no_loops
 
 
 class LockedTimeline(Protocol):
@@ -88,4 +84,4 @@ class Ports:
     clock: Clock
     # what runs beside the HTTP server in production, given the built service: the live feed,
     # the hold sweeper and the SQS consumer
-    loops: Callable[[Notifier], Awaitable[Sequence[Loop]]] = no_loops
+    loops: Loops = no_loops

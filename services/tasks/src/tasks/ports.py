@@ -4,21 +4,16 @@ adapter (``repository.py``), unit tests with the fake in tests/unit/fakes.py."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 from uuid import UUID
 
-from relay_shared.composition import no_loops
+from relay_shared.composition import Loops, no_loops
 from relay_shared.events import DomainEvent
-from relay_shared.loops import Loop
 from tasks.lifecycle import TaskState, TaskStatus
 from tasks.models import IdempotencyRecord, NewTask, PagePosition, Task
-
-if TYPE_CHECKING:
-    from tasks.service import TaskService
 
 
 class TaskTransaction(Protocol):
@@ -76,4 +71,4 @@ class Ports:
     store: TaskStore
     # what runs beside the HTTP server in production, given the built service: the SQS
     # consumer, the outbox relay and housekeeping
-    loops: Callable[[TaskService], Awaitable[Sequence[Loop]]] = no_loops
+    loops: Loops = no_loops
