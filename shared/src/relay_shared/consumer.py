@@ -33,6 +33,10 @@ from relay_shared.tracing import consumer_span, event_attributes, fail
 
 log = logging.getLogger(__name__)
 
+# How long a stopping consumer waits for its last long poll to answer (see
+# _hand_back_abandoned_poll).
+HAND_BACK_WAIT_SECONDS = 2.0
+
 _meter = metrics.get_meter("relay")
 PROCESS_DURATION = _meter.create_histogram(
     "messaging.process.duration",
@@ -462,11 +466,12 @@ class SqsConsumer:
         """A long poll that was still waiting when the consumer stopped can yet receive a
         message, which would then stay invisible for the whole visibility timeout; make what
         it returns visible again at once. Cancelling the call would not help: the server may
-        hand the message out all the same."""
+        hand the message out all the same. The wait is short, so that an idle long poll does
+        not hold up a stop: a poll still open after it is left to the visibility timeout."""
         poll, self._poll = self._poll, None
         if poll is None:
             return
-        await asyncio.wait({poll}, timeout=self._wait_seconds + 5)
+        await asyncio.wait({poll}, timeout=HAND_BACK_WAIT_SECONDS)
         if not poll.done():
             poll.cancel()
             return
