@@ -175,7 +175,7 @@ async def eventually(
 async def wait_ready(app: Any, *, within: float = 60.0) -> None:
     """Until a service app's start-up is done (its lifespan entered); raises what made it fail.
 
-    A service answers at once and starts in the background (relay_shared.startup), so a test
+    A service answers at once and starts in the background (relay_shared.runtime), so a test
     that wants it working waits for this first.
     """
     async with asyncio.timeout(within):
