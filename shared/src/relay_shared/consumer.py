@@ -28,6 +28,7 @@ from opentelemetry.trace import Span
 from relay_shared.backoff import Backoff
 from relay_shared.events import DomainEvent, parse_event
 from relay_shared.logs import log_context
+from relay_shared.loops import sleep_until_stopped
 from relay_shared.tracing import AWS_TRACE_HEADER as TRACE_HEADER
 from relay_shared.tracing import consumer_span, event_attributes, fail
 
@@ -186,6 +187,7 @@ class SqsConsumer:
         self._redrive_policy_read = False
         self._poll: asyncio.Future[Any] | None = None  # the receive call in flight
         self._receive_backoff = Backoff(initial=1.0, maximum=30.0)
+        self._delete_backoff = Backoff(initial=0.2, maximum=3.2)
         # a failed message stays invisible 2, 4, 8 ... seconds, by its receive count
         self._failure_backoff = Backoff(initial=2, maximum=max_backoff_seconds, jitter=False)
 
@@ -238,7 +240,7 @@ class SqsConsumer:
                 delay = self._receive_backoff.delay(failures)
                 log.warning("%s: receive failed (%s); retrying in %.1fs", self._name, exc, delay)
                 messages = []
-                await self._sleep(delay)
+                await sleep_until_stopped(self._stopping, delay)
             for message in messages:
                 task = asyncio.create_task(self._process(message))
                 self._in_flight.add(task)
@@ -521,10 +523,6 @@ class SqsConsumer:
                 entries = [e for e in entries if e["Id"] in failed_ids]
                 if not entries:
                     return
-            await asyncio.sleep(0.2 * 2**attempt)
+            await asyncio.sleep(self._delete_backoff.delay(attempt + 1))
         # Not deleted: the message comes back and the handler's inbox makes the repeat a no-op.
         log.warning("%s: gave up deleting %d messages", self._name, len(entries))
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)

@@ -61,8 +61,14 @@ class Periodic:
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds``, or less if the loop is stopped meanwhile."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        await sleep_until_stopped(self._stopping, seconds)
+
+
+async def sleep_until_stopped(stopping: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less if ``stopping`` is set meanwhile: how a loop waits between
+    rounds or retries without delaying its stop."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)
 
 
 @asynccontextmanager

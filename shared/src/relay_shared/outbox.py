@@ -9,7 +9,6 @@ a crashed relay left behind and covers a lost notification.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from psycopg.rows import dict_row, tuple_row
 from relay_shared.backoff import Backoff
 from relay_shared.db import Database
 from relay_shared.events import DomainEvent
+from relay_shared.loops import sleep_until_stopped
 from relay_shared.publisher import EventBridgePublisher, OutboundEvent, PublishOutcome
 from relay_shared.tracing import (
     current_traceparent,
@@ -129,12 +129,12 @@ class OutboxRelay:
                             self.outage,
                             delay,
                         )
-                        await self._sleep(delay)
+                        await sleep_until_stopped(self._stopping, delay)
             except (psycopg.Error, OSError) as exc:
                 failures += 1
                 delay = self._outage_backoff.delay(failures)
                 log.warning("outbox relay: %s; retrying in %.1fs", exc, delay)
-                await self._sleep(delay)
+                await sleep_until_stopped(self._stopping, delay)
         await self._drain_before_exit()
 
     async def _publish_due(self) -> None:
@@ -250,10 +250,6 @@ class OutboxRelay:
     async def _next_notify(self, listener: AsyncConnection[Any]) -> None:
         async for _ in listener.notifies(timeout=self._poll_interval, stop_after=1):
             pass
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ writes to its run (lease renewals, step commits).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 from uuid import UUID
@@ -21,6 +20,7 @@ from agent.repository import cancel_requested_among
 from agent.running import RunningAttempts
 from relay_shared.backoff import Backoff
 from relay_shared.db import Database
+from relay_shared.loops import sleep_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class CancelListener:
                 self._failures += 1
                 delay = self._backoff.delay(self._failures)
                 log.warning("cancel listener: %s; reconnecting in %.1fs", exc, delay)
-                await self._sleep(delay)
+                await sleep_until_stopped(self._stopping, delay)
 
     async def _listen(self) -> None:
         async with self._db.listen(self._channel) as conn:
@@ -86,7 +86,3 @@ class CancelListener:
             return
         if self._running.cancel(task_id):
             log.info("task %s: cancel request received; stopping its attempt", task_id)
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
