@@ -135,6 +135,10 @@ def serve(app_factory: str | Callable[[], FastAPI], settings: ServiceSettings) -
             log_config=None,  # keep configure_logging's handlers
             access_log=False,
             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+            ws_ping_interval=settings.ws_ping_interval_seconds,
+            ws_ping_timeout=settings.ws_ping_interval_seconds,
+            ws_max_size=settings.ws_max_message_bytes,
+            ws_per_message_deflate=False,  # event frames are small; compression costs CPU
         )
     )
     runtime: ServiceRuntime = app.state.runtime

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from relay_shared.problems import Problem
 from relay_shared.settings import ServiceSettings
@@ -124,24 +125,24 @@ def token_verifier(settings: ServiceSettings) -> TokenVerifier:
     )
 
 
-def _verifier(request: Request) -> TokenVerifier:
-    verifier: TokenVerifier = request.app.state.token_verifier
-    return verifier
-
-
-def internal_caller(
-    request: Request, verifier: Annotated[TokenVerifier, Depends(_verifier)]
-) -> Caller:
-    """FastAPI dependency for every internal route: the verified caller, or 401."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+def verified_caller(connection: HTTPConnection) -> Caller:
+    """The caller named by the connection's internal token (a request or a WebSocket);
+    raises InvalidToken."""
+    verifier: TokenVerifier = connection.app.state.token_verifier
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise Problem(401, "Unauthenticated", "An internal token is required.")
-    try:
-        caller = verifier.verify(token)
-    except InvalidToken as exc:
-        raise Problem(401, "Unauthenticated", f"Invalid internal token: {exc}") from exc
+        raise InvalidToken("an internal token is required")
+    caller = verifier.verify(token)
     tag_span(tenant_id=caller.tenant_id)
     return caller
+
+
+def internal_caller(request: Request) -> Caller:
+    """FastAPI dependency for every internal route: the verified caller, or 401."""
+    try:
+        return verified_caller(request)
+    except InvalidToken as exc:
+        raise Problem(401, "Unauthenticated", f"Invalid internal token: {exc}") from exc
 
 
 InternalCaller = Annotated[Caller, Depends(internal_caller)]

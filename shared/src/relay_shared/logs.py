@@ -22,10 +22,12 @@ from pythonjsonlogger.json import JsonFormatter
 from relay_shared.tracing import xray_trace_id
 
 MASK = "[redacted]"
-# Shapes of secrets that may reach a message: Relay API keys, Anthropic keys, bearer tokens
-# (internal JWTs too), passwords in connection URLs.
+# Shapes of secrets that may reach a message: Relay API keys and live-connection tickets (a
+# server logs a WebSocket's URL), Anthropic keys, bearer tokens (internal JWTs too), passwords
+# in connection URLs.
 _SECRET_SHAPES = [
     (re.compile(r"rly_[A-Za-z0-9_-]{8,}"), MASK),
+    (re.compile(r"rlt_[A-Za-z0-9_-]{8,}"), MASK),
     (re.compile(r"sk-ant-[A-Za-z0-9_-]{8,}"), MASK),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\g<1>{MASK}"),
     (re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), MASK),

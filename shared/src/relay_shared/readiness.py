@@ -16,7 +16,7 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from relay_shared.aws import is_outage
 from relay_shared.db import Database
@@ -77,6 +77,19 @@ def database_check(database: Database) -> Check:
         return CheckResult(True, f"SELECT 1 in {(time.monotonic() - started) * 1000:.0f} ms")
 
     return Check("database", probe)
+
+
+class Pingable(Protocol):
+    def ping(self) -> Awaitable[Any]: ...
+
+
+def redis_check(redis: Pingable, *, critical: bool = True) -> Check:
+    async def probe() -> CheckResult:
+        started = time.monotonic()
+        await redis.ping()
+        return CheckResult(True, f"PING in {(time.monotonic() - started) * 1000:.0f} ms")
+
+    return Check("redis", probe, critical=critical)
 
 
 def outbox_check(database: Database, *, warn_after_seconds: float) -> Check:

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import psycopg
 from botocore.exceptions import ClientError
+from pydantic import SecretStr
+from redis.asyncio import Redis
 
 from relay_shared.aws import NO_ANSWER, aws_client, is_unreachable, queue_url
 from relay_shared.backoff import Backoff
@@ -47,6 +49,7 @@ from relay_shared.readiness import (
     database_check,
     describe,
     outbox_check,
+    redis_check,
 )
 from relay_shared.settings import ServiceSettings
 
@@ -200,6 +203,20 @@ class ServiceRuntime:
             max_deferrals=settings.consumer_max_deferrals,
             name=name,
         )
+
+    def redis(self, url: SecretStr, *, critical: bool = True) -> Redis:
+        """A Redis client (connections open on first use, so start-up does not wait for it),
+        checked by /readyz (``critical``: a failing PING makes the service degraded), closed
+        when the service stops."""
+        redis = Redis.from_url(
+            url.get_secret_value(),
+            socket_connect_timeout=5,
+            socket_keepalive=True,
+            health_check_interval=30,  # notices a silently dead connection
+        )
+        self.on_stop(redis.aclose)
+        self.add_check(redis_check(redis, critical=critical))
+        return redis
 
     def outbox_relay(self, database: Database, events: Any) -> OutboxRelay:
         """The outbox relay; /readyz reports the outbox lag."""

@@ -25,6 +25,18 @@ class ServiceSettings(BaseSettings):
     http_host: str = Field(default="127.0.0.1", description="0.0.0.0 in containers.")
     http_port: int = Field(default=8000, ge=1, le=65535)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    ws_ping_interval_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=60,
+        description="A WebSocket peer is pinged this often; one that does not answer within the"
+        " same time is closed (1011).",
+    )
+    ws_max_message_bytes: int = Field(
+        default=16384,
+        ge=256,
+        description="Largest WebSocket message a peer may send; a larger one closes with 1009.",
+    )
 
     database_url: SecretStr = Field(
         default=SecretStr("postgresql://postgres@127.0.0.1:5432/relay"),

@@ -17,6 +17,7 @@ it (the outbox relay's poll, a queue's long poll, a lease renewal) records nothi
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -52,15 +53,17 @@ from opentelemetry.sdk.trace.sampling import (
     SamplingResult,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
 
+from relay_shared.logs import MASK
 from relay_shared.settings import ServiceSettings
 
 # what the local files hold: one span or one metrics batch per line
 FILE_FLUSH_MILLIS = 1000
 PROBE_URLS = "healthz,readyz"
+_TICKET_PARAM = re.compile(r"(ticket=)[^&\s]*")
 
 
 class NoClientRoots(Sampler):
@@ -214,5 +217,19 @@ def instrument_libraries() -> None:
 def instrument_app(app: FastAPI) -> None:
     """Server spans and HTTP metrics per route; probes and per-message ASGI spans left out."""
     FastAPIInstrumentor.instrument_app(
-        app, excluded_urls=PROBE_URLS, exclude_spans=["receive", "send"]
+        app,
+        excluded_urls=PROBE_URLS,
+        exclude_spans=["receive", "send"],
+        server_request_hook=_redact_url,
     )
+
+
+def _redact_url(span: Span, scope: dict[str, Any]) -> None:
+    """A live-connection ticket in a query string (``?ticket=``) stays out of the span, as any
+    secret stays out of log lines."""
+    if not span.is_recording() or b"ticket=" not in scope.get("query_string", b""):
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for name, value in dict(attributes).items():
+        if isinstance(value, str) and "ticket=" in value:
+            span.set_attribute(name, _TICKET_PARAM.sub(r"\g<1>" + MASK, value))

@@ -7,13 +7,14 @@ from typing import Annotated
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ValidationError
 
-from gateway.auth import authenticated_tenant, bearer
+from gateway.auth import authenticated_tenant, bearer, live_tenant
+from gateway.live import relay_live
 from gateway.models import (
     ArtifactDownload,
     ArtifactList,
@@ -22,12 +23,14 @@ from gateway.models import (
     Task,
     TaskPage,
     TaskStatus,
+    WsTicket,
 )
 from gateway.openapi import CANCEL_BODY, EVENT_STREAM, NEW_TASK_BODY, problems
 from gateway.service import Gateway, Refused
 from gateway.streaming import RelayedEventStream
 from gateway.upstream import InternalReply
 from relay_shared.problems import PROBLEM_JSON, Problem
+from relay_shared.sockets import TRY_AGAIN_LATER, UNAUTHENTICATED, close
 from relay_shared.tracing import tag_span
 
 # Headers of an internal answer that mean something to the client; the rest stay inside.
@@ -51,6 +54,25 @@ async def _tenant(
 
 
 Tenant = Annotated[str, Depends(_tenant)]
+
+TicketParam = Annotated[
+    str | None,
+    Query(
+        description="A ticket from `POST /v1/ws-tickets`, for browsers, which cannot send a "
+        "header here; it works once. Without an `Authorization` header only."
+    ),
+]
+
+
+async def _live_tenant(
+    gateway: GatewayDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ticket: TicketParam = None,
+) -> str:
+    return await live_tenant(gateway, credentials, ticket)
+
+
+LiveTenant = Annotated[str, Depends(_live_tenant)]
 
 
 def _is_json(content_type: str) -> bool:
@@ -194,13 +216,14 @@ async def cancel_task(
     summary="The task's events, live",
     description=(
         "Replays the task's timeline after `Last-Event-ID` (or `last_event_id`), then streams "
-        "new events as they happen."
+        "new events as they happen. A browser's `EventSource` authenticates with `?ticket=` "
+        "(from `POST /v1/ws-tickets`) instead of the key."
     ),
     response_class=RelayedEventStream,
     responses=EVENT_STREAM | problems(404),
 )
 async def task_events(
-    tenant: Tenant,
+    tenant: LiveTenant,
     gateway: GatewayDep,
     task_id: UUID,
     last_event_id_header: Annotated[
@@ -219,6 +242,53 @@ async def task_events(
         await stream.aclose()
         return Response(status_code=204)
     return RelayedEventStream(stream)
+
+
+@router.post(
+    "/ws-tickets",
+    status_code=201,
+    response_model=WsTicket,
+    tags=["live"],
+    summary="A ticket for one live connection",
+    description=(
+        "For browsers, which cannot put the API key on a WebSocket or an `EventSource`: the "
+        "ticket authenticates one `/v1/ws` connection or one `/v1/tasks/{id}/events` stream "
+        "(`?ticket=`) as this tenant, once, within `expires_in` seconds. Get it from your own "
+        "backend so the key never reaches the browser."
+    ),
+)
+async def create_ws_ticket(tenant: Tenant, gateway: GatewayDep) -> Response:
+    ticket = await gateway.issue_ticket(tenant)
+    body = WsTicket(ticket=ticket, expires_in=gateway.ticket_ttl_seconds)
+    return Response(
+        body.model_dump_json(),
+        status_code=201,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.websocket("/ws")
+async def live_updates(websocket: WebSocket) -> None:
+    """Many tasks' events on one connection (DESIGN.md, *Live updates over WebSocket*)."""
+    gateway: Gateway = websocket.app.state.service
+    await websocket.accept()
+    scheme, _, key = websocket.headers.get("authorization", "").partition(" ")
+    credentials = (
+        HTTPAuthorizationCredentials(scheme=scheme, credentials=key)
+        if scheme.lower() == "bearer" and key
+        else None
+    )
+    try:
+        tenant = await live_tenant(gateway, credentials, websocket.query_params.get("ticket"))
+        upstream = await gateway.open_live(tenant)
+    except Problem as problem:
+        code = UNAUTHENTICATED if problem.status == 401 else TRY_AGAIN_LATER
+        await close(websocket, code, problem.title)
+        return
+    await relay_live(
+        websocket, gateway, tenant, upstream, send_queue_frames=gateway.send_queue_frames
+    )
 
 
 @router.get(

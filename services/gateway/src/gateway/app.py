@@ -1,7 +1,8 @@
 """Composition root: settings -> ports -> the gateway's use cases -> the public HTTP app.
 
-In production the ports are PostgreSQL (API keys) and the internal services over HTTP; nothing
-runs in the background. Unit tests pass ``ports=given(fakes.ports())``.
+In production the ports are PostgreSQL (API keys), the internal services over HTTP and
+WebSocket, and Redis (live-connection tickets); nothing runs in the background. Unit tests
+pass ``ports=given(fakes.ports())``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from gateway.ports import Ports
 from gateway.repository import MIGRATIONS, PostgresKeyStore
 from gateway.service import Gateway
 from gateway.settings import GatewaySettings
+from gateway.tickets import RedisTickets
 from gateway.upstream import HttpInternalServices
 from relay_shared.composition import OpenPorts, compose
 from relay_shared.http import create_service_app
@@ -70,13 +72,22 @@ async def open_ports(settings: GatewaySettings, runtime: ServiceRuntime) -> Port
             "notifier": settings.notifier_url,
         },
         stream_timeout=httpx.Timeout(settings.upstream_timeout, connect=connect, read=None),
+        connect_timeout=connect,
     )
-    return Ports(keys=keys, services=services)
+    # not critical: without Redis only tickets fail; API keys keep working
+    tickets = RedisTickets(runtime.redis(settings.redis_url, critical=False), settings.env)
+    return Ports(keys=keys, services=services, tickets=tickets)
 
 
 def build(settings: GatewaySettings, ports: Ports) -> Gateway:
     """The use cases on ``ports``; no I/O."""
-    return Gateway(ports.keys, ports.services)
+    return Gateway(
+        ports.keys,
+        ports.services,
+        ports.tickets,
+        ticket_ttl_seconds=settings.ws_ticket_ttl_seconds,
+        send_queue_frames=settings.ws_send_queue_frames,
+    )
 
 
 def create_app(

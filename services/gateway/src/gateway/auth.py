@@ -8,6 +8,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.keys import KeyStoreUnavailable
 from gateway.service import Gateway
+from gateway.tickets import TicketsUnavailable
 from relay_shared.logs import bind_log_fields
 from relay_shared.problems import Problem
 from relay_shared.tracing import tag_span
@@ -46,6 +47,36 @@ async def authenticated_tenant(
             "The API key is unknown or revoked.",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+    return _identified(tenant)
+
+
+async def live_tenant(
+    gateway: Gateway, credentials: HTTPAuthorizationCredentials | None, ticket: str | None
+) -> str:
+    """For live connections (WebSocket, SSE): the API key's tenant as above, or, without a key,
+    the tenant of a ticket from ``POST /v1/ws-tickets``, which this redeems (it works once)."""
+    if credentials is not None or ticket is None:
+        return await authenticated_tenant(gateway, credentials)
+    try:
+        tenant = await gateway.tenant_for_ticket(ticket)
+    except TicketsUnavailable as exc:
+        log.error("ticket store unavailable: %s", exc)
+        raise Problem(
+            503,
+            "Service Unavailable",
+            "Cannot check tickets right now; try again shortly.",
+            headers={"Retry-After": "2"},
+        ) from exc
+    if tenant is None:
+        raise Problem(
+            401,
+            "Unauthenticated",
+            "The ticket is unknown, used or expired; get a new one from POST /v1/ws-tickets.",
+        )
+    return _identified(tenant)
+
+
+def _identified(tenant: str) -> str:
     tag_span(tenant_id=tenant)
     bind_log_fields(tenant_id=tenant)
     return tenant

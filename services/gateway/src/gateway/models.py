@@ -166,6 +166,14 @@ class TimelineEvent(BaseModel):
     event_id: UUID
 
 
+class WsTicket(BaseModel):
+    ticket: str = Field(
+        description="Works once, for this tenant: `/v1/ws?ticket=` or "
+        "`/v1/tasks/{id}/events?ticket=`."
+    )
+    expires_in: int = Field(description="Seconds until the ticket expires unused.")
+
+
 class ProblemDetails(BaseModel):
     """An error (RFC 9457, ``application/problem+json``)."""
 

@@ -1,5 +1,6 @@
-"""What the gateway needs from outside the process: the API key store (PostgreSQL) and the
-internal services it relays to (over HTTP, each call signed for one service and one tenant).
+"""What the gateway needs from outside the process: the API key store (PostgreSQL), the
+internal services it relays to (over HTTP and WebSocket, each call signed for one service and
+one tenant) and the live-connection tickets (Redis).
 The composition root fills them with the production adapters (``repository.py``,
 ``upstream.py``), unit tests with the fakes in tests/unit/fakes.py."""
 
@@ -38,12 +39,42 @@ class ReplyStream(Protocol):
     async def aclose(self) -> None: ...
 
 
+class LiveChannel(Protocol):
+    """A WebSocket to an internal service (the notifier's live connections)."""
+
+    async def send(self, text: str) -> bool:
+        """Send a text frame; False when the connection has closed."""
+        ...
+
+    async def receive(self) -> str | None:
+        """The next text frame; None once the connection has closed."""
+        ...
+
+    @property
+    def close_code(self) -> int | None: ...
+
+    async def aclose(self) -> None: ...
+
+
 class InternalServices(Protocol):
     """The tasks, artifacts and notifier services; raises ServiceUnreachable without an answer."""
 
     async def send(self, call: InternalCall) -> InternalReply: ...
 
     async def stream(self, call: InternalCall) -> ReplyStream: ...
+
+    async def connect(self, call: InternalCall) -> LiveChannel: ...
+
+
+class Tickets(Protocol):
+    """Single-use, tenant-bound, short-lived tickets for browsers' live connections
+    (tickets.py); both raise TicketsUnavailable while the store cannot answer."""
+
+    async def issue(self, tenant_id: str, *, ttl_seconds: int) -> str: ...
+
+    async def redeem(self, ticket: str) -> str | None:
+        """The ticket's tenant, once; None for an unknown, used or expired ticket."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -52,5 +83,6 @@ class Ports:
 
     keys: KeyStore
     services: InternalServices
+    tickets: Tickets
     # nothing runs beside the HTTP server: the gateway consumes no events
     loops: Loops = no_loops

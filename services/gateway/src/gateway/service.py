@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from uuid import UUID
 
 from gateway.keys import looks_like_key
-from gateway.ports import InternalServices, KeyStore, ReplyStream
+from gateway.ports import InternalServices, KeyStore, LiveChannel, ReplyStream, Tickets
+from gateway.tickets import TicketsUnavailable, looks_like_ticket
 from gateway.upstream import InternalCall, InternalReply, ServiceUnreachable
 from relay_shared.problems import Problem
 
@@ -64,15 +65,60 @@ def _unavailable(retry_after: str = "2") -> Problem:
 class Gateway:
     """The gateway's use cases, built once by the composition root."""
 
-    def __init__(self, keys: KeyStore, services: InternalServices) -> None:
+    def __init__(
+        self,
+        keys: KeyStore,
+        services: InternalServices,
+        tickets: Tickets,
+        *,
+        ticket_ttl_seconds: int = 30,
+        send_queue_frames: int = 1000,
+    ) -> None:
+        self.send_queue_frames = send_queue_frames  # per live connection (live.py)
         self._keys = keys
         self._services = services
+        self._tickets = tickets
+        self.ticket_ttl_seconds = ticket_ttl_seconds
 
     async def tenant_for(self, raw_key: str) -> str | None:
         """The tenant owning this live API key, or None; raises KeyStoreUnavailable."""
         if not looks_like_key(raw_key):
             return None  # cheap shape check, so junk never reaches the key store
         return await self._keys.tenant_for(raw_key)
+
+    async def issue_ticket(self, tenant_id: str) -> str:
+        """A new ticket for one live connection of this tenant."""
+        try:
+            return await self._tickets.issue(tenant_id, ttl_seconds=self.ticket_ttl_seconds)
+        except TicketsUnavailable as exc:
+            log.error("ticket store unavailable: %s", exc)
+            raise _unavailable() from exc
+
+    async def tenant_for_ticket(self, ticket: str) -> str | None:
+        """The tenant a ticket was issued to, once; None for an unknown, used or expired one;
+        raises TicketsUnavailable."""
+        if not looks_like_ticket(ticket):
+            return None
+        return await self._tickets.redeem(ticket)
+
+    async def owns_task(self, tenant_id: str, task_id: UUID) -> bool:
+        """Whether the task is this tenant's (asks tasks); raises a Problem when tasks cannot
+        say."""
+        try:
+            await self._require_task(tenant_id, task_id)
+        except Problem as problem:
+            if problem.status == 404:
+                return False
+            raise
+        return True
+
+    async def open_live(self, tenant_id: str) -> LiveChannel:
+        """A live connection to the notifier for this tenant; the caller closes it."""
+        call = InternalCall("notifier", "GET", "/internal/ws", tenant_id)
+        try:
+            return await self._services.connect(call)
+        except ServiceUnreachable as exc:
+            raise _unavailable() from exc
 
     async def _send(self, call: InternalCall) -> InternalReply:
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 
 from relay_shared.settings import ServiceSettings
 
@@ -30,4 +30,17 @@ class GatewaySettings(ServiceSettings):
     )
     max_body_bytes: int = Field(
         default=65536, ge=1, description="Largest request body accepted; larger answers 413."
+    )
+    redis_url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"),
+        validation_alias=AliasChoices("RELAY_REDIS_URL", "REDIS_URL"),
+        description="Tickets for live connections (stored hashed, with a TTL).",
+    )
+    ws_ticket_ttl_seconds: int = Field(
+        default=30, ge=5, le=300, description="How long a ticket from POST /v1/ws-tickets lasts."
+    )
+    ws_send_queue_frames: int = Field(
+        default=1000,
+        ge=1,
+        description="Frames waiting for a live client's reader; one more closes it (1013).",
     )

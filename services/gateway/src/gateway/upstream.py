@@ -11,10 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from relay_shared.internal_auth import TokenIssuer
 
 log = logging.getLogger(__name__)
+
+# A timeline event can carry a long agent message; far above any real one, still bounded.
+UPSTREAM_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,34 @@ class HttpReplyStream:
         await self._response.aclose()
 
 
+class WebSocketChannel:
+    """``LiveChannel`` on a ``websockets`` client connection."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self._connection = connection
+
+    async def send(self, text: str) -> bool:
+        try:
+            await self._connection.send(text)
+        except ConnectionClosed:
+            return False
+        return True
+
+    async def receive(self) -> str | None:
+        try:
+            message = await self._connection.recv()
+        except ConnectionClosed:
+            return None
+        return message if isinstance(message, str) else message.decode()
+
+    @property
+    def close_code(self) -> int | None:
+        return self._connection.close_code
+
+    async def aclose(self) -> None:
+        await self._connection.close()
+
+
 class HttpInternalServices:
     """``InternalServices`` over one shared ``httpx.AsyncClient``, a fresh token per call."""
 
@@ -98,7 +131,9 @@ class HttpInternalServices:
         base_urls: Mapping[str, str],
         *,
         stream_timeout: httpx.Timeout,
+        connect_timeout: float = 3.0,
     ) -> None:
+        self._connect_timeout = connect_timeout
         self._client = client
         self._issuer = issuer
         self._base_urls = {name: url.rstrip("/") for name, url in base_urls.items()}
@@ -131,3 +166,22 @@ class HttpInternalServices:
             log.warning("%s %s %s failed: %r", call.service, call.method, call.path, exc)
             raise ServiceUnreachable(call.service) from exc
         return HttpReplyStream(call.service, response)
+
+    async def connect(self, call: InternalCall) -> WebSocketChannel:
+        """A WebSocket to ``call.path`` (``ws://`` or ``wss://`` like the service's URL)."""
+        base = self._base_urls[call.service]
+        url = "ws" + base.removeprefix("http") + call.path
+        headers = self._issuer.headers(audience=call.service, tenant_id=call.tenant_id)
+        try:
+            connection = await connect(
+                url,
+                additional_headers=headers,
+                open_timeout=self._connect_timeout,
+                max_size=UPSTREAM_MAX_MESSAGE_BYTES,
+                proxy=None,  # internal calls never go through a proxy from the environment
+                compression=None,
+            )
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            log.warning("%s websocket %s failed: %r", call.service, call.path, exc)
+            raise ServiceUnreachable(call.service) from exc
+        return WebSocketChannel(connection)

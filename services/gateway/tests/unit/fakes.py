@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from gateway.keys import KeyStoreUnavailable, issue_key
 from gateway.ports import Ports
+from gateway.tickets import TicketsUnavailable, issue_ticket
 from gateway.upstream import InternalCall, InternalReply, ServiceUnreachable
 from relay_shared.problems import PROBLEM_JSON
 
@@ -54,6 +55,62 @@ def problem_reply(status: int, title: str, detail: str, **headers: str) -> Inter
     return InternalReply(
         status, {"content-type": PROBLEM_JSON, **headers}, json.dumps(body).encode()
     )
+
+
+class FakeTickets:
+    """Tickets in a dict; ``expire`` makes every issued ticket stale, as time would."""
+
+    def __init__(self) -> None:
+        self.tenants: dict[str, str] = {}
+        self.available = True
+        self.ttl_seconds: int | None = None
+
+    async def issue(self, tenant_id: str, *, ttl_seconds: int) -> str:
+        if not self.available:
+            raise TicketsUnavailable("redis away")
+        self.ttl_seconds = ttl_seconds
+        ticket = issue_ticket()
+        self.tenants[ticket] = tenant_id
+        return ticket
+
+    async def redeem(self, ticket: str) -> str | None:
+        if not self.available:
+            raise TicketsUnavailable("redis away")
+        return self.tenants.pop(ticket, None)
+
+    def expire(self) -> None:
+        self.tenants.clear()
+
+
+class FakeChannel:
+    """The notifier's end of a live connection: records what the gateway sends; the test
+    pushes frames with ``frame`` and ends it with ``end``."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self.sent: list[str] = []
+        self.closed = False
+        self.close_code: int | None = None
+        self._frames: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def frame(self, text: str) -> None:
+        self._frames.put_nowait(text)
+
+    def end(self, code: int = 1001) -> None:
+        self.close_code = code
+        self._frames.put_nowait(None)
+
+    async def send(self, text: str) -> bool:
+        if self.close_code is not None:
+            return False
+        self.sent.append(text)
+        return True
+
+    async def receive(self) -> str | None:
+        return await self._frames.get()
+
+    async def aclose(self) -> None:
+        self.closed = True
 
 
 class FakeStream:
@@ -99,6 +156,7 @@ class FakeInternalServices:
         self.unreachable: set[str] = set()
         self._replies: dict[tuple[str, str, str], InternalReply] = {}
         self._streams: dict[tuple[str, str], FakeStream] = {}
+        self.channels: list[FakeChannel] = []  # live connections opened, oldest first
 
     def answer(self, service: str, method: str, path: str, reply: InternalReply) -> None:
         self._replies[(service, method, path)] = reply
@@ -122,6 +180,14 @@ class FakeInternalServices:
             raise ServiceUnreachable(call.service)
         missing = FakeStream(status=404, headers={"content-type": PROBLEM_JSON}, body=b"{}")
         return self._streams.get((call.service, call.path), missing)
+
+    async def connect(self, call: InternalCall) -> FakeChannel:
+        self.calls.append(call)
+        if call.service in self.unreachable:
+            raise ServiceUnreachable(call.service)
+        channel = FakeChannel(call.tenant_id)
+        self.channels.append(channel)
+        return channel
 
 
 def task_document(
@@ -246,6 +312,7 @@ class Fakes:
         default_factory=lambda: FakeKeyStore({ACME_KEY: "acme", GLOBEX_KEY: "globex"})
     )
     services: FakeInternalServices = field(default_factory=FakeInternalServices)
+    tickets: FakeTickets = field(default_factory=FakeTickets)
 
     def ports(self) -> Ports:
-        return Ports(keys=self.keys, services=self.services)
+        return Ports(keys=self.keys, services=self.services, tickets=self.tickets)

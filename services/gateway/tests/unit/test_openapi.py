@@ -25,6 +25,7 @@ def test_it_lists_the_public_routes_and_nothing_inside(document: dict[str, Any])
         "/v1/tasks/{task_id}/artifacts",
         "/v1/tasks/{task_id}/artifacts/{artifact_id}",
         "/v1/tasks/{task_id}/artifacts/{artifact_id}/content",
+        "/v1/ws-tickets",
     }
 
 

@@ -1,4 +1,5 @@
-"""Internal HTTP routes: the SSE stream of a task's timeline."""
+"""Internal routes: the SSE stream of a task's timeline, and live connections (WebSocket) that
+follow many timelines at once (session.py); the gateway relays both to clients."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, WebSocket
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from notifier.service import Notifier
 from notifier.stream import Access
-from relay_shared.internal_auth import InternalCaller
+from relay_shared.internal_auth import InternalCaller, InvalidToken, verified_caller
 from relay_shared.problems import Problem
+from relay_shared.sockets import UNAUTHENTICATED, close, serve_socket
 
 router = APIRouter()
 
@@ -65,3 +67,20 @@ async def task_events(
             yield ServerSentEvent(id=str(event.seq), event=event.type, data=event.client_json())
 
     return EventSourceResponse(frames(), ping=notifier.heartbeat_seconds)
+
+
+@router.websocket("/internal/ws")
+async def live(websocket: WebSocket) -> None:
+    """Many tasks' timelines on one connection for the caller's tenant (session.py)."""
+    await websocket.accept()
+    try:
+        caller = verified_caller(websocket)
+    except InvalidToken:
+        await close(websocket, UNAUTHENTICATED, "An internal token is required.")
+        return
+    notifier: Notifier = websocket.app.state.service
+    session = notifier.session(caller.tenant_id)
+    try:
+        await serve_socket(websocket, on_text=session.receive, outbox=session.outbox)
+    finally:
+        await session.close()

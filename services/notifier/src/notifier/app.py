@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
 
 from notifier.api import router
 from notifier.handlers import dispatcher
@@ -25,7 +24,6 @@ from relay_shared.composition import OpenPorts, compose
 from relay_shared.http import create_service_app
 from relay_shared.internal_auth import token_verifier
 from relay_shared.loops import Loop, Periodic
-from relay_shared.readiness import Check, CheckResult
 from relay_shared.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -35,14 +33,7 @@ async def open_ports(settings: NotifierSettings, runtime: ServiceRuntime) -> Por
     """Waits for PostgreSQL and the queue; Redis is not waited for: without it the live feed
     keeps retrying and streams fall back to re-reading the timeline (/readyz says degraded)."""
     database = await runtime.database(MIGRATIONS)
-    redis = Redis.from_url(
-        settings.redis_url.get_secret_value(),
-        socket_connect_timeout=5,
-        socket_keepalive=True,
-        health_check_interval=30,  # notices a silently dead subscriber connection
-    )
-    runtime.on_stop(redis.aclose)
-    runtime.add_check(_redis_check(redis))
+    redis = runtime.redis(settings.redis_url)
     sqs = await runtime.aws_client("sqs")
     feed = RedisLiveFeed(redis, settings.env)
 
@@ -77,6 +68,8 @@ def build(settings: NotifierSettings, ports: Ports) -> Notifier:
         ),
         stream=TimelineStream(ports.store, ports.feed, resync_seconds=settings.sse_resync_seconds),
         heartbeat_seconds=settings.sse_heartbeat_seconds,
+        max_subscriptions=settings.ws_max_subscriptions,
+        send_queue_frames=settings.ws_send_queue_frames,
     )
 
 
@@ -89,11 +82,3 @@ def create_app(
     app = create_service_app(settings, start=compose(settings, ports, build), routers=[router])
     app.state.token_verifier = token_verifier(settings)
     return app
-
-
-def _redis_check(redis: Redis) -> Check:
-    async def probe() -> CheckResult:
-        await redis.ping()
-        return CheckResult(True, "PING ok")
-
-    return Check("redis", probe)

@@ -1,7 +1,8 @@
 """Live fan-out through Redis pub/sub, so any replica can serve any client.
 
 After a commit that appended events, the writer PUBLISHes each one to the task's channel
-``relay:{env}:timeline:{task_id}``. Each process keeps ONE subscriber connection
+``relay:{env}:timeline:{task_id}`` and to its tenant's ``relay:{env}:tenant:{tenant_id}`` (for
+WebSocket subscriptions to all of a tenant's tasks). Each process keeps ONE subscriber connection
 (``RedisLiveFeed``), shared by all its streams: a channel is subscribed when its first local
 listener arrives and unsubscribed after the last one leaves. Redis pub/sub is fire-and-forget;
 streams cover a lost message by re-reading the timeline (see stream.py), and the feed tells
@@ -15,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from uuid import UUID
 
@@ -36,6 +37,10 @@ def timeline_channel(env: str, task_id: UUID) -> str:
     return f"relay:{env}:timeline:{task_id}"
 
 
+def tenant_channel(env: str, tenant_id: str) -> str:
+    return f"relay:{env}:tenant:{tenant_id}"
+
+
 class RedisTimelinePublisher:
     def __init__(self, redis: Redis, env: str) -> None:
         self._redis = redis
@@ -44,7 +49,9 @@ class RedisTimelinePublisher:
     async def publish(self, events: Sequence[TimelineEvent]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             for event in events:
-                pipe.publish(timeline_channel(self._env, event.task_id), event.live_message())
+                message = event.live_message()
+                pipe.publish(timeline_channel(self._env, event.task_id), message)
+                pipe.publish(tenant_channel(self._env, event.tenant_id), message)
             await pipe.execute()
 
 
@@ -100,15 +107,22 @@ class RedisLiveFeed:
         """Local listeners of a task's channel (for tests and diagnostics)."""
         return len(self._listeners.get(timeline_channel(self._env, task_id), ()))
 
+    def listen(self, task_id: UUID) -> AbstractAsyncContextManager[Subscription]:
+        """Live events of one task."""
+        return self._listen(timeline_channel(self._env, task_id))
+
+    def listen_tenant(self, tenant_id: str) -> AbstractAsyncContextManager[Subscription]:
+        """Live events of every task of a tenant."""
+        return self._listen(tenant_channel(self._env, tenant_id))
+
     @asynccontextmanager
-    async def listen(self, task_id: UUID) -> AsyncIterator[Subscription]:
+    async def _listen(self, channel: str) -> AsyncIterator[Subscription]:
         """Subscribe before the caller reads the database, so nothing falls in between.
 
         Waits (briefly) for Redis to confirm the subscription. If Redis is unreachable the
         subscription still works, fed only by re-reads, and the loop keeps trying to subscribe.
         Leaving is synchronous, so it also runs when the stream is cancelled.
         """
-        channel = timeline_channel(self._env, task_id)
         subscription = Subscription(channel)
         listeners = self._listeners.setdefault(channel, set())
         listeners.add(subscription)

@@ -65,7 +65,13 @@ class LiveEvents(Protocol):
 class LiveFeed(Protocol):
     """The process's subscriptions to live events, shared by its streams."""
 
-    def listen(self, task_id: UUID) -> AbstractAsyncContextManager[LiveEvents]: ...
+    def listen(self, task_id: UUID) -> AbstractAsyncContextManager[LiveEvents]:
+        """Live events of one task."""
+        ...
+
+    def listen_tenant(self, tenant_id: str) -> AbstractAsyncContextManager[LiveEvents]:
+        """Live events of every task of a tenant."""
+        ...
 
 
 class Clock(Protocol):

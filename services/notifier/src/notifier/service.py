@@ -14,9 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 from notifier.models import TimelineEvent
 from notifier.ports import Clock, LivePublisher, TimelineStore
+from notifier.session import LiveSession
 from notifier.stream import TimelineStream
 from notifier.timeline import TimelineEntry
 from relay_shared.events import DomainEvent
+from relay_shared.sockets import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -103,3 +105,14 @@ class Notifier:
     timelines: TimelineService
     stream: TimelineStream
     heartbeat_seconds: float  # a comment on an idle SSE stream this often keeps it open
+    max_subscriptions: int = 100  # per live connection
+    send_queue_frames: int = 1000  # frames a live connection's reader may fall behind
+
+    def session(self, tenant_id: str) -> LiveSession:
+        """A new live connection's subscriptions."""
+        return LiveSession(
+            self.stream,
+            tenant_id,
+            max_subscriptions=self.max_subscriptions,
+            outbox=Outbox(self.send_queue_frames),
+        )

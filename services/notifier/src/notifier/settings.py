@@ -32,3 +32,13 @@ class NotifierSettings(ServiceSettings):
         gt=0,
         description="An idle stream re-reads the timeline this often, in case a publish was lost.",
     )
+    ws_max_subscriptions: int = Field(
+        default=100,
+        ge=1,
+        description="Subscriptions one live connection may hold at once (`*` counts as one).",
+    )
+    ws_send_queue_frames: int = Field(
+        default=1000,
+        ge=1,
+        description="Frames waiting for a live connection's reader; one more closes it (1013).",
+    )

@@ -5,10 +5,17 @@ either in the read or arrives live. Live events at or below the last sent seq ar
 skipped; one beyond the next expected seq means something was missed, so the gap is read from
 the database. An idle stream also re-reads every ``resync_seconds`` in case a publish was lost.
 The stream ends after the terminal event, which the timeline keeps last.
+
+A tenant's stream (``follow_tenant``) has no history: it starts with the next live event of
+any of the tenant's tasks. Per task it keeps the same promise (seq order, no gaps, no repeats):
+a jump in a task's seqs is filled from the database, and when the feed may have lost messages
+(or nothing came for ``tenant_resync_seconds``) the tasks it has seen and not seen end are
+re-read.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from enum import Enum
 from uuid import UUID
@@ -17,6 +24,8 @@ from notifier.models import TimelineEvent
 from notifier.ports import LiveFeed, TimelineReader
 
 READ_BATCH = 500
+# A tenant stream remembers where this many of the tenant's unfinished tasks stand.
+TENANT_TASKS_TRACKED = 1000
 
 
 class Access(Enum):
@@ -26,10 +35,18 @@ class Access(Enum):
 
 
 class TimelineStream:
-    def __init__(self, reader: TimelineReader, feed: LiveFeed, *, resync_seconds: float) -> None:
+    def __init__(
+        self,
+        reader: TimelineReader,
+        feed: LiveFeed,
+        *,
+        resync_seconds: float,
+        tenant_resync_seconds: float = 60.0,
+    ) -> None:
         self._reader = reader
         self._feed = feed
         self._resync = resync_seconds
+        self._tenant_resync = tenant_resync_seconds
 
     async def access(self, task_id: UUID, tenant_id: str, *, after_seq: int = 0) -> Access:
         """No timeline yet may be followed: the task may be brand new, and the gateway has
@@ -72,3 +89,54 @@ class TimelineStream:
                     last = event.seq
                     if event.terminal:
                         return
+
+    async def follow_tenant(self, tenant_id: str) -> AsyncIterator[TimelineEvent]:
+        """Live events of every task of ``tenant_id``, from now on; never ends by itself."""
+        async with self._feed.listen_tenant(tenant_id) as live:
+            seen = TasksSeen()
+            while True:
+                event = await live.next(within=self._tenant_resync)
+                if event is None:
+                    for task_id, seq in seen.unfinished():
+                        for stored in await self._reader.events_after(
+                            task_id, tenant_id, seq, limit=READ_BATCH
+                        ):
+                            yield stored
+                            seen.sent(stored)
+                    continue
+                if event.tenant_id != tenant_id:
+                    continue
+                last = seen.last(event.task_id)
+                if last is not None and event.seq <= last:
+                    continue  # a repeat, or already read from the database
+                if last is not None and event.seq > last + 1:
+                    # a gap: the database has the missing ones (and this one)
+                    for stored in await self._reader.events_after(
+                        event.task_id, tenant_id, last, limit=event.seq - last
+                    ):
+                        yield stored
+                        seen.sent(stored)
+                    continue
+                yield event
+                seen.sent(event)
+
+
+class TasksSeen:
+    """Where each task a tenant stream has seen stands: its last seq and whether it ended, for
+    the ``TENANT_TASKS_TRACKED`` tasks that moved most recently."""
+
+    def __init__(self) -> None:
+        self._tasks: OrderedDict[UUID, tuple[int, bool]] = OrderedDict()
+
+    def last(self, task_id: UUID) -> int | None:
+        entry = self._tasks.get(task_id)
+        return None if entry is None else entry[0]
+
+    def sent(self, event: TimelineEvent) -> None:
+        self._tasks[event.task_id] = (event.seq, event.terminal)
+        self._tasks.move_to_end(event.task_id)
+        if len(self._tasks) > TENANT_TASKS_TRACKED:
+            self._tasks.popitem(last=False)
+
+    def unfinished(self) -> list[tuple[UUID, int]]:
+        return [(task_id, seq) for task_id, (seq, ended) in self._tasks.items() if not ended]

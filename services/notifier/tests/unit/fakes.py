@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -127,7 +127,8 @@ class LocalFeed:
 
     def __init__(self) -> None:
         self.published: list[TimelineEvent] = []
-        self.listeners: dict[UUID, list[LocalSubscription]] = {}
+        # by channel: a task id, or a tenant id for the tenant-wide channel
+        self.listeners: dict[UUID | str, list[LocalSubscription]] = {}
         self.broken = False
 
     async def publish(self, events: Sequence[TimelineEvent]) -> None:
@@ -135,17 +136,24 @@ class LocalFeed:
             raise ConnectionError("redis is down")
         for event in events:
             self.published.append(event)
-            for subscription in self.listeners.get(event.task_id, []):
-                subscription.queue.put_nowait(event)
+            for channel in (event.task_id, event.tenant_id):
+                for subscription in self.listeners.get(channel, []):
+                    subscription.queue.put_nowait(event)
+
+    def listen(self, task_id: UUID) -> AbstractAsyncContextManager[LocalSubscription]:
+        return self._listen(task_id)
+
+    def listen_tenant(self, tenant_id: str) -> AbstractAsyncContextManager[LocalSubscription]:
+        return self._listen(tenant_id)
 
     @asynccontextmanager
-    async def listen(self, task_id: UUID) -> AsyncIterator[LocalSubscription]:
+    async def _listen(self, channel: UUID | str) -> AsyncIterator[LocalSubscription]:
         subscription = LocalSubscription()
-        self.listeners.setdefault(task_id, []).append(subscription)
+        self.listeners.setdefault(channel, []).append(subscription)
         try:
             yield subscription
         finally:
-            self.listeners[task_id].remove(subscription)
+            self.listeners[channel].remove(subscription)
 
 
 class ManualClock:

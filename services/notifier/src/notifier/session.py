@@ -1,0 +1,204 @@
+"""One live connection's subscriptions, multiplexed onto one bounded outbox.
+
+The client sends JSON frames (DESIGN.md, *Live updates over WebSocket*):
+
+    {"type": "subscribe", "task_id": "<id>", "after": <seq, default 0>}  history, then live
+    {"type": "subscribe", "task_id": "*"}                                the tenant's live events
+    {"type": "unsubscribe", "task_id": "<id>|*"}
+    {"type": "ping"}
+
+and gets each timeline event as exactly the JSON of an SSE ``data:`` line
+(``TimelineEvent.client_json``, one code path for both), plus control frames ``subscribed``,
+``unsubscribed``, ``pong``, ``end`` (after a task's terminal event) and ``error`` (with
+``status``, ``title`` and ``detail``). A bad frame gets an ``error`` and the connection stays
+usable. Each task subscription follows the timeline like an SSE stream does (stream.py), so its
+events come in seq order without gaps or repeats; the ``*`` subscription leaves tasks that have
+their own subscription to it, and never sends an event of a task at or below what this
+connection has already sent of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, TypeAdapter, ValidationError
+
+from notifier.models import TimelineEvent
+from notifier.stream import Access, TimelineStream
+from relay_shared.sockets import Outbox, control, error
+
+log = logging.getLogger(__name__)
+
+ALL_TASKS = "*"
+# Highest seq sent per task on one connection, for this many tasks (most recent first kept).
+SENT_TASKS_TRACKED = 10_000
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Subscribe(_Frame):
+    type: Literal["subscribe"]
+    task_id: UUID | Literal["*"]
+    after: NonNegativeInt = 0
+
+
+class Unsubscribe(_Frame):
+    type: Literal["unsubscribe"]
+    task_id: UUID | Literal["*"]
+
+
+class Ping(_Frame):
+    type: Literal["ping"]
+
+
+ClientFrame = TypeAdapter[Subscribe | Unsubscribe | Ping](
+    Annotated[Subscribe | Unsubscribe | Ping, Field(discriminator="type")]
+)
+
+
+def parse_frame(text: str) -> Subscribe | Unsubscribe | Ping:
+    """The client's frame; raises ValueError saying what is wrong with it."""
+    try:
+        return ClientFrame.validate_json(text)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'frame'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise ValueError(problems) from exc
+
+
+class LiveSession:
+    """The subscriptions of one tenant's connection; ``outbox`` is what to send, in order."""
+
+    def __init__(
+        self,
+        stream: TimelineStream,
+        tenant_id: str,
+        *,
+        max_subscriptions: int,
+        outbox: Outbox,
+    ) -> None:
+        self._stream = stream
+        self._tenant = tenant_id
+        self._max = max_subscriptions
+        self.outbox = outbox
+        self._followers: dict[UUID | str, asyncio.Task[None]] = {}
+        self._sent: OrderedDict[UUID, int] = OrderedDict()
+
+    @property
+    def subscriptions(self) -> int:
+        return len(self._followers)
+
+    async def receive(self, text: str) -> None:
+        """Handle one client frame."""
+        try:
+            frame = parse_frame(text)
+        except ValueError as exc:
+            self.outbox.put(error(400, "Bad Request", f"Unreadable frame: {exc}"))
+            return
+        if isinstance(frame, Ping):
+            self.outbox.put(control("pong"))
+        elif isinstance(frame, Unsubscribe):
+            await self._unsubscribe(frame.task_id)
+        else:
+            await self._subscribe(frame)
+
+    async def close(self) -> None:
+        followers = list(self._followers.values())
+        self._followers.clear()
+        for follower in followers:
+            follower.cancel()
+        await asyncio.gather(*followers, return_exceptions=True)
+
+    async def _subscribe(self, frame: Subscribe) -> None:
+        key = frame.task_id
+        if key in self._followers:
+            self.outbox.put(error(409, "Conflict", "Already subscribed; unsubscribe first.", key))
+            return
+        if len(self._followers) >= self._max:
+            self.outbox.put(
+                error(
+                    429,
+                    "Too Many Subscriptions",
+                    f"At most {self._max} subscriptions per connection; unsubscribe first.",
+                    key,
+                )
+            )
+            return
+        if not isinstance(key, UUID):  # ALL_TASKS
+            if frame.after:
+                self.outbox.put(error(400, "Bad Request", "`*` has no history: drop `after`.", key))
+                return
+            self._start(key, self._tenant_events())
+            return
+        access = await self._stream.access(key, self._tenant, after_seq=frame.after)
+        if access is Access.HIDDEN:
+            self.outbox.put(error(404, "Not Found", f"No task {key}.", key))
+        elif access is Access.FINISHED:
+            self.outbox.put(control("subscribed", key))
+            self.outbox.put(control("end", key))
+        else:
+            self._start(key, self._task_events(key, frame.after))
+
+    def _start(self, key: UUID | str, frames: AsyncIterator[None]) -> None:
+        self.outbox.put(control("subscribed", key))
+
+        async def run() -> None:
+            try:
+                async for _ in frames:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # a database outage mid-stream: the client resubscribes with `after`
+                log.warning("live subscription %s of %s failed: %r", key, self._tenant, exc)
+                self.outbox.put(
+                    error(
+                        503, "Service Unavailable", "The subscription broke off; resubscribe.", key
+                    )
+                )
+            finally:
+                if self._followers.get(key) is asyncio.current_task():
+                    del self._followers[key]
+
+        self._followers[key] = asyncio.create_task(run(), name=f"live {key}")
+
+    async def _unsubscribe(self, key: UUID | str) -> None:
+        follower = self._followers.pop(key, None)
+        if follower is not None:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+        self.outbox.put(control("unsubscribed", key))
+
+    async def _task_events(self, task_id: UUID, after: int) -> AsyncIterator[None]:
+        async for event in self._stream.follow(task_id, self._tenant, after_seq=after):
+            self._send(event)
+            yield None
+        self.outbox.put(control("end", task_id))
+
+    async def _tenant_events(self) -> AsyncIterator[None]:
+        async for event in self._stream.follow_tenant(self._tenant):
+            if event.task_id in self._followers:
+                continue  # the task's own subscription sends it
+            sent = self._sent.get(event.task_id)
+            if sent is not None and event.seq <= sent:
+                continue
+            self._send(event)
+            yield None
+
+    def _send(self, event: TimelineEvent) -> None:
+        self._sent[event.task_id] = max(event.seq, self._sent.get(event.task_id, 0))
+        self._sent.move_to_end(event.task_id)
+        if len(self._sent) > SENT_TASKS_TRACKED:
+            self._sent.popitem(last=False)
+        self.outbox.put(event.client_json())

@@ -1,0 +1,155 @@
+"""Serving one WebSocket connection: what the peer sends goes to a handler, what the service has
+to say waits in a bounded outbox, and a peer too slow to read is closed with 1013 instead of
+growing memory without bound.
+
+The framing, pings (``RELAY_WS_PING_INTERVAL_SECONDS``) and the message size limit (1009) are
+the server's (uvicorn with ``websockets``); this module only decides what to send and when to
+stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+log = logging.getLogger(__name__)
+
+# Close codes (RFC 6455 section 7.4 and the IANA registry; 4xxx are the application's own)
+NORMAL = 1000
+GOING_AWAY = 1001
+INTERNAL_ERROR = 1011
+SERVICE_RESTART = 1012
+TRY_AGAIN_LATER = 1013
+UNAUTHENTICATED = 4401
+
+# How long a close may wait for a peer that is not reading before the connection is dropped.
+CLOSE_TIMEOUT_SECONDS = 5.0
+
+
+def control(kind: str, task_id: object = None, **fields: Any) -> str:
+    """A control frame: ``{"type": kind, "task_id": ..., ...}`` (no ``task_id`` when None)."""
+    frame: dict[str, Any] = {"type": kind}
+    if task_id is not None:
+        frame["task_id"] = str(task_id)
+    return json.dumps(frame | fields)
+
+
+def error(status: int, title: str, detail: str, task_id: object = None) -> str:
+    return control("error", task_id, status=status, title=title, detail=detail)
+
+
+class Outbox:
+    """Frames waiting to be sent, at most ``limit``; one more marks the peer as too slow."""
+
+    def __init__(self, limit: int) -> None:
+        self._queue: asyncio.Queue[str] = asyncio.Queue(limit)
+        self.overflowed = asyncio.Event()
+
+    def put(self, frame: str) -> None:
+        if self.overflowed.is_set():
+            return
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+    async def get(self) -> str:
+        return await self._queue.get()
+
+    def __len__(self) -> int:
+        return self._queue.qsize()
+
+
+# A task beside the connection (e.g. reading an upstream); it returns the close code to use
+# when it ends, or None to leave the connection open.
+Beside = Callable[[], Awaitable[int | None]]
+
+
+async def serve_socket(
+    websocket: WebSocket,
+    *,
+    on_text: Callable[[str], Awaitable[None]],
+    outbox: Outbox,
+    beside: Sequence[Beside] = (),
+) -> int | None:
+    """Run an accepted connection until the peer leaves, the outbox overflows (1013) or a
+    ``beside`` task ends with a close code. Returns the close code sent (None: the peer left).
+
+    Frames are handled one at a time, in order; a binary frame gets an ``error`` frame.
+    """
+    ended: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+
+    def finish(code: int | None) -> None:
+        if not ended.done():
+            ended.set_result(code)
+
+    async def read() -> None:
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                if text is None:
+                    outbox.put(error(400, "Bad Request", "Send JSON text frames, not binary."))
+                    continue
+                await on_text(text)
+        except WebSocketDisconnect:
+            pass
+        finish(None)
+
+    async def write() -> None:
+        try:
+            while True:
+                await websocket.send_text(await outbox.get())
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            finish(None)  # the peer is gone mid-write
+
+    async def watch_overflow() -> None:
+        await outbox.overflowed.wait()
+        finish(TRY_AGAIN_LATER)
+
+    async def run_beside(task: Beside) -> None:
+        code = await task()
+        if code is not None:
+            finish(code)
+
+    tasks = [
+        asyncio.create_task(read()),
+        asyncio.create_task(write()),
+        asyncio.create_task(watch_overflow()),
+        *(asyncio.create_task(run_beside(task)) for task in beside),
+    ]
+    for task in tasks:
+        task.add_done_callback(lambda t: _report(t, finish))
+    try:
+        code = await ended
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if code is not None:
+        await close(websocket, code)
+    return code
+
+
+async def close(websocket: WebSocket, code: int, reason: str = "") -> None:
+    """Close, waiting at most ``CLOSE_TIMEOUT_SECONDS`` for a peer that does not read."""
+    if websocket.client_state is not WebSocketState.CONNECTED:
+        return
+    with contextlib.suppress(TimeoutError, RuntimeError, OSError, WebSocketDisconnect):
+        await asyncio.wait_for(websocket.close(code, reason), CLOSE_TIMEOUT_SECONDS)
+
+
+def _report(task: asyncio.Task[None], finish: Callable[[int | None], None]) -> None:
+    if task.cancelled():
+        return
+    if (exc := task.exception()) is not None:
+        log.error("websocket connection failed: %r", exc, exc_info=exc)
+        finish(INTERNAL_ERROR)
