@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,10 @@ class Outbox:
     async def get(self) -> str:
         return await self._queue.get()
 
+    def get_nowait(self) -> str:
+        """The next frame; raises asyncio.QueueEmpty when there is none."""
+        return self._queue.get_nowait()
+
     def __len__(self) -> int:
         return self._queue.qsize()
 
@@ -81,59 +86,63 @@ async def serve_socket(
     """Run an accepted connection until the peer leaves, the outbox overflows (1013) or a
     ``beside`` task ends with a close code. Returns the close code sent (None: the peer left).
 
-    Frames are handled one at a time, in order; a binary frame gets an ``error`` frame.
+    Frames are handled one at a time, in order; a binary frame gets an ``error`` frame. A
+    failure in any part closes the connection with 1011.
     """
-    ended: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+    outcome: list[int | None] = []
 
-    def finish(code: int | None) -> None:
-        if not ended.done():
-            ended.set_result(code)
+    async with anyio.create_task_group() as group:
 
-    async def read() -> None:
-        try:
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                text = message.get("text")
-                if text is None:
-                    outbox.put(error(400, "Bad Request", "Send JSON text frames, not binary."))
-                    continue
-                await on_text(text)
-        except WebSocketDisconnect:
-            pass
-        finish(None)
+        def finish(code: int | None) -> None:
+            if not outcome:
+                outcome.append(code)
+            group.cancel_scope.cancel()
 
-    async def write() -> None:
-        try:
-            while True:
-                await websocket.send_text(await outbox.get())
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            finish(None)  # the peer is gone mid-write
+        async def guarded(part: Callable[[], Awaitable[None]]) -> None:
+            try:
+                await part()
+            except Exception as exc:
+                log.error("websocket connection failed: %r", exc, exc_info=exc)
+                finish(INTERNAL_ERROR)
 
-    async def watch_overflow() -> None:
-        await outbox.overflowed.wait()
-        finish(TRY_AGAIN_LATER)
+        async def read() -> None:
+            try:
+                while True:
+                    message = await websocket.receive()
+                    if message["type"] == "websocket.disconnect":
+                        break
+                    text = message.get("text")
+                    if text is None:
+                        outbox.put(error(400, "Bad Request", "Send JSON text frames, not binary."))
+                        continue
+                    await on_text(text)
+            except WebSocketDisconnect:
+                pass
+            finish(None)
 
-    async def run_beside(task: Beside) -> None:
-        code = await task()
-        if code is not None:
-            finish(code)
+        async def write() -> None:
+            try:
+                while True:
+                    await websocket.send_text(await outbox.get())
+            except (WebSocketDisconnect, OSError):
+                finish(None)  # the peer is gone mid-write
 
-    tasks = [
-        asyncio.create_task(read()),
-        asyncio.create_task(write()),
-        asyncio.create_task(watch_overflow()),
-        *(asyncio.create_task(run_beside(task)) for task in beside),
-    ]
-    for task in tasks:
-        task.add_done_callback(lambda t: _report(t, finish))
-    try:
-        code = await ended
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        async def watch_overflow() -> None:
+            await outbox.overflowed.wait()
+            finish(TRY_AGAIN_LATER)
+
+        def run_beside(task: Beside) -> Callable[[], Awaitable[None]]:
+            async def run() -> None:
+                code = await task()
+                if code is not None:
+                    finish(code)
+
+            return run
+
+        for part in (read, write, watch_overflow, *(run_beside(task) for task in beside)):
+            group.start_soon(guarded, part)
+
+    code = outcome[0] if outcome else None
     if code is not None:
         await close(websocket, code)
     return code
@@ -145,11 +154,3 @@ async def close(websocket: WebSocket, code: int, reason: str = "") -> None:
         return
     with contextlib.suppress(TimeoutError, RuntimeError, OSError, WebSocketDisconnect):
         await asyncio.wait_for(websocket.close(code, reason), CLOSE_TIMEOUT_SECONDS)
-
-
-def _report(task: asyncio.Task[None], finish: Callable[[int | None], None]) -> None:
-    if task.cancelled():
-        return
-    if (exc := task.exception()) is not None:
-        log.error("websocket connection failed: %r", exc, exc_info=exc)
-        finish(INTERNAL_ERROR)

@@ -1,6 +1,6 @@
 # PostgreSQL (RDS; one schema per service, each service migrates its own at start-up) and Redis
-# (ElastiCache; the notifier's live fan-out). Both encrypted, private, reachable only from the
-# services' security groups.
+# (ElastiCache; the notifier's live fan-out and the gateway's WebSocket tickets). Both encrypted,
+# private, reachable only from the services' security groups.
 
 resource "aws_kms_key" "data" {
   #checkov:skip=CKV2_AWS_64:the AWS default key policy (the account administers it); use is granted only by role policies naming this key
@@ -129,6 +129,9 @@ resource "aws_db_instance" "postgres" {
 # --- Redis ---
 
 resource "aws_security_group" "redis" {
+  # Who may connect is the ingress rules' (var.redis_client_security_groups: the gateway and the
+  # notifier). The description predates the gateway's access and stays: changing it replaces
+  # the group, which Redis is using.
   name        = "${var.name}-redis"
   description = "Redis, from the notifier only"
   vpc_id      = var.vpc_id
@@ -154,9 +157,9 @@ resource "aws_elasticache_subnet_group" "this" {
 
 resource "aws_elasticache_replication_group" "redis" {
   #checkov:skip=CKV2_AWS_50:multi-AZ failover follows redis_nodes > 1 (prod: 2); dev runs one node
-  #checkov:skip=CKV_AWS_31:no AUTH token (it would sit in Terraform state); Redis is reachable only from the notifier's security group, over TLS
+  #checkov:skip=CKV_AWS_31:no AUTH token (it would sit in Terraform state); Redis is reachable only from the gateway's and the notifier's security groups, over TLS
   replication_group_id       = var.name
-  description                = "Relay notifier live fan-out (pub/sub); holds no durable data"
+  description                = "Relay live fan-out (notifier pub/sub) and WebSocket tickets (gateway, short TTL); holds no durable data"
   engine                     = "redis"
   engine_version             = "7.1"
   node_type                  = var.redis_node_type

@@ -19,7 +19,7 @@ variable "postgres_client_security_groups" {
 }
 
 variable "redis_client_security_groups" {
-  description = "Name -> security group allowed to reach Redis (the notifier)."
+  description = "Name -> security group allowed to reach Redis (the gateway: WebSocket tickets; the notifier: live fan-out)."
   type        = map(string)
 }
 

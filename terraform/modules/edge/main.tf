@@ -1,6 +1,7 @@
 # The public entry: an internet-facing Application Load Balancer in front of the gateway. HTTPS
-# only; long idle timeout so Server-Sent Events and WebSocket connections (which an ALB carries
-# natively) stay open; a WAF with AWS managed rules.
+# only; an idle timeout well above the SSE heartbeat and the WebSocket ping interval, so
+# Server-Sent Events and WebSocket connections (which an ALB carries natively, /v1/ws included)
+# stay open; a WAF with AWS managed rules.
 
 resource "aws_security_group" "alb" {
   name        = "${var.name}-alb"
@@ -57,7 +58,9 @@ resource "aws_lb_target_group" "gateway" {
   vpc_id               = var.vpc_id
   deregistration_delay = var.deregistration_delay_seconds
 
-  # Ready, not merely alive: /readyz answers 503 while the gateway starts or a dependency is out.
+  # Ready, not merely alive: /readyz answers 503 while the gateway starts or PostgreSQL is out.
+  # Redis is not critical to it (without Redis only POST /v1/ws-tickets and ticket logins answer
+  # 503), so a Redis outage does not take the gateway out of the target group.
   health_check {
     path                = "/readyz"
     matcher             = "200"

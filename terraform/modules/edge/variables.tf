@@ -30,15 +30,25 @@ variable "allowed_cidrs" {
 }
 
 variable "idle_timeout_seconds" {
-  description = "Idle seconds before the load balancer closes a connection; above the SSE heartbeat (RELAY_SSE_HEARTBEAT_SECONDS) so streams stay open."
+  description = "Idle seconds before the load balancer closes a connection; above the SSE heartbeat (RELAY_SSE_HEARTBEAT_SECONDS) and the WebSocket pings (RELAY_WS_PING_INTERVAL_SECONDS, 15 s, at most 60) so open streams and WebSockets are never idle that long."
   type        = number
   default     = 300
+
+  validation {
+    condition     = var.idle_timeout_seconds > 60 && var.idle_timeout_seconds <= 4000
+    error_message = "idle_timeout_seconds must be above 60 (the longest WebSocket ping interval) and at most 4000 (the ALB's maximum)."
+  }
 }
 
 variable "deregistration_delay_seconds" {
-  description = "How long a stopping gateway keeps its connections (the gateway's shutdown grace)."
+  description = "How long the load balancer keeps a stopping gateway's open connections before it closes them (ECS sends SIGTERM after that): room for in-flight requests (RELAY_UPSTREAM_TIMEOUT, 15 s). WebSockets and SSE streams never end by themselves, so they are cut then and clients resume (`after`, Last-Event-ID); a longer delay only slows deployments."
   type        = number
   default     = 30
+
+  validation {
+    condition     = var.deregistration_delay_seconds >= 0 && var.deregistration_delay_seconds <= 3600
+    error_message = "deregistration_delay_seconds must be between 0 and 3600 (the target group's range)."
+  }
 }
 
 variable "deletion_protection" {

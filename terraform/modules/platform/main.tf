@@ -7,6 +7,8 @@ locals {
   tags      = merge(var.tags, { Project = "relay", Environment = var.env })
   # Services the gateway calls over internal HTTP (RELAY_<NAME>_URL).
   upstreams = ["tasks", "artifacts", "notifier"]
+  # Services given REDIS_URL: the gateway (WebSocket tickets) and the notifier (live fan-out).
+  redis_clients = ["gateway", "notifier"]
 }
 
 module "routing" {
@@ -146,7 +148,7 @@ module "data" {
   vpc_id                          = module.network.vpc_id
   subnet_ids                      = module.network.private_subnet_ids
   postgres_client_security_groups = { for name, sg in aws_security_group.service : name => sg.id }
-  redis_client_security_groups    = { notifier = aws_security_group.service["notifier"].id }
+  redis_client_security_groups    = { for name in local.redis_clients : name => aws_security_group.service[name].id }
   postgres_instance_class         = var.postgres_instance_class
   multi_az                        = var.multi_az
   backup_retention_days           = var.backup_retention_days

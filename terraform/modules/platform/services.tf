@@ -17,13 +17,16 @@ locals {
   common_secrets = { PGPASSWORD = "${module.data.postgres_secret_arn}:password::" }
 
   environment = {
-    gateway = { for upstream in local.upstreams : "RELAY_${upper(upstream)}_URL" => "http://${upstream}.${local.namespace}:8000" }
-    tasks   = {}
+    gateway = merge(
+      { for upstream in local.upstreams : "RELAY_${upper(upstream)}_URL" => "http://${upstream}.${local.namespace}:8000" },
+      { REDIS_URL = module.data.redis_url }, # WebSocket tickets
+    )
+    tasks = {}
     agent = merge(
       { RELAY_ARTIFACTS_BUCKET = module.artifacts.name, RELAY_LLM_PROVIDER = var.llm_provider },
       var.llm_provider == "anthropic" ? { RELAY_ANTHROPIC_API_KEY_SECRET_ID = local.anthropic_key } : {},
     )
-    notifier  = { REDIS_URL = module.data.redis_url }
+    notifier  = { REDIS_URL = module.data.redis_url } # live fan-out (pub/sub)
     artifacts = { RELAY_ARTIFACTS_BUCKET = module.artifacts.name }
   }
 
