@@ -18,11 +18,10 @@ from relay_shared.logs import configure_logging, register_secret
 from relay_shared.problems import Problem, install_problem_handlers, problem_response
 from relay_shared.runtime import ServiceRuntime, Start
 from relay_shared.settings import ServiceSettings
+from relay_shared.sockets import TRY_AGAIN_LATER
 from relay_shared.telemetry import configure_telemetry, instrument_app
 
 PROBES = frozenset({"/healthz", "/readyz"})
-# WebSocket close code 1013: "try again later"
-TRY_AGAIN_LATER = 1013
 
 
 def create_service_app(

@@ -7,6 +7,8 @@ import json
 import logging
 import time
 
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from opentelemetry.context import Context
 from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision
@@ -21,7 +23,7 @@ from relay_shared.logs import (
     register_secret,
     truncate,
 )
-from relay_shared.telemetry import NoClientRoots
+from relay_shared.telemetry import NoClientRoots, instrument_app
 from relay_shared.tracing import (
     current_traceparent,
     from_traceparent,
@@ -120,15 +122,17 @@ def test_a_json_log_line_carries_service_trace_and_task(telemetry: Recorded) -> 
 
 def test_secrets_are_masked_whatever_carries_them() -> None:
     api_key = "rly_" + "k" * 43
+    ticket = "rlt_" + "t" * 43
     provider_key = "sk-ant-api03-" + "p" * 40
     registered = "s3cr3t-from-secrets-manager"
     register_secret(registered)
     line = redact(
-        f"key {api_key}; anthropic {provider_key}; headers {{'authorization': 'Bearer"
+        f"key {api_key}; GET /v1/ws?ticket={ticket}; anthropic {provider_key};"
+        f" headers {{'authorization': 'Bearer"
         f" eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhY21lIn0.c2lnbmF0dXJl'}}; secret {registered};"
         " url postgresql://relay:hunter2@db:5432/relay"
     )
-    for secret in (api_key, provider_key, registered, "eyJhbGciOiJFZERTQSJ9", "hunter2"):
+    for secret in (api_key, ticket, provider_key, registered, "eyJhbGciOiJFZERTQSJ9", "hunter2"):
         assert secret not in line
     assert "postgresql://relay:[redacted]@db:5432/relay" in line
     assert "Bearer [redacted]" in line
@@ -148,3 +152,21 @@ def test_an_exception_with_a_key_in_it_is_masked_in_the_log_line() -> None:
 def test_long_prompts_are_cut_for_log_lines() -> None:
     assert truncate("short", 10) == "short"
     assert truncate("x" * 250, 200) == "x" * 200 + "… [50 more characters]"
+
+
+def test_a_ticket_in_a_url_stays_out_of_the_server_span(telemetry: Recorded) -> None:
+    app = FastAPI()
+
+    @app.get("/events")
+    async def events() -> dict[str, str]:
+        return {}
+
+    instrument_app(app)
+    ticket = "rlt_" + "t" * 43
+    with TestClient(app) as client:
+        assert client.get(f"/events?after=3&ticket={ticket}").status_code == 200
+    spans = [s for s in telemetry.finished() if s.kind is SpanKind.SERVER]
+    assert spans
+    values = [str(v) for span in spans for v in (span.attributes or {}).values()]
+    assert any("ticket=[redacted]" in v for v in values)  # the query is there, masked
+    assert not any(ticket in v for v in values)

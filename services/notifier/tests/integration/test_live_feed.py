@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from redis.asyncio import Redis
 
-from notifier.live import RedisLiveFeed, RedisTimelinePublisher, timeline_channel
+from notifier.live import RedisLiveFeed, RedisTimelinePublisher, tenant_channel, timeline_channel
 from notifier.models import TimelineEvent
 from relay_devkit.testing import eventually
 
@@ -114,3 +114,20 @@ async def test_a_dropped_connection_is_resubscribed_and_listeners_told_to_reread
             return await listener.next(within=0.5)
 
         assert await eventually(delivered, within=10) == sent
+
+
+async def test_each_event_also_reaches_its_tenants_channel(running: Running) -> None:
+    task_a, task_b, theirs = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    feed = running.feed
+    async with feed.listen_tenant("acme") as acme, feed.listen(task_a) as only_a:
+        assert int((await running.admin.pubsub_numsub(tenant_channel(running.env, "acme")))[0][1])
+        await running.publisher.publish(
+            [_event(task_a, 1), _event(theirs, 1, tenant="globex"), _event(task_b, 1)]
+        )
+        seen = [await acme.next(within=2) for _ in range(2)]
+        assert [(e.task_id, e.seq) for e in seen if e is not None] == [(task_a, 1), (task_b, 1)]
+        assert await acme.next(within=0.3) is None  # globex's event went to globex's channel
+        first = await only_a.next(within=2)
+        assert first is not None
+        assert first.task_id == task_a
+        assert await only_a.next(within=0.3) is None
