@@ -49,6 +49,17 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+DESCRIPTION = (
+    "Every `/v1` route takes `Authorization: Bearer <api key>`. Live updates: "
+    "`GET /v1/tasks/{task_id}/events` (Server-Sent Events), and `GET /v1/ws`, a WebSocket "
+    "that follows many tasks at once (OpenAPI cannot describe it): send "
+    '`{"type": "subscribe", "task_id": "<id>" or "*", "after": <seq>}`, `unsubscribe` and '
+    "`ping` frames; each event arrives as the JSON of an SSE `data:` line (`TimelineEvent`), "
+    "with `subscribed`, `unsubscribed`, `pong`, `end` and `error` control frames. Browsers "
+    "authenticate both with `?ticket=` from `POST /v1/ws-tickets`."
+)
+
+
 def finish_openapi(app: FastAPI) -> None:
     """Error answers are ``application/problem+json`` (FastAPI files them under the route's own
     media type), and the hand-declared schemas join the components."""
@@ -57,6 +68,7 @@ def finish_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = build()
+            document["info"]["description"] = DESCRIPTION
             for operations in document["paths"].values():
                 for operation in operations.values():
                     for status, answer in operation.get("responses", {}).items():
