@@ -33,13 +33,7 @@ async def authenticated_tenant(
     try:
         tenant = await gateway.tenant_for(credentials.credentials)
     except KeyStoreUnavailable as exc:
-        log.error("key store unavailable: %s", exc)
-        raise Problem(
-            503,
-            "Service Unavailable",
-            "Cannot check API keys right now; try again shortly.",
-            headers={"Retry-After": "2"},
-        ) from exc
+        raise _cannot_check("API keys", exc) from exc
     if tenant is None:
         raise Problem(
             401,
@@ -60,13 +54,7 @@ async def live_tenant(
     try:
         tenant = await gateway.tenant_for_ticket(ticket)
     except TicketsUnavailable as exc:
-        log.error("ticket store unavailable: %s", exc)
-        raise Problem(
-            503,
-            "Service Unavailable",
-            "Cannot check tickets right now; try again shortly.",
-            headers={"Retry-After": "2"},
-        ) from exc
+        raise _cannot_check("tickets", exc) from exc
     if tenant is None:
         raise Problem(
             401,
@@ -74,6 +62,16 @@ async def live_tenant(
             "The ticket is unknown, used or expired; get a new one from POST /v1/ws-tickets.",
         )
     return _identified(tenant)
+
+
+def _cannot_check(what: str, exc: Exception) -> Problem:
+    log.error("cannot check %s: %s", what, exc)
+    return Problem(
+        503,
+        "Service Unavailable",
+        f"Cannot check {what} right now; try again shortly.",
+        headers={"Retry-After": "2"},
+    )
 
 
 def _identified(tenant: str) -> str:
