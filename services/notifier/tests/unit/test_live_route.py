@@ -3,14 +3,18 @@ signed token opens it, and the tenant comes from that token."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 
 import pytest
 from fastapi import FastAPI
 from starlette.websockets import WebSocketDisconnect
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from notifier.service import Notifier
-from relay_devkit.testing import ready_client
+from relay_devkit.testing import ready_client, serve_app
 
 from .conftest import ISSUER
 
@@ -64,3 +68,25 @@ def test_binary_frames_are_refused_with_an_error(app: FastAPI) -> None:
         assert ws.receive_json()["status"] == 400
         ws.send_json({"type": "ping"})
         assert ws.receive_json() == {"type": "pong"}
+
+
+async def test_a_server_that_stops_closes_live_connections_with_1012_at_once(
+    app: FastAPI, task_events: Callable
+) -> None:
+    t = task_events()
+    headers = ISSUER.headers(audience="notifier", tenant_id="acme")
+    started = time.monotonic()
+    async with serve_app(app) as url:
+        notifier: Notifier = app.state.service
+        await notifier.timelines.record(t.submitted())
+        ws_url = "ws" + url.removeprefix("http") + "/internal/ws"
+        client = await connect(ws_url, additional_headers=headers)
+        await client.send(json.dumps({"type": "subscribe", "task_id": str(t.task_id)}))
+        assert json.loads(await client.recv())["type"] == "subscribed"
+        assert json.loads(await client.recv())["seq"] == 1
+        started = time.monotonic()
+    with pytest.raises(ConnectionClosed) as closed:
+        await client.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1012
+    assert time.monotonic() - started < 5  # not the shutdown grace: the session ended at once
