@@ -134,6 +134,7 @@ def serve(app_factory: str | Callable[[], FastAPI], settings: ServiceSettings) -
             log_config=None,  # keep configure_logging's handlers
             access_log=False,
             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+            timeout_keep_alive=settings.http_keep_alive_seconds,
             ws_ping_interval=settings.ws_ping_interval_seconds,
             ws_ping_timeout=settings.ws_ping_interval_seconds,
             ws_max_size=settings.ws_max_message_bytes,

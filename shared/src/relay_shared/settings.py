@@ -25,6 +25,12 @@ class ServiceSettings(BaseSettings):
     http_host: str = Field(default="127.0.0.1", description="0.0.0.0 in containers.")
     http_port: int = Field(default=8000, ge=1, le=65535)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    http_keep_alive_seconds: int = Field(
+        default=5,
+        ge=1,
+        description="An idle HTTP keep-alive connection is closed after this; behind a load"
+        " balancer, set it above the balancer's idle timeout (Terraform does).",
+    )
     ws_ping_interval_seconds: float = Field(
         default=15.0,
         gt=0,

@@ -22,3 +22,8 @@ output "security_group_id" {
   description = "The load balancer's security group."
   value       = aws_security_group.alb.id
 }
+
+output "idle_timeout_seconds" {
+  description = "The load balancer's idle timeout; the gateway keeps idle connections longer (RELAY_HTTP_KEEP_ALIVE_SECONDS), so the balancer never reuses one the gateway has closed (a 502)."
+  value       = aws_lb.this.idle_timeout
+}

@@ -20,6 +20,8 @@ locals {
     gateway = merge(
       { for upstream in local.upstreams : "RELAY_${upper(upstream)}_URL" => "http://${upstream}.${local.namespace}:8000" },
       { REDIS_URL = module.data.redis_url }, # WebSocket tickets
+      # longer than the load balancer keeps an idle connection, so it never reuses a closed one
+      { RELAY_HTTP_KEEP_ALIVE_SECONDS = tostring(module.edge.idle_timeout_seconds + 5) },
     )
     tasks = {}
     agent = merge(
