@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from httpx_sse import aconnect_sse
+from websockets.asyncio.client import connect
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class TimelineEvent:
 
 class PublicApi:
     def __init__(self, base_url: str, key: str | None) -> None:
+        self.key = key
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.http = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30)
 
@@ -72,6 +74,37 @@ class PublicApi:
                 return task
             assert asyncio.get_running_loop().time() < deadline, f"still {task['status']}"
             await asyncio.sleep(0.05)
+
+    async def ws_ticket(self) -> str:
+        """A single-use ticket for one live connection (``POST /v1/ws-tickets``)."""
+        response = await self.http.post("/v1/ws-tickets")
+        assert response.status_code == 201, response.text
+        ticket: str = response.json()["ticket"]
+        return ticket
+
+    def live(
+        self,
+        *,
+        ticket: str | None = None,
+        headers: dict[str, str] | None = None,
+        **options: Any,
+    ) -> connect:
+        """``/v1/ws`` with the websockets client: ``async with api.live() as ws`` (or await it).
+        Authenticates with the key in a header, or with ``ticket`` (``?ticket=``, no header);
+        ``headers`` replaces the default header, ``options`` go to ``connect``."""
+        url = str(self.http.base_url.copy_with(scheme="ws", path="/v1/ws"))
+        if ticket is not None:
+            url += f"?ticket={ticket}"
+        if headers is None:
+            headers = {"Authorization": f"Bearer {self.key}"} if self.key and not ticket else {}
+        return connect(
+            url,
+            additional_headers=headers,
+            proxy=None,
+            compression=None,
+            open_timeout=10,
+            **options,
+        )
 
     async def artifacts(self, task_id: str) -> list[dict[str, Any]]:
         response = await self.http.get(f"/v1/tasks/{task_id}/artifacts")

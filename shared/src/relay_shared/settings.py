@@ -38,6 +38,11 @@ class ServiceSettings(BaseSettings):
         description="A WebSocket peer is pinged this often; one that does not answer within the"
         " same time is closed (1011).",
     )
+    ws_send_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A WebSocket peer whose send queue stays full this long is closed (1013).",
+    )
     ws_max_message_bytes: int = Field(
         default=16384,
         ge=256,

@@ -46,19 +46,25 @@ def error(status: int, title: str, detail: str, task_id: object = None) -> str:
 
 
 class Outbox:
-    """Frames waiting to be sent, at most ``limit``; one more marks the peer as too slow."""
+    """Frames waiting to be sent, at most ``limit``. A producer finding it full waits for room
+    (a history replay goes at the reader's pace); one that waits ``patience_seconds`` in vain
+    marks the peer as too slow, which closes the connection (1013)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, patience_seconds: float = 10.0) -> None:
         self._queue: asyncio.Queue[str] = asyncio.Queue(limit)
+        self._patience = patience_seconds
         self.overflowed = asyncio.Event()
 
-    def put(self, frame: str) -> None:
+    async def put(self, frame: str) -> None:
         if self.overflowed.is_set():
             return
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
-            self.overflowed.set()
+            try:
+                await asyncio.wait_for(self._queue.put(frame), self._patience)
+            except TimeoutError:
+                self.overflowed.set()
 
     async def get(self) -> str:
         return await self._queue.get()
@@ -113,7 +119,9 @@ async def serve_socket(
                         break
                     text = message.get("text")
                     if text is None:
-                        outbox.put(error(400, "Bad Request", "Send JSON text frames, not binary."))
+                        await outbox.put(
+                            error(400, "Bad Request", "Send JSON text frames, not binary.")
+                        )
                         continue
                     await on_text(text)
             except WebSocketDisconnect:

@@ -287,7 +287,12 @@ async def live_updates(websocket: WebSocket) -> None:
         await close(websocket, code, problem.title)
         return
     await relay_live(
-        websocket, gateway, tenant, upstream, send_queue_frames=gateway.send_queue_frames
+        websocket,
+        gateway,
+        tenant,
+        upstream,
+        send_queue_frames=gateway.send_queue_frames,
+        send_timeout_seconds=gateway.send_timeout_seconds,
     )
 
 

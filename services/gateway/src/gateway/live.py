@@ -56,10 +56,14 @@ async def relay_live(
     upstream: LiveChannel,
     *,
     send_queue_frames: int,
+    send_timeout_seconds: float,
 ) -> int | None:
     """Relay an accepted client connection until either side ends; returns the close code
-    sent to the client (None: the client left)."""
-    outbox = Outbox(send_queue_frames)
+    sent to the client (None: the client left).
+
+    While the client's outbox is full the notifier is not read, so its own outbox fills: a
+    slow client slows only its own connection pair, and each side bounds what it holds."""
+    outbox = Outbox(send_queue_frames, patience_seconds=send_timeout_seconds)
 
     async def from_client(text: str) -> None:
         task_id = subscribed_task(text)
@@ -67,19 +71,21 @@ async def relay_live(
             try:
                 owned = await gateway.owns_task(tenant_id, task_id)
             except Problem as problem:
-                outbox.put(error(problem.status, problem.title, problem.detail or "", task_id))
+                await outbox.put(
+                    error(problem.status, problem.title, problem.detail or "", task_id)
+                )
                 return
             except Refused as refused:
-                outbox.put(error(refused.reply.status, "Refused", "Tasks refused.", task_id))
+                await outbox.put(error(refused.reply.status, "Refused", "Tasks refused.", task_id))
                 return
             if not owned:
-                outbox.put(error(404, "Not Found", f"No task {task_id}.", task_id))
+                await outbox.put(error(404, "Not Found", f"No task {task_id}.", task_id))
                 return
         await upstream.send(text)  # a closed upstream ends the relay below
 
     async def from_upstream() -> int:
         while (frame := await upstream.receive()) is not None:
-            outbox.put(frame)
+            await outbox.put(frame)
         code = upstream.close_code
         log.info("live connection to the notifier closed (%s)", code)
         # a notifier that found the gateway too slow says so; anything else is a restart

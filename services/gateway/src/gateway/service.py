@@ -72,9 +72,12 @@ class Gateway:
         tickets: Tickets,
         *,
         ticket_ttl_seconds: int = 30,
-        send_queue_frames: int = 1000,
+        send_queue_frames: int = 100,
+        send_timeout_seconds: float = 10.0,
     ) -> None:
-        self.send_queue_frames = send_queue_frames  # per live connection (live.py)
+        # per live connection (live.py)
+        self.send_queue_frames = send_queue_frames
+        self.send_timeout_seconds = send_timeout_seconds
         self._keys = keys
         self._services = services
         self._tickets = tickets

@@ -40,7 +40,8 @@ class GatewaySettings(ServiceSettings):
         default=30, ge=5, le=300, description="How long a ticket from POST /v1/ws-tickets lasts."
     )
     ws_send_queue_frames: int = Field(
-        default=1000,
+        default=100,
         ge=1,
-        description="Frames waiting for a live client's reader; one more closes it (1013).",
+        description="Frames waiting for a live client's reader; when it stays full for"
+        " RELAY_WS_SEND_TIMEOUT_SECONDS, the connection closes (1013).",
     )

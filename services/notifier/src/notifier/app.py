@@ -70,6 +70,7 @@ def build(settings: NotifierSettings, ports: Ports) -> Notifier:
         heartbeat_seconds=settings.sse_heartbeat_seconds,
         max_subscriptions=settings.ws_max_subscriptions,
         send_queue_frames=settings.ws_send_queue_frames,
+        send_timeout_seconds=settings.ws_send_timeout_seconds,
     )
 
 

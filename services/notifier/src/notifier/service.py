@@ -106,7 +106,8 @@ class Notifier:
     stream: TimelineStream
     heartbeat_seconds: float  # a comment on an idle SSE stream this often keeps it open
     max_subscriptions: int = 100  # per live connection
-    send_queue_frames: int = 1000  # frames a live connection's reader may fall behind
+    send_queue_frames: int = 100  # frames a live connection's reader may fall behind
+    send_timeout_seconds: float = 10.0  # how long a full queue waits before it closes (1013)
 
     def session(self, tenant_id: str) -> LiveSession:
         """A new live connection's subscriptions."""
@@ -114,5 +115,5 @@ class Notifier:
             self.stream,
             tenant_id,
             max_subscriptions=self.max_subscriptions,
-            outbox=Outbox(self.send_queue_frames),
+            outbox=Outbox(self.send_queue_frames, patience_seconds=self.send_timeout_seconds),
         )

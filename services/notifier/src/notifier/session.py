@@ -103,10 +103,10 @@ class LiveSession:
         try:
             frame = parse_frame(text)
         except ValueError as exc:
-            self.outbox.put(error(400, "Bad Request", f"Unreadable frame: {exc}"))
+            await self.outbox.put(error(400, "Bad Request", f"Unreadable frame: {exc}"))
             return
         if isinstance(frame, Ping):
-            self.outbox.put(control("pong"))
+            await self.outbox.put(control("pong"))
         elif isinstance(frame, Unsubscribe):
             await self._unsubscribe(frame.task_id)
         else:
@@ -122,10 +122,12 @@ class LiveSession:
     async def _subscribe(self, frame: Subscribe) -> None:
         key = frame.task_id
         if key in self._followers:
-            self.outbox.put(error(409, "Conflict", "Already subscribed; unsubscribe first.", key))
+            await self.outbox.put(
+                error(409, "Conflict", "Already subscribed; unsubscribe first.", key)
+            )
             return
         if len(self._followers) >= self._max:
-            self.outbox.put(
+            await self.outbox.put(
                 error(
                     429,
                     "Too Many Subscriptions",
@@ -136,21 +138,26 @@ class LiveSession:
             return
         if not isinstance(key, UUID):  # ALL_TASKS
             if frame.after:
-                self.outbox.put(error(400, "Bad Request", "`*` has no history: drop `after`.", key))
+                await self.outbox.put(
+                    error(400, "Bad Request", "`*` has no history: drop `after`.", key)
+                )
                 return
             self._start(key, self._tenant_events())
             return
         access = await self._stream.access(key, self._tenant, after_seq=frame.after)
         if access is Access.HIDDEN:
-            self.outbox.put(error(404, "Not Found", f"No task {key}.", key))
+            await self.outbox.put(error(404, "Not Found", f"No task {key}.", key))
         elif access is Access.FINISHED:
-            self.outbox.put(control("subscribed", key))
-            self.outbox.put(control("end", key))
+            await self.outbox.put(control("subscribed", key))
+            await self.outbox.put(control("end", key))
         else:
+            # follow() listens before it reads the database: nothing after this is missed
+            await self.outbox.put(control("subscribed", key))
             self._start(key, self._task_events(key, frame.after))
 
     def _start(self, key: UUID | str, frames: AsyncIterator[None]) -> None:
-        self.outbox.put(control("subscribed", key))
+        """Run a subscription's follower (``*`` says ``subscribed`` itself, once the live feed
+        listens: no event published after the frame can be missed)."""
 
         async def run() -> None:
             try:
@@ -161,11 +168,8 @@ class LiveSession:
             except Exception as exc:
                 # a database outage mid-stream: the client resubscribes with `after`
                 log.warning("live subscription %s of %s failed: %r", key, self._tenant, exc)
-                self.outbox.put(
-                    error(
-                        503, "Service Unavailable", "The subscription broke off; resubscribe.", key
-                    )
-                )
+                detail = "The subscription broke off; subscribe again with `after`."
+                await self.outbox.put(error(503, "Service Unavailable", detail, key))
             finally:
                 if self._followers.get(key) is asyncio.current_task():
                     del self._followers[key]
@@ -178,27 +182,30 @@ class LiveSession:
             follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
-        self.outbox.put(control("unsubscribed", key))
+        await self.outbox.put(control("unsubscribed", key))
 
     async def _task_events(self, task_id: UUID, after: int) -> AsyncIterator[None]:
         async for event in self._stream.follow(task_id, self._tenant, after_seq=after):
-            self._send(event)
+            await self._send(event)
             yield None
-        self.outbox.put(control("end", task_id))
+        await self.outbox.put(control("end", task_id))
 
     async def _tenant_events(self) -> AsyncIterator[None]:
-        async for event in self._stream.follow_tenant(self._tenant):
+        async def listening() -> None:
+            await self.outbox.put(control("subscribed", ALL_TASKS))
+
+        async for event in self._stream.follow_tenant(self._tenant, on_listening=listening):
             if event.task_id in self._followers:
                 continue  # the task's own subscription sends it
             sent = self._sent.get(event.task_id)
             if sent is not None and event.seq <= sent:
                 continue
-            self._send(event)
+            await self._send(event)
             yield None
 
-    def _send(self, event: TimelineEvent) -> None:
+    async def _send(self, event: TimelineEvent) -> None:
         self._sent[event.task_id] = max(event.seq, self._sent.get(event.task_id, 0))
         self._sent.move_to_end(event.task_id)
         if len(self._sent) > SENT_TASKS_TRACKED:
             self._sent.popitem(last=False)
-        self.outbox.put(event.client_json())
+        await self.outbox.put(event.client_json())

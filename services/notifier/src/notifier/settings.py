@@ -38,7 +38,8 @@ class NotifierSettings(ServiceSettings):
         description="Subscriptions one live connection may hold at once (`*` counts as one).",
     )
     ws_send_queue_frames: int = Field(
-        default=1000,
+        default=100,
         ge=1,
-        description="Frames waiting for a live connection's reader; one more closes it (1013).",
+        description="Frames waiting for a live connection's reader; when it stays full for"
+        " RELAY_WS_SEND_TIMEOUT_SECONDS, the connection closes (1013).",
     )

@@ -16,7 +16,7 @@ re-read.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import Enum
 from uuid import UUID
 
@@ -90,9 +90,14 @@ class TimelineStream:
                     if event.terminal:
                         return
 
-    async def follow_tenant(self, tenant_id: str) -> AsyncIterator[TimelineEvent]:
-        """Live events of every task of ``tenant_id``, from now on; never ends by itself."""
+    async def follow_tenant(
+        self, tenant_id: str, *, on_listening: Callable[[], Awaitable[None]] | None = None
+    ) -> AsyncIterator[TimelineEvent]:
+        """Live events of every task of ``tenant_id``, from now on; never ends by itself.
+        ``on_listening`` is awaited once the live feed listens: "now" starts there."""
         async with self._feed.listen_tenant(tenant_id) as live:
+            if on_listening is not None:
+                await on_listening()
             seen = TasksSeen()
             while True:
                 event = await live.next(within=self._tenant_resync)

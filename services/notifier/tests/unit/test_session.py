@@ -241,14 +241,29 @@ async def test_subscriptions_are_capped_and_repeats_refused(
     await session.close()
 
 
-async def test_a_reader_that_falls_behind_overflows_the_outbox(
+async def test_a_history_longer_than_the_queue_reaches_a_reader_that_keeps_reading(
     fakes: Fakes, task_events: Callable
 ) -> None:
-    notifier = _notifier(fakes, ws_send_queue_frames=3)
+    notifier = _notifier(fakes, ws_send_queue_frames=3, ws_send_timeout_seconds=1)
+    t = task_events()
+    await _record(notifier, t.run(steps=8))
+    session = notifier.session("acme")
+    await _send(session, type="subscribe", task_id=t.task_id)
+    frames = await _until(session, "end", t.task_id)
+    assert [f["seq"] for f in frames if "seq" in f] == list(range(1, 13))
+    assert not session.outbox.overflowed.is_set()
+
+
+async def test_a_reader_that_stops_reading_overflows_the_outbox_after_the_timeout(
+    fakes: Fakes, task_events: Callable
+) -> None:
+    notifier = _notifier(fakes, ws_send_queue_frames=3, ws_send_timeout_seconds=0.2)
     t = task_events()
     await _record(notifier, t.run(steps=2))
     session = notifier.session("acme")
     await _send(session, type="subscribe", task_id=t.task_id)  # 1 + 6 events + end > 3
+    await asyncio.sleep(0.1)
+    assert not session.outbox.overflowed.is_set()  # waiting for room, not yet given up
     await asyncio.wait_for(session.outbox.overflowed.wait(), 2)
     assert len(session.outbox) == 3
     await session.close()
