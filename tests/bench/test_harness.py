@@ -1,11 +1,14 @@
 """The bench harness's own logic: percentiles, /proc parsing, metrics files, SSE parsing, the
-hop split and the report. Fast and offline; the bench itself runs in `make bench` only."""
+WebSocket follower, fan-out's figures, the hop split and the report. Fast and offline; the bench
+itself runs in `make bench` only."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
+import resource
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,15 +17,26 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
+from relay_devkit.bench.fanout import Level, Series, kib_per_connection, paired_delays
 from relay_devkit.bench.latency import HOPS, hop_split, index_spans
 from relay_devkit.bench.loadgen import closed_loop
 from relay_devkit.bench.metrics_files import counter_totals, difference, latest_totals
-from relay_devkit.bench.procstat import busy_share, cpu_seconds, machine_ticks, rss_bytes
+from relay_devkit.bench.procstat import (
+    busy_share,
+    cpu_seconds,
+    environ,
+    machine_ticks,
+    open_files_limit,
+    raise_open_files_limit,
+    rss_bytes,
+)
 from relay_devkit.bench.report import Report, Section, cell, render, table
 from relay_devkit.bench.sse import Arrival, Followed, parse_event
 from relay_devkit.bench.stats import Latency, percentile, ratio
+from relay_devkit.bench.ws import EVENT, SubscriptionFailed, follow_ws, parse_frame, ws_url
 from relay_devkit.testing import serve_app
 from relay_ops.traces import SpanRecord
 
@@ -67,6 +81,27 @@ def test_cpu_and_rss_read_from_proc_even_with_spaces_in_the_name(tmp_path: Path)
     assert rss_bytes(os.getpid()) > 1024 * 1024
     busy, total = machine_ticks()
     assert 0 < busy < total
+
+
+def test_environment_and_open_file_limit_read_from_proc(tmp_path: Path) -> None:
+    proc = tmp_path / "42"
+    proc.mkdir()
+    (proc / "environ").write_bytes(b"A=1\0KEY=x=y\0EMPTY=\0junk\0")
+    assert environ(42, proc=tmp_path) == {"A": "1", "KEY": "x=y", "EMPTY": ""}
+    limits = (
+        "Limit                     Soft Limit           Hard Limit           Units     \n"
+        "Max open files            1024                 524288               files     \n"
+    )
+    (proc / "limits").write_text(limits)
+    assert open_files_limit(42, proc=tmp_path) == 1024
+    (proc / "limits").write_text(limits.replace("1024 ", "unlimited"))
+    assert open_files_limit(42, proc=tmp_path) is None
+    # and on this very process: the real files parse, and raising never lowers the limit
+    assert environ(os.getpid())["PATH"] == os.environ["PATH"]
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert open_files_limit(os.getpid()) in (soft, None)
+    assert raise_open_files_limit(1) == soft
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == soft
 
 
 def _export(at: int, points: dict[str, int], events: int = 0) -> dict[str, object]:
@@ -140,6 +175,113 @@ def test_sse_blocks_parse_and_history_is_not_counted_as_lag() -> None:
     terminal = followed.terminal()
     assert terminal is not None
     assert terminal.event == "task.succeeded"
+
+
+def _event(kind: str, seq: int, occurred: float) -> dict[str, object]:
+    """A timeline event as the notifier sends it on a WebSocket (the SSE data: JSON)."""
+    at = datetime.fromtimestamp(occurred, UTC).isoformat().replace("+00:00", "Z")
+    return {"type": kind, "seq": seq, "task_id": "t1", "occurred_at": at, "data": {}}
+
+
+def test_websocket_frames_and_urls() -> None:
+    event = _event("task.progressed", 3, 0.0)
+    assert parse_frame(json.dumps(event)) == (EVENT, event)
+    assert parse_frame(b'{"type": "subscribed", "task_id": "t1"}')[0] == "subscribed"
+    assert parse_frame('{"type": "end", "task_id": "t1"}')[0] == "end"
+    with pytest.raises(ValueError, match="not a frame"):
+        parse_frame("[1]")
+    assert ws_url("http://127.0.0.1:8000/", "/v1/ws") == "ws://127.0.0.1:8000/v1/ws"
+    assert ws_url("https://relay.example", "/v1/ws") == "wss://relay.example/v1/ws"
+    with pytest.raises(ValueError, match="HTTP"):
+        ws_url("ws://127.0.0.1", "/v1/ws")
+
+
+async def test_the_websocket_follower_counts_live_events_only() -> None:
+    """Against a real socket: the follower subscribes with its headers, is open at
+    ``subscribed``, keeps every event, counts as lag only those that occurred after it opened,
+    and stops at ``end``; an ``error`` frame or a close before ``end`` is a failure."""
+    seen: list[object] = []
+
+    async def live(websocket: WebSocket) -> None:
+        await websocket.accept()
+        seen.append(websocket.headers.get("authorization"))
+        frame = json.loads(await websocket.receive_text())
+        seen.append(frame)
+        if frame["task_id"] == "refused":
+            await websocket.send_json({"type": "error", "status": 404, "title": "Not Found"})
+        elif frame["task_id"] == "t1":
+            now = datetime.now(UTC).timestamp()
+            await websocket.send_json({"type": "subscribed", "task_id": "t1"})
+            await websocket.send_json(_event("task.submitted", 1, now - 60))  # history
+            await asyncio.sleep(0.05)
+            await websocket.send_json(_event("task.progressed", 2, datetime.now(UTC).timestamp()))
+            await websocket.send_json({"type": "end", "task_id": "t1"})
+        await websocket.close()
+
+    app = Starlette(routes=[WebSocketRoute("/ws", live)])
+    async with serve_app(app) as url:
+        opened = asyncio.Event()
+        followed = await follow_ws(
+            ws_url(url, "/ws"), "t1", headers={"Authorization": "Bearer k"}, opened=opened
+        )
+        assert opened.is_set()
+        with pytest.raises(SubscriptionFailed, match="404"):
+            await follow_ws(ws_url(url, "/ws"), "refused", headers={})
+        with pytest.raises(SubscriptionFailed, match="closed before end"):
+            await follow_ws(ws_url(url, "/ws"), "gone", headers={})
+    assert seen[:2] == ["Bearer k", {"type": "subscribe", "task_id": "t1", "after": 0}]
+    assert [a.event for a in followed.arrivals] == ["task.submitted", "task.progressed"]
+    assert followed.arrivals[0].data["seq"] == 1
+    lags = followed.live_lags()
+    assert len(lags) == 1
+    assert 0 <= lags[0] < 1
+
+
+def test_fan_out_memory_per_connection_and_lag_over_followers() -> None:
+    assert kib_per_connection((1, 100.0), (1001, 150.0)) == pytest.approx(51.2)
+    assert kib_per_connection((1, 100.0), (1001, 99.0)) < 0  # reported as measured
+    assert math.isnan(kib_per_connection((1, 100.0), (1, 120.0)))
+
+    occurred = datetime(2026, 1, 1, tzinfo=UTC)
+    data = {"occurred_at": occurred.isoformat().replace("+00:00", "Z")}
+
+    def followed(*lags: float) -> Followed:
+        at = occurred.timestamp()
+        return Followed(opened=at, arrivals=[Arrival("e", data, at + lag) for lag in lags])
+
+    one = Level(1, [followed(0.1, 0.3)], Counter(), 0.5, {"gateway": 100.0})
+    many = Level(
+        101, [followed(0.2), followed(0.4, 0.6)], Counter({"X": 2}), 3.0, {"gateway": 110.0}
+    )
+    assert one.lag.count == 2
+    assert one.lag.p50 == pytest.approx(0.2)
+    assert (many.lag.count, many.failed) == (3, 2)
+    assert many.lag.p50 == pytest.approx(0.4)
+    series = Series("SSE", follow_ws, [one, many])  # type: ignore[arg-type]  # never started
+    assert series.kib_per_connection("gateway") == pytest.approx(102.4)
+
+
+def test_the_relays_delay_is_paired_event_for_event() -> None:
+    """Each live event's arrival at each follower minus its arrival at the probe; history
+    (before either opened) and events the probe did not get are left out."""
+    base = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+
+    def arrival(seq: int, occurred: float, received: float) -> Arrival:
+        at = datetime.fromtimestamp(base + occurred, UTC).isoformat().replace("+00:00", "Z")
+        return Arrival("e", {"seq": seq, "occurred_at": at}, base + received)
+
+    probe = Followed(
+        opened=base + 1,
+        arrivals=[arrival(1, 0, 1.0), arrival(2, 2, 2.1), arrival(3, 3, 3.1)],
+    )
+    early = Followed(
+        opened=base + 0.5,
+        arrivals=[arrival(1, 0, 0.6), arrival(2, 2, 2.3), arrival(3, 3, 3.2), arrival(4, 4, 4.5)],
+    )
+    late = Followed(opened=base + 2.5, arrivals=[arrival(2, 2, 2.6), arrival(3, 3, 3.5)])
+    # seq 1 is history for the probe, seq 4 it never got, seq 2 is history for `late`
+    assert paired_delays([early, late], probe) == pytest.approx([0.2, 0.1, 0.4], abs=1e-5)
+    assert paired_delays([], probe) == []
 
 
 def _span(service: str, name: str, start: float, end: float, **attributes: str) -> SpanRecord:

@@ -13,15 +13,21 @@ from pathlib import Path
 
 from relay_devkit.bench.concurrency import AGENT_CONCURRENCY
 from relay_devkit.bench.machine import facts
+from relay_devkit.bench.procstat import raise_open_files_limit
 from relay_devkit.bench.report import Report, render
 from relay_devkit.bench.run import BENCHMARKS, run_all
 from relay_devkit.testing import DEFAULT_REDIS_URL, fresh_database
 from relay_ops.stack.process import running_stack
 
+# Fan-out holds up to 1,000 followers open at once: a WebSocket relayed by the gateway is three
+# sockets (the client's, the gateway's two) besides the services' own pools and files. `relay up`
+# and the services inherit this process's limit, so it is raised here, before the stack starts.
+OPEN_FILES = 8192
+
 COMMANDS = [
     "# PostgreSQL and Redis running locally, as for make test (README); no Docker, no AWS",
-    "make bench    # = uv run python -m relay_devkit.bench --out docs/benchmarks.md (~5 min)",
-    "uv run python -m relay_devkit.bench --quick --out /tmp/bench.md    # fewer tasks (~2.5 min)",
+    "make bench    # = uv run python -m relay_devkit.bench --out docs/benchmarks.md (~8 min)",
+    "uv run python -m relay_devkit.bench --quick --out /tmp/bench.md    # fewer tasks (~5 min)",
     "uv run python -m relay_devkit.bench --only fanout --state-dir /tmp/s --out /tmp/f.md # logs",
 ]
 
@@ -37,6 +43,9 @@ def main() -> None:
         "--state-dir", type=Path, help="keep the stack's logs, spans and metrics here"
     )
     args = parser.parse_args()
+    open_files = raise_open_files_limit(OPEN_FILES)
+    if open_files < OPEN_FILES:
+        print(f"open files limited to {open_files} (hard limit): fan-out may fail", flush=True)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     started = time.monotonic()

@@ -17,6 +17,7 @@ from relay_ops.stack.config import SERVICES
 from relay_ops.stack.process import RunningStack
 
 MIB = 1024 * 1024
+TENANT = "bench"
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Bench:
     stack: RunningStack
     key: str
     quick: bool
+    tenant: str = TENANT  # the key's tenant
 
     @property
     def url(self) -> str:
@@ -35,11 +37,13 @@ class Bench:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
 
-    def session(self, limit: int = 100) -> aiohttp.ClientSession:
+    def session(self, limit: int = 100, *, force_close: bool = False) -> aiohttp.ClientSession:
+        """``force_close``: a connection per request, never one a finished stream left idle
+        (which the server may close just as it is reused)."""
         return aiohttp.ClientSession(
             base_url=self.url,
             headers=self.headers,
-            connector=aiohttp.TCPConnector(limit=limit),
+            connector=aiohttp.TCPConnector(limit=limit, force_close=force_close),
         )
 
     def pids(self) -> dict[str, int]:

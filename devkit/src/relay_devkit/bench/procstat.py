@@ -1,8 +1,9 @@
-"""CPU time and memory of a process, read from /proc (Linux)."""
+"""CPU time, memory, environment and open-file limit of a process, read from /proc (Linux)."""
 
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -37,3 +38,30 @@ def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
     """The share (0-1) of all cores' time that was busy between two machine_ticks()."""
     total = after[1] - before[1]
     return (after[0] - before[0]) / total if total else 0.0
+
+
+def environ(pid: int, *, proc: Path = PROC) -> dict[str, str]:
+    """The environment the process started with (/proc/<pid>/environ: NUL-separated)."""
+    raw = (proc / str(pid) / "environ").read_bytes()
+    pairs = (entry.partition(b"=") for entry in raw.split(b"\0") if b"=" in entry)
+    return {name.decode(): value.decode(errors="replace") for name, _, value in pairs}
+
+
+def open_files_limit(pid: int, *, proc: Path = PROC) -> int | None:
+    """The process's soft limit on open files (/proc/<pid>/limits); None for unlimited."""
+    for line in (proc / str(pid) / "limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft = line.removeprefix("Max open files").split()[0]
+            return None if soft == "unlimited" else int(soft)
+    raise ValueError(f"no open files limit for pid {pid}")
+
+
+def raise_open_files_limit(wanted: int) -> int:
+    """Raise this process's soft limit on open files to ``wanted`` (at most the hard limit),
+    never lower it; the processes it starts inherit it. Returns the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft

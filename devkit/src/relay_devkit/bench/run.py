@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from relay_devkit.bench.common import Bench
+from relay_devkit.bench.common import TENANT, Bench
 from relay_devkit.bench.concurrency import agent_concurrency
 from relay_devkit.bench.costs import aws_and_cpu
 from relay_devkit.bench.fanout import fan_out
@@ -27,7 +27,7 @@ REPORT_ORDER = ("intake", "latency", "aws", "fanout", "agent")
 
 
 async def run_all(stack: RunningStack, *, quick: bool, only: Sequence[str] = ()) -> list[Section]:
-    bench = Bench(stack, await asyncio.to_thread(stack.create_key, "bench"), quick)
+    bench = Bench(stack, await asyncio.to_thread(stack.create_key, TENANT), quick)
     results: dict[str, Section] = {}
     for name, step in BENCHMARKS.items():
         if only and name not in only:

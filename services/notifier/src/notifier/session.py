@@ -144,7 +144,13 @@ class LiveSession:
                 return
             self._start(key, self._tenant_events())
             return
-        access = await self._stream.access(key, self._tenant, after_seq=frame.after)
+        try:
+            access = await self._stream.access(key, self._tenant, after_seq=frame.after)
+        except Exception as exc:  # the database is away: this subscription fails, not the rest
+            log.warning("live subscription %s of %s cannot start: %r", key, self._tenant, exc)
+            detail = "Cannot read the timeline right now; subscribe again shortly."
+            await self.outbox.put(error(503, "Service Unavailable", detail, key))
+            return
         if access is Access.HIDDEN:
             await self.outbox.put(error(404, "Not Found", f"No task {key}.", key))
         elif access is Access.FINISHED:

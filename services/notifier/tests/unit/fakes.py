@@ -43,6 +43,7 @@ class InMemoryTimelineStore:
     def __init__(self) -> None:
         self.rows: dict[UUID, _Row] = {}
         self._locks: dict[UUID, asyncio.Lock] = {}
+        self.unreadable = False  # reads fail, as while PostgreSQL is away
 
     @asynccontextmanager
     async def locked(self, task_id: UUID, tenant_id: str) -> AsyncIterator[_Locked]:
@@ -74,6 +75,8 @@ class InMemoryTimelineStore:
         ][:limit]
 
     async def head(self, task_id: UUID) -> TimelineHead | None:
+        if self.unreadable:
+            raise ConnectionError("database away")
         row = self.rows.get(task_id)
         return TimelineHead(row.tenant_id, row.terminal_seq) if row else None
 

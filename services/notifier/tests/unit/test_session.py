@@ -267,3 +267,23 @@ async def test_a_reader_that_stops_reading_overflows_the_outbox_after_the_timeou
     await asyncio.wait_for(session.outbox.overflowed.wait(), 2)
     assert len(session.outbox) == 3
     await session.close()
+
+
+async def test_a_subscription_that_cannot_read_fails_alone(
+    fakes: Fakes, task_events: Callable
+) -> None:
+    notifier = _notifier(fakes)
+    t = task_events()
+    await _record(notifier, t.run(steps=1))
+    session = notifier.session("acme")
+    await _send(session, type="subscribe", task_id="*")
+    assert (await _next(session))["type"] == "subscribed"
+    fakes.store.unreadable = True
+    await _send(session, type="subscribe", task_id=t.task_id)
+    frame = await _next(session)
+    assert (frame["type"], frame["status"], frame["task_id"]) == ("error", 503, str(t.task_id))
+    fakes.store.unreadable = False
+    assert session.subscriptions == 1  # `*` is still there
+    await _send(session, type="subscribe", task_id=t.task_id)
+    assert [f.get("seq") for f in await _until(session, "end", t.task_id)][-2] == 5
+    await session.close()
