@@ -38,6 +38,12 @@ class ServiceSettings(BaseSettings):
         description="A WebSocket peer is pinged this often; one that does not answer within the"
         " same time is closed (1011).",
     )
+    ws_send_queue_frames: int = Field(
+        default=100,
+        ge=1,
+        description="Frames waiting for a WebSocket peer's reader; when the queue stays full for"
+        " RELAY_WS_SEND_TIMEOUT_SECONDS, the connection closes (1013).",
+    )
     ws_send_timeout_seconds: float = Field(
         default=10.0,
         gt=0,

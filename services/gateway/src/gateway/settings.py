@@ -39,9 +39,3 @@ class GatewaySettings(ServiceSettings):
     ws_ticket_ttl_seconds: int = Field(
         default=30, ge=5, le=300, description="How long a ticket from POST /v1/ws-tickets lasts."
     )
-    ws_send_queue_frames: int = Field(
-        default=100,
-        ge=1,
-        description="Frames waiting for a live client's reader; when it stays full for"
-        " RELAY_WS_SEND_TIMEOUT_SECONDS, the connection closes (1013).",
-    )

@@ -37,9 +37,3 @@ class NotifierSettings(ServiceSettings):
         ge=1,
         description="Subscriptions one live connection may hold at once (`*` counts as one).",
     )
-    ws_send_queue_frames: int = Field(
-        default=100,
-        ge=1,
-        description="Frames waiting for a live connection's reader; when it stays full for"
-        " RELAY_WS_SEND_TIMEOUT_SECONDS, the connection closes (1013).",
-    )
