@@ -180,6 +180,7 @@ class HttpInternalServices:
                 max_size=UPSTREAM_MAX_MESSAGE_BYTES,
                 proxy=None,  # internal calls never go through a proxy from the environment
                 compression=None,
+                close_timeout=2,  # a relay ending must not wait long for a busy notifier
             )
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             log.warning("%s websocket %s failed: %r", call.service, call.path, exc)
