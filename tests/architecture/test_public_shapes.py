@@ -25,11 +25,14 @@ from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import core_schema
 
 import artifacts.models as artifacts
+import gateway.models
 import notifier.models as notifier
 import tasks.lifecycle
 import tasks.models
 from gateway.app import create_app as create_gateway_app
 from gateway.settings import GatewaySettings
+from notifier.app import create_app as create_notifier_app
+from notifier.settings import NotifierSettings
 from relay_shared.internal_auth import generate_keypair
 from tasks.app import create_app as create_tasks_app
 from tasks.settings import TasksSettings
@@ -65,10 +68,21 @@ ANSWERS: Mapping[str, type[BaseModel]] = {
     "ArtifactList": artifacts.ArtifactList,
     "ArtifactDownload": artifacts.ArtifactDownloadView,
     "TimelineEvent": notifier.TimelineEvent,
+    "WebhookEndpoint": notifier.WebhookEndpointView,
+    "WebhookEndpointList": notifier.WebhookEndpointList,
+    "WebhookEndpointWithSecret": notifier.NewWebhookEndpointView,
+    "WebhookSecret": notifier.WebhookSecretView,
+    "WebhookDelivery": notifier.WebhookDeliveryView,
+    "WebhookDeliveryPage": notifier.WebhookDeliveryPage,
+    "WebhookReplayQueued": notifier.ReplayQueued,
+    "WebhookTestQueued": notifier.TestQueued,
 }
 BODIES: Mapping[str, type[BaseModel]] = {
     "NewTask": tasks.models.TaskRequest,
     "CancelRequest": tasks.models.CancelRequest,
+    "NewWebhookEndpoint": notifier.WebhookEndpointRequest,
+    "WebhookEndpointPatch": notifier.WebhookEndpointUpdate,
+    "WebhookReplayRequest": notifier.ReplayRequest,
 }
 
 # Where the gateway's document and the owner disagree today: each one changes the public
@@ -245,6 +259,12 @@ def test_the_documented_least_budgets_are_the_ones_the_tasks_service_enforces() 
     )
 
 
+def test_the_documented_webhook_event_types_are_the_ones_the_notifier_takes() -> None:
+    # both check them in a validator, so the schemas cannot show them
+    assert gateway.models.WEBHOOK_EVENT_TYPES == notifier.WEBHOOK_EVENT_TYPES
+    assert gateway.models.ALL_EVENT_TYPES == notifier.ALL_EVENT_TYPES
+
+
 def _parameters(openapi: Schema, path: str) -> dict[str, Any]:
     """A GET's query parameters: name -> whether it is required and its schema, without the
     null an absent parameter stands for."""
@@ -264,6 +284,16 @@ def test_the_task_list_takes_the_query_the_tasks_service_reads() -> None:
     tasks_app = create_tasks_app(TasksSettings(internal_auth_public_key=generate_keypair()[1]))
     documented_query = _parameters(gateway_openapi(), "/v1/tasks")
     owned_query = _parameters(tasks_app.openapi(), "/internal/tasks")
+    assert disagreements(documented_query, owned_query) == []
+
+
+def test_the_delivery_list_takes_the_query_the_notifier_reads() -> None:
+    # the gateway relays status, limit and cursor by name: a new one must be relayed too
+    notifier_app = create_notifier_app(
+        NotifierSettings(internal_auth_public_key=generate_keypair()[1])
+    )
+    documented_query = _parameters(gateway_openapi(), "/v1/webhooks/{webhook_id}/deliveries")
+    owned_query = _parameters(notifier_app.openapi(), "/internal/webhooks/{webhook_id}/deliveries")
     assert disagreements(documented_query, owned_query) == []
 
 

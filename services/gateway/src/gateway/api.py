@@ -7,7 +7,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
@@ -19,13 +19,24 @@ from gateway.models import (
     ArtifactDownload,
     ArtifactList,
     CancelRequest,
+    DeliveryStatus,
     NewTask,
+    NewWebhookEndpoint,
     Task,
     TaskPage,
     TaskStatus,
+    WebhookDeliveryPage,
+    WebhookEndpoint,
+    WebhookEndpointList,
+    WebhookEndpointPatch,
+    WebhookEndpointWithSecret,
+    WebhookReplayQueued,
+    WebhookReplayRequest,
+    WebhookSecret,
+    WebhookTestQueued,
     WsTicket,
 )
-from gateway.openapi import CANCEL_BODY, EVENT_STREAM, NEW_TASK_BODY, problems
+from gateway.openapi import CANCEL_BODY, EVENT_STREAM, NEW_TASK_BODY, json_body, problems
 from gateway.service import Gateway, Refused
 from gateway.streaming import RelayedEventStream
 from gateway.upstream import InternalReply
@@ -332,6 +343,185 @@ async def artifact_content(
     url = await gateway.artifact_download_url(tenant, task_id, artifact_id)
     # the URL expires soon: nothing on the way may keep it
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+
+
+# --- webhooks: the notifier owns them (DESIGN.md, *Webhooks (contract)*) ------------------------
+
+webhooks = APIRouter(
+    prefix="/v1/webhooks", tags=["webhooks"], responses=problems(401, 422, 502, 503)
+)
+
+WebhookId = Annotated[UUID, Path(description="The endpoint's `id`.")]
+
+# A secret is shown once: nothing on the way may keep a copy of the answer.
+NOT_STORED = {"Cache-Control": "no-store"}
+
+
+async def new_webhook_submission(request: Request) -> bytes:
+    """The raw body of a new webhook endpoint."""
+    return await _json_body(request, NewWebhookEndpoint, "the webhook endpoint")
+
+
+async def webhook_patch_submission(request: Request) -> bytes:
+    """The raw body of a change to a webhook endpoint."""
+    return await _json_body(request, WebhookEndpointPatch, "the change")
+
+
+async def replay_submission(request: Request) -> bytes:
+    """The raw body of a replay request."""
+    return await _json_body(request, WebhookReplayRequest, "the replay request")
+
+
+@webhooks.post(
+    "",
+    status_code=201,
+    response_model=WebhookEndpointWithSecret,
+    summary="Add a webhook endpoint",
+    description=(
+        "Relay POSTs the chosen events of your tasks' timelines to `url`, signed per Standard "
+        "Webhooks with the `secret` in this answer (shown only here). A URL that resolves to "
+        "a loopback, private, link-local or metadata address is a 422; too many endpoints is "
+        "a 409."
+    ),
+    responses=problems(400, 409, 413, 415),
+    openapi_extra=json_body(NewWebhookEndpoint),
+)
+async def create_webhook(
+    tenant: Tenant,
+    body: Annotated[bytes, Depends(new_webhook_submission)],
+    gateway: GatewayDep,
+) -> Response:
+    return relayed(await gateway.create_webhook(tenant, body), headers=NOT_STORED)
+
+
+@webhooks.get("", response_model=WebhookEndpointList, summary="List your webhook endpoints")
+async def list_webhooks(tenant: Tenant, gateway: GatewayDep) -> Response:
+    return relayed(await gateway.list_webhooks(tenant))
+
+
+@webhooks.get(
+    "/{webhook_id}",
+    response_model=WebhookEndpoint,
+    summary="One webhook endpoint",
+    responses=problems(404),
+)
+async def get_webhook(tenant: Tenant, gateway: GatewayDep, webhook_id: WebhookId) -> Response:
+    return relayed(await gateway.get_webhook(tenant, webhook_id))
+
+
+@webhooks.patch(
+    "/{webhook_id}",
+    response_model=WebhookEndpoint,
+    summary="Change a webhook endpoint",
+    description=(
+        "Only the fields given change. `enabled: true` re-enables an endpoint that was "
+        "disabled (after `410 Gone` or days of failures) and clears its `disabled_reason`."
+    ),
+    responses=problems(400, 404, 413, 415),
+    openapi_extra=json_body(WebhookEndpointPatch),
+)
+async def update_webhook(
+    tenant: Tenant,
+    body: Annotated[bytes, Depends(webhook_patch_submission)],
+    gateway: GatewayDep,
+    webhook_id: WebhookId,
+) -> Response:
+    return relayed(await gateway.update_webhook(tenant, webhook_id, body))
+
+
+@webhooks.delete(
+    "/{webhook_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Remove a webhook endpoint",
+    responses={204: {"description": "Removed."}, **problems(404)},
+)
+async def delete_webhook(tenant: Tenant, gateway: GatewayDep, webhook_id: WebhookId) -> Response:
+    return relayed(await gateway.delete_webhook(tenant, webhook_id))
+
+
+@webhooks.post(
+    "/{webhook_id}/rotate-secret",
+    response_model=WebhookSecret,
+    summary="Rotate a webhook endpoint's secret",
+    description=(
+        "A new secret, shown only here. Until `previous_secret_expires_at` (24 hours by "
+        "default) each "
+        "delivery carries a signature with the old secret too, so the receiver can switch "
+        "without missing one."
+    ),
+    responses=problems(404),
+)
+async def rotate_webhook_secret(
+    tenant: Tenant, gateway: GatewayDep, webhook_id: WebhookId
+) -> Response:
+    reply = await gateway.rotate_webhook_secret(tenant, webhook_id)
+    return relayed(reply, headers=NOT_STORED)
+
+
+@webhooks.get(
+    "/{webhook_id}/deliveries",
+    response_model=WebhookDeliveryPage,
+    summary="A webhook endpoint's deliveries",
+    description=(
+        "Newest first, a page at a time. A `cursor` that is not a `next_cursor` this API "
+        "returned is a 400."
+    ),
+    responses=problems(400, 404),
+)
+async def list_webhook_deliveries(
+    tenant: Tenant,
+    gateway: GatewayDep,
+    webhook_id: WebhookId,
+    *,
+    status: Annotated[
+        DeliveryStatus | None, Query(description="Only deliveries in this status.")
+    ] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=100, description="Page size; 50 when omitted.")
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> Response:
+    given = {"status": status, "limit": limit, "cursor": cursor}
+    query = {name: str(value) for name, value in given.items() if value is not None}
+    return relayed(await gateway.list_webhook_deliveries(tenant, webhook_id, query))
+
+
+@webhooks.post(
+    "/{webhook_id}/replay",
+    status_code=202,
+    response_model=WebhookReplayQueued,
+    summary="Deliver timeline events again",
+    description=(
+        "Sends a task's timeline events again, those after a seq "
+        '(`{"task_id": ..., "after": 3}`), or every task\'s since a time '
+        '(`{"since": "2026-01-01T00:00:00Z"}`); only the types the endpoint takes. A task '
+        "that is not yours is a 404."
+    ),
+    responses=problems(400, 404, 413, 415),
+    openapi_extra=json_body(WebhookReplayRequest),
+)
+async def replay_webhook(
+    tenant: Tenant,
+    body: Annotated[bytes, Depends(replay_submission)],
+    gateway: GatewayDep,
+    webhook_id: WebhookId,
+) -> Response:
+    return relayed(await gateway.replay_webhook(tenant, webhook_id, body))
+
+
+@webhooks.post(
+    "/{webhook_id}/test",
+    status_code=202,
+    response_model=WebhookTestQueued,
+    summary="Send a test delivery",
+    description="Queues a `webhook.test` event for the endpoint.",
+    responses=problems(404),
+)
+async def send_webhook_test(tenant: Tenant, gateway: GatewayDep, webhook_id: WebhookId) -> Response:
+    return relayed(await gateway.send_webhook_test(tenant, webhook_id))
 
 
 def install_relayed_refusals(app: FastAPI) -> None:

@@ -12,7 +12,7 @@ import binascii
 import httpx
 from fastapi import FastAPI
 
-from gateway.api import install_relayed_refusals, router
+from gateway.api import install_relayed_refusals, router, webhooks
 from gateway.limits import BodySizeLimit
 from gateway.openapi import finish_openapi
 from gateway.ports import Ports
@@ -99,7 +99,7 @@ def create_app(
     settings = settings or GatewaySettings()
     _token_issuer(settings)  # fail before serving, not on the first request
     app = create_service_app(
-        settings, start=compose(settings, ports, build), routers=[router], public=True
+        settings, start=compose(settings, ports, build), routers=[router, webhooks], public=True
     )
     install_relayed_refusals(app)
     finish_openapi(app)

@@ -7,10 +7,20 @@ not re-serialise them. The services that own the objects remain the authority on
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from relay_shared.events import CATALOG
 
 TaskStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 
@@ -172,6 +182,190 @@ class WsTicket(BaseModel):
         "`/v1/tasks/{id}/events?ticket=`."
     )
     expires_in: int = Field(description="Seconds until the ticket expires unused.")
+
+
+# --- Webhooks (DESIGN.md, *Webhooks (contract)*; the notifier owns them) ---
+
+# What an endpoint may ask for: the events of a task's timeline, in the catalog's order
+# (tests/architecture/test_public_shapes.py keeps it the notifier's list).
+WEBHOOK_EVENT_TYPES: tuple[str, ...] = tuple(
+    name for name, event in CATALOG.items() if event.client_visible
+)
+ALL_EVENT_TYPES = "*"
+DeliveryStatus = Literal["pending", "succeeded", "failed"]
+
+WebhookUrl = Annotated[
+    str,
+    Field(
+        max_length=2048,
+        description="Where deliveries are POSTed: an `https://` (or `http://`) URL that resolves "
+        "to a public address (else 422). No credentials or fragment in it: verify the signature "
+        "instead.",
+        examples=["https://example.com/relay-webhooks"],
+    ),
+]
+EventTypes = Annotated[
+    list[str],
+    Field(
+        min_length=1,
+        max_length=len(WEBHOOK_EVENT_TYPES),
+        description='Event names to deliver, or `["*"]` (alone) for all of them: '
+        + ", ".join(f"`{name}`" for name in WEBHOOK_EVENT_TYPES)
+        + ". An unknown name is a 422.",
+        examples=[["task.succeeded", "task.failed"]],
+    ),
+]
+Description = Annotated[
+    str, Field(max_length=500, description="Your own note: what the endpoint is for.")
+]
+
+
+def _check_url(value: str) -> str:
+    """The URL's scheme and host; the rest of its shape, and where it resolves to, is the
+    notifier's to judge (its 422 is relayed)."""
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from exc
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("the scheme must be https or http")
+    if not parts.hostname:
+        raise ValueError("the URL must name a host")
+    return value
+
+
+def _check_event_types(value: list[str]) -> list[str]:
+    if ALL_EVENT_TYPES in value:
+        if value != [ALL_EVENT_TYPES]:
+            raise ValueError('"*" stands alone: it already means every event type')
+        return value
+    unknown = sorted(set(value) - set(WEBHOOK_EVENT_TYPES))
+    if unknown:
+        raise ValueError(
+            f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(WEBHOOK_EVENT_TYPES)}"
+        )
+    return value
+
+
+class NewWebhookEndpoint(BaseModel):
+    """Body of ``POST /v1/webhooks``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: WebhookUrl
+    event_types: EventTypes = Field(default_factory=lambda: [ALL_EVENT_TYPES])
+    description: Description = ""
+
+    _url = field_validator("url")(_check_url)
+    _event_types = field_validator("event_types")(_check_event_types)
+
+
+class WebhookEndpointPatch(BaseModel):
+    """Body of ``PATCH /v1/webhooks/{id}``: only the fields given change. `enabled: true`
+    re-enables an endpoint that was disabled (and clears `disabled_reason`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: WebhookUrl | None = None
+    event_types: EventTypes | None = None
+    description: Description | None = None
+    enabled: bool | None = Field(
+        default=None, description="false stops deliveries; true starts them again."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+    @field_validator("event_types")
+    @classmethod
+    def _event_types(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _check_event_types(value)
+
+
+class WebhookReplayRequest(BaseModel):
+    """Body of ``POST /v1/webhooks/{id}/replay``: send timeline events again, either one
+    task's after a seq (`task_id`, `after`) or every task's since a time (`since`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: UUID | None = Field(
+        default=None, description="One of your tasks (another tenant's or a missing one: 404)."
+    )
+    after: int = Field(default=0, ge=0, description="With `task_id`: events after this seq.")
+    since: AwareDatetime | None = Field(
+        default=None,
+        description="Without `task_id`: events appended at or after this time (with a zone).",
+    )
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> WebhookReplayRequest:
+        if (self.task_id is None) == (self.since is None):
+            raise ValueError("give either task_id (with after) or since")
+        if self.since is not None and self.after:
+            raise ValueError("after goes with task_id, not with since")
+        return self
+
+
+class WebhookEndpoint(BaseModel):
+    id: UUID
+    url: str
+    event_types: list[str] = Field(description='Event names delivered, or `["*"]` for all.')
+    description: str
+    enabled: bool
+    disabled_reason: str | None = Field(
+        description="Why deliveries stopped (`410 Gone`, days of failures); null while enabled."
+    )
+    created_at: datetime
+
+
+class WebhookEndpointList(BaseModel):
+    items: list[WebhookEndpoint]
+
+
+class WebhookEndpointWithSecret(WebhookEndpoint):
+    secret: str = Field(
+        description="`whsec_…`: verifies the `webhook-signature` of deliveries. Shown only "
+        "here: keep it."
+    )
+
+
+class WebhookSecret(BaseModel):
+    secret: str = Field(description="The new `whsec_…` secret; shown only here.")
+    previous_secret_expires_at: datetime = Field(
+        description="Until then deliveries carry a signature with the old secret too."
+    )
+
+
+class WebhookDelivery(BaseModel):
+    id: UUID
+    event_id: UUID = Field(description="The `webhook-id` header: the same on every attempt.")
+    type: str = Field(description="The event name, e.g. task.succeeded, or webhook.test.")
+    task_id: UUID | None = Field(description="Null for `webhook.test`.")
+    seq: int | None = Field(description="The event's seq in its task's timeline.")
+    status: DeliveryStatus
+    attempts: int = Field(description="Attempts made so far.")
+    last_status_code: int | None = Field(description="Your endpoint's last HTTP status.")
+    last_error: str | None = Field(description="Why the last attempt failed, if it did.")
+    next_attempt_at: datetime | None = Field(description="When it is tried next (pending).")
+    created_at: datetime
+
+
+class WebhookDeliveryPage(BaseModel):
+    items: list[WebhookDelivery] = Field(description="Newest first.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class WebhookReplayQueued(BaseModel):
+    queued: int = Field(description="Deliveries queued (the events the endpoint's filter takes).")
+
+
+class WebhookTestQueued(BaseModel):
+    event_id: UUID = Field(description="The `webhook-id` of the test delivery.")
 
 
 class ProblemDetails(BaseModel):

@@ -6,12 +6,28 @@ from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
-from gateway.models import CancelRequest, NewTask, ProblemDetails, TimelineEvent
+from gateway.models import (
+    CancelRequest,
+    NewTask,
+    NewWebhookEndpoint,
+    ProblemDetails,
+    TimelineEvent,
+    WebhookEndpointPatch,
+    WebhookReplayRequest,
+)
 from relay_shared.problems import PROBLEM_JSON
 
 # Read by hand (the bodies) or streamed (the events), so FastAPI does not list them itself.
-HAND_DECLARED = (NewTask, CancelRequest, TimelineEvent)
+HAND_DECLARED = (
+    NewTask,
+    CancelRequest,
+    TimelineEvent,
+    NewWebhookEndpoint,
+    WebhookEndpointPatch,
+    WebhookReplayRequest,
+)
 
 NEW_TASK_BODY: dict[str, Any] = {
     "requestBody": {
@@ -26,6 +42,14 @@ CANCEL_BODY: dict[str, Any] = {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CancelRequest"}}},
     }
 }
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` for a route whose required JSON body is read by hand as ``model``
+    (one of HAND_DECLARED)."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
 
 EVENT_STREAM: dict[int | str, dict[str, Any]] = {
     200: {

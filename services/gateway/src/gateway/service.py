@@ -3,6 +3,8 @@ tenant to the service that owns the object.
 
 Nothing under a task is reached before the tasks service confirms the task is this tenant's, so
 another tenant's task answers 404 on every route (the owning services check the tenant again).
+Webhook endpoints are the notifier's alone: it answers 404 for another tenant's endpoint (and
+for another tenant's task in a replay), from the tenant in the gateway's token.
 Client errors from a service reach the client unchanged; its failures become 502/503 problems
 that say nothing about the inside.
 """
@@ -233,3 +235,57 @@ class Gateway:
         finally:
             await stream.aclose()
         raise refusal(call, reply)
+
+    # --- webhooks: the notifier owns them; every call names the caller's tenant ---------------
+
+    async def _webhooks(
+        self,
+        tenant_id: str,
+        method: str,
+        path: str = "",
+        *,
+        body: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> InternalReply:
+        """Relay one webhook request to the notifier's ``/internal/webhooks{path}``."""
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        return await self._send(
+            InternalCall(
+                "notifier",
+                method,
+                f"/internal/webhooks{path}",
+                tenant_id,
+                params=params or {},
+                headers=headers,
+                body=body,
+            )
+        )
+
+    async def create_webhook(self, tenant_id: str, body: bytes) -> InternalReply:
+        return await self._webhooks(tenant_id, "POST", body=body)
+
+    async def list_webhooks(self, tenant_id: str) -> InternalReply:
+        return await self._webhooks(tenant_id, "GET")
+
+    async def get_webhook(self, tenant_id: str, webhook_id: UUID) -> InternalReply:
+        return await self._webhooks(tenant_id, "GET", f"/{webhook_id}")
+
+    async def update_webhook(self, tenant_id: str, webhook_id: UUID, body: bytes) -> InternalReply:
+        return await self._webhooks(tenant_id, "PATCH", f"/{webhook_id}", body=body)
+
+    async def delete_webhook(self, tenant_id: str, webhook_id: UUID) -> InternalReply:
+        return await self._webhooks(tenant_id, "DELETE", f"/{webhook_id}")
+
+    async def rotate_webhook_secret(self, tenant_id: str, webhook_id: UUID) -> InternalReply:
+        return await self._webhooks(tenant_id, "POST", f"/{webhook_id}/rotate-secret")
+
+    async def list_webhook_deliveries(
+        self, tenant_id: str, webhook_id: UUID, query: Mapping[str, str]
+    ) -> InternalReply:
+        return await self._webhooks(tenant_id, "GET", f"/{webhook_id}/deliveries", params=query)
+
+    async def replay_webhook(self, tenant_id: str, webhook_id: UUID, body: bytes) -> InternalReply:
+        return await self._webhooks(tenant_id, "POST", f"/{webhook_id}/replay", body=body)
+
+    async def send_webhook_test(self, tenant_id: str, webhook_id: UUID) -> InternalReply:
+        return await self._webhooks(tenant_id, "POST", f"/{webhook_id}/test")

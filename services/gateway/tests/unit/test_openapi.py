@@ -26,7 +26,53 @@ def test_it_lists_the_public_routes_and_nothing_inside(document: dict[str, Any])
         "/v1/tasks/{task_id}/artifacts/{artifact_id}",
         "/v1/tasks/{task_id}/artifacts/{artifact_id}/content",
         "/v1/ws-tickets",
+        "/v1/webhooks",
+        "/v1/webhooks/{webhook_id}",
+        "/v1/webhooks/{webhook_id}/rotate-secret",
+        "/v1/webhooks/{webhook_id}/deliveries",
+        "/v1/webhooks/{webhook_id}/replay",
+        "/v1/webhooks/{webhook_id}/test",
     }
+
+
+def test_the_webhook_routes_are_under_their_own_tag(document: dict[str, Any]) -> None:
+    operations = {
+        (method.upper(), path): operation
+        for path, methods in document["paths"].items()
+        if path.startswith("/v1/webhooks")
+        for method, operation in methods.items()
+    }
+    assert set(operations) == {
+        ("POST", "/v1/webhooks"),
+        ("GET", "/v1/webhooks"),
+        ("GET", "/v1/webhooks/{webhook_id}"),
+        ("PATCH", "/v1/webhooks/{webhook_id}"),
+        ("DELETE", "/v1/webhooks/{webhook_id}"),
+        ("POST", "/v1/webhooks/{webhook_id}/rotate-secret"),
+        ("GET", "/v1/webhooks/{webhook_id}/deliveries"),
+        ("POST", "/v1/webhooks/{webhook_id}/replay"),
+        ("POST", "/v1/webhooks/{webhook_id}/test"),
+    }
+    assert {tuple(operation["tags"]) for operation in operations.values()} == {("webhooks",)}
+    for (_, path), operation in operations.items():
+        if "{webhook_id}" in path:
+            [webhook_id] = [p for p in operation["parameters"] if p["in"] == "path"]
+            assert webhook_id["schema"]["format"] == "uuid"
+
+
+def test_the_webhook_bodies_are_required_and_closed(document: dict[str, Any]) -> None:
+    paths = document["paths"]
+    bodies = {
+        "NewWebhookEndpoint": paths["/v1/webhooks"]["post"]["requestBody"],
+        "WebhookEndpointPatch": paths["/v1/webhooks/{webhook_id}"]["patch"]["requestBody"],
+        "WebhookReplayRequest": paths["/v1/webhooks/{webhook_id}/replay"]["post"]["requestBody"],
+    }
+    for name, body in bodies.items():
+        assert body["required"] is True
+        ref = body["content"]["application/json"]["schema"]["$ref"]
+        assert ref == f"#/components/schemas/{name}"
+        assert _schema(document, ref)["additionalProperties"] is False
+    assert _schema(document, "NewWebhookEndpoint")["required"] == ["url"]
 
 
 def _schema(document: dict[str, Any], ref: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Internal routes: the SSE stream of a task's timeline, and live connections (WebSocket) that
-follow many timelines at once (session.py); the gateway relays both to clients."""
+"""Internal routes: the SSE stream of a task's timeline, live connections (WebSocket) that
+follow many timelines at once (session.py), and the webhook API (webhooks.py); the gateway
+relays them all to clients."""
 
 from __future__ import annotations
 
@@ -7,9 +8,22 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, WebSocket
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, WebSocket
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from notifier.models import (
+    DeliveryStatus,
+    NewWebhookEndpointView,
+    ReplayQueued,
+    ReplayRequest,
+    TestQueued,
+    WebhookDeliveryPage,
+    WebhookEndpointList,
+    WebhookEndpointRequest,
+    WebhookEndpointUpdate,
+    WebhookEndpointView,
+    WebhookSecretView,
+)
 from notifier.service import Notifier
 from notifier.stream import Access
 from relay_shared.internal_auth import InternalCaller, InvalidToken, verified_caller
@@ -84,3 +98,75 @@ async def live(websocket: WebSocket) -> None:
         await serve_socket(websocket, on_text=session.receive, outbox=session.outbox)
     finally:
         await session.close()
+
+
+# --- Webhooks (webhooks.py); the gateway relays /v1/webhooks here ---
+
+WebhookId = Annotated[UUID, Path(description="The webhook endpoint's id.")]
+
+
+@router.post("/internal/webhooks", status_code=201)
+async def create_webhook(
+    body: WebhookEndpointRequest, caller: InternalCaller, notifier: Service
+) -> NewWebhookEndpointView:
+    return await notifier.webhooks.create(caller.tenant_id, body)
+
+
+@router.get("/internal/webhooks")
+async def list_webhooks(caller: InternalCaller, notifier: Service) -> WebhookEndpointList:
+    return await notifier.webhooks.list(caller.tenant_id)
+
+
+@router.get("/internal/webhooks/{webhook_id}")
+async def get_webhook(
+    webhook_id: WebhookId, caller: InternalCaller, notifier: Service
+) -> WebhookEndpointView:
+    return await notifier.webhooks.get(caller.tenant_id, webhook_id)
+
+
+@router.patch("/internal/webhooks/{webhook_id}")
+async def update_webhook(
+    webhook_id: WebhookId, body: WebhookEndpointUpdate, caller: InternalCaller, notifier: Service
+) -> WebhookEndpointView:
+    return await notifier.webhooks.update(caller.tenant_id, webhook_id, body)
+
+
+@router.delete("/internal/webhooks/{webhook_id}", status_code=204)
+async def delete_webhook(webhook_id: WebhookId, caller: InternalCaller, notifier: Service) -> None:
+    await notifier.webhooks.delete(caller.tenant_id, webhook_id)
+
+
+@router.post("/internal/webhooks/{webhook_id}/rotate-secret")
+async def rotate_webhook_secret(
+    webhook_id: WebhookId, caller: InternalCaller, notifier: Service
+) -> WebhookSecretView:
+    return await notifier.webhooks.rotate_secret(caller.tenant_id, webhook_id)
+
+
+@router.get("/internal/webhooks/{webhook_id}/deliveries")
+async def webhook_deliveries(
+    *,
+    webhook_id: WebhookId,
+    caller: InternalCaller,
+    notifier: Service,
+    status: DeliveryStatus | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> WebhookDeliveryPage:
+    return await notifier.webhooks.deliveries(
+        caller.tenant_id, webhook_id, status=status, cursor=cursor, limit=limit
+    )
+
+
+@router.post("/internal/webhooks/{webhook_id}/replay", status_code=202)
+async def replay_webhook(
+    webhook_id: WebhookId, body: ReplayRequest, caller: InternalCaller, notifier: Service
+) -> ReplayQueued:
+    return await notifier.webhooks.replay(caller.tenant_id, webhook_id, body)
+
+
+@router.post("/internal/webhooks/{webhook_id}/test", status_code=202)
+async def test_webhook(
+    webhook_id: WebhookId, caller: InternalCaller, notifier: Service
+) -> TestQueued:
+    return await notifier.webhooks.send_test(caller.tenant_id, webhook_id)

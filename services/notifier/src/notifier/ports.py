@@ -1,6 +1,7 @@
 """What the notifier needs from outside the process: the timeline store (PostgreSQL), the live
-publisher and feed (Redis pub/sub between replicas) and a clock. The composition root fills
-them with the production adapters, unit tests with the fakes in tests/unit/fakes.py."""
+publisher and feed (Redis pub/sub between replicas), the webhook store and the HTTP sender that
+delivers webhooks (with its guard against unsafe targets), and a clock. The composition root
+fills them with the production adapters, unit tests with the fakes in tests/unit/fakes.py."""
 
 from __future__ import annotations
 
@@ -11,8 +12,16 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from notifier.models import TimelineEvent
+from notifier.models import DeliveryStatus, TimelineEvent, WebhookEndpointUpdate
 from notifier.timeline import TaskTimeline, TimelineHead
+from notifier.webhook_records import (
+    AttemptOutcome,
+    AttemptResult,
+    ClaimedDelivery,
+    DeliveryPosition,
+    DeliveryRecord,
+    EndpointRecord,
+)
 from relay_shared.composition import Loops, no_loops
 
 
@@ -20,6 +29,8 @@ class LockedTimeline(Protocol):
     """A timeline loaded under its row lock; its changes are saved when the block ends cleanly."""
 
     timeline: TaskTimeline
+    # set when the block has ended: webhook deliveries the save queued (see TimelineStore.locked)
+    deliveries_queued: int
 
     async def has_recorded(self, event_id: UUID) -> bool:
         """Appended, held or recorded late already: the event is a repeat."""
@@ -38,7 +49,9 @@ class TimelineReader(Protocol):
 
 class TimelineStore(TimelineReader, Protocol):
     def locked(self, task_id: UUID, tenant_id: str) -> AbstractAsyncContextManager[LockedTimeline]:
-        """Lock (creating if needed) the task's timeline; raises TenantMismatch."""
+        """Lock (creating if needed) the task's timeline; raises TenantMismatch. Saving what
+        was appended also queues its webhook deliveries (one per enabled endpoint of the tenant
+        whose filter takes the event), in the same transaction."""
         ...
 
     def locked_if_free(self, task_id: UUID) -> AbstractAsyncContextManager[LockedTimeline | None]:
@@ -74,6 +87,92 @@ class LiveFeed(Protocol):
         ...
 
 
+class WebhookStore(Protocol):
+    """Webhook endpoints and their deliveries (every query names the tenant, except the
+    worker's, which works for all of them)."""
+
+    async def add_endpoint(self, endpoint: EndpointRecord, *, max_per_tenant: int) -> bool:
+        """False when the tenant already has ``max_per_tenant`` endpoints."""
+        ...
+
+    async def endpoints(self, tenant_id: str) -> list[EndpointRecord]: ...
+
+    async def endpoint(self, tenant_id: str, endpoint_id: UUID) -> EndpointRecord | None: ...
+
+    async def update_endpoint(
+        self, tenant_id: str, endpoint_id: UUID, changes: WebhookEndpointUpdate
+    ) -> EndpointRecord | None:
+        """Apply the given fields; ``enabled: true`` also clears the reason and the failures."""
+        ...
+
+    async def delete_endpoint(self, tenant_id: str, endpoint_id: UUID) -> bool: ...
+
+    async def rotate_secret(
+        self, tenant_id: str, endpoint_id: UUID, sealed_secret: str, previous_until: datetime
+    ) -> bool:
+        """The current secret becomes the previous one (until ``previous_until``)."""
+        ...
+
+    async def deliveries(
+        self,
+        tenant_id: str,
+        endpoint_id: UUID,
+        *,
+        status: DeliveryStatus | None,
+        after: DeliveryPosition | None,
+        limit: int,
+    ) -> list[DeliveryRecord]:
+        """Newest first, after ``after`` (the last row of the previous page)."""
+        ...
+
+    async def queue_replay_of_task(
+        self, endpoint: EndpointRecord, task_id: UUID, after_seq: int, *, limit: int
+    ) -> int | None:
+        """Queue the task's events after ``after_seq`` that the endpoint takes; None when the
+        task is not the endpoint's tenant's."""
+        ...
+
+    async def queue_replay_since(
+        self, endpoint: EndpointRecord, since: datetime, *, limit: int
+    ) -> int:
+        """Queue the tenant's events appended at or after ``since`` that the endpoint takes."""
+        ...
+
+    async def queue_test(self, endpoint: EndpointRecord, event_id: UUID, body: str) -> None: ...
+
+    async def claim_due(
+        self, *, limit: int, per_endpoint: int, busy: Sequence[UUID], lease_seconds: float
+    ) -> list[ClaimedDelivery]:
+        """Due pending deliveries of enabled endpoints (none of ``busy``'s, at most
+        ``per_endpoint`` of one endpoint), each moved ``lease_seconds`` ahead while tried."""
+        ...
+
+    async def record_outcome(self, delivery: ClaimedDelivery, outcome: AttemptOutcome) -> None:
+        """Save an attempt's result and what it decides for the delivery and its endpoint."""
+        ...
+
+    async def backlog(self) -> int:
+        """Pending deliveries due now, of enabled endpoints."""
+        ...
+
+    async def purge_finished(self, before: datetime) -> int: ...
+
+
+class UnsafeTarget(Exception):
+    """A webhook URL that must not be called: a refused scheme, or a host that resolves to a
+    loopback, private, link-local or metadata address (the message says which)."""
+
+
+class WebhookSender(Protocol):
+    async def check(self, url: str) -> None:
+        """Raise UnsafeTarget unless ``url`` may be called (resolving its host)."""
+        ...
+
+    async def send(self, url: str, headers: dict[str, str], body: bytes) -> AttemptResult:
+        """One attempt: never raises for what the receiver or the network does."""
+        ...
+
+
 class Clock(Protocol):
     def __call__(self) -> datetime:
         """Now, timezone-aware."""
@@ -87,7 +186,9 @@ class Ports:
     store: TimelineStore
     live: LivePublisher
     feed: LiveFeed
+    webhooks: WebhookStore
+    sender: WebhookSender
     clock: Clock
     # what runs beside the HTTP server in production, given the built service: the live feed,
-    # the hold sweeper and the SQS consumer
+    # the hold sweeper, the webhook delivery worker and its housekeeping, and the SQS consumer
     loops: Loops = no_loops

@@ -1,8 +1,9 @@
-"""SQL for the notifier schema: timelines, timeline_events, held_events, late_events."""
+"""SQL for the notifier schema: timelines, timeline_events, held_events, late_events, and the
+webhook tables (webhook_endpoints, webhook_deliveries)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -11,10 +12,22 @@ from uuid import UUID
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from notifier.models import TimelineEvent
+from notifier.models import (
+    TEST_EVENT_TYPE,
+    DeliveryStatus,
+    TimelineEvent,
+    WebhookEndpointUpdate,
+)
 from notifier.ordering import Causality
 from notifier.service import TenantMismatch
 from notifier.timeline import HeldEntry, TaskTimeline, TimelineEntry, TimelineHead
+from notifier.webhook_records import (
+    AttemptOutcome,
+    ClaimedDelivery,
+    DeliveryPosition,
+    DeliveryRecord,
+    EndpointRecord,
+)
 from relay_shared.db import Database
 
 Connection = AsyncConnection[dict[str, Any]]
@@ -33,6 +46,7 @@ class LockedRow:
     def __init__(self, conn: Connection, timeline: TaskTimeline) -> None:
         self._conn = conn
         self.timeline = timeline
+        self.deliveries_queued = 0
 
     async def has_recorded(self, event_id: UUID) -> bool:
         cur = await self._conn.execute(
@@ -66,7 +80,7 @@ class PostgresTimelineStore:
                 )
             locked = LockedRow(conn, timeline)
             yield locked
-            await _save(conn, timeline)
+            locked.deliveries_queued = await _save(conn, timeline)
 
     @asynccontextmanager
     async def locked_if_free(self, task_id: UUID) -> AsyncIterator[LockedRow | None]:
@@ -75,8 +89,9 @@ class PostgresTimelineStore:
             if timeline is None:
                 yield None
                 return
-            yield LockedRow(conn, timeline)
-            await _save(conn, timeline)
+            locked = LockedRow(conn, timeline)
+            yield locked
+            locked.deliveries_queued = await _save(conn, timeline)
 
     async def tasks_holding_since(self, held_before: datetime, *, limit: int) -> list[UUID]:
         async with self._db.transaction() as conn:
@@ -116,7 +131,7 @@ class PostgresTimelineStore:
             return None
         cur = await conn.execute(
             "SELECT event_id, task_id, tenant_id, type, occurred_at, data, provides, requires,"
-            " terminal, held_since FROM held_events WHERE task_id = %s",
+            " terminal, held_since, traceparent FROM held_events WHERE task_id = %s",
             (task_id,),
         )
         held = [_held_entry(h) for h in await cur.fetchall()]
@@ -143,14 +158,17 @@ def _held_entry(row: dict[str, Any]) -> HeldEntry:
             requires=frozenset(row["requires"]),
             terminal=row["terminal"],
         ),
+        traceparent=row["traceparent"],
     )
     return HeldEntry(entry, row["held_since"])
 
 
-async def _save(conn: Connection, timeline: TaskTimeline) -> None:
+async def _save(conn: Connection, timeline: TaskTimeline) -> int:
+    """Write the timeline's changes; returns how many webhook deliveries that queued."""
     changes = timeline.changes
     if changes.empty:
-        return
+        return 0
+    queued = 0
     async with conn.cursor() as cur:
         if changes.appended:
             await cur.executemany(
@@ -177,8 +195,8 @@ async def _save(conn: Connection, timeline: TaskTimeline) -> None:
         if changes.newly_held:
             await cur.executemany(
                 "INSERT INTO held_events (event_id, task_id, tenant_id, type, occurred_at, data,"
-                " provides, requires, terminal, held_since)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " provides, requires, terminal, held_since, traceparent)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
                     (
                         h.entry.event_id,
@@ -191,6 +209,7 @@ async def _save(conn: Connection, timeline: TaskTimeline) -> None:
                         sorted(h.entry.causality.requires),
                         h.entry.terminal,
                         h.held_since,
+                        h.entry.traceparent,
                     )
                     for h in changes.newly_held
                 ],
@@ -204,8 +223,375 @@ async def _save(conn: Connection, timeline: TaskTimeline) -> None:
                     for e in changes.late
                 ],
             )
+        if changes.appended:
+            queued = await _queue_deliveries(cur, changes.appended)
         await cur.execute(
             "UPDATE timelines SET last_seq = %s, terminal_seq = %s, provided = %s,"
             " updated_at = now() WHERE task_id = %s",
             (timeline.last_seq, timeline.terminal_seq, sorted(timeline.provided), timeline.task_id),
         )
+    return queued
+
+
+# One delivery per enabled endpoint of the tenant whose filter takes the event.
+_QUEUE_DELIVERIES = (
+    "INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_id, type, task_id, seq,"
+    " body, traceparent, next_attempt_at)"
+    " SELECT gen_random_uuid(), e.id, e.tenant_id, %(event_id)s, %(type)s, %(task_id)s, %(seq)s,"
+    " %(body)s, %(traceparent)s, now()"
+    " FROM webhook_endpoints e"
+    " WHERE e.tenant_id = %(tenant_id)s AND e.enabled AND e.event_types && ARRAY[%(type)s, '*']"
+)
+
+
+def _delivery_params(event: TimelineEvent) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "type": event.type,
+        "task_id": event.task_id,
+        "seq": event.seq,
+        "body": event.client_json(),
+        "traceparent": event.traceparent,
+        "tenant_id": event.tenant_id,
+    }
+
+
+async def _queue_deliveries(cur: Any, appended: list[TimelineEvent]) -> int:
+    """Queue webhook deliveries for events just appended, in the append's transaction; returns
+    how many (rowcount sums the statements)."""
+    await cur.executemany(_QUEUE_DELIVERIES, [_delivery_params(e) for e in appended])
+    return max(int(cur.rowcount), 0)
+
+
+_ENDPOINT_COLUMNS = (
+    "id, tenant_id, url, event_types, description, created_at, secret, enabled,"
+    " disabled_reason, previous_secret, previous_secret_expires_at, failing_since"
+)
+_DELIVERY_COLUMNS = (
+    "id, event_id, type, task_id, seq, status, attempts, last_status_code, last_error,"
+    " next_attempt_at, created_at"
+)
+# Replayed events: the endpoint's filter applied to the tenant's timeline events.
+_SELECT_REPLAYED = (
+    "SELECT type, seq, task_id, occurred_at, data, event_id, tenant_id FROM timeline_events"
+    " WHERE tenant_id = %(tenant_id)s AND {where}"
+    " AND (type = ANY(%(types)s) OR '*' = ANY(%(types)s)) ORDER BY {order} LIMIT %(limit)s"
+)
+
+
+def _endpoint(row: dict[str, Any]) -> EndpointRecord:
+    return EndpointRecord(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        url=row["url"],
+        event_types=tuple(row["event_types"]),
+        description=row["description"],
+        created_at=row["created_at"],
+        sealed_secret=row["secret"],
+        enabled=row["enabled"],
+        disabled_reason=row["disabled_reason"],
+        sealed_previous_secret=row["previous_secret"],
+        previous_secret_expires_at=row["previous_secret_expires_at"],
+        failing_since=row["failing_since"],
+    )
+
+
+def _delivery(row: dict[str, Any]) -> DeliveryRecord:
+    return DeliveryRecord(**{**row, "status": DeliveryStatus(row["status"])})
+
+
+class PostgresWebhookStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def add_endpoint(self, endpoint: EndpointRecord, *, max_per_tenant: int) -> bool:
+        async with self._db.transaction() as conn:
+            # one creator per tenant at a time, so the count cannot be raced past the limit
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 12))", (endpoint.tenant_id,)
+            )
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM webhook_endpoints WHERE tenant_id = %s",
+                (endpoint.tenant_id,),
+            )
+            row = await cur.fetchone()
+            if row is not None and row["n"] >= max_per_tenant:
+                return False
+            await conn.execute(
+                "INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, description,"
+                " created_at, secret) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (
+                    endpoint.id,
+                    endpoint.tenant_id,
+                    endpoint.url,
+                    list(endpoint.event_types),
+                    endpoint.description,
+                    endpoint.created_at,
+                    endpoint.sealed_secret,
+                ),
+            )
+            return True
+
+    async def endpoints(self, tenant_id: str) -> list[EndpointRecord]:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = %s"  # noqa: S608
+                " ORDER BY created_at, id",
+                (tenant_id,),
+            )
+            return [_endpoint(row) for row in await cur.fetchall()]
+
+    async def endpoint(self, tenant_id: str, endpoint_id: UUID) -> EndpointRecord | None:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"  # noqa: S608 - fixed columns
+                " WHERE tenant_id = %s AND id = %s",
+                (tenant_id, endpoint_id),
+            )
+            row = await cur.fetchone()
+        return None if row is None else _endpoint(row)
+
+    async def update_endpoint(
+        self, tenant_id: str, endpoint_id: UUID, changes: WebhookEndpointUpdate
+    ) -> EndpointRecord | None:
+        assignments = ["updated_at = now()"]
+        params: dict[str, Any] = {"tenant_id": tenant_id, "id": endpoint_id}
+        if changes.url is not None:
+            assignments.append("url = %(url)s")
+            params["url"] = changes.url
+        if changes.event_types is not None:
+            assignments.append("event_types = %(event_types)s")
+            params["event_types"] = changes.event_types
+        if changes.description is not None:
+            assignments.append("description = %(description)s")
+            params["description"] = changes.description
+        if changes.enabled is True:
+            assignments.append("enabled = true, disabled_reason = NULL, failing_since = NULL")
+        elif changes.enabled is False:
+            assignments.append("enabled = false, disabled_reason = 'disabled by the tenant'")
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                f"UPDATE webhook_endpoints SET {', '.join(assignments)}"  # noqa: S608 - fixed fragments
+                f" WHERE tenant_id = %(tenant_id)s AND id = %(id)s RETURNING {_ENDPOINT_COLUMNS}",
+                params,
+            )
+            row = await cur.fetchone()
+            if row is not None and changes.enabled is True:
+                # deliveries it missed while disabled are due again, from now on
+                await conn.execute(
+                    "UPDATE webhook_deliveries SET next_attempt_at = now()"
+                    " WHERE endpoint_id = %s AND status = 'pending' AND next_attempt_at > now()",
+                    (endpoint_id,),
+                )
+        return None if row is None else _endpoint(row)
+
+    async def delete_endpoint(self, tenant_id: str, endpoint_id: UUID) -> bool:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM webhook_endpoints WHERE tenant_id = %s AND id = %s",
+                (tenant_id, endpoint_id),
+            )
+            return cur.rowcount == 1
+
+    async def rotate_secret(
+        self, tenant_id: str, endpoint_id: UUID, sealed_secret: str, previous_until: datetime
+    ) -> bool:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE webhook_endpoints SET previous_secret = secret,"
+                " previous_secret_expires_at = %s, secret = %s, updated_at = now()"
+                " WHERE tenant_id = %s AND id = %s",
+                (previous_until, sealed_secret, tenant_id, endpoint_id),
+            )
+            return cur.rowcount == 1
+
+    async def deliveries(
+        self,
+        tenant_id: str,
+        endpoint_id: UUID,
+        *,
+        status: DeliveryStatus | None,
+        after: DeliveryPosition | None,
+        limit: int,
+    ) -> list[DeliveryRecord]:
+        where = ["tenant_id = %(tenant_id)s", "endpoint_id = %(endpoint_id)s"]
+        params: dict[str, Any] = {"tenant_id": tenant_id, "endpoint_id": endpoint_id}
+        if status is not None:
+            where.append("status = %(status)s")
+            params["status"] = str(status)
+        if after is not None:
+            where.append("(created_at, id) < (%(created_at)s, %(id)s)")
+            params |= {"created_at": after.created_at, "id": after.id}
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries"  # noqa: S608 - fixed fragments
+                f" WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+                params | {"limit": limit},
+            )
+            return [_delivery(row) for row in await cur.fetchall()]
+
+    async def queue_replay_of_task(
+        self, endpoint: EndpointRecord, task_id: UUID, after_seq: int, *, limit: int
+    ) -> int | None:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "SELECT 1 FROM timelines WHERE task_id = %s AND tenant_id = %s",
+                (task_id, endpoint.tenant_id),
+            )
+            if await cur.fetchone() is None:
+                return None
+            return await _queue_replay(
+                conn,
+                endpoint,
+                _SELECT_REPLAYED.format(
+                    where="task_id = %(task_id)s AND seq > %(after)s", order="seq"
+                ),
+                _replay_params(endpoint, limit) | {"task_id": task_id, "after": after_seq},
+            )
+
+    async def queue_replay_since(
+        self, endpoint: EndpointRecord, since: datetime, *, limit: int
+    ) -> int:
+        async with self._db.transaction() as conn:
+            return await _queue_replay(
+                conn,
+                endpoint,
+                _SELECT_REPLAYED.format(
+                    where="appended_at >= %(since)s", order="appended_at, task_id, seq"
+                ),
+                _replay_params(endpoint, limit) | {"since": since},
+            )
+
+    async def queue_test(self, endpoint: EndpointRecord, event_id: UUID, body: str) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_id, type, body,"
+                " next_attempt_at) VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, now())",
+                (endpoint.id, endpoint.tenant_id, event_id, TEST_EVENT_TYPE, body),
+            )
+
+    async def claim_due(
+        self, *, limit: int, per_endpoint: int, busy: Sequence[UUID], lease_seconds: float
+    ) -> list[ClaimedDelivery]:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "WITH due AS ("
+                "  SELECT d.id, row_number() OVER ("
+                "    PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS nth,"
+                "    d.next_attempt_at"
+                "  FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id"
+                "  WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND e.enabled"
+                "    AND d.endpoint_id <> ALL(%(busy)s)),"
+                " picked AS ("
+                "  SELECT d.id FROM webhook_deliveries d"
+                "  WHERE d.id IN (SELECT id FROM due WHERE nth <= %(per_endpoint)s"
+                "                 ORDER BY next_attempt_at LIMIT %(limit)s)"
+                "    AND d.status = 'pending' AND d.next_attempt_at <= now()"
+                "  FOR UPDATE SKIP LOCKED)"
+                " UPDATE webhook_deliveries d"
+                " SET next_attempt_at = now() + make_interval(secs => %(lease)s)"
+                " FROM picked, webhook_endpoints e"
+                " WHERE d.id = picked.id AND e.id = d.endpoint_id"
+                " RETURNING d.id, d.endpoint_id, d.tenant_id, e.url, d.event_id, d.type,"
+                " d.task_id, d.seq, d.body, d.traceparent, d.attempts, e.secret AS sealed_secret,"
+                " e.previous_secret AS sealed_previous_secret, e.previous_secret_expires_at,"
+                " e.failing_since",
+                {
+                    "busy": list(busy),
+                    "per_endpoint": per_endpoint,
+                    "limit": limit,
+                    "lease": lease_seconds,
+                },
+            )
+            return [ClaimedDelivery(**row) for row in await cur.fetchall()]
+
+    async def record_outcome(self, delivery: ClaimedDelivery, outcome: AttemptOutcome) -> None:
+        result = outcome.result
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE webhook_deliveries SET status = %s, attempts = attempts + 1,"
+                " last_status_code = %s, last_error = %s, last_attempt_at = %s,"
+                " next_attempt_at = %s WHERE id = %s AND status = 'pending'",
+                (
+                    str(outcome.status),
+                    result.status_code,
+                    None if result.error is None else result.error[:1000],
+                    outcome.at,
+                    outcome.next_attempt_at,
+                    delivery.id,
+                ),
+            )
+            if result.succeeded:
+                await conn.execute(
+                    "UPDATE webhook_endpoints SET failing_since = NULL"
+                    " WHERE id = %s AND failing_since IS NOT NULL",
+                    (delivery.endpoint_id,),
+                )
+            elif outcome.disable_reason is not None:
+                await conn.execute(
+                    "UPDATE webhook_endpoints SET enabled = false, disabled_reason = %s,"
+                    " updated_at = now() WHERE id = %s AND enabled",
+                    (outcome.disable_reason, delivery.endpoint_id),
+                )
+            else:
+                await conn.execute(
+                    "UPDATE webhook_endpoints SET failing_since = %s"
+                    " WHERE id = %s AND failing_since IS NULL",
+                    (outcome.at, delivery.endpoint_id),
+                )
+
+    async def backlog(self) -> int:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM webhook_deliveries d"
+                " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
+                " WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND e.enabled"
+            )
+            row = await cur.fetchone()
+        return 0 if row is None else int(row["n"])
+
+    async def purge_finished(self, before: datetime) -> int:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND last_attempt_at < %s",
+                (before,),
+            )
+            return cur.rowcount
+
+
+async def _queue_replay(
+    conn: Connection, endpoint: EndpointRecord, query: str, params: dict[str, Any]
+) -> int:
+    """Queue the events ``query`` selects for ``endpoint``, with the same body as when they
+    were first appended."""
+    cur = await conn.execute(query, params)
+    events = [TimelineEvent.model_validate(row) for row in await cur.fetchall()]
+    if events:
+        async with conn.cursor() as insert:
+            await insert.executemany(
+                "INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_id, type,"
+                " task_id, seq, body, next_attempt_at)"
+                " VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, %s, %s, now())",
+                [
+                    (
+                        endpoint.id,
+                        e.tenant_id,
+                        e.event_id,
+                        e.type,
+                        e.task_id,
+                        e.seq,
+                        e.client_json(),
+                    )
+                    for e in events
+                ],
+            )
+    return len(events)
+
+
+def _replay_params(endpoint: EndpointRecord, limit: int) -> dict[str, Any]:
+    return {
+        "endpoint_id": endpoint.id,
+        "tenant_id": endpoint.tenant_id,
+        "types": list(endpoint.event_types),
+        "limit": limit,
+    }

@@ -1,5 +1,6 @@
 """The notifier's use cases: record an event on its task's timeline, release overdue events,
-and (stream.py) follow a timeline; ``Notifier`` is what routes and handlers use.
+(stream.py) follow a timeline, (webhooks.py) manage webhook endpoints and (delivery.py) deliver
+them; ``Notifier`` is what routes and handlers use.
 
 No SQL and no Redis here: the store and the live publisher are ports (ports.py) that the
 composition root fills with PostgreSQL and Redis, and unit tests with in-memory fakes.
@@ -8,15 +9,17 @@ composition root fills with PostgreSQL and Redis, and unit tests with in-memory 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from notifier.delivery import DeliveryWorker
 from notifier.models import TimelineEvent
 from notifier.ports import Clock, LivePublisher, TimelineStore
 from notifier.session import LiveSession
 from notifier.stream import TimelineStream
 from notifier.timeline import TimelineEntry
+from notifier.webhooks import WebhookService
 from relay_shared.events import DomainEvent
 from relay_shared.sockets import Outbox
 
@@ -40,7 +43,9 @@ class TimelineService:
         hold_seconds: float,
         clock: Clock,
         sweep_batch: int = 100,
+        on_deliveries_queued: Callable[[], None] = lambda: None,
     ) -> None:
+        self._on_deliveries_queued = on_deliveries_queued  # webhook deliveries came with an append
         self._store = store
         self._live = live
         self._hold = timedelta(seconds=hold_seconds)
@@ -58,7 +63,7 @@ class TimelineService:
                 return []
             locked.timeline.offer(entry, now=self._clock())
             appended = locked.timeline.changes.appended
-        await self._fan_out(appended)
+        await self._fan_out(appended, deliveries=locked.deliveries_queued)
         return appended
 
     async def release_overdue(self) -> list[TimelineEvent]:
@@ -71,6 +76,7 @@ class TimelineService:
                     continue  # a consumer holds it now; the next sweep looks again
                 locked.timeline.release_overdue(held_before=held_before)
                 appended = locked.timeline.changes.appended
+            queued = locked.deliveries_queued
             if appended:
                 log.info(
                     "released %d held event(s) of task %s after %.0fs",
@@ -78,13 +84,16 @@ class TimelineService:
                     task_id,
                     self._hold.total_seconds(),
                 )
-            await self._fan_out(appended)
+            await self._fan_out(appended, deliveries=queued)
             released.extend(appended)
         return released
 
-    async def _fan_out(self, appended: Sequence[TimelineEvent]) -> None:
-        """Publish after commit. A failure is logged, not raised: the events are durable, a
+    async def _fan_out(self, appended: Sequence[TimelineEvent], *, deliveries: int) -> None:
+        """Publish after commit, and wake the delivery worker when the save queued webhook
+        deliveries. A failed publish is logged, not raised: the events are durable, a
         redelivery would be a no-op repeat, and streams re-read the timeline periodically."""
+        if deliveries:
+            self._on_deliveries_queued()
         if not appended:
             return
         try:
@@ -104,6 +113,8 @@ class Notifier:
 
     timelines: TimelineService
     stream: TimelineStream
+    webhooks: WebhookService
+    deliveries: DeliveryWorker
     heartbeat_seconds: float  # a comment on an idle SSE stream this often keeps it open
     max_subscriptions: int = 100  # per live connection
     send_queue_frames: int = 100  # frames a live connection's reader may fall behind

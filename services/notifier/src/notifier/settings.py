@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from relay_shared.settings import ServiceSettings
 
@@ -37,3 +40,70 @@ class NotifierSettings(ServiceSettings):
         ge=1,
         description="Subscriptions one live connection may hold at once (`*` counts as one).",
     )
+
+    # --- webhooks (DESIGN.md, *Webhooks*; ADR 0013) ---
+    webhooks_encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="Fernet keys (comma-separated, newest first) that encrypt endpoint secrets "
+        "at rest: the first encrypts, all decrypt, so a new key is rolled in before the old "
+        "one leaves. Unset: the webhook API answers 503 and nothing is delivered.",
+    )
+    webhooks_allow_private: bool = Field(
+        default=False,
+        description="Let endpoints resolve to loopback, private, link-local or metadata "
+        "addresses (the local stack sets it; never in production).",
+    )
+    webhooks_retry_delays: Annotated[tuple[float, ...], NoDecode] = Field(
+        default=(5, 60, 600, 3600, 21600, 86400),
+        min_length=0,
+        description="Seconds before each retry of a failed delivery (comma-separated); after "
+        "the last one fails the delivery is `failed`.",
+    )
+    webhooks_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="An attempt's whole budget: connect, send, answer."
+    )
+    webhooks_concurrency: int = Field(
+        default=32, ge=1, description="Attempts in flight at once, per replica."
+    )
+    webhooks_endpoint_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Attempts in flight to one endpoint, per replica: a slow endpoint holds "
+        "no more than this many of the replica's attempts.",
+    )
+    webhooks_disable_after_days: float = Field(
+        default=5.0,
+        gt=0,
+        description="An endpoint failing every attempt this long is disabled (with the reason).",
+    )
+    webhooks_secret_overlap_seconds: float = Field(
+        default=86400.0,
+        ge=0,
+        description="After a rotation the old secret keeps signing (a second signature) this long.",
+    )
+    webhooks_max_endpoints: int = Field(
+        default=20, ge=1, description="Webhook endpoints one tenant may have."
+    )
+    webhooks_poll_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a replica looks for due deliveries (it also wakes at once for "
+        "the events it appends itself).",
+    )
+    webhooks_retention_days: float = Field(
+        default=7.0, gt=0, description="Finished deliveries are kept this long in the log."
+    )
+
+    @field_validator("webhooks_retry_delays", mode="before")
+    @classmethod
+    def _delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(float(part) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhooks_retry_delays")
+    @classmethod
+    def _delays_not_negative(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(delay < 0 for delay in value):
+            raise ValueError("retry delays are seconds, never negative")
+        return value

@@ -31,6 +31,7 @@ class TimelineEntry:
     occurred_at: datetime
     data: Mapping[str, Any]
     causality: Causality
+    traceparent: str | None = None  # the event's trace: its webhook deliveries continue it
 
     @classmethod
     def from_event(cls, event: DomainEvent) -> TimelineEntry:
@@ -42,6 +43,7 @@ class TimelineEntry:
             occurred_at=event.metadata.occurred_at,
             data=event.data.model_dump(mode="json"),
             causality=causality(event),
+            traceparent=event.metadata.traceparent,
         )
 
     @property
@@ -176,6 +178,7 @@ class TaskTimeline:
                 data=dict(entry.data),
                 event_id=entry.event_id,
                 tenant_id=entry.tenant_id,
+                traceparent=entry.traceparent,
             )
         )
 

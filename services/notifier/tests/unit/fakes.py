@@ -5,14 +5,29 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID, uuid4
 
-from notifier.models import TimelineEvent
-from notifier.ports import Ports
+from notifier.models import (
+    TEST_EVENT_TYPE,
+    DeliveryStatus,
+    TimelineEvent,
+    WebhookEndpointUpdate,
+)
+from notifier.ports import Ports, UnsafeTarget
 from notifier.service import TenantMismatch
 from notifier.timeline import HeldEntry, TaskTimeline, TimelineEntry, TimelineHead
+from notifier.webhook_records import (
+    AttemptOutcome,
+    AttemptResult,
+    ClaimedDelivery,
+    DeliveryPosition,
+    DeliveryRecord,
+    EndpointRecord,
+)
 
 
 @dataclass
@@ -30,6 +45,7 @@ class _Row:
 class _Locked:
     row: _Row
     timeline: TaskTimeline
+    deliveries_queued: int = 0
 
     async def has_recorded(self, event_id: UUID) -> bool:
         return (
@@ -40,7 +56,8 @@ class _Locked:
 
 
 class InMemoryTimelineStore:
-    def __init__(self) -> None:
+    def __init__(self, webhooks: InMemoryWebhookStore | None = None) -> None:
+        self.webhooks = webhooks  # appends queue their deliveries there, as PostgreSQL does
         self.rows: dict[UUID, _Row] = {}
         self._locks: dict[UUID, asyncio.Lock] = {}
         self.unreadable = False  # reads fail, as while PostgreSQL is away
@@ -54,6 +71,12 @@ class InMemoryTimelineStore:
             locked = _Locked(row, self._timeline(task_id, row))
             yield locked
             self._save(row, locked.timeline)
+            locked.deliveries_queued = self._queue_deliveries(locked.timeline)
+
+    def _queue_deliveries(self, timeline: TaskTimeline) -> int:
+        if self.webhooks is None:
+            return 0
+        return sum(self.webhooks.queue(event) for event in timeline.changes.appended)
 
     @asynccontextmanager
     async def locked_if_free(self, task_id: UUID) -> AsyncIterator[_Locked | None]:
@@ -66,6 +89,7 @@ class InMemoryTimelineStore:
             locked = _Locked(row, self._timeline(task_id, row))
             yield locked
             self._save(row, locked.timeline)
+            locked.deliveries_queued = self._queue_deliveries(locked.timeline)
 
     async def tasks_holding_since(self, held_before: datetime, *, limit: int) -> list[UUID]:
         return [
@@ -173,12 +197,332 @@ class ManualClock:
 
 
 @dataclass
+class _Delivery:
+    id: UUID
+    endpoint_id: UUID
+    tenant_id: str
+    event_id: UUID
+    type: str
+    task_id: UUID | None
+    seq: int | None
+    body: str
+    traceparent: str | None
+    created_at: datetime
+    next_attempt_at: datetime | None
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = None
+    last_attempt_at: datetime | None = None
+
+    def record(self) -> DeliveryRecord:
+        return DeliveryRecord(
+            id=self.id,
+            event_id=self.event_id,
+            type=self.type,
+            task_id=self.task_id,
+            seq=self.seq,
+            status=self.status,
+            attempts=self.attempts,
+            last_status_code=self.last_status_code,
+            last_error=self.last_error,
+            next_attempt_at=self.next_attempt_at,
+            created_at=self.created_at,
+        )
+
+
+class InMemoryWebhookStore:
+    """Endpoints and deliveries in dicts; due times against the shared ManualClock."""
+
+    def __init__(self, clock: ManualClock, timelines: InMemoryTimelineStore | None = None) -> None:
+        self._clock = clock
+        self.timelines = timelines
+        self.endpoints_by_id: dict[UUID, EndpointRecord] = {}
+        self.rows: list[_Delivery] = []
+
+    def queue(self, event: TimelineEvent) -> int:
+        takers = [
+            endpoint
+            for endpoint in self.endpoints_by_id.values()
+            if endpoint.tenant_id == event.tenant_id
+            and endpoint.enabled
+            and endpoint.takes(event.type)
+        ]
+        for endpoint in takers:
+            self._add(endpoint, event, traceparent=event.traceparent)
+        return len(takers)
+
+    def _add(
+        self, endpoint: EndpointRecord, event: TimelineEvent, *, traceparent: str | None = None
+    ) -> None:
+        self.rows.append(
+            _Delivery(
+                id=uuid4(),
+                endpoint_id=endpoint.id,
+                tenant_id=endpoint.tenant_id,
+                event_id=event.event_id,
+                type=event.type,
+                task_id=event.task_id,
+                seq=event.seq,
+                body=event.client_json(),
+                traceparent=traceparent,
+                created_at=self._clock() + timedelta(microseconds=len(self.rows)),
+                next_attempt_at=self._clock(),
+            )
+        )
+
+    async def add_endpoint(self, endpoint: EndpointRecord, *, max_per_tenant: int) -> bool:
+        if len(await self.endpoints(endpoint.tenant_id)) >= max_per_tenant:
+            return False
+        self.endpoints_by_id[endpoint.id] = endpoint
+        return True
+
+    async def endpoints(self, tenant_id: str) -> list[EndpointRecord]:
+        return [e for e in self.endpoints_by_id.values() if e.tenant_id == tenant_id]
+
+    async def endpoint(self, tenant_id: str, endpoint_id: UUID) -> EndpointRecord | None:
+        endpoint = self.endpoints_by_id.get(endpoint_id)
+        return endpoint if endpoint is not None and endpoint.tenant_id == tenant_id else None
+
+    async def update_endpoint(
+        self, tenant_id: str, endpoint_id: UUID, changes: WebhookEndpointUpdate
+    ) -> EndpointRecord | None:
+        endpoint = await self.endpoint(tenant_id, endpoint_id)
+        if endpoint is None:
+            return None
+        fields: dict[str, Any] = {}
+        if changes.url is not None:
+            fields["url"] = changes.url
+        if changes.event_types is not None:
+            fields["event_types"] = tuple(changes.event_types)
+        if changes.description is not None:
+            fields["description"] = changes.description
+        if changes.enabled is True:
+            fields |= {"enabled": True, "disabled_reason": None, "failing_since": None}
+            for row in self.rows:
+                if row.endpoint_id == endpoint_id and row.status is DeliveryStatus.PENDING:
+                    row.next_attempt_at = min(row.next_attempt_at or self._clock(), self._clock())
+        elif changes.enabled is False:
+            fields |= {"enabled": False, "disabled_reason": "disabled by the tenant"}
+        updated = replace(endpoint, **fields)
+        self.endpoints_by_id[endpoint_id] = updated
+        return updated
+
+    async def delete_endpoint(self, tenant_id: str, endpoint_id: UUID) -> bool:
+        if await self.endpoint(tenant_id, endpoint_id) is None:
+            return False
+        del self.endpoints_by_id[endpoint_id]
+        self.rows = [r for r in self.rows if r.endpoint_id != endpoint_id]
+        return True
+
+    async def rotate_secret(
+        self, tenant_id: str, endpoint_id: UUID, sealed_secret: str, previous_until: datetime
+    ) -> bool:
+        endpoint = await self.endpoint(tenant_id, endpoint_id)
+        if endpoint is None:
+            return False
+        self.endpoints_by_id[endpoint_id] = replace(
+            endpoint,
+            sealed_secret=sealed_secret,
+            sealed_previous_secret=endpoint.sealed_secret,
+            previous_secret_expires_at=previous_until,
+        )
+        return True
+
+    async def deliveries(
+        self,
+        tenant_id: str,
+        endpoint_id: UUID,
+        *,
+        status: DeliveryStatus | None,
+        after: DeliveryPosition | None,
+        limit: int,
+    ) -> list[DeliveryRecord]:
+        rows = sorted(
+            (
+                r.record()
+                for r in self.rows
+                if r.tenant_id == tenant_id
+                and r.endpoint_id == endpoint_id
+                and (status is None or r.status is status)
+            ),
+            key=lambda r: (r.created_at, r.id),
+            reverse=True,
+        )
+        if after is not None:
+            rows = [r for r in rows if (r.created_at, r.id) < (after.created_at, after.id)]
+        return rows[:limit]
+
+    async def queue_replay_of_task(
+        self, endpoint: EndpointRecord, task_id: UUID, after_seq: int, *, limit: int
+    ) -> int | None:
+        assert self.timelines is not None
+        row = self.timelines.rows.get(task_id)
+        if row is None or row.tenant_id != endpoint.tenant_id:
+            return None
+        events = [e for e in row.events if e.seq > after_seq and endpoint.takes(e.type)][:limit]
+        for event in events:
+            self._add(endpoint, event)
+        return len(events)
+
+    async def queue_replay_since(
+        self, endpoint: EndpointRecord, since: datetime, *, limit: int
+    ) -> int:
+        raise NotImplementedError("the fake keeps no append times; integration tests cover it")
+
+    async def queue_test(self, endpoint: EndpointRecord, event_id: UUID, body: str) -> None:
+        self.rows.append(
+            _Delivery(
+                id=uuid4(),
+                endpoint_id=endpoint.id,
+                tenant_id=endpoint.tenant_id,
+                event_id=event_id,
+                type=TEST_EVENT_TYPE,
+                task_id=None,
+                seq=None,
+                body=body,
+                traceparent=None,
+                created_at=self._clock(),
+                next_attempt_at=self._clock(),
+            )
+        )
+
+    def _due(self) -> list[_Delivery]:
+        return sorted(
+            (
+                r
+                for r in self.rows
+                if r.status is DeliveryStatus.PENDING
+                and r.next_attempt_at is not None
+                and r.next_attempt_at <= self._clock()
+                and self.endpoints_by_id[r.endpoint_id].enabled
+            ),
+            key=lambda r: (r.next_attempt_at or self._clock(), r.created_at),
+        )
+
+    async def claim_due(
+        self, *, limit: int, per_endpoint: int, busy: Sequence[UUID], lease_seconds: float
+    ) -> list[ClaimedDelivery]:
+        claimed: list[ClaimedDelivery] = []
+        taken: dict[UUID, int] = {}
+        for row in self._due():
+            if len(claimed) >= limit:
+                break
+            if row.endpoint_id in busy or taken.get(row.endpoint_id, 0) >= per_endpoint:
+                continue
+            taken[row.endpoint_id] = taken.get(row.endpoint_id, 0) + 1
+            row.next_attempt_at = self._clock() + timedelta(seconds=lease_seconds)
+            endpoint = self.endpoints_by_id[row.endpoint_id]
+            claimed.append(
+                ClaimedDelivery(
+                    id=row.id,
+                    endpoint_id=row.endpoint_id,
+                    tenant_id=row.tenant_id,
+                    url=endpoint.url,
+                    event_id=row.event_id,
+                    type=row.type,
+                    task_id=row.task_id,
+                    seq=row.seq,
+                    body=row.body,
+                    traceparent=row.traceparent,
+                    attempts=row.attempts,
+                    sealed_secret=endpoint.sealed_secret,
+                    sealed_previous_secret=endpoint.sealed_previous_secret,
+                    previous_secret_expires_at=endpoint.previous_secret_expires_at,
+                    failing_since=endpoint.failing_since,
+                )
+            )
+        return claimed
+
+    async def record_outcome(self, delivery: ClaimedDelivery, outcome: AttemptOutcome) -> None:
+        row = next(r for r in self.rows if r.id == delivery.id)
+        if row.status is not DeliveryStatus.PENDING:
+            return
+        row.status = outcome.status
+        row.attempts += 1
+        row.last_status_code = outcome.result.status_code
+        row.last_error = outcome.result.error
+        row.last_attempt_at = outcome.at
+        row.next_attempt_at = outcome.next_attempt_at
+        endpoint = self.endpoints_by_id.get(delivery.endpoint_id)
+        if endpoint is None:
+            return
+        if outcome.result.succeeded:
+            endpoint = replace(endpoint, failing_since=None)
+        elif outcome.disable_reason is not None:
+            endpoint = replace(endpoint, enabled=False, disabled_reason=outcome.disable_reason)
+        elif endpoint.failing_since is None:
+            endpoint = replace(endpoint, failing_since=outcome.at)
+        self.endpoints_by_id[endpoint.id] = endpoint
+
+    async def backlog(self) -> int:
+        return len(self._due())
+
+    async def purge_finished(self, before: datetime) -> int:
+        kept = [
+            r
+            for r in self.rows
+            if r.status is DeliveryStatus.PENDING
+            or r.last_attempt_at is None
+            or r.last_attempt_at >= before
+        ]
+        purged, self.rows = len(self.rows) - len(kept), kept
+        return purged
+
+
+@dataclass
+class SentRequest:
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class ScriptedSender:
+    """Answers attempts from a script per URL (a status code, or None for no answer) and keeps
+    what was sent; refuses the hosts in ``unsafe_hosts`` as the SSRF guard would."""
+
+    def __init__(self) -> None:
+        self.sent: list[SentRequest] = []
+        self.answers: dict[str, list[int | None]] = {}
+        self.unsafe_hosts: set[str] = {"169.254.169.254", "localhost", "10.0.0.1"}
+
+    def answer(self, url: str, *statuses: int | None) -> None:
+        self.answers.setdefault(url, []).extend(statuses)
+
+    async def check(self, url: str) -> None:
+        host = urlsplit(url).hostname or ""
+        if host in self.unsafe_hosts:
+            raise UnsafeTarget(f"{host} resolves to a private address")
+
+    async def send(self, url: str, headers: dict[str, str], body: bytes) -> AttemptResult:
+        self.sent.append(SentRequest(url, dict(headers), body))
+        script = self.answers.get(url)
+        status = script.pop(0) if script else 200
+        if status is None:
+            return AttemptResult(None, "no answer within 10s", 10.0)
+        return AttemptResult(status, None, 0.01)
+
+
+@dataclass
 class Fakes:
     """One of each fake; ``ports()`` is the notifier's whole outside world, in memory."""
 
     store: InMemoryTimelineStore = field(default_factory=InMemoryTimelineStore)
     feed: LocalFeed = field(default_factory=LocalFeed)  # the live publisher and the live feed
     clock: ManualClock = field(default_factory=ManualClock)
+    sender: ScriptedSender = field(default_factory=ScriptedSender)
+    webhooks: InMemoryWebhookStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.webhooks = InMemoryWebhookStore(self.clock, self.store)
+        self.store.webhooks = self.webhooks
 
     def ports(self) -> Ports:
-        return Ports(store=self.store, live=self.feed, feed=self.feed, clock=self.clock)
+        return Ports(
+            store=self.store,
+            live=self.feed,
+            feed=self.feed,
+            webhooks=self.webhooks,
+            sender=self.sender,
+            clock=self.clock,
+        )
