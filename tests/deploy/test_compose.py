@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
@@ -39,7 +40,12 @@ from .compose import (
 )
 from .dockerfiles import ROOT, SERVICES, TOOLS_DOCKERFILE, parse
 
-SECRETS = ("POSTGRES_PASSWORD", "RELAY_INTERNAL_AUTH_PRIVATE_KEY", "RELAY_INTERNAL_AUTH_PUBLIC_KEY")
+SECRETS = (
+    "POSTGRES_PASSWORD",
+    "RELAY_INTERNAL_AUTH_PRIVATE_KEY",
+    "RELAY_INTERNAL_AUTH_PUBLIC_KEY",
+    "RELAY_WEBHOOKS_ENCRYPTION_KEYS",
+)
 # Ports the third-party images listen on (their documented defaults).
 IMAGE_PORTS = {"postgres": [5432], "redis": [6379], "otel-collector": [4317, 4318]}
 DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "postgres": 5432, "redis": 6379}
@@ -63,6 +69,7 @@ def dotenv() -> dict[str, str]:
         POSTGRES_PASSWORD="0123456789abcdef",
         RELAY_INTERNAL_AUTH_PRIVATE_KEY=private,
         RELAY_INTERNAL_AUTH_PUBLIC_KEY=public,
+        RELAY_WEBHOOKS_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
     )
     return values
 
@@ -208,7 +215,7 @@ def test_secrets_have_no_default_and_stop_compose_when_missing(
     example = read_env_file(ENV_EXAMPLE)
     for name in (*SECRETS, "ANTHROPIC_API_KEY"):
         assert example[name] == "", f"{name} has a value in .env.example"
-    interpolate(compose, dotenv)  # all three given: fine
+    interpolate(compose, dotenv)  # all of them given: fine
     for name in SECRETS:
         for missing in ({**dotenv, name: ""}, {k: v for k, v in dotenv.items() if k != name}):
             with pytest.raises(MissingVariable, match=name):
@@ -363,6 +370,21 @@ def test_every_service_and_the_bootstrap_agree_on_names(
         assert settings.aws_region == init_env["RELAY_STACK_AWS_REGION"], name
         if hasattr(settings, "artifacts_bucket"):
             assert settings.artifacts_bucket == artifacts_bucket_name(env), name
+
+
+def test_only_the_notifier_gets_the_webhook_keys_and_it_may_deliver_locally(
+    stack: dict[str, Any], dotenv: dict[str, str], isolated_environ: pytest.MonkeyPatch
+) -> None:
+    services = stack["services"]
+    given = {name: container_environment(services[name], {}) for name in SERVICES}
+    assert [n for n, env in given.items() if "RELAY_WEBHOOKS_ENCRYPTION_KEYS" in env] == [
+        "notifier"
+    ]
+    settings, _ = _build("notifier", given["notifier"], isolated_environ)
+    assert settings.webhooks_encryption_keys is not None
+    keys = settings.webhooks_encryption_keys.get_secret_value()
+    assert keys == dotenv["RELAY_WEBHOOKS_ENCRYPTION_KEYS"]
+    assert settings.webhooks_allow_private is True
 
 
 # --- the rest of the stack ---------------------------------------------------------------------

@@ -29,6 +29,7 @@ WIRING = (
     "RELAY_ARTIFACTS_URL",
     "RELAY_NOTIFIER_URL",
     "RELAY_LOG_LEVEL",
+    "RELAY_WEBHOOKS_ALLOW_PRIVATE",
 )
 
 
@@ -60,6 +61,7 @@ def main() -> None:
                 body = {key: os.environ.get(key) for key in WIRING}
                 body["has_private_key"] = "RELAY_INTERNAL_AUTH_PRIVATE_KEY" in os.environ
                 body["has_public_key"] = bool(os.environ.get("RELAY_INTERNAL_AUTH_PUBLIC_KEY"))
+                body["has_webhooks_keys"] = "RELAY_WEBHOOKS_ENCRYPTION_KEYS" in os.environ
             else:
                 self.send_error(404)
                 return

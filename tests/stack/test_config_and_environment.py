@@ -81,6 +81,7 @@ def _wiring() -> Wiring:
         bucket="relay-local-artifacts",
         private_key="PRIVATE",
         public_key="PUBLIC",
+        webhooks_encryption_keys="FERNET-KEYS",
     )
 
 
@@ -116,3 +117,34 @@ def test_the_users_options_pass_through_but_the_stacks_wiring_wins() -> None:
     assert env["AWS_DEFAULT_REGION"] == "us-east-1"
     assert env["RELAY_ARTIFACTS_BUCKET"] == "relay-local-artifacts"
     assert env["RELAY_ENV"] == "local"
+
+
+def test_only_the_notifier_gets_the_webhooks_keys_and_the_users_own_win_there() -> None:
+    keys = "RELAY_WEBHOOKS_ENCRYPTION_KEYS"
+    envs = {name: service_environment(name, _wiring(), {}) for name in SERVICES}
+    assert envs["notifier"][keys] == "FERNET-KEYS"
+    assert [name for name, env in envs.items() if keys in env] == ["notifier"]
+
+    user_env = {keys: "NEW,OLD"}  # e.g. trying a rotation locally
+    assert service_environment("notifier", _wiring(), user_env)[keys] == "NEW,OLD"
+    for name in SERVICES:
+        if name != "notifier":
+            assert keys not in service_environment(name, _wiring(), user_env), name
+    # an empty variable counts as unset, as in the services' settings
+    assert service_environment("notifier", _wiring(), {keys: ""})[keys] == "FERNET-KEYS"
+
+
+def test_the_notifier_may_deliver_to_local_receivers_unless_the_user_says_no() -> None:
+    allow = "RELAY_WEBHOOKS_ALLOW_PRIVATE"
+    assert service_environment("notifier", _wiring(), {})[allow] == "true"
+    assert service_environment("notifier", _wiring(), {allow: "false"})[allow] == "false"
+    assert allow not in service_environment("gateway", _wiring(), {})
+
+
+def test_the_webhooks_keys_are_kept_in_the_state_dir(tmp_path: Path) -> None:
+    config = StackConfig(state_dir=tmp_path / "state")
+    assert config.webhooks_keys_file.is_relative_to(config.state_dir)
+    # not under what a start wipes (the throwaway stores' directories) or the run files
+    for wiped in ("postgres", "redis"):
+        assert not config.webhooks_keys_file.is_relative_to(config.state_dir / wiped)
+    assert not config.webhooks_keys_file.is_relative_to(config.run_dir)

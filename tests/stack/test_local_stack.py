@@ -110,6 +110,12 @@ async def test_the_stack_comes_up_wired_survives_crashes_and_stops_clean(
             assert env["AWS_REGION"] == "us-east-1"
             assert env["has_public_key"] is True
             assert env["has_private_key"] is (name == "gateway")
+            # only the notifier holds webhook secrets: it alone gets the keys sealing them
+            assert env["has_webhooks_keys"] is (name == "notifier")
+        assert wiring["notifier"]["RELAY_WEBHOOKS_ALLOW_PRIVATE"] == "true"
+        # the keys kept in the state dir, so a later start still opens what this one sealed
+        notifier_keys = stack.service_environment("notifier")["RELAY_WEBHOOKS_ENCRYPTION_KEYS"]
+        assert notifier_keys == config.webhooks_keys_file.read_text().strip()
         assert wiring["gateway"]["RELAY_TASKS_URL"] == config.url("tasks")
         assert wiring["gateway"]["RELAY_NOTIFIER_URL"] == config.url("notifier")
         assert wiring["tasks"]["RELAY_TASKS_URL"] is None

@@ -30,6 +30,8 @@ module "relay" {
   api_certificate_arn      = var.api_certificate_arn
   alarm_emails             = var.alarm_emails
 
+  webhooks_backlog_threshold = var.webhooks_backlog_threshold
+
   # dev: small and cheap; it may be torn down.
   vpc_cidr                = "10.40.0.0/16"
   nat_gateways            = "one"

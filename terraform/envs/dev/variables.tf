@@ -44,3 +44,9 @@ variable "alarm_emails" {
   type        = list(string)
   default     = []
 }
+
+variable "webhooks_backlog_threshold" {
+  description = "Webhook deliveries due and not yet sent above which, for 15 minutes, the backlog alarm fires."
+  type        = number
+  default     = 1000
+}

@@ -64,7 +64,8 @@ resource "aws_route_table_association" "public" {
   route_table_id = aws_route_table.public.id
 }
 
-# Egress to the internet (the Anthropic API, public container images) goes through NAT.
+# Egress to the internet (the Anthropic API, public container images, the notifier's webhook
+# deliveries to the URLs tenants register) goes through NAT.
 resource "aws_eip" "nat" {
   count  = local.nat_count
   domain = "vpc"

@@ -20,7 +20,7 @@ variable "availability_zones" {
 }
 
 variable "nat_gateways" {
-  description = "\"one\" (cheap, one zone's NAT carries all egress), \"per_zone\" (survives a zone outage) or \"none\" (no internet egress: Bedrock only, images mirrored to ECR)."
+  description = "\"one\" (cheap, one zone's NAT carries all egress), \"per_zone\" (survives a zone outage) or \"none\" (no internet egress: Bedrock only, images mirrored to ECR, no webhook deliveries)."
   type        = string
   default     = "one"
 

@@ -9,6 +9,15 @@ data "aws_elb_service_account" "current" {}
 locals {
   account = data.aws_caller_identity.current.account_id
   region  = data.aws_region.current.name
+
+  # Where the collector's default ECS config (output "collector") puts OTLP metrics: awsemf's
+  # namespace and EMF log group in that file, and the scope (meter) name the services use, which
+  # awsemf adds as the OTelLib dimension. See the webhooks_backlog alarm below.
+  collector_metrics = {
+    namespace = "ECS/AWSOTel/Application"
+    log_group = "/aws/ecs/application/metrics"
+    scope     = "relay"
+  }
 }
 
 # --- KMS key for log groups and the alarm topic ---
@@ -143,6 +152,41 @@ resource "aws_cloudwatch_metric_alarm" "http_5xx" {
   threshold           = var.http_5xx_threshold
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+# Webhook deliveries due and not yet sent: endpoints answer slowly or not at all, or the notifier
+# is short of replicas or attempts (docs/operations.md, "Webhook backlog alarm").
+#
+# Where the metric comes from (checked against aws-observability/aws-otel-collector's
+# config/ecs/ecs-default-config.yaml, which the image ships as /etc/ecs/ecs-default-config.yaml):
+# the notifier exports the gauge relay.webhooks.backlog over OTLP to the collector sidecar; its
+# metrics pipeline (otlp -> batch/metrics, 60 s -> awsemf) writes EMF records to the log group
+# /aws/ecs/application/metrics, and CloudWatch makes them metrics in the namespace
+# ECS/AWSOTel/Application. awsemf takes the dimensions from the data point's attributes (only
+# `env` here; resource attributes are not converted unless configured) and adds `OTelLib`, the
+# instrumentation scope's name: the notifier's meter is "relay" (metrics.get_meter("relay")).
+# So the series is {OTelLib = "relay", env = <env>} -- not {env} alone -- plus a rolled-up
+# {OTelLib}; an alarm must name every dimension of the series it watches. Renaming the meter or
+# adding an attribute changes the series: the alarm then sits in INSUFFICIENT_DATA (missing
+# data is not treated as fine here, so a broken metric path shows instead of looking healthy).
+# The task role must be allowed to write that log group (platform/services.tf, notifier).
+resource "aws_cloudwatch_metric_alarm" "webhooks_backlog" {
+  count = var.webhooks_backlog_env == null ? 0 : 1
+
+  alarm_name          = "${var.name}-webhooks-backlog"
+  alarm_description   = "Over ${var.webhooks_backlog_threshold} webhook deliveries due and not sent for 15 minutes: see docs/operations.md (Webhook backlog alarm)."
+  namespace           = local.collector_metrics.namespace
+  metric_name         = "relay.webhooks.backlog"
+  dimensions          = { OTelLib = local.collector_metrics.scope, env = var.webhooks_backlog_env }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 3
+  threshold           = var.webhooks_backlog_threshold
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "missing"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = var.tags

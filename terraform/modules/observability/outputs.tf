@@ -26,3 +26,8 @@ output "collector" {
     otlp_endpoint = "http://localhost:4318"
   }
 }
+
+output "collector_metrics_log_group_arn" {
+  description = "The log group the collector's awsemf exporter writes OTLP metrics to (as EMF); a task whose metrics must reach CloudWatch needs logs:CreateLogGroup, CreateLogStream and PutLogEvents on it."
+  value       = "arn:aws:logs:${local.region}:${local.account}:log-group:${local.collector_metrics.log_group}"
+}

@@ -33,6 +33,18 @@ variable "http_5xx_threshold" {
   default     = 10
 }
 
+variable "webhooks_backlog_env" {
+  description = "RELAY_ENV of the notifier whose relay.webhooks.backlog gauge is watched (its env dimension); null = no backlog alarm."
+  type        = string
+  default     = null
+}
+
+variable "webhooks_backlog_threshold" {
+  description = "Webhook deliveries due and not yet sent above which, for three 5-minute periods in a row (the maximum of each), the backlog alarm fires."
+  type        = number
+  default     = 1000
+}
+
 variable "access_log_days" {
   description = "Days access logs are kept."
   type        = number

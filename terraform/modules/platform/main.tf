@@ -30,7 +30,10 @@ module "observability" {
     }
   ]...)
   load_balancer_arn_suffix = module.edge.arn_suffix
-  tags                     = local.tags
+  # the notifier's delivery backlog (its gauge carries env = RELAY_ENV)
+  webhooks_backlog_env       = var.env
+  webhooks_backlog_threshold = var.webhooks_backlog_threshold
+  tags                       = local.tags
 }
 
 module "network" {
@@ -111,9 +114,15 @@ resource "aws_security_group" "service" {
   tags        = local.tags
 }
 
-# Out to AWS endpoints, the databases and (agent) the model provider's API through NAT.
+# Out to AWS endpoints, the databases, and through NAT: (agent) the model provider's API and
+# (notifier) webhook deliveries. A webhook goes to whatever URL a tenant registered, so the
+# notifier must reach any internet address on 443 and 80 (and on the port a URL names); this
+# rule already allows it, for every service. What keeps the notifier from private, loopback,
+# link-local and metadata addresses (the VPC's databases, 169.254.169.254) is the notifier
+# itself, which refuses URLs resolving there (RELAY_WEBHOOKS_ALLOW_PRIVATE is never set here,
+# see var.services); with nat_gateways = "none" no webhook can be delivered.
 resource "aws_vpc_security_group_egress_rule" "service_out" {
-  #checkov:skip=CKV_AWS_382:tasks reach VPC endpoints, RDS, Redis and the model provider's public API; egress is bounded by NAT and IAM
+  #checkov:skip=CKV_AWS_382:tasks reach VPC endpoints, RDS, Redis, the model provider's public API and (notifier) webhook URLs tenants register anywhere on the internet; egress is bounded by NAT and IAM
   for_each = var.services
 
   security_group_id = aws_security_group.service[each.key].id

@@ -6,6 +6,7 @@ locals {
   secrets_key_arn = module.secrets.kms_key_arn
   anthropic_key   = module.secrets.arns["anthropic-api-key"]
   signing_key     = module.secrets.arns["internal-auth-private-key"]
+  webhooks_keys   = module.secrets.arns["webhooks-encryption-keys"]
 
   # Every service: PostgreSQL without the password in the URL (libpq reads PGPASSWORD, injected
   # from the RDS-managed secret), the gateway's public key.
@@ -34,9 +35,12 @@ locals {
 
   secrets = {
     gateway = { RELAY_INTERNAL_AUTH_PRIVATE_KEY = local.signing_key }
+    # Fernet keys sealing webhook endpoint secrets in the database; only the notifier holds them
+    notifier = { RELAY_WEBHOOKS_ENCRYPTION_KEYS = local.webhooks_keys }
   }
   secret_arns = {
-    gateway = [local.signing_key]
+    gateway  = [local.signing_key]
+    notifier = [local.webhooks_keys]
   }
 
   task_policy_statements = {
@@ -78,6 +82,16 @@ locals {
         resources = var.bedrock_model_arns
       },
     ] : statement if statement.when]
+    notifier = [
+      {
+        # The collector sidecar's awsemf exporter writes the notifier's metrics as EMF records
+        # to this log group (creating it and its streams if missing); without it no metric,
+        # and so no relay.webhooks.backlog alarm, reaches CloudWatch.
+        sid       = "WriteMetrics"
+        actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+        resources = [module.observability.collector_metrics_log_group_arn, "${module.observability.collector_metrics_log_group_arn}:*"]
+      },
+    ]
     artifacts = [
       {
         sid       = "VerifyAndClearStaging"

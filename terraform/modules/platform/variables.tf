@@ -24,6 +24,13 @@ variable "services" {
     condition     = toset(keys(var.services)) == toset(["gateway", "tasks", "agent", "notifier", "artifacts"])
     error_message = "services: exactly gateway, tasks, agent, notifier and artifacts."
   }
+
+  # Webhooks to private addresses are for the local stack only: on AWS they would reach the VPC's
+  # databases and the metadata endpoints (DESIGN.md, Webhooks).
+  validation {
+    condition     = alltrue([for service in values(var.services) : !contains(keys(service.environment), "RELAY_WEBHOOKS_ALLOW_PRIVATE")])
+    error_message = "services: RELAY_WEBHOOKS_ALLOW_PRIVATE is for the local stack only, never in Terraform."
+  }
 }
 
 variable "internal_auth_public_key" {
@@ -164,6 +171,12 @@ variable "queue_age_alarm_seconds" {
   description = "Queue id -> seconds its oldest message may wait before an alarm (default 600)."
   type        = map(number)
   default     = { agent = 900 }
+}
+
+variable "webhooks_backlog_threshold" {
+  description = "Webhook deliveries due and not yet sent (relay.webhooks.backlog) above which, for 15 minutes, the backlog alarm fires."
+  type        = number
+  default     = 1000
 }
 
 variable "alarm_emails" {

@@ -1,6 +1,7 @@
 # Secrets Manager entries for what the services must not get in plain environment variables:
-# the model provider keys and the gateway's signing key. Terraform creates the (empty) secrets
-# and their KMS key; an operator puts the values (docs/deploy.md), so no secret value
+# the model provider keys, the gateway's signing key and the notifier's webhook encryption keys
+# (Fernet keys sealing endpoint signing secrets in the database). Terraform creates the (empty)
+# secrets and their KMS key; an operator puts the values (docs/deploy.md), so no secret value
 # is ever in Terraform state or code.
 
 resource "aws_kms_key" "secrets" {
@@ -19,7 +20,7 @@ resource "aws_kms_alias" "secrets" {
 resource "aws_secretsmanager_secret" "this" {
   for_each = var.secrets
 
-  #checkov:skip=CKV2_AWS_57:provider API keys and the signing key are issued outside AWS; rotation is an operator runbook (docs/deploy.md), not a Lambda
+  #checkov:skip=CKV2_AWS_57:provider API keys, the signing key and the webhook encryption keys are made outside AWS; rotation is an operator runbook (docs/deploy.md, docs/operations.md), not a Lambda
   name                    = "relay/${var.env}/${each.key}"
   description             = each.value
   kms_key_id              = aws_kms_key.secrets.arn

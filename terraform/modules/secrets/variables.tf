@@ -9,6 +9,7 @@ variable "secrets" {
   default = {
     "anthropic-api-key"         = "Anthropic API key for the agent (RELAY_ANTHROPIC_API_KEY_SECRET_ID)"
     "internal-auth-private-key" = "Gateway's Ed25519 signing key, base64url (RELAY_INTERNAL_AUTH_PRIVATE_KEY)"
+    "webhooks-encryption-keys"  = "Fernet keys, newest first, comma-separated (RELAY_WEBHOOKS_ENCRYPTION_KEYS)"
   }
 }
 

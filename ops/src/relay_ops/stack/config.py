@@ -116,6 +116,13 @@ class StackConfig(BaseSettings):
         return self.state_dir / "telemetry"
 
     @property
+    def webhooks_keys_file(self) -> Path:
+        """The notifier's Fernet keys (RELAY_WEBHOOKS_ENCRYPTION_KEYS), made at the first start
+        and kept, unlike the throwaway stores: endpoint secrets a database keeps stay readable
+        across restarts."""
+        return self.state_dir / "keys" / "webhooks-encryption-keys"
+
+    @property
     def stack_file(self) -> Path:
         """Where a running stack records its addresses, for `relay admin` in another shell."""
         return self.run_dir / "stack.json"

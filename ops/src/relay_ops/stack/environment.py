@@ -17,6 +17,9 @@ NOT_PASSED_THROUGH = (
     "RELAY_INTERNAL_AUTH_PRIVATE_KEY",  # only the gateway mints internal tokens
 )
 SIGNING_SERVICE = "gateway"
+# Only the notifier holds webhook endpoint secrets, so only it gets the keys that seal them.
+WEBHOOKS_SERVICE = "notifier"
+WEBHOOKS_KEYS = "RELAY_WEBHOOKS_ENCRYPTION_KEYS"
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class Wiring:
     bucket: str
     private_key: str
     public_key: str
+    # the notifier's Fernet keys, kept in the state dir across starts (relay_ops.stack.keys)
+    webhooks_encryption_keys: str
 
 
 def service_environment(
@@ -38,6 +43,8 @@ def service_environment(
     env = {k: v for k, v in (os.environ if base is None else base).items()}
     for name in NOT_PASSED_THROUGH:
         env.pop(name, None)
+    # A user's own keys (e.g. to try a rotation: new,old) reach the notifier, and no other.
+    users_webhooks_keys = env.pop(WEBHOOKS_KEYS, "")
     # Half the stack's grace: the service drains its work well before the supervisor kills it.
     env.setdefault("RELAY_SHUTDOWN_GRACE_SECONDS", f"{config.grace_seconds / 2:g}")
     # spans for `relay trace` (a user's RELAY_OTLP_ENDPOINT sends them to a collector instead)
@@ -66,4 +73,9 @@ def service_environment(
         env["RELAY_INTERNAL_AUTH_PRIVATE_KEY"] = wiring.private_key
         for upstream in GATEWAY_UPSTREAMS:
             env[f"RELAY_{upstream.upper()}_URL"] = config.url(upstream)
+    if service == WEBHOOKS_SERVICE:
+        env[WEBHOOKS_KEYS] = users_webhooks_keys or wiring.webhooks_encryption_keys
+        # Local receivers listen on 127.0.0.1, which a deployment refuses (DESIGN.md, Webhooks);
+        # a user's own RELAY_WEBHOOKS_ALLOW_PRIVATE=false wins.
+        env.setdefault("RELAY_WEBHOOKS_ALLOW_PRIVATE", "true")
     return env

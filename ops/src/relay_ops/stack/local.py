@@ -26,6 +26,7 @@ from relay_ops.routing import bus_name
 from relay_ops.stack.config import SERVICES, StackConfig
 from relay_ops.stack.environment import DUMMY_AWS_CREDENTIALS, Wiring, service_environment
 from relay_ops.stack.errors import StackError
+from relay_ops.stack.keys import webhooks_encryption_keys
 from relay_ops.stack.logs import StackLogs
 from relay_ops.stack.moto import moto_command, wait_until_up
 from relay_ops.stack.ports import ensure_ports_free
@@ -150,6 +151,8 @@ class LocalStack:
         self._refuse_if_running()
         ensure_ports_free(config)
         config.run_dir.mkdir(parents=True, exist_ok=True)
+        # Kept across starts (the database may keep what they sealed); a bad file stops us here.
+        webhooks_keys = webhooks_encryption_keys(config.webhooks_keys_file)
         self._started = True
         try:
             self.database = await provide_postgres(
@@ -171,6 +174,7 @@ class LocalStack:
                 bucket=topology.bucket,
                 private_key=private_key,
                 public_key=public_key,
+                webhooks_encryption_keys=webhooks_keys,
             )
             for program in self.programs:
                 await self.supervisor.start(
