@@ -1,6 +1,6 @@
 """The bench harness's own logic: percentiles, /proc parsing, metrics files, SSE parsing, the
-WebSocket follower, fan-out's figures, the hop split and the report. Fast and offline; the bench
-itself runs in `make bench` only."""
+WebSocket follower, fan-out's figures, the hop split, webhooks' figures and the report. Fast and
+offline; the bench itself runs in `make bench` only."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import math
 import os
 import resource
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -36,7 +38,26 @@ from relay_devkit.bench.procstat import (
 from relay_devkit.bench.report import Report, Section, cell, render, table
 from relay_devkit.bench.sse import Arrival, Followed, parse_event
 from relay_devkit.bench.stats import Latency, percentile, ratio
+from relay_devkit.bench.webhooks import (
+    HEALTHY,
+    Attempts,
+    Hook,
+    Measured,
+    SideBySide,
+    Throughput,
+    attempts_in,
+    delivery_settings,
+    first_arrivals,
+    hooks,
+    latest_attempts,
+    rate,
+    side_by_side,
+    sse_rate,
+    until,
+)
+from relay_devkit.bench.webhooks import _section as webhooks_section
 from relay_devkit.bench.ws import EVENT, SubscriptionFailed, follow_ws, parse_frame, ws_url
+from relay_devkit.receiver import Received, serve_receiver
 from relay_devkit.testing import serve_app
 from relay_ops.traces import SpanRecord
 
@@ -368,3 +389,151 @@ async def test_the_load_generator_times_expected_answers_only() -> None:
     assert sum(result.statuses.values()) < len(seen)  # the warm-up's answers are not counted
     assert result.throughput == pytest.approx(len(result.latencies) / 0.3)
     assert all(0 < took < 0.3 for took in result.latencies)
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _delivery(path: str, event_id: str, occurred: float, at: float, task: str = "t1") -> Received:
+    """A request as the receiver records it: the timeline event's client JSON as the body."""
+    body = {"type": "e", "seq": 1, "task_id": task, "occurred_at": _iso(occurred)}
+    return Received(path, {}, json.dumps({**body, "event_id": event_id}).encode(), at)
+
+
+def test_webhook_deliveries_pair_with_the_same_events_on_sse() -> None:
+    """Latency from the body's occurred_at to the first arrival of each webhook-id; SSE counts
+    only events live on their stream, and so does the like-for-like webhook figure; the paired
+    difference is per event id; a timeline event never delivered is counted as missing."""
+    base = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    received = [
+        _delivery(f"{HEALTHY}/x", "e1", base + 0, base + 1.5),  # history on SSE
+        _delivery(f"{HEALTHY}", "e2", base + 2, base + 2.3),
+        _delivery(f"{HEALTHY}", "e2", base + 2, base + 9.0),  # an at-least-once repeat
+        _delivery("/hang/bench", "e3", base + 3, base + 3.1),  # another endpoint
+    ]
+    delivered = hooks(received, HEALTHY)
+    assert [h.event_id for h in delivered] == ["e1", "e2", "e2"]
+    assert delivered[0] == Hook("e1", "t1", base, base + 1.5)
+    first = first_arrivals(reversed(delivered))
+    assert first["e2"].at == base + 2.3
+
+    def arrival(event_id: str, occurred: float, received: float) -> Arrival:
+        return Arrival("e", {"event_id": event_id, "occurred_at": _iso(base + occurred)}, received)
+
+    stream = Followed(
+        opened=base + 1,
+        arrivals=[
+            arrival("e1", 0, base + 1.0),  # history: not live
+            arrival("e2", 2, base + 2.1),
+            arrival("e3", 3, base + 3.2),  # never delivered to the healthy endpoint
+        ],
+    )
+    compared = side_by_side([stream], first)
+    assert compared.sse == pytest.approx([0.1, 0.2])
+    assert compared.webhook_same == pytest.approx([0.3])
+    assert sorted(compared.webhook_all) == pytest.approx([0.3, 1.5])
+    assert compared.paired == pytest.approx([0.2])
+    assert (compared.events, compared.missing) == (3, 1)
+    # every timeline event once, first to last arrival on the streams: 3 over 2.2 s
+    assert sse_rate([stream]) == pytest.approx(3 / 2.2)
+
+
+def _histogram(succeeded: tuple[float, int], retrying: tuple[float, int]) -> dict[str, object]:
+    """One line of notifier.metrics.jsonl holding the attempt-duration histogram."""
+    points = [
+        {"attributes": {"outcome": outcome}, "sum": total, "count": count, "bucket_counts": []}
+        for outcome, (total, count) in (("succeeded", succeeded), ("retrying", retrying))
+    ]
+    metrics = [
+        {"name": "relay.webhooks.backlog", "data": {"data_points": [{"value": 3}]}},
+        {"name": "relay.webhooks.attempt.duration", "data": {"data_points": points}},
+    ]
+    return {"resource_metrics": [{"scope_metrics": [{"metrics": metrics}]}]}
+
+
+def test_webhook_throughput_post_times_and_settings(tmp_path: Path) -> None:
+    hook = Hook("e1", "t1", 0.0, 11.0)
+    phase = Throughput.of("burst", 3, [hook, Hook("e2", "t1", 0.0, 12.0), hook], began=10.0)
+    assert (phase.requests, phase.events, phase.seconds) == (3, 2, 2.0)
+    assert phase.per_second == 1.0
+    assert math.isnan(phase.cpu_ms_per_delivery)  # no CPU measured
+    assert math.isnan(phase.in_flight)  # no POST times
+    live = Throughput.of("live", 2, [hook, Hook("e2", "t1", 0.0, 13.0)])
+    assert (live.began, live.per_second) == (11.0, 1.0)  # from the first arrival
+    assert math.isnan(Throughput.of("none", 0, []).per_second)
+    assert rate(10, 1.0, 3.0) == 5.0
+    assert math.isnan(rate(1, 2.0, 2.0))
+
+    # POST times: successful attempts only, cumulative, so a phase is a difference
+    path = tmp_path / "notifier.metrics.jsonl"
+    assert latest_attempts(path) == Attempts()  # telemetry elsewhere: nothing, not a failure
+    assert attempts_in({"resource_metrics": []}) is None
+    first = _histogram(succeeded=(0.5, 10), retrying=(30.0, 3))
+    second = _histogram(succeeded=(2.0, 40), retrying=(40.0, 4))
+    without: dict[str, object] = {"resource_metrics": [{"scope_metrics": [{"metrics": []}]}]}
+    path.write_text(f"{json.dumps(first)}\n{json.dumps(second)}\n{json.dumps(without)}\n{{torn")
+    assert latest_attempts(path) == Attempts(2.0, 40)
+    during = latest_attempts(path) - Attempts(0.5, 10)
+    assert during.count == 30
+    assert during.mean == pytest.approx(0.05)
+    assert math.isnan(Attempts().mean)
+    # 3 requests in 2 s, each POST 0.05 s: 0.075 in flight on average
+    assert replace(phase, attempts=during).in_flight == pytest.approx(0.075)
+
+    env = {"RELAY_WEBHOOKS_ENDPOINT_CONCURRENCY": "8", "RELAY_WEBHOOKS_CONCURRENCY": ""}
+    settings = delivery_settings(env)
+    assert settings["webhooks_endpoint_concurrency"] == 8.0
+    assert settings["webhooks_concurrency"] > 0  # empty means the default, as for the services
+    assert settings["webhooks_timeout_seconds"] > 0
+
+
+async def test_the_real_receiver_records_what_the_bench_reads() -> None:
+    """Against the receiver the scenario uses: what is POSTed under the healthy path is read
+    back as deliveries; ``until`` waits for a condition or gives up at its deadline."""
+    occurred = datetime.now(UTC).timestamp()
+    async with serve_receiver() as receiver, aiohttp.ClientSession() as session:
+        for event_id, path in (("e1", HEALTHY), ("e2", HEALTHY), ("e3", "/ok/other")):
+            body = {"task_id": "t1", "occurred_at": _iso(occurred), "event_id": event_id}
+            async with session.post(f"{receiver.url}{path}", json=body) as response:
+                assert response.status == 204
+        assert await until(lambda: len(receiver.received) == 3, within=5)
+        assert not await until(lambda: len(receiver.received) > 3, within=0.1)
+    delivered = hooks(receiver.received, HEALTHY)
+    assert [h.event_id for h in delivered] == ["e1", "e2"]
+    assert all(0 <= h.at - h.occurred < 5 for h in delivered)
+
+
+def test_the_webhooks_section_renders_every_branch() -> None:
+    """Tables have a cell per header whatever was measured, and the reading follows the
+    figures: the webhook before or after SSE, the per-endpoint bound reached or not, a hanging
+    endpoint within its bound or retried past it, POST times missing."""
+    compared = SideBySide([0.1, 0.2], [0.15, 0.3], [0.15, 0.3, 1.0], [0.05, -0.1], 3, 1)
+    live = Throughput("live", 3, 3, 3, 0.0, 3.0, cpu=0.03, attempts=Attempts(0.03, 3))
+    # 30 deliveries/s, each POST 0.12 s: 3.6 in flight on average
+    alone = Throughput("burst", 3, 3, 3, 10.0, 10.1, cpu=0.003, attempts=Attempts(0.36, 3))
+    beside = Throughput("beside", 3, 2, 2, 20.0, 20.2, cpu=0.002)
+    bounds = {
+        "webhooks_concurrency": 32.0,
+        "webhooks_endpoint_concurrency": 4.0,
+        "webhooks_timeout_seconds": 10.0,
+    }
+
+    def render(burst: Throughput, hanging: int) -> str:
+        measured = Measured(40, compared, 1.1, live, burst, replace(beside, hanging=hanging))
+        section = webhooks_section(measured, bounds)
+        return "\n".join([section.method, *section.body, section.reading])
+
+    text = render(alone, 9)
+    assert "RELAY_WEBHOOKS_ENDPOINT_CONCURRENCY=4 to one endpoint" in text
+    assert "| live | 3 | 0 | 3.0 | 1.0 | — | 10.0 | 0.0 |" in text  # no ratio to itself
+    assert "1 of 3 timeline events were not delivered" in text
+    assert "beside: 2 of 3 queued deliveries arrived" in text
+    assert "the webhook arrived 25.0 ms before SSE at p50" in text
+    assert "3.6 were in flight of the 4 one endpoint may have" in text
+    assert "that bound and the receiver's answers paced the burst" in text
+    assert "more than its bound of 4 at once" in text
+    text = render(replace(alone, attempts=Attempts(0.03, 3)), 4)
+    assert "the worker's own" in text
+    assert "within its bound of 4 attempts at once" in text
+    assert "POST itself" not in render(replace(alone, attempts=Attempts()), 4)

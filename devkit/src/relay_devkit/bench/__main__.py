@@ -29,6 +29,7 @@ COMMANDS = [
     "make bench    # = uv run python -m relay_devkit.bench --out docs/benchmarks.md (~8 min)",
     "uv run python -m relay_devkit.bench --quick --out /tmp/bench.md    # fewer tasks (~5 min)",
     "uv run python -m relay_devkit.bench --only fanout --state-dir /tmp/s --out /tmp/f.md # logs",
+    "uv run python -m relay_devkit.bench --only webhooks --quick --out /tmp/w.md    # ~2 min",
 ]
 
 

@@ -13,17 +13,20 @@ from relay_devkit.bench.fanout import fan_out
 from relay_devkit.bench.intake import intake
 from relay_devkit.bench.latency import overhead_latency
 from relay_devkit.bench.report import Section
+from relay_devkit.bench.webhooks import webhooks
 from relay_ops.stack.process import RunningStack
 
-# Run order: on a quiet stack first; intake last, as it leaves a backlog of tasks behind.
+# Run order: on a quiet stack first; intake last, as it leaves a backlog of tasks behind. Webhooks
+# just before it: its endpoints exist only while it runs, so no scenario before it delivers any.
 BENCHMARKS: dict[str, Callable[[Bench], Awaitable[Section]]] = {
     "latency": overhead_latency,
     "aws": aws_and_cpu,
     "agent": agent_concurrency,
     "fanout": fan_out,
+    "webhooks": webhooks,
     "intake": intake,
 }
-REPORT_ORDER = ("intake", "latency", "aws", "fanout", "agent")
+REPORT_ORDER = ("intake", "latency", "aws", "fanout", "webhooks", "agent")
 
 
 async def run_all(stack: RunningStack, *, quick: bool, only: Sequence[str] = ()) -> list[Section]:
