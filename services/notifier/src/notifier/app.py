@@ -102,6 +102,7 @@ def build(settings: NotifierSettings, ports: Ports) -> Notifier:
             timeout_seconds=settings.webhooks_timeout_seconds,
             concurrency=settings.webhooks_concurrency,
             endpoint_concurrency=settings.webhooks_endpoint_concurrency,
+            tenant_concurrency=settings.webhooks_tenant_concurrency,
             poll_interval_seconds=settings.webhooks_poll_interval_seconds,
         ),
         clock=ports.clock,

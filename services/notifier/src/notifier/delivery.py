@@ -4,9 +4,10 @@ result means for the delivery (retry when, or give up) and for its endpoint (dis
 Deliveries wait in the store with a due time (ADR 0013), so a retry an hour away holds no
 worker, no connection and no queue message. The worker claims due ones (a claim moves the due
 time past the attempt's lease, so a worker that dies mid-attempt leaves it due again: at least
-once, same ``webhook-id``), sends each on its own task within a bound per replica and per
-endpoint, and records the outcome. A slow endpoint holds at most ``endpoint_concurrency`` of a
-replica's ``concurrency`` attempts, and its retries back off, so the others keep flowing.
+once, same ``webhook-id``), sends each on its own task within a bound per replica, per endpoint
+and per tenant, and records the outcome. A slow endpoint holds at most ``endpoint_concurrency``
+of a replica's ``concurrency`` attempts, a tenant at most ``tenant_concurrency`` (so one tenant's
+many dead endpoints cannot take every slot), and retries back off, so the others keep flowing.
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from notifier.models import DeliveryStatus
 from notifier.ports import Clock, WebhookSender, WebhookStore
 from notifier.signing import SecretBox, SecretsUnreadable, signature_headers
-from notifier.webhook_records import AttemptOutcome, AttemptResult, ClaimedDelivery
+from notifier.webhook_records import (
+    AttemptOutcome,
+    AttemptResult,
+    ClaimBounds,
+    ClaimedDelivery,
+)
 from relay_shared.tracing import from_traceparent, tracer
 
 log = logging.getLogger(__name__)
@@ -83,6 +89,7 @@ class DeliveryPolicy:
     timeout_seconds: float
     concurrency: int
     endpoint_concurrency: int
+    tenant_concurrency: int
     poll_interval_seconds: float
 
     @property
@@ -160,6 +167,7 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._in_flight: Counter[UUID] = Counter()  # endpoint id -> attempts being made
+        self._tenants_in_flight: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
@@ -210,19 +218,19 @@ class DeliveryWorker:
         free = self._free_slots()
         if free <= 0:
             return 0
-        busy = [
-            endpoint
-            for endpoint, count in self._in_flight.items()
-            if count >= self._policy.endpoint_concurrency
-        ]
         claimed = await self._store.claim_due(
-            limit=free,
-            per_endpoint=self._policy.endpoint_concurrency,
-            busy=busy,
+            ClaimBounds(
+                limit=free,
+                per_endpoint=self._policy.endpoint_concurrency,
+                per_tenant=self._policy.tenant_concurrency,
+                endpoints_in_flight=dict(self._in_flight),
+                tenants_in_flight=dict(self._tenants_in_flight),
+            ),
             lease_seconds=self._policy.lease_seconds,
         )
         for delivery in claimed:
             self._in_flight[delivery.endpoint_id] += 1
+            self._tenants_in_flight[delivery.tenant_id] += 1
             task = asyncio.create_task(self._attempt(delivery))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -243,9 +251,8 @@ class DeliveryWorker:
             # the claim's lease runs out and the delivery is due again
             log.exception("webhook delivery %s: the attempt could not be recorded", delivery.id)
         finally:
-            self._in_flight[delivery.endpoint_id] -= 1
-            if self._in_flight[delivery.endpoint_id] <= 0:
-                del self._in_flight[delivery.endpoint_id]
+            self._in_flight -= Counter({delivery.endpoint_id: 1})  # drops counts at zero
+            self._tenants_in_flight -= Counter({delivery.tenant_id: 1})
             self._wake.set()  # a slot is free
 
     async def attempt(self, delivery: ClaimedDelivery) -> AttemptOutcome:

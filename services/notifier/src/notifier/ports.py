@@ -17,6 +17,7 @@ from notifier.timeline import TaskTimeline, TimelineHead
 from notifier.webhook_records import (
     AttemptOutcome,
     AttemptResult,
+    ClaimBounds,
     ClaimedDelivery,
     DeliveryPosition,
     DeliveryRecord,
@@ -141,10 +142,11 @@ class WebhookStore(Protocol):
     async def queue_test(self, endpoint: EndpointRecord, event_id: UUID, body: str) -> None: ...
 
     async def claim_due(
-        self, *, limit: int, per_endpoint: int, busy: Sequence[UUID], lease_seconds: float
+        self, bounds: ClaimBounds, *, lease_seconds: float
     ) -> list[ClaimedDelivery]:
-        """Due pending deliveries of enabled endpoints (none of ``busy``'s, at most
-        ``per_endpoint`` of one endpoint), each moved ``lease_seconds`` ahead while tried."""
+        """Due pending deliveries of enabled endpoints, oldest first within ``bounds``, each
+        moved ``lease_seconds`` ahead while tried and its attempt counted (a crash
+        mid-attempt still counts it)."""
         ...
 
     async def record_outcome(self, delivery: ClaimedDelivery, outcome: AttemptOutcome) -> None:

@@ -3,7 +3,7 @@ webhook tables (webhook_endpoints, webhook_deliveries)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,7 @@ from notifier.service import TenantMismatch
 from notifier.timeline import HeldEntry, TaskTimeline, TimelineEntry, TimelineHead
 from notifier.webhook_records import (
     AttemptOutcome,
+    ClaimBounds,
     ClaimedDelivery,
     DeliveryPosition,
     DeliveryRecord,
@@ -471,35 +472,54 @@ class PostgresWebhookStore:
             )
 
     async def claim_due(
-        self, *, limit: int, per_endpoint: int, busy: Sequence[UUID], lease_seconds: float
+        self, bounds: ClaimBounds, *, lease_seconds: float
     ) -> list[ClaimedDelivery]:
         async with self._db.transaction() as conn:
             cur = await conn.execute(
+                # rank due rows per endpoint, counting what is already in flight to it; of those
+                # within the endpoint bound, rank per tenant the same way; take the oldest
                 "WITH due AS ("
-                "  SELECT d.id, row_number() OVER ("
-                "    PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS nth,"
-                "    d.next_attempt_at"
+                "  SELECT d.id, d.tenant_id, d.next_attempt_at,"
+                "    row_number() OVER ("
+                "      PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id)"
+                "      + coalesce(busy.n, 0) AS endpoint_nth"
                 "  FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id"
-                "  WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND e.enabled"
-                "    AND d.endpoint_id <> ALL(%(busy)s)),"
+                "  LEFT JOIN unnest(%(endpoints)s::uuid[], %(endpoint_counts)s::int[])"
+                "    AS busy (endpoint_id, n) ON busy.endpoint_id = d.endpoint_id"
+                "  WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND e.enabled),"
+                " fair AS ("
+                "  SELECT due.id, due.next_attempt_at,"
+                "    row_number() OVER ("
+                "      PARTITION BY due.tenant_id ORDER BY due.next_attempt_at, due.id)"
+                "      + coalesce(busy.n, 0) AS tenant_nth"
+                "  FROM due LEFT JOIN unnest(%(tenants)s::text[], %(tenant_counts)s::int[])"
+                "    AS busy (tenant_id, n) ON busy.tenant_id = due.tenant_id"
+                "  WHERE due.endpoint_nth <= %(per_endpoint)s),"
                 " picked AS ("
                 "  SELECT d.id FROM webhook_deliveries d"
-                "  WHERE d.id IN (SELECT id FROM due WHERE nth <= %(per_endpoint)s"
+                "  WHERE d.id IN (SELECT id FROM fair WHERE tenant_nth <= %(per_tenant)s"
                 "                 ORDER BY next_attempt_at LIMIT %(limit)s)"
                 "    AND d.status = 'pending' AND d.next_attempt_at <= now()"
                 "  FOR UPDATE SKIP LOCKED)"
+                # the attempt counts from its claim: one cut short by a crash counts too
                 " UPDATE webhook_deliveries d"
-                " SET next_attempt_at = now() + make_interval(secs => %(lease)s)"
+                " SET next_attempt_at = now() + make_interval(secs => %(lease)s),"
+                " attempts = d.attempts + 1"
                 " FROM picked, webhook_endpoints e"
                 " WHERE d.id = picked.id AND e.id = d.endpoint_id"
                 " RETURNING d.id, d.endpoint_id, d.tenant_id, e.url, d.event_id, d.type,"
-                " d.task_id, d.seq, d.body, d.traceparent, d.attempts, e.secret AS sealed_secret,"
+                " d.task_id, d.seq, d.body, d.traceparent, d.attempts - 1 AS attempts,"
+                " e.secret AS sealed_secret,"
                 " e.previous_secret AS sealed_previous_secret, e.previous_secret_expires_at,"
                 " e.failing_since",
                 {
-                    "busy": list(busy),
-                    "per_endpoint": per_endpoint,
-                    "limit": limit,
+                    "endpoints": list(bounds.endpoints_in_flight),
+                    "endpoint_counts": list(bounds.endpoints_in_flight.values()),
+                    "tenants": list(bounds.tenants_in_flight),
+                    "tenant_counts": list(bounds.tenants_in_flight.values()),
+                    "per_endpoint": bounds.per_endpoint,
+                    "per_tenant": bounds.per_tenant,
+                    "limit": bounds.limit,
                     "lease": lease_seconds,
                 },
             )
@@ -509,7 +529,7 @@ class PostgresWebhookStore:
         result = outcome.result
         async with self._db.transaction() as conn:
             await conn.execute(
-                "UPDATE webhook_deliveries SET status = %s, attempts = attempts + 1,"
+                "UPDATE webhook_deliveries SET status = %s,"
                 " last_status_code = %s, last_error = %s, last_attempt_at = %s,"
                 " next_attempt_at = %s WHERE id = %s AND status = 'pending'",
                 (

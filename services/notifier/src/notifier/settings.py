@@ -71,6 +71,12 @@ class NotifierSettings(ServiceSettings):
         description="Attempts in flight to one endpoint, per replica: a slow endpoint holds "
         "no more than this many of the replica's attempts.",
     )
+    webhooks_tenant_concurrency: int = Field(
+        default=16,
+        ge=1,
+        description="Attempts in flight for one tenant's endpoints, per replica: keep it below "
+        "RELAY_WEBHOOKS_CONCURRENCY so that one tenant's dead endpoints leave room for others.",
+    )
     webhooks_disable_after_days: float = Field(
         default=5.0,
         gt=0,

@@ -3,7 +3,8 @@ the outcome of one attempt. Plain values, no I/O."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -85,6 +86,18 @@ class DeliveryRecord:
             next_attempt_at=self.next_attempt_at if self.status is DeliveryStatus.PENDING else None,
             created_at=self.created_at,
         )
+
+
+@dataclass(frozen=True)
+class ClaimBounds:
+    """How much a worker may claim now: ``limit`` in all, and per endpoint and per tenant no
+    more than their bound minus what it already has in flight for them."""
+
+    limit: int
+    per_endpoint: int
+    per_tenant: int
+    endpoints_in_flight: Mapping[UUID, int] = field(default_factory=dict)
+    tenants_in_flight: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

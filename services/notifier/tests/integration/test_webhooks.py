@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from standardwebhooks import Webhook
 
 from notifier.repository import PostgresWebhookStore
 from notifier.signing import SecretBox, new_secret
-from notifier.webhook_records import EndpointRecord
+from notifier.webhook_records import ClaimBounds, EndpointRecord
 from relay_devkit.receiver import serve_receiver
 from relay_shared.db import Database
 
@@ -136,7 +137,7 @@ async def test_a_hanging_endpoint_does_not_slow_the_others(
         assert len(hooks.at("/hang")) == 2
         log = await _log(replica, harness, hang["id"])
         assert len(log) == 50
-        assert {d["attempts"] for d in log} == {0}
+        assert sorted(d["attempts"] for d in log) == [0] * 48 + [1] * 2  # 2 in flight
         hooks.release.set()  # the hang ends: its deliveries go through
 
         async def drained() -> None:
@@ -144,6 +145,29 @@ async def test_a_hanging_endpoint_does_not_slow_the_others(
             assert {d["status"] for d in log} == {"succeeded"}
 
         await settled(drained, within=20)
+
+
+async def test_one_tenants_dead_endpoints_leave_room_for_other_tenants(
+    harness: Harness, task_events: Callable
+) -> None:
+    # Without the tenant bound, acme's four hanging endpoints (2 attempts each) would take all 8.
+    settings = FAST | {
+        "webhooks_timeout_seconds": 60.0,
+        "webhooks_concurrency": 8,
+        "webhooks_endpoint_concurrency": 2,
+        "webhooks_tenant_concurrency": 4,
+    }
+    async with harness.replica(**settings) as replica, serve_receiver() as hooks:
+        for n in range(4):
+            await _create(replica, harness, f"{hooks.url}/hang/{n}")
+        for event in task_events("acme").run(steps=1):
+            await replica.dispatch(event)
+        await hooks.settled("/hang", 4)
+        await _create(replica, harness, f"{hooks.url}/ok/globex", tenant="globex")
+        for event in task_events("globex").run(steps=1):
+            await replica.dispatch(event)
+        await hooks.settled("/ok/globex", 5, within=20)
+        assert len(hooks.at("/hang")) == 4  # acme never held more than its four
 
 
 @pytest.mark.parametrize(
@@ -243,7 +267,24 @@ async def _database(harness: Harness) -> Database:
     return database
 
 
-async def test_claims_respect_the_per_endpoint_bound_and_leases_expire(
+async def _endpoint(store: PostgresWebhookStore, tenant: str, url: str) -> UUID:
+    endpoint_id = uuid4()
+    await store.add_endpoint(
+        EndpointRecord(
+            id=endpoint_id,
+            tenant_id=tenant,
+            url=url,
+            event_types=("*",),
+            description="",
+            created_at=datetime.now(UTC),
+            sealed_secret="x",
+        ),
+        max_per_tenant=10,
+    )
+    return endpoint_id
+
+
+async def test_claims_respect_the_endpoint_and_tenant_bounds_and_leases_expire(
     harness: Harness, task_events: Callable
 ) -> None:
     # a replica with webhooks off: it migrates and queues, but sends nothing
@@ -251,40 +292,44 @@ async def test_claims_respect_the_per_endpoint_bound_and_leases_expire(
         database = await _database(harness)
         try:
             store = PostgresWebhookStore(database)
-            ids = []
-            for url in ("https://a.example/", "https://b.example/"):
-                endpoint_id = uuid4()
-                ids.append(endpoint_id)
-                await store.add_endpoint(
-                    EndpointRecord(
-                        id=endpoint_id,
-                        tenant_id="acme",
-                        url=url,
-                        event_types=("*",),
-                        description="",
-                        created_at=datetime.now(UTC),
-                        sealed_secret="x",
-                    ),
-                    max_per_tenant=10,
-                )
-            for event in task_events().run(steps=2):  # 6 events -> 12 deliveries
-                await replica.dispatch(event)
-            assert await store.backlog() == 12
-            claimed = await store.claim_due(limit=100, per_endpoint=4, busy=[], lease_seconds=1)
-            assert sorted(str(c.endpoint_id) for c in claimed) == sorted(
-                [str(ids[0])] * 4 + [str(ids[1])] * 4
+            a = await _endpoint(store, "acme", "https://a.example/")
+            b = await _endpoint(store, "acme", "https://b.example/")
+            c = await _endpoint(store, "globex", "https://c.example/")
+            for tenant in ("acme", "globex"):
+                for event in task_events(tenant).run(steps=2):  # 6 events each
+                    await replica.dispatch(event)
+            assert await store.backlog() == 18  # acme: 2 endpoints x 6; globex: 1 x 6
+
+            def ids(claimed: list[Any]) -> list[UUID]:
+                return sorted(d.endpoint_id for d in claimed)
+
+            bounds = ClaimBounds(limit=100, per_endpoint=4, per_tenant=6)
+            claimed = await store.claim_due(bounds, lease_seconds=1)
+            # 4 per endpoint, but acme's two endpoints share acme's 6; globex is not held back
+            assert sorted(ids(claimed).count(e) for e in (a, b)) in ([2, 4], [3, 3])
+            assert ids(claimed).count(c) == 4
+            # what is in flight counts: acme is full, c has room for 0 more of 4
+            more = await store.claim_due(
+                replace(
+                    bounds,
+                    endpoints_in_flight={c: 4},
+                    tenants_in_flight={"acme": 6, "globex": 4},
+                ),
+                lease_seconds=1,
             )
-            others = await store.claim_due(
-                limit=100, per_endpoint=4, busy=[ids[0]], lease_seconds=1
-            )
-            assert {c.endpoint_id for c in others} == {ids[1]}
-            assert len(others) == 2  # b's rest; the claimed are leased, not due
-            assert await store.backlog() == 2  # a's two unclaimed
-            # a worker that dies mid-attempt records nothing: after the lease they are due again
+            assert more == []
+            assert all(d.attempts == 0 for d in claimed)
+            assert await store.backlog() == 8  # the unclaimed: acme 6, globex 2
+            # a worker that dies mid-attempt records nothing: after the lease they are due again,
+            # with the lost attempt counted
             await asyncio.sleep(1.2)
-            again = await store.claim_due(limit=100, per_endpoint=10, busy=[], lease_seconds=30)
-            assert len(again) == 12
-            assert {c.id for c in claimed} <= {c.id for c in again}
+            again = await store.claim_due(
+                ClaimBounds(limit=100, per_endpoint=10, per_tenant=20), lease_seconds=30
+            )
+            assert len(again) == 18
+            retried = [d for d in again if d.id in {c.id for c in claimed}]
+            assert len(retried) == len(claimed)
+            assert {d.attempts for d in retried} == {1}
         finally:
             await database.close()
 

@@ -23,6 +23,7 @@ from notifier.timeline import HeldEntry, TaskTimeline, TimelineEntry, TimelineHe
 from notifier.webhook_records import (
     AttemptOutcome,
     AttemptResult,
+    ClaimBounds,
     ClaimedDelivery,
     DeliveryPosition,
     DeliveryRecord,
@@ -401,17 +402,22 @@ class InMemoryWebhookStore:
         )
 
     async def claim_due(
-        self, *, limit: int, per_endpoint: int, busy: Sequence[UUID], lease_seconds: float
+        self, bounds: ClaimBounds, *, lease_seconds: float
     ) -> list[ClaimedDelivery]:
         claimed: list[ClaimedDelivery] = []
-        taken: dict[UUID, int] = {}
+        endpoints = dict(bounds.endpoints_in_flight)
+        tenants = dict(bounds.tenants_in_flight)
         for row in self._due():
-            if len(claimed) >= limit:
+            if len(claimed) >= bounds.limit:
                 break
-            if row.endpoint_id in busy or taken.get(row.endpoint_id, 0) >= per_endpoint:
+            if endpoints.get(row.endpoint_id, 0) >= bounds.per_endpoint:
                 continue
-            taken[row.endpoint_id] = taken.get(row.endpoint_id, 0) + 1
+            if tenants.get(row.tenant_id, 0) >= bounds.per_tenant:
+                continue
+            endpoints[row.endpoint_id] = endpoints.get(row.endpoint_id, 0) + 1
+            tenants[row.tenant_id] = tenants.get(row.tenant_id, 0) + 1
             row.next_attempt_at = self._clock() + timedelta(seconds=lease_seconds)
+            row.attempts += 1  # counted from the claim, as in PostgreSQL
             endpoint = self.endpoints_by_id[row.endpoint_id]
             claimed.append(
                 ClaimedDelivery(
@@ -425,7 +431,7 @@ class InMemoryWebhookStore:
                     seq=row.seq,
                     body=row.body,
                     traceparent=row.traceparent,
-                    attempts=row.attempts,
+                    attempts=row.attempts - 1,
                     sealed_secret=endpoint.sealed_secret,
                     sealed_previous_secret=endpoint.sealed_previous_secret,
                     previous_secret_expires_at=endpoint.previous_secret_expires_at,
@@ -439,7 +445,6 @@ class InMemoryWebhookStore:
         if row.status is not DeliveryStatus.PENDING:
             return
         row.status = outcome.status
-        row.attempts += 1
         row.last_status_code = outcome.result.status_code
         row.last_error = outcome.result.error
         row.last_attempt_at = outcome.at

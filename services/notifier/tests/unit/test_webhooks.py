@@ -24,7 +24,7 @@ from notifier.handlers import HANDLERS
 from notifier.models import WEBHOOK_EVENT_TYPES, DeliveryStatus
 from notifier.service import Notifier
 from notifier.signing import SecretBox
-from notifier.webhook_records import AttemptResult, ClaimedDelivery
+from notifier.webhook_records import AttemptResult, ClaimBounds, ClaimedDelivery
 from relay_devkit.testing import Recorded, wait_ready
 from relay_shared.composition import given
 
@@ -530,6 +530,7 @@ def test_decide_follows_the_retry_schedule(fakes: Fakes) -> None:
         timeout_seconds=10,
         concurrency=8,
         endpoint_concurrency=2,
+        tenant_concurrency=4,
         poll_interval_seconds=1,
     )
     now = fakes.clock()
@@ -587,3 +588,25 @@ async def test_an_attempt_continues_the_events_trace_and_counts_its_outcome(
         for point in metric.data.data_points
     ]
     assert any(p.attributes == {"outcome": "retrying"} and p.value >= 1 for p in points)
+
+
+async def test_an_attempt_cut_short_by_a_crash_counts_toward_the_retries(
+    client: httpx.AsyncClient, notifier: Notifier, fakes: Fakes, task_events: Callable
+) -> None:
+    """A delivery whose attempt kills the worker every time still ends, instead of being
+    retried every lease forever."""
+    created = await _create(client, event_types=["task.submitted"])
+    await notifier.timelines.record(task_events().submitted())
+    lease = 40.0
+    for _ in range(len(DELAYS) + 1):  # claimed, and the worker dies before it records anything
+        [claimed] = await fakes.webhooks.claim_due(
+            ClaimBounds(limit=10, per_endpoint=4, per_tenant=8), lease_seconds=lease
+        )
+        fakes.clock.advance(lease)
+    fakes.sender.answer(URL, 500)
+    assert await notifier.deliveries.deliver_due() == 1
+    [delivery] = (
+        await client.get(f"/internal/webhooks/{created['id']}/deliveries", headers=_auth())
+    ).json()["items"]
+    assert (delivery["status"], delivery["attempts"]) == ("failed", len(DELAYS) + 2)
+    assert claimed.attempts == len(DELAYS)

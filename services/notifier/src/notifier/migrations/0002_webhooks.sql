@@ -50,7 +50,8 @@ CREATE TABLE webhook_deliveries (
     -- while pending: when it is due; a worker that claims it moves it past its lease, so a
     -- worker that dies mid-attempt leaves it due again (same webhook-id, at least once)
     next_attempt_at  timestamptz,
-    created_at       timestamptz NOT NULL DEFAULT now()
+    -- the clock, not the transaction's start: deliveries queued together keep their order
+    created_at       timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
