@@ -122,3 +122,42 @@ class PublicApi:
             cursor = page["next_cursor"]
             if not cursor:
                 return items
+
+    # --- webhooks (DESIGN.md, *Webhooks (contract)*) ---
+
+    async def create_webhook(self, url: str, **body: Any) -> dict[str, Any]:
+        """``POST /v1/webhooks``: the new endpoint, with its ``secret`` (shown only here)."""
+        response = await self.http.post("/v1/webhooks", json={"url": url, **body})
+        assert response.status_code == 201, response.text
+        endpoint: dict[str, Any] = response.json()
+        return endpoint
+
+    async def webhook(self, webhook_id: str) -> dict[str, Any]:
+        response = await self.http.get(f"/v1/webhooks/{webhook_id}")
+        assert response.status_code == 200, response.text
+        endpoint: dict[str, Any] = response.json()
+        return endpoint
+
+    async def webhooks(self) -> list[dict[str, Any]]:
+        response = await self.http.get("/v1/webhooks")
+        assert response.status_code == 200, response.text
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        response = await self.http.delete(f"/v1/webhooks/{webhook_id}")
+        assert response.status_code == 204, response.text
+
+    async def webhook_deliveries(self, webhook_id: str, **params: Any) -> list[dict[str, Any]]:
+        """An endpoint's whole delivery log, newest first (every page)."""
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = {**params, "limit": 100, **({"cursor": cursor} if cursor else {})}
+            response = await self.http.get(f"/v1/webhooks/{webhook_id}/deliveries", params=query)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            items += page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return items
