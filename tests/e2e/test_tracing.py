@@ -23,10 +23,16 @@ PROMPT = "Trace this task.\n/steps 2\n/artifact notes.md"
 
 
 def _complete(trace: Trace) -> bool:
-    """Every service has written its part: the notifier has recorded the terminal event."""
-    return trace.services >= set(SERVICES) and any(
-        s.service == "notifier" and s.attributes.get("relay.event.type") == "task.succeeded"
-        for s in trace.spans
+    """Every service has written its part: the notifier has recorded the terminal event, and
+    every span's parent is in the files too. Each process exports its spans in batches on its
+    own schedule, so a consumer's span can be written before its producer's send span is."""
+    return (
+        trace.services >= set(SERVICES)
+        and any(
+            s.service == "notifier" and s.attributes.get("relay.event.type") == "task.succeeded"
+            for s in trace.spans
+        )
+        and len(trace.roots()) == 1
     )
 
 
