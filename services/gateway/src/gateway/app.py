@@ -13,6 +13,7 @@ import httpx
 from fastapi import FastAPI
 
 from gateway.api import install_relayed_refusals, router, webhooks
+from gateway.console import ConsoleFiles, console_router
 from gateway.limits import BodySizeLimit
 from gateway.openapi import finish_openapi
 from gateway.ports import Ports
@@ -98,8 +99,12 @@ def create_app(
 ) -> FastAPI:
     settings = settings or GatewaySettings()
     _token_issuer(settings)  # fail before serving, not on the first request
+    console = console_router(ConsoleFiles(settings.console_dir, settings.console_storage_origins))
     app = create_service_app(
-        settings, start=compose(settings, ports, build), routers=[router, webhooks], public=True
+        settings,
+        start=compose(settings, ports, build),
+        routers=[router, webhooks, console],
+        public=True,
     )
     install_relayed_refusals(app)
     finish_openapi(app)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from relay_shared.settings import ServiceSettings
 
@@ -39,3 +42,35 @@ class GatewaySettings(ServiceSettings):
     ws_ticket_ttl_seconds: int = Field(
         default=30, ge=5, le=300, description="How long a ticket from POST /v1/ws-tickets lasts."
     )
+    console_dir: Path | None = Field(
+        default=None,
+        description="The built web console (console/dist), served at /console/; unset: /console "
+        "answers 404.",
+    )
+    console_storage_origin: str = Field(
+        default="",
+        description="Origins (space-separated) of artifact download links (S3; moto locally): the "
+        "console's Content-Security-Policy lets it preview artifacts from there.",
+    )
+
+    @field_validator("console_storage_origin")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in value.split():
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in {"http", "https"}
+                or not parts.hostname
+                or parts.username is not None
+                or origin != f"{parts.scheme}://{parts.netloc}"
+                or not all(c.isalnum() or c in ".-:[]" for c in parts.netloc)
+            ):
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme://host[:port], e.g. "
+                    "https://relay-prod-artifacts.s3.eu-west-1.amazonaws.com"
+                )
+        return " ".join(value.split())
+
+    @property
+    def console_storage_origins(self) -> tuple[str, ...]:
+        return tuple(self.console_storage_origin.split())
