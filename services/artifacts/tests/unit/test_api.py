@@ -172,8 +172,8 @@ async def test_rejected_artifact_is_not_downloadable(
     "path",
     [
         "/internal/tasks/not-a-uuid/artifacts",
-        f"/internal/tasks/not-a-uuid/artifacts/{uuid4()}",
-        f"/internal/tasks/{uuid4()}/artifacts/not-a-uuid",
+        "/internal/tasks/not-a-uuid/artifacts/0c9a3f4e-5b1d-4e7a-9c2f-3d8e6a1b7f05",
+        "/internal/tasks/7d2e9b61-0a4c-4f38-b5e1-9c6d2a8f3e47/artifacts/not-a-uuid",
     ],
 )
 async def test_malformed_ids_answer_404(client: httpx.AsyncClient, path: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 
@@ -11,8 +9,8 @@ from gateway.keys import issue_key
 
 from .fakes import ACME_KEY, FakeInternalServices, FakeKeyStore, json_reply, task_document
 
-TASK = str(uuid.uuid4())
-ARTIFACT = str(uuid.uuid4())
+TASK = "5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"  # fixed: test ids must not vary between runs
+ARTIFACT = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
 ROUTES = [
     ("GET", "/v1/tasks"),
     ("POST", "/v1/tasks"),
@@ -47,6 +45,7 @@ async def test_a_request_without_a_key_is_401_and_reaches_no_service(
         "Bearer",
         ACME_KEY,
     ],
+    ids=["never-issued", "malformed", "basic-scheme", "no-key", "no-scheme"],  # keys are random
 )
 async def test_a_wrong_key_is_401(
     anonymous: httpx.AsyncClient, services: FakeInternalServices, authorization: str

@@ -47,7 +47,9 @@ def test_other_tenant_names_are_refused(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "candidate", ["", "rly_", "rly_short", "sk-" + "x" * 44, issue_key().raw + "x"]
+    "candidate",
+    ["", "rly_", "rly_short", "sk-" + "x" * 44, issue_key().raw + "x"],
+    ids=["empty", "prefix-only", "short", "other-vendor", "one-char-too-long"],  # keys are random
 )
 def test_junk_does_not_look_like_a_key(candidate: str) -> None:
     assert not looks_like_key(candidate)

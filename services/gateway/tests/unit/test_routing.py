@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import httpx
 import pytest
@@ -12,8 +11,8 @@ from gateway.upstream import InternalReply
 
 from .fakes import FakeInternalServices, json_reply, problem_reply, task_document
 
-TASK = str(uuid.uuid4())
-ARTIFACT = str(uuid.uuid4())
+TASK = "5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"  # fixed: test ids must not vary between runs
+ARTIFACT = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
 ARTIFACT_DOCUMENT = {
     "id": ARTIFACT,
     "task_id": TASK,

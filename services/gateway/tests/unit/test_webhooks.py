@@ -22,8 +22,9 @@ from relay_shared.internal_auth import generate_keypair
 
 from .fakes import ACME_KEY, GLOBEX_KEY, FakeInternalServices, Fakes, json_reply, problem_reply
 
-WEBHOOK = str(uuid.uuid4())
-TASK = str(uuid.uuid4())
+# fixed, not uuid4(): a test's id must be the same in every pytest-xdist worker's collection
+WEBHOOK = "0f4e8d2c-6b1a-4e9d-8c3b-2a7f5e1d9c60"
+TASK = "5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"
 EVENT = str(uuid.uuid4())
 INTERNAL = f"/internal/webhooks/{WEBHOOK}"
 PUBLIC = f"/v1/webhooks/{WEBHOOK}"

@@ -7,7 +7,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pytest
 
@@ -198,6 +198,10 @@ async def test_unsubscribing_stops_the_events(fakes: Fakes, task_events: Callabl
     assert fakes.feed.listeners[t.task_id] == []
 
 
+# fixed, not uuid4(): a test's id must be the same in every pytest-xdist worker's collection
+FIXED_TASK = "5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [
@@ -207,7 +211,7 @@ async def test_unsubscribing_stops_the_events(fakes: Fakes, task_events: Callabl
         ('{"type": "subscribe"}', "task_id"),
         ('{"type": "subscribe", "task_id": "nope"}', "task_id"),
         ('{"type": "subscribe", "task_id": "*", "after": 3}', "history"),
-        (json.dumps({"type": "subscribe", "task_id": str(uuid4()), "after": -1}), "after"),
+        (json.dumps({"type": "subscribe", "task_id": FIXED_TASK, "after": -1}), "after"),
     ],
 )
 async def test_a_bad_frame_gets_an_error_and_the_session_stays_usable(
