@@ -28,6 +28,7 @@ module "relay" {
   llm_provider             = var.llm_provider
   availability_zones       = var.availability_zones
   api_certificate_arn      = var.api_certificate_arn
+  api_domain_name          = var.api_domain_name
   alarm_emails             = var.alarm_emails
 
   webhooks_backlog_threshold = var.webhooks_backlog_threshold

@@ -27,3 +27,18 @@ output "frontend" {
   description = "Frontend bucket and distribution."
   value       = module.relay.frontend
 }
+
+output "console_bucket" {
+  description = "The frontend bucket (relay console-deploy --bucket, RELAY_CONSOLE_BUCKET)."
+  value       = try(module.relay.frontend.bucket, null)
+}
+
+output "console_distribution_id" {
+  description = "The distribution to invalidate (RELAY_CONSOLE_DISTRIBUTION_ID)."
+  value       = try(module.relay.frontend.distribution_id, null)
+}
+
+output "console_url" {
+  description = "The web console (same origin as /v1 through CloudFront)."
+  value       = try(module.relay.frontend.console_url, null)
+}

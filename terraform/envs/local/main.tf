@@ -63,6 +63,8 @@ module "artifacts" {
   name          = "relay-${var.env}-artifacts"
   tls_only      = false # moto serves plain HTTP
   force_destroy = true
+  # the web console, served by the local gateway, previews artifacts (as the bootstrap allows)
+  cors_allowed_origins = var.console_origins
 }
 
 module "secrets" {

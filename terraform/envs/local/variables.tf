@@ -21,3 +21,9 @@ variable "routing_file" {
   type        = string
   default     = "../../../contracts/routing.yaml"
 }
+
+variable "console_origins" {
+  description = "Where the local gateway serves the web console (http://127.0.0.1:<RELAY_STACK_GATEWAY_PORT>): the bucket lets it read artifacts (CORS)."
+  type        = list(string)
+  default     = ["http://127.0.0.1:8000", "http://localhost:8000"]
+}

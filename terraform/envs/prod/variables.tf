@@ -39,6 +39,11 @@ variable "api_certificate_arn" {
   type        = string
 }
 
+variable "api_domain_name" {
+  description = "The public API's domain name (covered by api_certificate_arn); CloudFront routes the web console's /v1/* there."
+  type        = string
+}
+
 variable "alarm_emails" {
   description = "Who gets alarm e-mails."
   type        = list(string)

@@ -90,6 +90,23 @@ resource "aws_s3_bucket_logging" "this" {
   target_prefix = "s3/${var.name}/"
 }
 
+# The web console reads downloads (presigned URLs) for its previews: GET from its origins only,
+# no credentials (the URL carries its signature). The local bootstrap sets the same rule
+# (relay_ops.stack.topology.console_cors).
+resource "aws_s3_bucket_cors_configuration" "this" {
+  count = length(var.cors_allowed_origins) > 0 ? 1 : 0
+
+  bucket = aws_s3_bucket.this.id
+  cors_rule {
+    id              = "console-reads-artifacts"
+    allowed_methods = ["GET", "HEAD"]
+    allowed_origins = var.cors_allowed_origins
+    allowed_headers = ["*"]
+    expose_headers  = ["Content-Length", "Content-Type", "Content-Disposition", "ETag"]
+    max_age_seconds = 3600
+  }
+}
+
 # TLS only: presigned downloads and the services' calls alike.
 data "aws_iam_policy_document" "tls_only" {
   statement {

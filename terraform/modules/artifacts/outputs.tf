@@ -7,3 +7,11 @@ output "arn" {
   description = "Bucket ARN (IAM policies: staging/* and artifacts/* under it)."
   value       = aws_s3_bucket.this.arn
 }
+
+output "download_origins" {
+  description = "Origins of the presigned download links (virtual-hosted S3, global and regional names): the console's CSP allows them."
+  value = [
+    "https://${aws_s3_bucket.this.id}.s3.amazonaws.com",
+    "https://${aws_s3_bucket.this.id}.s3.${aws_s3_bucket.this.region}.amazonaws.com",
+  ]
+}

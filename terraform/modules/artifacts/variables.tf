@@ -45,6 +45,12 @@ variable "force_destroy" {
   default     = false
 }
 
+variable "cors_allowed_origins" {
+  description = "Origins the web console is served from (https://<distribution>, aliases; the gateway's locally): they may GET artifacts through their download links. Empty: no CORS rule."
+  type        = list(string)
+  default     = []
+}
+
 variable "tags" {
   description = "Tags for the bucket."
   type        = map(string)

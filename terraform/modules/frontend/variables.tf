@@ -3,6 +3,23 @@ variable "env" {
   type        = string
 }
 
+variable "api_domain_name" {
+  description = "The public API's domain name, which the load balancer's certificate covers (api_certificate_arn): CloudFront sends /v1/* there over HTTPS."
+  type        = string
+  nullable    = false
+}
+
+variable "storage_origins" {
+  description = "Origins of artifact download links (the artifacts bucket's S3 endpoints): the console's Content-Security-Policy lets it read and show artifacts from there."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for origin in var.storage_origins : can(regex("^https?://[a-z0-9.-]+(:[0-9]+)?$", origin))])
+    error_message = "storage_origins: origins only (scheme://host[:port]), nothing that could widen the CSP."
+  }
+}
+
 variable "aliases" {
   description = "Domain names the distribution answers for (need certificate_arn)."
   type        = list(string)

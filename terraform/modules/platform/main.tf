@@ -80,7 +80,9 @@ module "artifacts" {
   name              = "${local.name}-artifacts"
   kms_key_arn       = aws_kms_key.artifacts.arn
   access_log_bucket = module.observability.access_log_bucket
-  tags              = local.tags
+  # the web console (CloudFront) reads downloads for its previews
+  cors_allowed_origins = var.frontend_enabled ? module.frontend[0].origins : []
+  tags                 = local.tags
 }
 
 # --- Cluster and internal service discovery ---
@@ -186,6 +188,8 @@ module "frontend" {
   count  = var.frontend_enabled ? 1 : 0
 
   env                           = var.env
+  api_domain_name               = var.api_domain_name
+  storage_origins               = module.artifacts.download_origins
   aliases                       = var.frontend_aliases
   certificate_arn               = var.frontend_certificate_arn
   web_acl_id                    = var.frontend_web_acl_id

@@ -49,10 +49,11 @@ output "alarm_topic_arn" {
 }
 
 output "frontend" {
-  description = "Frontend bucket, distribution id and domain (null when disabled)."
+  description = "Frontend bucket, distribution id, domain and the console's URL (null when disabled)."
   value = var.frontend_enabled ? {
     bucket          = module.frontend[0].bucket
     distribution_id = module.frontend[0].distribution_id
     domain_name     = module.frontend[0].domain_name
+    console_url     = module.frontend[0].console_url
   } : null
 }

@@ -83,6 +83,12 @@ variable "api_certificate_arn" {
   type        = string
 }
 
+variable "api_domain_name" {
+  description = "The public API's domain name (covered by api_certificate_arn, pointed at api_dns_name). Required with frontend_enabled: CloudFront sends the console's /v1/* there, by this name, so the console and the API share one origin."
+  type        = string
+  default     = null
+}
+
 variable "api_allowed_cidrs" {
   description = "Who may reach the public API."
   type        = list(string)
@@ -90,7 +96,7 @@ variable "api_allowed_cidrs" {
 }
 
 variable "frontend_enabled" {
-  description = "Create the frontend bucket and CloudFront distribution."
+  description = "Create the frontend bucket and CloudFront distribution (the web console, with /v1 routed to the API; needs api_domain_name)."
   type        = bool
   default     = true
 }
