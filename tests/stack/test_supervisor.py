@@ -135,6 +135,42 @@ async def test_stop_leaves_no_child_or_grandchild_running_and_goes_in_reverse_or
     assert "did not stop within 1s; killing it" in (tmp_path / "logs" / "stubborn.log").read_text()
 
 
+async def test_a_wave_stops_together_before_the_next_and_the_rest_follow_in_reverse(
+    tmp_path: Path,
+) -> None:
+    """Each program takes 1 s to stop and says when it got SIGTERM and when it was done: the two
+    of one wave stop at the same time, after the first wave and before the unnamed rest."""
+    slow_stop = (
+        "import signal, sys, time\n"
+        "def stop(*_):\n"
+        "    print('term', time.time(), flush=True)\n"
+        "    time.sleep(1)\n"
+        "    print('done', time.time(), flush=True)\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "print('up', flush=True)\n"
+        "time.sleep(600)"
+    )
+    names = ("db", "tasks", "agent", "gateway")
+    supervisor = _supervisor(tmp_path, grace=10.0)
+    for name in names:
+        await supervisor.start(ProcessSpec(name, _python(slow_stop)))
+    for name in names:
+        await eventually(lambda name=name: _async(supervisor.tail(name)))
+
+    await supervisor.stop([("gateway",), ("tasks", "agent")])
+
+    def when(name: str, what: str) -> float:
+        said = (line.split() for line in supervisor.tail(name))
+        return next(float(words[1]) for words in said if words[0] == what)
+
+    assert when("gateway", "done") <= min(when("tasks", "term"), when("agent", "term"))
+    assert max(when("tasks", "term"), when("agent", "term")) < min(
+        when("tasks", "done"), when("agent", "done")
+    ), "the wave of two stopped one after the other"
+    assert max(when("tasks", "done"), when("agent", "done")) <= when("db", "term")
+
+
 async def test_output_is_prefixed_with_the_program_name_and_kept_in_its_file(
     tmp_path: Path,
 ) -> None:

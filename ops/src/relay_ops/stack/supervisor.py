@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -232,10 +232,14 @@ class Supervisor:
         program = self._programs.get(name)
         return list(program.tail)[-lines:] if program else []
 
-    async def stop(self) -> None:
-        """Stop every program, the last started first."""
-        for name in reversed(list(self._programs)):
-            await self._programs[name].stop(self._grace)
+    async def stop(self, waves: Sequence[Collection[str]] = ()) -> None:
+        """Stop every program: those of each wave together, wave after wave, then the rest one
+        at a time, the last started first."""
+        named = {name for wave in waves for name in wave}
+        for wave in [*waves, *([name] for name in reversed(self._programs) if name not in named)]:
+            await asyncio.gather(
+                *(self._programs[name].stop(self._grace) for name in wave if name in self._programs)
+            )
 
     def kill_all(self) -> None:
         """SIGKILL everything at once: the way out when an orderly stop is not wanted."""
