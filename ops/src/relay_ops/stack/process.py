@@ -101,9 +101,10 @@ class RunningStack:
             env=self.environment,
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
             timeout=60,
         )
+        assert done.returncode == 0, f"relay admin create-key failed: {done.stderr.strip()}"
         lines = done.stdout.splitlines()
         assert len(lines) == 1, f"create-key must print the key alone, got {done.stdout!r}"
         return lines[0]
