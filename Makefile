@@ -4,13 +4,14 @@ UV := $(shell ./scripts/ensure-uv)
 RUN := $(UV) run --frozen
 
 .DEFAULT_GOAL := help
-.PHONY: help install up demo test test-faults tf-local-smoke terraform-check bench lint lint-docker typecheck contracts contracts-check unit integration e2e clean
+.PHONY: help install up demo test test-faults tf-local-smoke terraform-check bench lint lint-docker typecheck contracts contracts-check unit integration e2e clean console-build console-check console-deploy browser
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-install: ## install Python and every dependency from uv.lock into .venv
+install: ## install Python and every dependency from uv.lock into .venv; build the web console
 	$(UV) sync --frozen --all-packages
+	@$(MAKE) --no-print-directory console-build
 
 up: install ## run the whole stack locally (moto server, PostgreSQL, Redis, five services); Ctrl-C stops it
 	$(RUN) relay up
@@ -18,8 +19,15 @@ up: install ## run the whole stack locally (moto server, PostgreSQL, Redis, five
 demo: install ## start the stack, run one task through the public API live, download its artifact, stop
 	$(RUN) relay demo
 
-test: install lint typecheck contracts-check terraform-check ## lint, types, contracts, Terraform, unit, integration and e2e tests
-	$(RUN) pytest -m "not faults and not tf"
+# The suites that start no whole stack run on TEST_WORKERS pytest-xdist workers, a test module
+# to a worker; the whole-stack suites (STACK_SUITES) one test at a time: each stack holds ~40 of
+# PostgreSQL's 100 connections, and their timings assume a machine they do not share.
+TEST_WORKERS ?= 3
+STACK_SUITES := tests/e2e tests/console tests/stack
+
+test: install lint typecheck contracts-check terraform-check console-check browser ## lint, types, contracts, Terraform, the console's checks, unit, integration, e2e and browser tests
+	$(RUN) pytest -m "not faults and not tf" -n $(TEST_WORKERS) --dist loadfile $(STACK_SUITES:%=--ignore=%)
+	$(RUN) pytest -m "not faults and not tf" $(STACK_SUITES)
 
 test-faults: install ## the fault suite: real process kills and outages on a whole local stack
 	$(RUN) pytest -m faults tests/faults
@@ -58,8 +66,57 @@ contracts-check: install ## fail if contracts/ differs from what the code genera
 unit: install ## unit tests only (no PostgreSQL, Redis or moto needed)
 	$(RUN) pytest -m "not integration and not e2e and not tf"
 
-e2e: install ## end-to-end tests against a whole local stack
+e2e: install browser ## end-to-end tests against a whole local stack
 	$(RUN) pytest -m e2e
+
+# --- The web console (console/: Vite + Preact + TypeScript; the gateway serves console/dist at
+# /console/). npm ci runs again only when the lock file changes, the build only when a source
+# file does. Until console/package.json exists there is nothing to build, and the targets say so.
+CONSOLE := console
+CONSOLE_INSTALLED := $(CONSOLE)/node_modules/.relay-npm-ci
+CONSOLE_SOURCES = $(shell find $(CONSOLE) \( -path $(CONSOLE)/node_modules -o -path $(CONSOLE)/dist \
+	-o -path $(CONSOLE)/coverage -o -path $(CONSOLE)/test-results \) -prune -o -type f \
+	! -name '*.tsbuildinfo' ! -name .eslintcache -print 2>/dev/null)
+NO_CONSOLE := echo "console/package.json not found: no web console to build or check yet"
+
+$(CONSOLE_INSTALLED): $(CONSOLE)/package.json $(CONSOLE)/package-lock.json
+	cd $(CONSOLE) && npm ci --no-audit --no-fund
+	touch $@
+
+$(CONSOLE)/dist/index.html: $(CONSOLE_INSTALLED) $(CONSOLE_SOURCES)
+	cd $(CONSOLE) && npm run build
+	touch $@
+
+console-build: ## build the web console into console/dist (npm ci + npm run build, when changed)
+ifeq ($(wildcard $(CONSOLE)/package.json),)
+	@$(NO_CONSOLE)
+else
+	@$(MAKE) --no-print-directory $(CONSOLE)/dist/index.html
+endif
+
+console-check: ## the web console's lint, type checks and unit tests (npm run lint, typecheck, test)
+ifeq ($(wildcard $(CONSOLE)/package.json),)
+	@$(NO_CONSOLE)
+else
+	@$(MAKE) --no-print-directory $(CONSOLE_INSTALLED)
+	cd $(CONSOLE) && npm run lint
+	cd $(CONSOLE) && npm run typecheck
+	cd $(CONSOLE) && CI=true npm test
+endif
+
+console-deploy: install ## publish console/dist to the frontend bucket and invalidate index.html (RELAY_CONSOLE_BUCKET, RELAY_CONSOLE_DISTRIBUTION_ID; docs/deploy.md)
+	@test -f $(CONSOLE)/dist/index.html || { $(NO_CONSOLE); exit 1; }
+	$(RUN) relay console-deploy
+
+# The browser tests drive Debian's chromium through Playwright (no browser download of its own).
+browser: ## install Debian's chromium for the browser tests when it is missing (apt-get, as root)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "chromium not found: installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium \
+	  || { echo "could not install chromium: install it (Debian: apt-get install chromium) so that \
+	\`chromium\` is on PATH" >&2; exit 1; }; \
+	}
 
 clean: ## remove the local stack's state (.relay/) and demo output
 	rm -rf .relay relay-output

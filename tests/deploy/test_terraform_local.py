@@ -16,6 +16,7 @@ import pytest
 
 from relay_devkit.api_client import PublicApi
 from relay_ops.routing import bus_name, delivery_dlq_name, dlq_name, load_routing, queue_name
+from relay_ops.stack.config import StackConfig
 from relay_ops.stack.process import running_stack
 from relay_ops.stack.topology import artifacts_bucket_name, bootstrap
 
@@ -89,6 +90,7 @@ def describe(endpoint: str, env: str) -> dict[str, Any]:
     [staging] = [r for r in lifecycle if r.get("Filter", {}).get("Prefix") == "staging/"]
     encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
     block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    [cors] = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
     return {
         "queues": queues,
         "rules": rules,
@@ -96,6 +98,13 @@ def describe(endpoint: str, env: str) -> dict[str, Any]:
             "staging_expiry": (staging["Status"], staging["Expiration"]),
             "sse": encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"],
             "public_access_block": block,
+            "cors": (
+                sorted(cors["AllowedMethods"]),
+                sorted(cors["AllowedOrigins"]),
+                cors.get("AllowedHeaders"),
+                sorted(cors.get("ExposeHeaders", [])),
+                cors.get("MaxAgeSeconds"),
+            ),
         },
     }
 
@@ -127,7 +136,9 @@ async def test_terraform_local_builds_the_bootstrap_topology_and_the_stack_runs_
 
     # 1. The same topology as the local bootstrap's (built beside it under another env name).
     reference = f"bs{uuid.uuid4().hex[:8]}"
-    bootstrap(reference, endpoint_url=moto_endpoint)
+    # envs/local lets the console on the default gateway port read artifacts, as `relay up` does
+    console = StackConfig(host="127.0.0.1", gateway_port=8000).console_origins
+    bootstrap(reference, endpoint_url=moto_endpoint, console_origins=console)
     applied, bootstrapped = describe(moto_endpoint, env), describe(moto_endpoint, reference)
     assert applied["rules"] == bootstrapped["rules"]
     assert applied["queues"] == bootstrapped["queues"]

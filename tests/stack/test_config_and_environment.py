@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from relay_ops.stack.config import SERVICES, StackConfig, redact
-from relay_ops.stack.environment import Wiring, service_environment
+from relay_ops.stack.config import CONSOLE_DIST, SERVICES, StackConfig, redact
+from relay_ops.stack.environment import Wiring, console_link, service_environment
 
 
 def test_defaults_are_the_documented_local_ports_and_names(
@@ -148,3 +148,33 @@ def test_the_webhooks_keys_are_kept_in_the_state_dir(tmp_path: Path) -> None:
     for wiped in ("postgres", "redis"):
         assert not config.webhooks_keys_file.is_relative_to(config.state_dir / wiped)
     assert not config.webhooks_keys_file.is_relative_to(config.run_dir)
+
+
+def test_the_gateway_serves_the_console_build_and_lets_it_read_from_moto(tmp_path: Path) -> None:
+    gateway = service_environment("gateway", _wiring(), {})
+    assert gateway["RELAY_CONSOLE_DIR"] == str(CONSOLE_DIST)
+    assert CONSOLE_DIST == Path(__file__).resolve().parents[2] / "console" / "dist"
+    assert gateway["RELAY_CONSOLE_STORAGE_ORIGIN"] == "http://127.0.0.1:5055"
+    for name in SERVICES:
+        if name != "gateway":
+            assert "RELAY_CONSOLE_DIR" not in service_environment(name, _wiring(), {}), name
+
+    # download links point where RELAY_S3_PUBLIC_ENDPOINT_URL says, when a user sets it
+    user_env = {
+        "RELAY_S3_PUBLIC_ENDPOINT_URL": "http://s3.localtest.me:9000/",
+        "RELAY_CONSOLE_DIR": str(tmp_path),
+    }
+    gateway = service_environment("gateway", _wiring(), user_env)
+    assert gateway["RELAY_CONSOLE_STORAGE_ORIGIN"] == "http://s3.localtest.me:9000"
+    assert gateway["RELAY_CONSOLE_DIR"] == str(tmp_path)  # the user's own build wins
+
+
+def test_the_console_link_says_whether_there_is_a_build(tmp_path: Path) -> None:
+    config = _wiring().config
+    assert config.console_url == "http://127.0.0.1:8000/console/"
+    assert config.console_origins == ("http://127.0.0.1:8000", "http://localhost:8000")
+
+    missing = console_link(config, {"RELAY_CONSOLE_DIR": str(tmp_path)})
+    assert missing.startswith("http://127.0.0.1:8000/console/ (not built yet")
+    (tmp_path / "index.html").write_text("<!doctype html>")
+    assert console_link(config, {"RELAY_CONSOLE_DIR": str(tmp_path)}) == config.console_url

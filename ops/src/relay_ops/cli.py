@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
+import boto3
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
@@ -18,6 +19,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from gateway.admin import app as gateway_admin_app
+from relay_ops.console import PREFIX as CONSOLE_PREFIX
+from relay_ops.console import ConsoleBuildError
+from relay_ops.console import publish as publish_console
 from relay_ops.demo.flow import run_demo
 from relay_ops.dlq import (
     DeadMessage,
@@ -32,8 +36,8 @@ from relay_ops.dlq import (
     resolve_target,
     url_of,
 )
-from relay_ops.stack.config import StackConfig, redact
-from relay_ops.stack.environment import DUMMY_AWS_CREDENTIALS
+from relay_ops.stack.config import CONSOLE_DIST, StackConfig, redact
+from relay_ops.stack.environment import DUMMY_AWS_CREDENTIALS, console_link
 from relay_ops.stack.errors import StackError
 from relay_ops.stack.local import LocalStack, read_stack_file
 from relay_ops.stack.report import show_failure
@@ -126,6 +130,7 @@ def _announce(stack: LocalStack) -> None:
     assert stack.database is not None
     assert stack.redis is not None
     console.print(f"[bold green]Relay is up: {stack.gateway_url}[/]")
+    console.print(f"  console:    {console_link(config)}")
     console.print(f"  logs:       {config.log_dir}/<service>.log")
     console.print(f"  PostgreSQL: {stack.database.summary}")
     console.print(f"  Redis:      {stack.redis.summary}")
@@ -204,7 +209,11 @@ def bootstrap(
         os.environ.setdefault(name, value)  # moto takes any credentials
     try:
         topology = bootstrap_topology(
-            env or config.env, endpoint_url=endpoint, region=config.aws_region, bucket=bucket
+            env or config.env,
+            endpoint_url=endpoint,
+            region=config.aws_region,
+            bucket=bucket,
+            console_origins=config.console_origins,
         )
     except Exception as exc:
         errors.print(f"[bold red]bootstrap failed at {redact(endpoint)}:[/] {exc}")
@@ -215,6 +224,63 @@ def bootstrap(
     for service, url in sorted(topology.queue_urls.items()):
         console.print(f"  queue   {service}: {url}")
     console.print(f"  rules   {len(topology.rules)}: {', '.join(sorted(topology.rules))}")
+
+
+@app.command("console-deploy")
+def console_deploy(
+    bucket: Annotated[
+        str,
+        typer.Option(
+            envvar="RELAY_CONSOLE_BUCKET",
+            help="The frontend bucket (terraform output console_bucket).",
+        ),
+    ],
+    distribution_id: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RELAY_CONSOLE_DISTRIBUTION_ID",
+            help="The CloudFront distribution to invalidate (terraform output "
+            "console_distribution_id); without it nothing is invalidated.",
+        ),
+    ] = None,
+    dist: Annotated[
+        Path, typer.Option(help="The build (npm run build in console/).")
+    ] = CONSOLE_DIST,
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="Another AWS endpoint (moto server); default: AWS.")
+    ] = None,
+) -> None:
+    """Publish a console build: assets (cached a year), then index.html (no-cache), under
+    console/ in the frontend bucket; then invalidate index.html on CloudFront. AWS credentials
+    come from the standard chain (AWS_PROFILE, ...)."""
+    console.print(f"Publishing {dist} to s3://{bucket}/{CONSOLE_PREFIX} …")
+    try:
+        published = publish_console(
+            dist,
+            bucket=bucket,
+            distribution_id=distribution_id,
+            s3=boto3.client("s3", endpoint_url=endpoint_url),
+            cloudfront=(
+                boto3.client("cloudfront", endpoint_url=endpoint_url) if distribution_id else None
+            ),
+            say=console.print,
+        )
+    except ConsoleBuildError as exc:
+        errors.print(f"[bold red]console-deploy:[/] {exc}")
+        raise typer.Exit(1) from exc
+    except (BotoCoreError, ClientError) as exc:
+        errors.print(f"[bold red]console-deploy failed:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"{len(published.uploaded)} files uploaded, {len(published.unchanged)} assets unchanged."
+    )
+    if published.invalidation_id:
+        console.print(
+            f"Invalidation {published.invalidation_id} of {', '.join(published.invalidated)} "
+            f"on {distribution_id} (a minute or two)."
+        )
+    else:
+        console.print("No distribution given: nothing invalidated.")
 
 
 # --- relay dlq ------------------------------------------------------------------------------

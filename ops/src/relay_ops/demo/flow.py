@@ -18,6 +18,7 @@ from rich.text import Text
 from relay_ops.demo.client import DemoFailure, PublicApi
 from relay_ops.demo.view import TimelineView, size
 from relay_ops.stack.config import StackConfig
+from relay_ops.stack.environment import console_link
 from relay_ops.stack.errors import StackError
 from relay_ops.stack.local import LocalStack
 from relay_ops.stack.report import show_failure
@@ -177,4 +178,5 @@ async def run_demo(
             soft_wrap=True,
         )
     console.print(f"Its trace, through all five services: uv run relay trace {result.task_id}")
+    console.print(f"The web console: `make up`, then open {console_link(config)}")
     return 0

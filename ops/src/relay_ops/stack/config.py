@@ -16,6 +16,9 @@ from relay_ops.stack.moto import free_port
 SERVICES: tuple[str, ...] = ("tasks", "artifacts", "notifier", "agent", "gateway")
 # The gateway calls these over internal HTTP; each URL reaches it as RELAY_<NAME>_URL.
 GATEWAY_UPSTREAMS: tuple[str, ...] = ("tasks", "artifacts", "notifier")
+# The web console's build (`npm run build` in console/, which `make install` runs); the gateway
+# serves it at /console/.
+CONSOLE_DIST = Path(__file__).resolve().parents[4] / "console" / "dist"
 
 
 class StackConfig(BaseSettings):
@@ -101,6 +104,17 @@ class StackConfig(BaseSettings):
     @property
     def gateway_url(self) -> str:
         return self.url("gateway")
+
+    @property
+    def console_url(self) -> str:
+        """The web console, served by the gateway (Vite's base is /console/)."""
+        return f"{self.gateway_url}/console/"
+
+    @property
+    def console_origins(self) -> tuple[str, ...]:
+        """Where a browser opens the console from: the artifacts bucket lets them read (CORS)."""
+        localhost = f"http://localhost:{self.gateway_port}"
+        return tuple(dict.fromkeys((self.gateway_url, localhost)))
 
     @property
     def run_dir(self) -> Path:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
-from relay_ops.stack.config import GATEWAY_UPSTREAMS, StackConfig
+from relay_ops.stack.config import CONSOLE_DIST, GATEWAY_UPSTREAMS, StackConfig
 
 # Local only: every AWS client points at moto, so real credentials must not leak into it.
 DUMMY_AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
@@ -73,9 +75,29 @@ def service_environment(
         env["RELAY_INTERNAL_AUTH_PRIVATE_KEY"] = wiring.private_key
         for upstream in GATEWAY_UPSTREAMS:
             env[f"RELAY_{upstream.upper()}_URL"] = config.url(upstream)
+        # The console at /console/ (a user's own build dir wins). Its CSP lets it read artifact
+        # download links, which point at moto (or RELAY_S3_PUBLIC_ENDPOINT_URL) from the browser.
+        env.setdefault("RELAY_CONSOLE_DIR", str(CONSOLE_DIST))
+        storage = env.get("RELAY_S3_PUBLIC_ENDPOINT_URL") or config.moto_endpoint
+        env.setdefault("RELAY_CONSOLE_STORAGE_ORIGIN", origin(storage))
     if service == WEBHOOKS_SERVICE:
         env[WEBHOOKS_KEYS] = users_webhooks_keys or wiring.webhooks_encryption_keys
         # Local receivers listen on 127.0.0.1, which a deployment refuses (DESIGN.md, Webhooks);
         # a user's own RELAY_WEBHOOKS_ALLOW_PRIVATE=false wins.
         env.setdefault("RELAY_WEBHOOKS_ALLOW_PRIVATE", "true")
     return env
+
+
+def origin(url: str) -> str:
+    """scheme://host[:port] of ``url``."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def console_link(config: StackConfig, base: Mapping[str, str] | None = None) -> str:
+    """The console's URL, and whether there is a build to serve there."""
+    env = os.environ if base is None else base
+    built = Path(env.get("RELAY_CONSOLE_DIR") or CONSOLE_DIST) / "index.html"
+    if built.is_file():
+        return config.console_url
+    return f"{config.console_url} (not built yet: `make install` builds console/)"

@@ -28,16 +28,27 @@ from relay_ops.stack.environment import DUMMY_AWS_CREDENTIALS, Wiring, service_e
 from relay_ops.stack.errors import StackError
 from relay_ops.stack.keys import webhooks_encryption_keys
 from relay_ops.stack.logs import StackLogs
-from relay_ops.stack.moto import moto_command, wait_until_up
+from relay_ops.stack.moto import free_port, moto_door_command, wait_until_up
+from relay_ops.stack.moto_door import OPEN as MOTO_OPEN
 from relay_ops.stack.ports import ensure_ports_free
 from relay_ops.stack.postgres import provide_postgres
 from relay_ops.stack.redis_server import provide_redis
 from relay_ops.stack.stores import Provisioned
 from relay_ops.stack.supervisor import ProcessSpec, RestartPolicy, Supervisor
-from relay_ops.stack.topology import Topology, TopologyMissing, bootstrap, existing_topology
+from relay_ops.stack.topology import (
+    Topology,
+    TopologyMissing,
+    bootstrap,
+    existing_topology,
+    seen_from,
+)
 from relay_shared.internal_auth import generate_keypair
 
 MOTO = "moto"
+# The order of a stop: the gateway first (no new requests), then the other services together
+# (none needs another to stop cleanly), then one at a time what they use while they stop: moto,
+# Redis, PostgreSQL.
+STOP_WAVES = (("gateway",), tuple(name for name in SERVICES if name != "gateway"))
 # Their own output is noise at the console (moto logs every request); it stays in their files.
 QUIET = frozenset({MOTO, "postgres", "redis"})
 # A service started this often before it was ready keeps crashing: say so, don't wait.
@@ -83,6 +94,8 @@ class LocalStack:
         self.database: Provisioned | None = None
         self.redis: Provisioned | None = None
         self.topology: Topology | None = None
+        # the private port of the moto we run (relay_ops.stack.moto_door), None for another's
+        self._moto_door: int | None = None
         self._wiring: Wiring | None = None
         self._started = False
 
@@ -195,7 +208,7 @@ class LocalStack:
             return
         self._started = False
         try:
-            await self.supervisor.stop()
+            await self.supervisor.stop(STOP_WAVES)
         finally:
             self.config.stack_file.unlink(missing_ok=True)
             self.logs.close()
@@ -222,29 +235,56 @@ class LocalStack:
             os.environ.setdefault(name, value)
         if not self.config.runs_moto:
             return await self._bootstrap()
+        # Ours opens its public port once the topology is built, after every (re)start.
+        self._moto_door = free_port()
         await self.supervisor.start(
             ProcessSpec(
                 MOTO,
-                moto_command(self.config.moto_port, self.config.host),
+                moto_door_command(self.config.moto_port, self.config.host, self._moto_door),
                 on_restart=self._bootstrap_again,
             )
         )
         return await self._bootstrap()
 
     async def _bootstrap(self) -> Topology:
-        endpoint = self.config.moto_endpoint
+        config = self.config
+        public = config.moto_endpoint
+        door = self._moto_door
+        endpoint = public if door is None else f"http://127.0.0.1:{door}"
         try:
             await asyncio.to_thread(wait_until_up, endpoint, timeout=60)
         except TimeoutError as exc:
             raise StackError(str(exc), services=(MOTO,)) from exc
-        build = bootstrap if self.config.bootstrap else existing_topology
         try:
-            self.topology = await asyncio.to_thread(
-                build, self.config.env, endpoint_url=endpoint, region=self.config.aws_region
-            )
+            if config.bootstrap:
+                topology = await asyncio.to_thread(
+                    bootstrap,
+                    config.env,
+                    endpoint_url=endpoint,
+                    region=config.aws_region,
+                    console_origins=config.console_origins,
+                )
+            else:
+                topology = await asyncio.to_thread(
+                    existing_topology, config.env, endpoint_url=endpoint, region=config.aws_region
+                )
         except TopologyMissing as exc:
             raise StackError(str(exc), services=(MOTO,)) from exc
-        return self.topology
+        if door is not None:
+            await self._open_moto(public)
+            topology = seen_from(topology, endpoint, public)
+        self.topology = topology
+        return topology
+
+    async def _open_moto(self, public: str) -> None:
+        pid = self.supervisor.pid(MOTO)
+        if pid is None:
+            raise StackError("moto exited while the topology was built", services=(MOTO,))
+        os.kill(pid, MOTO_OPEN)
+        try:
+            await asyncio.to_thread(wait_until_up, public, timeout=60)
+        except TimeoutError as exc:
+            raise StackError(str(exc), services=(MOTO,)) from exc
 
     async def _bootstrap_again(self) -> None:
         """moto keeps its state in memory: after a restart, build the topology again."""

@@ -22,6 +22,12 @@ def moto_command(port: int, host: str = "127.0.0.1") -> list[str]:
     return [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
 
 
+def moto_door_command(port: int, host: str, private_port: int) -> list[str]:
+    """moto that opens ``port`` only when told (relay_ops.stack.moto_door)."""
+    door = ["--host", host, "--port", str(port), "--private-port", str(private_port)]
+    return [sys.executable, "-m", "relay_ops.stack.moto_door", *door]
+
+
 def start_moto(port: int, *, log_path: Path | None = None) -> subprocess.Popen[bytes]:
     out = log_path.open("ab") if log_path else subprocess.DEVNULL
     return subprocess.Popen(moto_command(port), stdout=out, stderr=subprocess.STDOUT)

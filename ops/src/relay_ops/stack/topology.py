@@ -8,7 +8,8 @@ On AWS, Terraform builds the same topology from the same file; when Terraform bu
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import boto3
@@ -25,6 +26,8 @@ from relay_ops.routing import (
 )
 
 STAGING_EXPIRY_DAYS = 1
+# The web console reads artifact download links (presigned URLs) for its previews.
+CORS_MAX_AGE_SECONDS = 3600
 
 
 def artifacts_bucket_name(env: str) -> str:
@@ -70,7 +73,10 @@ def bootstrap(
     region: str = "us-east-1",
     routing: Routing | None = None,
     bucket: str | None = None,
+    console_origins: Sequence[str] = (),
 ) -> Topology:
+    """``console_origins``: where the web console is served (the gateway's origin); the bucket
+    lets them GET artifacts (CORS), as Terraform lets the CloudFront domain."""
     routing = routing or load_routing()
     events, sqs, s3 = _clients(endpoint_url, region)
     topo = Topology(env=env)
@@ -157,8 +163,26 @@ def bootstrap(
             )
 
     topo.bucket = bucket or artifacts_bucket_name(env)
-    _bucket(s3, topo.bucket, region)
+    _bucket(s3, topo.bucket, region, console_origins)
     return topo
+
+
+def seen_from(topology: Topology, endpoint: str, other: str) -> Topology:
+    """The same topology with its queue URLs on ``other`` instead of ``endpoint`` (moto names
+    a queue by the address it was asked at)."""
+
+    def moved(urls: dict[str, str]) -> dict[str, str]:
+        return {
+            key: other + url[len(endpoint) :] if url.startswith(f"{endpoint}/") else url
+            for key, url in urls.items()
+        }
+
+    return replace(
+        topology,
+        queue_urls=moved(topology.queue_urls),
+        dlq_urls=moved(topology.dlq_urls),
+        delivery_dlq_urls=moved(topology.delivery_dlq_urls),
+    )
 
 
 class TopologyMissing(RuntimeError):
@@ -259,7 +283,7 @@ def _remove_undeclared_rules(events: Any, bus: str, env: str, declared: set[str]
             events.delete_rule(Name=rule["Name"], EventBusName=bus)
 
 
-def _bucket(s3: Any, name: str, region: str) -> None:
+def _bucket(s3: Any, name: str, region: str, console_origins: Sequence[str] = ()) -> None:
     try:
         if region == "us-east-1":
             s3.create_bucket(Bucket=name)
@@ -296,3 +320,24 @@ def _bucket(s3: Any, name: str, region: str) -> None:
             ]
         },
     )
+    if console_origins:
+        s3.put_bucket_cors(Bucket=name, CORSConfiguration=console_cors(console_origins))
+    else:
+        s3.delete_bucket_cors(Bucket=name)
+
+
+def console_cors(console_origins: Sequence[str]) -> dict[str, Any]:
+    """GET and HEAD from the console's origins, with no credentials (a presigned URL carries its
+    own signature); the same rule as the artifacts module's in Terraform."""
+    return {
+        "CORSRules": [
+            {
+                "ID": "console-reads-artifacts",
+                "AllowedMethods": ["GET", "HEAD"],
+                "AllowedOrigins": list(console_origins),
+                "AllowedHeaders": ["*"],
+                "ExposeHeaders": ["Content-Length", "Content-Type", "Content-Disposition", "ETag"],
+                "MaxAgeSeconds": CORS_MAX_AGE_SECONDS,
+            }
+        ]
+    }

@@ -1,0 +1,63 @@
+"""moto server whose public port opens only once the stack has built its topology.
+
+moto keeps everything in memory, so a moto that restarts comes back empty and the stack builds
+the topology again. If the services could reach it meanwhile, an outbox relay could publish into
+a bus whose rules do not exist yet, and EventBridge drops an event that no rule matches: a lost
+event that the relay counts as published. So the process serves the same moto app on two ports:
+a private one at once, through which the stack builds the topology, and the public one (the
+services' endpoint) from the moment the stack sends SIGUSR1. Until then a service's calls fail
+to connect and its relay retries them later, which loses nothing.
+
+    python -m relay_ops.stack.moto_door --host H --port PUBLIC --private-port PRIVATE
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from typing import Any
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+OPEN = signal.SIGUSR1
+
+
+def _serve(host: str, port: int, app: Any) -> BaseWSGIServer:
+    server = make_server(host, port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, name=f"moto-{port}", daemon=True).start()
+    return server
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True, help="the services' endpoint")
+    parser.add_argument("--private-port", type=int, required=True, help="the stack's, on 127.0.0.1")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MOTO_PORT", str(args.port))  # moto's own URLs name the public port
+
+    opened = threading.Event()
+    stopping = threading.Event()
+    signal.signal(OPEN, lambda *_: opened.set())
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+
+    app = DomainDispatcherApplication(create_backend_app)  # one app, one in-memory AWS
+    servers = [_serve("127.0.0.1", args.private_port, app)]
+    print(f"moto: private endpoint on 127.0.0.1:{args.private_port}", flush=True)
+    while not (opened.is_set() or stopping.is_set()):
+        opened.wait(0.2)
+    if not stopping.is_set():
+        servers.append(_serve(args.host, args.port, app))
+        print(f"moto: open on {args.host}:{args.port}", flush=True)
+    while not stopping.is_set():
+        stopping.wait(0.5)
+    for server in servers:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The stack's moto opens its public port only when told: a restarted moto is empty, and a
+service that reached it before the topology is rebuilt could publish into a bus with no rules."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+
+import boto3
+import httpx
+import pytest
+
+from relay_ops.stack.moto import free_port, moto_door_command, wait_until_up
+from relay_ops.stack.moto_door import OPEN
+from relay_ops.stack.topology import Topology, seen_from
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def door(aws_credentials: None) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
+    public, private = free_port(), free_port()
+    process = subprocess.Popen(moto_door_command(public, "127.0.0.1", private))
+    try:
+        yield process, f"http://127.0.0.1:{public}", f"http://127.0.0.1:{private}"
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0  # SIGTERM is a clean stop
+
+
+def test_the_public_port_opens_on_the_signal_onto_what_was_built_through_the_private_one(
+    door: tuple[subprocess.Popen[bytes], str, str],
+) -> None:
+    process, public, private = door
+    wait_until_up(private)
+    sqs = boto3.client("sqs", endpoint_url=private, region_name="us-east-1")
+    sqs.create_queue(QueueName="built-before-opening")
+
+    with pytest.raises(httpx.ConnectError):  # closed: a service's call fails and is retried
+        httpx.get(f"{public}/moto-api/data.json", timeout=2)
+
+    os.kill(process.pid, OPEN)
+    wait_until_up(public, timeout=10)
+    seen = boto3.client("sqs", endpoint_url=public, region_name="us-east-1")
+    urls = seen.list_queues()["QueueUrls"]
+    assert [url.rsplit("/", 1)[-1] for url in urls] == ["built-before-opening"]
+    assert process.poll() is None
+
+
+def test_queue_urls_are_moved_to_the_public_endpoint_and_nothing_else_is() -> None:
+    built = Topology(
+        env="e",
+        queue_urls={"agent": "http://127.0.0.1:9001/123456789012/relay-e-agent"},
+        dlq_urls={"agent": "http://127.0.0.1:9001/123456789012/relay-e-agent-dlq"},
+        delivery_dlq_urls={"agent": "https://sqs.us-east-1.amazonaws.com/1/relay-e-agent-d"},
+        bucket="b",
+    )
+    seen = seen_from(built, "http://127.0.0.1:9001", "http://127.0.0.1:4566")
+    assert seen.queue_urls == {"agent": "http://127.0.0.1:4566/123456789012/relay-e-agent"}
+    assert seen.dlq_urls == {"agent": "http://127.0.0.1:4566/123456789012/relay-e-agent-dlq"}
+    assert seen.delivery_dlq_urls == built.delivery_dlq_urls
+    assert (seen.env, seen.bucket) == ("e", "b")
