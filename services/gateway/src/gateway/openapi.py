@@ -29,6 +29,8 @@ HAND_DECLARED = (
     WebhookReplayRequest,
 )
 
+COMPONENT_REF = "#/components/schemas/{model}"
+
 NEW_TASK_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -99,10 +101,19 @@ def finish_openapi(app: FastAPI) -> None:
                         _finish_answer(status, answer)
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
             for model in HAND_DECLARED:
-                schemas[model.__name__] = model.model_json_schema()
+                _declare(schemas, model)
         return app.openapi_schema  # type: ignore[return-value]  # set by build()
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _declare(schemas: dict[str, Any], model: type[BaseModel]) -> None:
+    """``model``'s schema in the components, with the models it nests beside it (pydantic puts
+    them in a ``$defs`` of its own, which no ``$ref`` in an OpenAPI document can reach)."""
+    schema = model.model_json_schema(ref_template=COMPONENT_REF)
+    for name, nested in {**schema.pop("$defs", {}), model.__name__: schema}.items():
+        if schemas.setdefault(name, nested) != nested:
+            raise ValueError(f"two different schemas are named {name} in the OpenAPI document")
 
 
 def _finish_answer(status: str, answer: dict[str, Any]) -> None:

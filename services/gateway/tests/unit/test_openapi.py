@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from openapi_spec_validator import validate
+
+PUBLISHED = Path(__file__).resolve().parents[4] / "contracts" / "openapi.json"
 
 
 @pytest.fixture
@@ -33,6 +38,18 @@ def test_it_lists_the_public_routes_and_nothing_inside(document: dict[str, Any])
         "/v1/webhooks/{webhook_id}/replay",
         "/v1/webhooks/{webhook_id}/test",
     }
+
+
+def test_it_is_a_valid_openapi_3_1_document_as_served_and_as_published(
+    document: dict[str, Any],
+) -> None:
+    """Every $ref resolves (a nested model's schema is a component, not a $defs no OpenAPI $ref
+    can reach), so a client generator can read it; contracts/openapi.json is the same document
+    (make contracts-check)."""
+    validate(document)
+    assert document["openapi"].startswith("3.1.")
+    assert "$defs" not in json.dumps(document)
+    validate(json.loads(PUBLISHED.read_text()))
 
 
 def test_the_webhook_routes_are_under_their_own_tag(document: dict[str, Any]) -> None:
@@ -85,9 +102,11 @@ def test_the_new_task_body_is_prompt_model_metadata_limits_and_nothing_else(
 ) -> None:
     body = document["paths"]["/v1/tasks"]["post"]["requestBody"]
     schema = _schema(document, body["content"]["application/json"]["schema"]["$ref"])
-    limits = schema["$defs"]["NewTaskLimits"]
+    limits_ref = schema["properties"]["limits"]["anyOf"][0]["$ref"]
+    limits = _schema(document, limits_ref)
 
     assert body["required"] is True
+    assert limits_ref == "#/components/schemas/NewTaskLimits"
     assert set(schema["properties"]) == {"prompt", "model", "metadata", "limits"}
     assert schema["required"] == ["prompt"]
     assert schema["additionalProperties"] is False
