@@ -1,5 +1,6 @@
 """The web console in headless Chromium against a real `relay up` (issue 13's acceptance): sign
-in, submit, the timeline filling live, artifacts, cancel, tenancy, reconnects and screenshots.
+in, submit, the timeline filling live, artifacts, cancel, tenancy, reconnects, webhooks and
+screenshots.
 
 Every test runs in its own browser context and fails on a CSP violation, an uncaught page error
 or a dialog (conftest.py). The scripted model runs the tasks: `/steps N` tool turns, `/sleep S`
@@ -19,9 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Locator, expect
+from standardwebhooks import Webhook
 
 from relay_devkit.api_client import PublicApi
+from relay_devkit.receiver import Receiver, serve_receiver
 from relay_ops.stack.process import RunningStack
 
 from .tab import NARROW, WIDE, ConsoleTab
@@ -393,3 +396,77 @@ async def test_the_timeline_catches_up_without_gaps_after_the_connection_drops(
     await expect(tab.testid("task-page")).to_have_attribute("data-status", "succeeded")
     await expect(tab.testid("task-result")).to_contain_text("Completed 10 steps")
     await expect(tab.testid("artifact")).to_have_attribute("data-name", "result.md")
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+async def test_an_endpoint_added_in_the_console_gets_signed_deliveries_that_its_page_lists(
+    tab: ConsoleTab, api: PublicApi, api_key: str, screenshots: Path
+) -> None:
+    path = f"/ok/console-{uuid.uuid4().hex[:6]}"
+    async with serve_receiver() as receiver:
+        await tab.sign_in(api_key)
+        await tab.testid("nav-webhooks").click()
+        await tab.testid("webhook-new").click()
+        await tab.testid("webhook-url").fill(receiver.url + path)
+        await tab.testid("webhook-submit").click()
+        secret = await tab.testid("webhook-secret-value").input_value()
+        assert secret.startswith("whsec_")  # shown this once, and it is the signing secret:
+
+        task = await api.submit("Webhooks from the console.\n/steps 1")
+        events = await delivered(receiver, path, secret, until=("task.succeeded", task["id"]))
+        seqs = [e["seq"] for e in events if e.get("task_id") == task["id"]]
+        assert seqs == list(range(1, len(seqs) + 1))  # each event once, in order
+
+        await tab.testid("webhook-secret-dismiss").click()
+        await expect(tab.testid("webhook-secret")).to_have_count(0)
+        row = tab.testid("webhook-row").filter(has_text=receiver.url + path)
+        await expect(row.get_by_test_id("webhook-enabled")).to_have_attribute(
+            "data-enabled", "true"
+        )
+        await row.get_by_test_id("webhook-link").click()
+        await expect(tab.testid("webhook-url-value")).to_have_text(receiver.url + path)
+        succeeded = tab.testid("delivery-row").filter(has_text="task.succeeded")
+        await until_shown(tab, succeeded, "succeeded")
+        assert await tab.testid("delivery-row").count() >= len(events)
+
+        await tab.testid("webhook-test").click()
+        await expect(tab.testid("webhook-action-status")).to_contain_text("Test event queued")
+        await delivered(receiver, path, secret, until=("webhook.test", None))
+        await until_shown(
+            tab, tab.testid("delivery-row").filter(has_text="webhook.test"), "succeeded"
+        )
+        await shoot(tab, screenshots, "webhook-page")
+
+        await tab.testid("webhook-toggle").click()  # disabled: nothing more is sent to it
+        await expect(tab.testid("webhook-toggle")).to_have_text("Enable")
+        endpoint_id = await tab.testid("webhook-page").get_attribute("data-webhook-id")
+        shown = (await api.http.get(f"/v1/webhooks/{endpoint_id}")).json()
+        assert shown["enabled"] is False
+        assert shown["url"] == receiver.url + path
+
+
+async def delivered(
+    receiver: Receiver, path: str, secret: str, *, until: tuple[str, str | None], within: float = 30
+) -> list[dict[str, Any]]:
+    """The events the receiver got at ``path``, each verified with ``secret``, once one of type
+    ``until[0]`` (of task ``until[1]``, if given) is among them."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        events = [Webhook(secret).verify(r.body, r.headers) for r in receiver.at(path)]
+        kind, task_id = until
+        if any(e["type"] == kind and task_id in (None, e.get("task_id")) for e in events):
+            return events
+        assert asyncio.get_running_loop().time() < deadline, f"got {[e['type'] for e in events]}"
+        await asyncio.sleep(0.1)
+
+
+async def until_shown(tab: ConsoleTab, row: Locator, status: str, *, within: float = 15) -> None:
+    """Refresh the deliveries until ``row`` shows ``status`` (the list is read on demand, and a
+    delivery is marked after its receiver has answered)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while await row.count() == 0 or await row.first.get_attribute("data-status") != status:
+        assert asyncio.get_running_loop().time() < deadline, f"no {status} row"
+        await tab.testid("deliveries-refresh").click()
+        await tab.page.wait_for_timeout(300)
