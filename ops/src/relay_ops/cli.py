@@ -135,7 +135,7 @@ def _announce(stack: LocalStack) -> None:
     console.print(f"  PostgreSQL: {stack.database.summary}")
     console.print(f"  Redis:      {stack.redis.summary}")
     console.print(f"  AWS (moto): {config.moto_endpoint}")
-    console.print("  API key:    uv run relay admin create-key --tenant NAME")
+    console.print("  API key:    .venv/bin/relay admin create-key --tenant NAME")
     console.print("Press Ctrl-C to stop.")
 
 

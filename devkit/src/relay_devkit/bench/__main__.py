@@ -26,10 +26,10 @@ OPEN_FILES = 8192
 
 COMMANDS = [
     "# PostgreSQL and Redis running locally, as for make test (README); no Docker, no AWS",
-    "make bench    # = uv run python -m relay_devkit.bench --out docs/benchmarks.md (~8 min)",
-    "uv run python -m relay_devkit.bench --quick --out /tmp/bench.md    # fewer tasks (~5 min)",
-    "uv run python -m relay_devkit.bench --only fanout --state-dir /tmp/s --out /tmp/f.md # logs",
-    "uv run python -m relay_devkit.bench --only webhooks --quick --out /tmp/w.md    # ~2 min",
+    "make bench    # = .venv/bin/python -m relay_devkit.bench --out docs/benchmarks.md (~8 min)",
+    ".venv/bin/python -m relay_devkit.bench --quick --out /tmp/bench.md    # fewer tasks (~5 min)",
+    ".venv/bin/python -m relay_devkit.bench --only fanout --state-dir /tmp/s --out /tmp/f.md",
+    ".venv/bin/python -m relay_devkit.bench --only webhooks --quick --out /tmp/w.md    # ~2 min",
 ]
 
 

@@ -177,6 +177,6 @@ async def run_demo(
             ),
             soft_wrap=True,
         )
-    console.print(f"Its trace, through all five services: uv run relay trace {result.task_id}")
+    console.print(f"Its trace, through all five services: .venv/bin/relay trace {result.task_id}")
     console.print(f"The web console: `make up`, then open {console_link(config)}")
     return 0
