@@ -46,6 +46,8 @@ from relay_shared.tracing import tag_span
 
 # Headers of an internal answer that mean something to the client; the rest stay inside.
 RELAYED_HEADERS = ("content-type", "idempotent-replayed", "retry-after")
+# A page cursor is unpadded base64url (the tasks service's next_cursor).
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
 def _gateway(request: Request) -> Gateway:
@@ -185,8 +187,17 @@ async def list_tasks(
     tenant: Tenant,
     gateway: GatewayDep,
     status: Annotated[TaskStatus | None, Query(description="Only tasks in this status.")] = None,
-    limit: Annotated[int | None, Query(ge=1, description="Page size.")] = None,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=100, description="Page size; 20 when omitted.")
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=CURSOR_PATTERN,
+            description="`next_cursor` of the previous page. Any other value is a 422.",
+        ),
+    ] = None,
 ) -> Response:
     given = {"status": status, "limit": limit, "cursor": cursor}
     query = {name: str(value) for name, value in given.items() if value is not None}

@@ -130,6 +130,27 @@ async def test_listing_forwards_only_the_paging_and_status_parameters(
     assert call.tenant_id == "acme"
 
 
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "101"}, "query.limit"),
+        ({"limit": "0"}, "query.limit"),
+        ({"cursor": "not base64!"}, "query.cursor"),
+        ({"cursor": "x" * 201}, "query.cursor"),
+    ],
+    ids=["limit-over-100", "limit-0", "cursor-not-base64url", "cursor-too-long"],
+)
+async def test_paging_the_api_cannot_take_is_a_422_at_the_edge(
+    acme: httpx.AsyncClient, services: FakeInternalServices, params: dict[str, str], field: str
+) -> None:
+    """What the OpenAPI document says a parameter takes is what the API takes."""
+    response = await acme.get("/v1/tasks", params=params)
+
+    assert response.status_code == 422
+    assert [error["location"] for error in response.json()["errors"]] == [field]
+    assert services.calls == []
+
+
 async def test_a_task_comes_from_tasks(acme: httpx.AsyncClient, acme_task: str) -> None:
     response = await acme.get(f"/v1/tasks/{acme_task}")
 
