@@ -17,9 +17,11 @@ PACKAGE = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    uv = os.environ.get("UV") or shutil.which("uv")  # `uv run` says where it is in UV
+    private = PACKAGE.parents[1] / ".tools" / "uv" / "bin" / "uv"  # scripts/ensure-uv's
+    # `uv run` says where it is in UV; else the one on PATH, else the project's private one
+    uv = os.environ.get("UV") or shutil.which("uv") or (str(private) if private.exists() else None)
     if uv is None:
-        pytest.fail("uv not found: run the tests with `make test` (uv run)", pytrace=False)
+        pytest.fail("uv not found: `make install` installs it (scripts/ensure-uv)", pytrace=False)
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [uv, "build", "--wheel", "--out-dir", str(out), str(PACKAGE)],
