@@ -1,5 +1,5 @@
-"""Retries and errors against a real HTTP server on a local port (a small FastAPI app that
-answers as the API does when it is busy or away)."""
+"""Retries, errors and timeouts against a real HTTP server on a local port (a small FastAPI app
+that answers as the API does when it is busy, away or slow)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from relay_client import (
     AsyncRelay,
@@ -153,3 +153,43 @@ def test_no_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RELAY_API_KEY", raising=False)
     with pytest.raises(ValueError, match="RELAY_API_KEY"):
         Relay("http://127.0.0.1:9")
+
+
+async def _heartbeats() -> AsyncIterator[bytes]:
+    while True:
+        yield b": heartbeat\n\n"
+        await asyncio.sleep(0.2)
+
+
+RUNNING_ID = "5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"
+RUNNING: dict[str, Any] = {
+    "id": RUNNING_ID, "status": "running", "prompt": "p",
+    "model": "m", "metadata": {}, "limits": None, "created_at": "2026-01-01T00:00:00Z",
+    "updated_at": "2026-01-01T00:00:00Z", "started_at": None, "finished_at": None,
+    "usage": {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0,
+              "cache_read_input_tokens": 0, "cost_usd": 0.0},
+    "error": None, "result": None,
+}  # fmt: skip
+
+
+async def test_wait_gives_up_at_its_timeout_while_the_task_runs_on(
+    server: tuple[Script, str],
+) -> None:
+    """A stream with heartbeats and no events (a long step) must not hold wait() past it."""
+    script, url = server
+    script.answers = [StreamingResponse(_heartbeats(), media_type="text/event-stream")]
+    script.answers += [JSONResponse(RUNNING) for _ in range(40)]
+    async with AsyncRelay(url, "rly_test") as relay:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await relay.tasks.wait(RUNNING_ID, timeout=1)
+    assert time.monotonic() - started < 4
+
+    def blocking() -> float:
+        with Relay(url, "rly_test") as relay:
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                relay.tasks.wait(RUNNING_ID, timeout=1)
+            return time.monotonic() - started
+
+    assert await asyncio.to_thread(blocking) < 4

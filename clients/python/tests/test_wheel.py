@@ -56,4 +56,4 @@ def test_its_metadata_names_it_its_needs_and_its_readme(wheel: zipfile.ZipFile) 
     assert "relay-client = relay_client.cli:main" in entry_points
     assert "Typing :: Typed" in (metadata.get_all("Classifier") or [])
     assert metadata["Description-Content-Type"] == "text/markdown"
-    assert metadata.get_payload().startswith("# relay-client")
+    assert str(metadata.get_payload()).startswith("# relay-client")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -187,18 +186,15 @@ class Tasks:
                 await asyncio.sleep(resume.dropped(exc))
 
     async def wait(self, task_id: Id, *, timeout: float | None = None) -> Task:  # noqa: ASYNC109
-        """Block until the task has ended; its final state. Raises TimeoutError after
-        ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        async for _event in self.events(task_id):
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"task {task_id} did not end within {timeout}s")
-        # The timeline shows the end as soon as it happens; the task record follows in a moment.
-        while not (task := await self.get(task_id)).done:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"task {task_id} did not end within {timeout}s")
-            await asyncio.sleep(0.2)
-        return task
+        """The task once it has ended (succeeded, failed or cancelled), following its events.
+        Raises TimeoutError after ``timeout`` seconds."""
+        async with asyncio.timeout(timeout):
+            async for _event in self.events(task_id):
+                pass
+            # the timeline shows the end as it happens; the task record follows in a moment
+            while not (task := await self.get(task_id)).done:  # noqa: ASYNC110 - a remote record
+                await asyncio.sleep(0.2)
+            return task
 
 
 class Artifacts:

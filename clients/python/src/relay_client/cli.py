@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -149,7 +150,10 @@ def submit(  # noqa: PLR0917 - typer passes each option as an argument
         if not (follow or download):
             return
         _follow(relay, str(task.id), as_json)
-        final = relay.tasks.wait(task.id)
+        final = relay.tasks.get(task.id)
+        while not final.done:  # the record follows the timeline's end by a moment
+            time.sleep(0.2)
+            final = relay.tasks.get(task.id)
         if download is not None:
             download.mkdir(parents=True, exist_ok=True)
             for artifact in relay.artifacts.list(final.id):
