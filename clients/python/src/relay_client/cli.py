@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -218,11 +219,8 @@ def list_tasks(
 ) -> None:
     """Your tasks, newest first."""
     with client() as relay:
-        found = []
-        for task in relay.tasks.list(status=_status(status), page_size=min(limit, 100)):
-            found.append(task)
-            if len(found) >= limit:
-                break
+        tasks = relay.tasks.list(status=_status(status), page_size=min(limit, 100))
+        found = list(islice(tasks, limit))  # pages are fetched only as far as needed
     if as_json:
         for task in found:
             emit(task)
@@ -379,11 +377,8 @@ def list_deliveries(
 ) -> None:
     """An endpoint's deliveries, newest first."""
     with client() as relay:
-        found = []
-        for delivery in relay.webhooks.deliveries(webhook_id, page_size=min(limit, 100)):
-            found.append(delivery)
-            if len(found) >= limit:
-                break
+        deliveries = relay.webhooks.deliveries(webhook_id, page_size=min(limit, 100))
+        found = list(islice(deliveries, limit))
     if as_json:
         for delivery in found:
             emit(delivery)
