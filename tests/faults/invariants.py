@@ -12,7 +12,6 @@ import psycopg
 from psycopg import sql
 
 from relay_devkit.api_client import PublicApi, TimelineEvent
-from relay_devkit.testing import eventually
 from relay_ops.stack.process import RunningStack
 
 TERMINAL = {"task.succeeded", "task.failed", "task.cancelled"}
@@ -24,8 +23,6 @@ class Findings:
     statuses: dict[str, int] = field(default_factory=dict)
     attempts: dict[int, int] = field(default_factory=dict)  # attempts per task -> tasks
     problems: list[str] = field(default_factory=list)
-    # tasks whose artifacts were recorded only after their timeline had ended
-    late_artifacts: int = 0
 
 
 def timeline_problems(task_id: str, events: list[TimelineEvent]) -> list[str]:
@@ -44,12 +41,23 @@ def timeline_problems(task_id: str, events: list[TimelineEvent]) -> list[str]:
         if event.event == "task.progressed":
             data = event.data["data"]
             steps.setdefault(data["attempt"], []).append(data["step"])
-    # Each step once, none missing. Their order is the notifier's best effort: an event held
-    # longer than RELAY_TIMELINE_HOLD_SECONDS (its predecessor deferred by an outage) is
-    # released out of order, by design (ADR 0005).
+    # Each step once, none missing, in order: the notifier holds an early step until its
+    # predecessor comes, however long an outage or a crash kept that one in a queue (ADR 0005).
     for attempt, numbers in steps.items():
-        if sorted(numbers) != list(range(1, len(numbers) + 1)):
+        if numbers != list(range(1, len(numbers) + 1)):
             problems.append(f"{task_id}: attempt {attempt} steps {numbers}")
+    return problems
+
+
+def artifact_problems(
+    task_id: str, events: list[TimelineEvent], artifacts: list[dict[str, Any]]
+) -> list[str]:
+    """Every recorded artifact is on the timeline once, before the terminal event."""
+    published = [e.data["data"]["artifact_id"] for e in events if e.event == "artifact.published"]
+    missing = sorted(a["name"] for a in artifacts if a["id"] not in published)
+    problems = [f"{task_id}: artifacts not on the timeline: {missing}"] if missing else []
+    if len(published) != len(set(published)):
+        problems.append(f"{task_id}: an artifact published twice on the timeline")
     return problems
 
 
@@ -69,28 +77,13 @@ async def check_tasks(
             started = [e for e in events if e.event == "task.started"]
             findings.attempts[len(started)] = findings.attempts.get(len(started), 0) + 1
 
-            # Artifacts are recorded by their own service, and may come after the terminal
-            # event: after an outage, their message waits out a deferral, and the notifier
-            # releases a terminal held longer than its hold time (ADR 0005). Late is not lost.
-            async def recorded() -> list[dict[str, Any]]:
-                return await api.artifacts(task_id)
-
-            artifacts = await recorded()
-            if len(artifacts) < artifacts_per_task:
-                findings.late_artifacts += 1
-                with contextlib.suppress(AssertionError):
-                    await eventually(
-                        recorded,
-                        until=lambda a: len(a) >= artifacts_per_task,
-                        within=within,
-                        interval=1.0,
-                    )
-                artifacts = await recorded()
+            artifacts = await api.artifacts(task_id)
             names = [a["name"] for a in artifacts]
             if len(names) != len(set(names)) or len(names) != artifacts_per_task:
                 findings.problems.append(f"{task_id}: artifacts {names}")
             if len({a["id"] for a in artifacts}) != len(artifacts):
                 findings.problems.append(f"{task_id}: an artifact recorded twice")
+            findings.problems += artifact_problems(task_id, events, artifacts)
 
     await asyncio.gather(*(check(t) for t in task_ids))
     return findings

@@ -67,7 +67,6 @@ async def test_crash_run_loses_nothing_and_does_nothing_twice(
             "seconds_total": round(elapsed, 1),
             "statuses": findings.statuses,
             "tasks_by_attempts": findings.attempts,
-            "tasks_with_late_artifacts": findings.late_artifacts,
             "dead_letters": dlq,
         },
     )

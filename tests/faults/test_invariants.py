@@ -7,7 +7,7 @@ from typing import Any
 
 from relay_devkit.api_client import TimelineEvent
 
-from .invariants import timeline_problems
+from .invariants import artifact_problems, timeline_problems
 
 
 def _timeline(*events: tuple[str, dict[str, Any]]) -> list[TimelineEvent]:
@@ -23,10 +23,24 @@ STARTED = ("task.started", {})
 SUCCEEDED = ("task.succeeded", {})
 
 
-def test_a_step_released_late_is_not_a_problem() -> None:
-    # its event outlived the notifier's hold (ADR 0005): late, not lost and not repeated
-    late = _timeline(SUBMITTED, STARTED, _progress(1, 2), _progress(1, 1), SUCCEEDED)
-    assert timeline_problems("t", late) == []
+def test_steps_out_of_order_are_a_problem() -> None:
+    # the notifier holds step 2 until step 1 is in (ADR 0005): any other order is a defect
+    swapped = _timeline(SUBMITTED, STARTED, _progress(1, 2), _progress(1, 1), SUCCEEDED)
+    assert timeline_problems("t", swapped) == ["t: attempt 1 steps [2, 1]"]
+
+
+def test_an_artifact_missing_from_the_timeline_or_on_it_twice_is_a_problem() -> None:
+    published = ("artifact.published", {"artifact_id": "a1"})
+    recorded = [{"id": "a1", "name": "out.md"}, {"id": "a2", "name": "late.md"}]
+    events = _timeline(SUBMITTED, STARTED, _progress(1, 1), published, SUCCEEDED)
+    assert artifact_problems("t", events, recorded[:1]) == []
+    assert artifact_problems("t", events, recorded) == [
+        "t: artifacts not on the timeline: ['late.md']"
+    ]
+    twice = _timeline(SUBMITTED, STARTED, _progress(1, 1), published, published, SUCCEEDED)
+    assert artifact_problems("t", twice, recorded[:1]) == [
+        "t: an artifact published twice on the timeline"
+    ]
 
 
 def test_a_clean_rerun_passes() -> None:

@@ -51,7 +51,6 @@ async def test_sigterm_to_each_service_under_load_loses_nothing(
             "seconds_to_all_terminal": round(finished - started, 1),
             "statuses": findings.statuses,
             "tasks_by_attempts": findings.attempts,
-            "tasks_with_late_artifacts": findings.late_artifacts,
         },
     )
     assert findings.problems == []

@@ -9,6 +9,10 @@ A message whose handler *defers* it (``Defer``: not its fault, try later) is sen
 message with a delay and the delivered copy deleted, so waiting does not use up the receives
 that the redrive policy allows for failures (ADR 0008). The copy counts its deferrals in a
 message attribute; past ``max_deferrals`` a deferral is handled like a failure.
+
+``handed_back_until`` says when every message this consumer handed back (deferred, failed, or
+left in flight by the process before it) is on the queue again: a reader that must not overtake
+a message still waiting there (the notifier's hold sweeper, ADR 0005) waits for it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opentelemetry import metrics
@@ -154,6 +159,10 @@ def decode(body: str) -> DomainEvent:
     return parse_event(detail_type, detail)
 
 
+def _utc_after(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
 class SqsConsumer:
     def __init__(
         self,
@@ -190,10 +199,21 @@ class SqsConsumer:
         self._delete_backoff = Backoff(initial=0.2, maximum=3.2)
         # a failed message stays invisible 2, 4, 8 ... seconds, by its receive count
         self._failure_backoff = Backoff(initial=2, maximum=max_backoff_seconds, jitter=False)
+        # A process killed before this one left its messages in flight: they are visible
+        # again within one visibility timeout of now.
+        self._handed_back_until = _utc_after(visibility_timeout)
 
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
+
+    @property
+    def handed_back_until(self) -> datetime:
+        """When every message handed back so far is visible on the queue again."""
+        return self._handed_back_until
+
+    def _handing_back(self, delay_seconds: float) -> None:
+        self._handed_back_until = max(self._handed_back_until, _utc_after(delay_seconds))
 
     def stop(self) -> None:
         """Stop taking messages; ``run`` returns once in-flight messages are done."""
@@ -337,11 +357,13 @@ class SqsConsumer:
             raise
         except Defer as defer:
             span.add_event("deferred", {"relay.defer.seconds": defer.delay_seconds})
+            self._handing_back(defer.delay_seconds)
             await self._defer(message, defer)
             return "deferred"
         except Exception as exc:
             fail(span, exc)
             delay = int(self._failure_backoff.delay(message.receive_count))
+            self._handing_back(delay)
             if await self._is_last_receive(message):
                 self._log_dead_letter(message, exc)
             else:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -190,6 +191,44 @@ async def test_a_deferred_message_comes_back_after_the_delay_and_is_not_an_error
     await task
     assert seen[1] - seen[0] >= 1.5  # not before the delay
     assert await _depth(sqs, url) == 0
+
+
+async def test_handed_back_until_covers_a_predecessors_in_flight_and_every_hand_back(
+    sqs: Any,
+) -> None:
+    """The time a reader must wait for so that nothing this consumer handed back is still
+    invisible on the queue: one visibility timeout from the start (a killed process's messages
+    in flight), then the latest failure backoff or deferral."""
+    url, _ = await _queue(sqs)
+    start = datetime.now(UTC)
+    handled: dict[str, list[datetime]] = {}
+
+    async def handler(message: ReceivedMessage) -> None:
+        handled.setdefault(message.body, []).append(datetime.now(UTC))
+        if len(handled[message.body]) == 1:
+            if message.body == "defer":
+                raise Defer(40, "an outage")
+            raise RuntimeError("a failure")  # backed off 2 s on its first receive
+
+    consumer = SqsConsumer(sqs, url, handler, wait_seconds=1, visibility_timeout=1)
+    assert start + timedelta(seconds=1) <= consumer.handed_back_until
+    task = asyncio.create_task(consumer.run())
+
+    async def seen() -> dict[str, int]:
+        return {body: len(times) for body, times in handled.items()}
+
+    await _send(sqs, url, ["fail"])
+    await eventually(seen, until=lambda n: n.get("fail") == 2, within=15)
+    failed_at = handled["fail"][0]
+    assert failed_at + timedelta(seconds=2) <= consumer.handed_back_until
+    assert consumer.handed_back_until <= handled["fail"][1]  # it was visible again by then
+    await _send(sqs, url, ["defer"])
+    await eventually(seen, until=lambda n: n.get("defer") == 1, within=15)
+    consumer.stop()
+    await task
+    deferred_at = handled["defer"][0]
+    assert deferred_at + timedelta(seconds=40) <= consumer.handed_back_until
+    assert consumer.handed_back_until <= datetime.now(UTC) + timedelta(seconds=40)
 
 
 async def test_cancelling_the_consumer_hands_in_flight_messages_back(sqs: Any) -> None:

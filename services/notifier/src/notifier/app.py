@@ -52,12 +52,15 @@ async def open_ports(settings: NotifierSettings, runtime: ServiceRuntime) -> Por
     webhooks = PostgresWebhookStore(database)
 
     async def loops(notifier: Notifier) -> Sequence[Loop]:
+        consumer = await runtime.consumer(sqs, dispatcher(notifier))
+
+        async def sweep() -> None:
+            await notifier.timelines.release_overdue(handed_back_until=consumer.handed_back_until)
+
         return [
             feed,
             Periodic(
-                "hold sweeper",
-                notifier.timelines.release_overdue,
-                interval_seconds=settings.timeline_sweep_interval_seconds,
+                "hold sweeper", sweep, interval_seconds=settings.timeline_sweep_interval_seconds
             ),
             notifier.deliveries,
             Periodic(
@@ -65,7 +68,7 @@ async def open_ports(settings: NotifierSettings, runtime: ServiceRuntime) -> Por
                 partial(_purge_finished, webhooks, settings.webhooks_retention_days),
                 interval_seconds=3600,
             ),
-            await runtime.consumer(sqs, dispatcher(notifier)),
+            consumer,
         ]
 
     return Ports(

@@ -66,9 +66,20 @@ class TimelineService:
         await self._fan_out(appended, deliveries=locked.deliveries_queued)
         return appended
 
-    async def release_overdue(self) -> list[TimelineEvent]:
-        """Release events held longer than the hold limit, task by task; returns the appended."""
-        held_before = self._clock() - self._hold
+    async def release_overdue(
+        self, *, handed_back_until: datetime | None = None
+    ) -> list[TimelineEvent]:
+        """Release events held longer than the hold limit, task by task; returns the appended.
+
+        ``handed_back_until`` is when every message this replica's consumer handed back to the
+        queue (deferred by an outage, failed, or in flight when the process before it died) is
+        visible again. Until a hold limit has passed after that, nothing is released: a missing
+        predecessor may be one of those messages, and releasing would overtake it (ADR 0005).
+        """
+        now = self._clock()
+        held_before = now - self._hold
+        if handed_back_until is not None and handed_back_until > held_before:
+            return []
         released: list[TimelineEvent] = []
         for task_id in await self._store.tasks_holding_since(held_before, limit=self._sweep_batch):
             async with self._store.locked_if_free(task_id) as locked:

@@ -20,9 +20,11 @@ class NotifierSettings(ServiceSettings):
         description="Live fan-out between replicas (pub/sub).",
     )
     timeline_hold_seconds: float = Field(
-        default=30.0,
+        default=90.0,
         gt=0,
-        description="How long an event may wait for its predecessors before it is released.",
+        description="How long an event may wait for its predecessors before it is released: "
+        "longer than the producers' queues can keep a predecessor back (their visibility "
+        "timeout after a crash, their outage delay), or a late predecessor is overtaken.",
     )
     timeline_sweep_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often held events are checked against the hold limit."

@@ -98,7 +98,9 @@ async def test_the_hold_limit_releases_a_terminal_whose_artifact_never_arrives(
     t = task_events()
     lost_artifact = uuid.uuid4()  # e.g. rejected by verification: never published
     async with harness.replica(
-        timeline_hold_seconds=0.5, timeline_sweep_interval_seconds=0.1
+        timeline_hold_seconds=0.5,
+        timeline_sweep_interval_seconds=0.1,
+        consumer_visibility_timeout=5,  # the sweeper waits that long after a start
     ) as replica:
         dispatch = replica.dispatch
         for event in [

@@ -6,6 +6,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 
@@ -103,3 +104,38 @@ async def test_the_sweep_releases_only_after_the_hold_limit(
     assert [(e.seq, e.type) for e in released] == [(3, "task.succeeded")]
     assert fakes.feed.published[-1] == released[0]
     assert fakes.store.rows[t.task_id].held == {}
+
+
+async def test_the_sweep_waits_a_hold_limit_after_messages_handed_back_are_due(
+    fakes: Fakes, notifier: Notifier, task_events: Callable
+) -> None:
+    # step 1 was deferred by an outage and waits on the queue: its successors are held
+    t = task_events()
+    for event in [t.submitted(), t.started(), t.progressed(2), t.succeeded(steps=2)]:
+        await notifier.timelines.record(event)
+    step_one_due = fakes.clock() + timedelta(seconds=HOLD_SECONDS / 2)
+    fakes.clock.advance(HOLD_SECONDS + 1)  # held past the limit, but the queue is not settled
+    assert await notifier.timelines.release_overdue(handed_back_until=step_one_due) == []
+    await notifier.timelines.record(t.progressed(1))  # it came back: all in order
+    assert fakes.store.timeline_types(t.task_id) == [
+        "task.submitted",
+        "task.started",
+        "task.progressed",
+        "task.progressed",
+        "task.succeeded",
+    ]
+    assert [e.data["step"] for e in fakes.store.rows[t.task_id].events[2:4]] == [1, 2]
+
+
+async def test_a_predecessor_that_never_comes_is_released_a_hold_limit_after_the_queue_settled(
+    fakes: Fakes, notifier: Notifier, task_events: Callable
+) -> None:
+    t = task_events()
+    for event in [t.submitted(), t.started(), t.progressed(2)]:
+        await notifier.timelines.record(event)
+    due = fakes.clock() + timedelta(seconds=5)
+    fakes.clock.advance(5 + HOLD_SECONDS - 1)
+    assert await notifier.timelines.release_overdue(handed_back_until=due) == []
+    fakes.clock.advance(2)
+    released = await notifier.timelines.release_overdue(handed_back_until=due)
+    assert [(e.seq, e.type) for e in released] == [(3, "task.progressed")]
