@@ -3,6 +3,7 @@ the services), overlaid with the stack's wiring. Nothing here is ever printed.""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from relay_ops.stack.config import CONSOLE_DIST, GATEWAY_UPSTREAMS, StackConfig
+from relay_ops.stack.topology import signing_key_secret_name
 
 # Local only: every AWS client points at moto, so real credentials must not leak into it.
 DUMMY_AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
@@ -85,6 +87,31 @@ def service_environment(
         # Local receivers listen on 127.0.0.1, which a deployment refuses (DESIGN.md, Webhooks);
         # a user's own RELAY_WEBHOOKS_ALLOW_PRIVATE=false wins.
         env.setdefault("RELAY_WEBHOOKS_ALLOW_PRIVATE", "true")
+    return env
+
+
+def gateway_lambda_environment(
+    config: StackConfig, *, database_url: str, redis_url: str, base: Mapping[str, str]
+) -> dict[str, str]:
+    """The environment of the gateway's Lambda entry point (gateway/lambda_http.py) serving
+    this stack in-process, configured as Terraform configures the function: the stack's
+    wiring, and the signing key only referenced, in moto's Secrets Manager."""
+    env = {k: v for k, v in base.items() if k not in NOT_PASSED_THROUGH}
+    env.update(
+        {
+            "RELAY_ENV": config.env,
+            "RELAY_DATABASE_URL": database_url,
+            "RELAY_REDIS_URL": redis_url,
+            "RELAY_AWS_ENDPOINT_URL": config.moto_endpoint,
+            "AWS_REGION": config.aws_region,
+            "RELAY_AWS_REGION": config.aws_region,
+            "RELAY_TELEMETRY_DIR": str(config.telemetry_dir),
+            "RELAY_LAMBDA_SECRETS": json.dumps(
+                {"RELAY_INTERNAL_AUTH_PRIVATE_KEY": signing_key_secret_name(config.env)}
+            ),
+            **{f"RELAY_{u.upper()}_URL": config.url(u) for u in GATEWAY_UPSTREAMS},
+        }
+    )
     return env
 
 

@@ -41,6 +41,7 @@ from relay_ops.stack.topology import (
     bootstrap,
     existing_topology,
     seen_from,
+    store_signing_key,
 )
 from relay_shared.internal_auth import generate_keypair
 
@@ -97,6 +98,7 @@ class LocalStack:
         # the private port of the moto we run (relay_ops.stack.moto_door), None for another's
         self._moto_door: int | None = None
         self._wiring: Wiring | None = None
+        self._signing_key = ""  # the gateway's, made at start; also kept in moto's secrets
         self._started = False
 
     async def __aenter__(self) -> Self:
@@ -178,8 +180,9 @@ class LocalStack:
                 state_dir=config.state_dir,
                 supervisor=self.supervisor,
             )
-            topology = await self._start_moto()
             private_key, public_key = generate_keypair()
+            self._signing_key = private_key
+            topology = await self._start_moto()
             self._wiring = Wiring(
                 config=config,
                 database_url=self.database.url,
@@ -270,6 +273,13 @@ class LocalStack:
                 )
         except TopologyMissing as exc:
             raise StackError(str(exc), services=(MOTO,)) from exc
+        await asyncio.to_thread(
+            store_signing_key,
+            config.env,
+            self._signing_key,
+            endpoint_url=endpoint,
+            region=config.aws_region,
+        )
         if door is not None:
             await self._open_moto(public)
             topology = seen_from(topology, endpoint, public)

@@ -22,6 +22,7 @@ import httpx
 
 from relay_ops.routing import bus_name, load_routing, queue_name
 from relay_ops.stack.config import SERVICES, StackConfig
+from relay_ops.stack.environment import gateway_lambda_environment
 from relay_ops.stack.topology import artifacts_bucket_name
 
 RELAY = str(Path(sys.executable).parent / "relay")
@@ -95,18 +96,50 @@ class RunningStack:
         except httpx.HTTPError:
             return False
 
-    def create_key(self, tenant: str) -> str:
+    def gateway_lambda_environment(self) -> dict[str, str]:
+        """For the gateway's Lambda entry point run in-process against this stack."""
+        return gateway_lambda_environment(
+            self.config,
+            database_url=self.environment["DATABASE_URL"],
+            redis_url=self.environment["REDIS_URL"],
+            base=self.environment,
+        )
+
+    def admin(self, *args: str) -> str:
+        """`relay admin ARGS` against this stack; its stdout (a failure is an AssertionError
+        with the command's stderr)."""
         done = subprocess.run(
-            [RELAY, "admin", "create-key", "--tenant", tenant],
+            [RELAY, "admin", *args],
             env=self.environment,
             capture_output=True,
             text=True,
             check=False,
             timeout=60,
         )
-        assert done.returncode == 0, f"relay admin create-key failed: {done.stderr.strip()}"
-        lines = done.stdout.splitlines()
-        assert len(lines) == 1, f"create-key must print the key alone, got {done.stdout!r}"
+        assert done.returncode == 0, f"relay admin {args[0]} failed: {done.stderr.strip()}"
+        return done.stdout
+
+    def unthrottle(self, tenant: str) -> None:
+        """Rate limits far above what a load test or a fault run asks, for ``tenant``: these
+        measure the platform under load, not the limiter (tests/e2e/test_rate_limits.py)."""
+        self.admin(
+            "set-limits",
+            "--tenant",
+            tenant,
+            "--requests-per-second",
+            "100000",
+            "--requests-burst",
+            "100000",
+            "--submits-per-second",
+            "100000",
+            "--submits-burst",
+            "100000",
+        )
+
+    def create_key(self, tenant: str) -> str:
+        stdout = self.admin("create-key", "--tenant", tenant)
+        lines = stdout.splitlines()
+        assert len(lines) == 1, f"create-key must print the key alone, got {stdout!r}"
         return lines[0]
 
 

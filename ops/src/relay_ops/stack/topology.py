@@ -39,6 +39,25 @@ def queue_id(service: str, kind: str = MAIN) -> str:
     return service if kind == MAIN else f"{service}-{kind}"
 
 
+def signing_key_secret_name(env: str) -> str:
+    """The gateway's signing key in Secrets Manager (terraform/modules/secrets names it so)."""
+    return f"relay/{env}/internal-auth-private-key"
+
+
+def store_signing_key(env: str, private_key: str, *, endpoint_url: str, region: str) -> str:
+    """Put the gateway's signing key where a deployment keeps it, so a gateway that reads its
+    secrets from Secrets Manager (the Lambda entry point, gateway/lambda_http.py) finds it on
+    moto too. Returns the secret's ARN. Local only: the key is made anew at every start."""
+    client: Any = boto3.client("secretsmanager", region_name=region, endpoint_url=endpoint_url)
+    name = signing_key_secret_name(env)
+    try:
+        return str(client.create_secret(Name=name, SecretString=private_key)["ARN"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceExistsException":
+            raise
+    return str(client.put_secret_value(SecretId=name, SecretString=private_key)["ARN"])
+
+
 @dataclass
 class Topology:
     env: str
