@@ -1,11 +1,13 @@
-"""Terraform, offline: formatted, every env initialises and validates, and the EventBridge rules
-and queues it plans come from contracts/routing.yaml exactly as relay_ops.routing reads it (the
-file the local bootstrap builds from). checkov runs from the Makefile (`make terraform-check`).
+"""Terraform, offline: formatted, every env initialises and validates, every env plans with
+either edge (`edge = "alb"` or `"apigateway"`), and the EventBridge rules and queues it plans come
+from contracts/routing.yaml exactly as relay_ops.routing reads it (the file the local bootstrap
+builds from). checkov runs from the Makefile (`make terraform-check`).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,10 @@ pytestmark = pytest.mark.integration
 
 # Nothing listens here: the plan below must not need AWS (or moto) at all.
 NO_ENDPOINT = "http://127.0.0.1:9"
+
+EDGES = ("alb", "apigateway")
+SERVICES = ("gateway", "tasks", "agent", "notifier", "artifacts")
+ACCOUNT = "123456789012"  # moto's account
 
 
 @pytest.fixture(scope="session")
@@ -156,3 +162,207 @@ def test_the_local_plan_has_exactly_the_rules_and_queues_relay_routing_reads(
     else:
         assert "relay-plan-gateway-from-agent" in planned["rules"]
         assert planned["queues"]["relay-plan-tasks"] == (45, 345600)
+
+
+# --- Every env plans with either edge ---
+#
+# `terraform validate` takes no variables, so it checks only the default edge's wiring; a plan
+# evaluates counts, conditional references and preconditions for the edge given. The only AWS
+# call such a plan makes is STS GetCallerIdentity (data.aws_caller_identity): moto server answers
+# it, and every other AWS endpoint points where nothing listens.
+
+
+@pytest.fixture(scope="module")
+def sts_endpoint(moto_endpoint: str) -> str:
+    """GetCallerIdentity, the one AWS call a plan makes: moto server answers it."""
+    return moto_endpoint
+
+
+def _aws_env_vars(env: str, edge: str) -> dict[str, Any]:
+    """What dev.tfvars / prod.tfvars would say (their *.tfvars.example), with the given edge.
+    prod's HTTP API gets no certificate: the module issues one in the zone (both paths plan)."""
+    tag = "2026.11.25-abc1234"
+    issued = env == "prod" and edge == "apigateway"
+    return {
+        "edge": edge,
+        "api_certificate_arn": None if issued else f"arn:aws:acm:eu-west-1:{ACCOUNT}:certificate/x",
+        "api_domain_name": f"api.{env}.example.com",
+        "api_zone_id": "Z0123456789OFFLINE",
+        "internal_auth_public_key": "offline-public-key",
+        "alarm_emails": ["oncall@example.com"],
+        "services": {name: {"image_tag": tag} for name in SERVICES},
+    }
+
+
+@pytest.fixture(scope="module")
+def plannable(terraform: Terraform, initialised: Callable[[str], Path]) -> Callable[[str], Path]:
+    """An env's directory that plans with no backend: dev and prod keep their state in S3, so a
+    copy beside them (the modules stay at ../../modules) overrides that with the local backend."""
+    done: dict[str, Path] = {}
+
+    def prepare(env: str) -> Path:
+        if env == "local":
+            return initialised(env)
+        if env not in done:
+            copy = terraform.env_dir(f"{env}-offline")
+            shutil.copytree(
+                terraform.env_dir(env), copy, ignore=shutil.ignore_patterns(".terraform*")
+            )
+            (copy / "offline_override.tf").write_text('terraform {\n  backend "local" {}\n}\n')
+            terraform.run(copy, "init", "-input=false", "-no-color")  # the local backend
+            done[env] = copy
+        return done[env]
+
+    return prepare
+
+
+def _plan(
+    terraform: Terraform, cwd: Path, tmp_path: Path, sts: str, env: str, edge: str
+) -> dict[str, Any]:
+    plan_file = tmp_path / f"{env}-{edge}.plan"
+    args = [
+        "-input=false",
+        "-lock=false",
+        "-refresh=false",
+        f"-state={tmp_path / 'none.tfstate'}",
+        f"-out={plan_file}",
+        "-no-color",
+    ]
+    environ = dict(terraform.env)
+    if env == "local":
+        args += [f"-var=endpoint={sts}", f"-var=env={env}", f"-var=edge={edge}"]
+    else:
+        var_file = tmp_path / f"{env}.tfvars.json"
+        var_file.write_text(json.dumps(_aws_env_vars(env, edge)))
+        args.append(f"-var-file={var_file}")
+        # dev and prod name no endpoints: credentials, STS and "nowhere" come from the environment
+        environ |= {
+            "AWS_ACCESS_KEY_ID": "offline",
+            "AWS_SECRET_ACCESS_KEY": "offline",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ENDPOINT_URL": NO_ENDPOINT,
+            "AWS_ENDPOINT_URL_STS": sts,
+        }
+    offline = Terraform(binary=terraform.binary, root=terraform.root, env=environ)
+    offline.run(cwd, "plan", *args)
+    return offline.json(cwd, "show", str(plan_file))
+
+
+def _created(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Address -> the planned change (type, after, after_unknown) of every resource to create."""
+    return {
+        change["address"]: {"type": change["type"], **change["change"]}
+        for change in plan["resource_changes"]
+        if change["change"]["actions"] == ["create"]
+    }
+
+
+def _assert_serverless_edge(created: dict[str, dict[str, Any]], prefix: str, env: str) -> None:
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for address, change in created.items():
+        if address.startswith(prefix):
+            by_type.setdefault(change["type"], []).append(change)
+
+    [function] = by_type["aws_lambda_function"]
+    after = function["after"]
+    assert after["function_name"] == f"relay-{env}-gateway"
+    assert after["package_type"] == "Image"
+    assert after["image_config"] == [
+        {
+            "entry_point": ["/app/.venv/bin/python", "-m", "awslambdaric"],
+            "command": ["gateway.lambda_http.handler"],
+            "working_directory": "/app",
+        }
+    ]
+    assert after["timeout"] <= 29
+    assert after["tracing_config"] == [{"mode": "Active"}]
+    assert len(after["vpc_config"]) == 1
+    assert function["after_unknown"].get("kms_key_arn") or after.get("kms_key_arn")
+    # Its variables hold ARNs and addresses not known before apply, so the plan cannot show
+    # them (test_terraform_local reads them back from moto); the module refuses, when planning,
+    # a secret's variable in the plain environment and a secret reference that is not an ARN.
+    assert len(after["environment"]) == 1
+
+    [integration] = by_type["aws_apigatewayv2_integration"]
+    assert integration["after"]["integration_type"] == "AWS_PROXY"
+    assert integration["after"]["payload_format_version"] == "2.0"
+    assert integration["after"]["timeout_milliseconds"] <= 29000
+    [route] = by_type["aws_apigatewayv2_route"]
+    assert route["after"]["route_key"] == "$default"
+    [stage] = by_type["aws_apigatewayv2_stage"]
+    assert stage["after"]["name"] == "$default"
+    assert stage["after"]["auto_deploy"] is True
+    access_log = stage["after"]["access_log_settings"][0]["format"]
+    fields = set(json.loads(access_log))
+    assert {"requestId", "ip", "routeKey", "status", "latency", "integrationLatency"} <= fields
+    # never a request header (Authorization: API keys) nor a query string (?ticket=)
+    assert "header" not in access_log.lower()
+    assert "querystring" not in access_log.lower()
+    [permission] = by_type["aws_lambda_permission"]
+    assert permission["after"]["principal"] == "apigateway.amazonaws.com"
+    alarms = {alarm["after"]["metric_name"] for alarm in by_type["aws_cloudwatch_metric_alarm"]}
+    assert alarms == {"Errors", "Throttles", "5xx", "IntegrationLatency"}
+
+
+# envs/local with the default edge is planned above (its rules and queues)
+@pytest.mark.parametrize(
+    ("env", "edge"),
+    [(env, edge) for env in ENVS for edge in EDGES if (env, edge) != ("local", "alb")],
+)
+def test_each_env_plans_offline_with_either_edge(
+    terraform: Terraform,
+    plannable: Callable[[str], Path],
+    sts_endpoint: str,
+    tmp_path: Path,
+    env: str,
+    edge: str,
+) -> None:
+    plan = _plan(terraform, plannable(env), tmp_path, sts_endpoint, env, edge)
+    created = _created(plan)
+    types = {change["type"] for change in created.values()}
+
+    if env == "local":
+        _assert_serverless_edge(created, "module.serverless_edge[0].", env)
+        return
+
+    relay = "module.relay."
+    gateway = f'{relay}module.service["gateway"].'
+    assert f"{gateway}aws_ecr_repository.this" in created  # the image's home, in both modes
+    for service in ("tasks", "agent", "notifier", "artifacts"):
+        assert f'{relay}module.service["{service}"].aws_ecs_service.this[0]' in created
+    outputs = plan["planned_values"]["outputs"]
+    assert outputs["api_url"]["value"] == f"https://api.{env}.example.com"
+
+    if edge == "alb":
+        assert f"{relay}module.edge[0].aws_lb.this" in created
+        assert f"{gateway}aws_ecs_service.this[0]" in created
+        assert not types & {"aws_lambda_function", "aws_apigatewayv2_api"}
+        assert outputs["gateway_function"]["value"] is None
+    else:
+        # no load balancer, WAF or ECS gateway: of the gateway's module only its repository
+        assert not [a for a in created if a.startswith(f"{relay}module.edge")]
+        assert not types & {"aws_lb", "aws_wafv2_web_acl"}
+        assert {a for a in created if a.startswith(gateway)} == {
+            f"{gateway}aws_ecr_repository.this",
+            f"{gateway}aws_ecr_lifecycle_policy.this",
+        }
+        edge_prefix = f"{relay}module.serverless_edge[0]."
+        _assert_serverless_edge(created, edge_prefix, env)
+        domain = created[f"{edge_prefix}aws_apigatewayv2_domain_name.api[0]"]["after"]
+        assert domain["domain_name"] == f"api.{env}.example.com"
+        assert domain["domain_name_configuration"][0]["security_policy"] == "TLS_1_2"
+        assert f"{edge_prefix}aws_apigatewayv2_api_mapping.api[0]" in created
+        issued = {a for a in created if a.startswith(f"{edge_prefix}aws_acm_certificate")}
+        if env == "prod":  # no api_certificate_arn: issued and validated in the zone
+            assert issued == {
+                f"{edge_prefix}aws_acm_certificate.api[0]",
+                f"{edge_prefix}aws_acm_certificate_validation.api[0]",
+            }
+            assert f"{edge_prefix}aws_route53_record.certificate_validation[0]" in created
+        else:
+            assert not issued
+            certificate = domain["domain_name_configuration"][0]["certificate_arn"]
+            assert certificate == f"arn:aws:acm:eu-west-1:{ACCOUNT}:certificate/x"
+        records = {f'{edge_prefix}aws_route53_record.api["{kind}"]' for kind in ("A", "AAAA")}
+        assert records <= set(created)
+        assert f"{edge_prefix}aws_ecr_repository_policy.lambda_pull[0]" in created

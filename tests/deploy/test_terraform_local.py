@@ -1,5 +1,11 @@
 """`make tf-local-smoke`: terraform/envs/local applied to a moto server builds the topology the
-local bootstrap builds, and the whole local stack runs a task on it without bootstrapping.
+local bootstrap builds, and the whole local stack runs a task on it without bootstrapping. Beside
+it, envs/local with edge = "apigateway" declares the serverless HTTP edge on a moto server of its
+own: the gateway's Lambda function and its HTTP API, which moto keeps but does not run.
+
+Why another moto: once moto holds a Lambda function, its /moto-api/data.json (which `relay up`
+polls to see moto is up) answers 500 where there is no Docker, as it reads every attribute of
+every model, the function's Docker client included. That apply runs while the stack runs a task.
 
 Slow (the AWS provider waits for SQS attributes to settle, ~25 s per queue generation), so it is
 marked `tf` and kept out of `make test`."""
@@ -8,7 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -17,6 +26,7 @@ import pytest
 from relay_devkit.api_client import PublicApi
 from relay_ops.routing import bus_name, delivery_dlq_name, dlq_name, load_routing, queue_name
 from relay_ops.stack.config import StackConfig
+from relay_ops.stack.moto import free_port, start_moto, wait_until_up
 from relay_ops.stack.process import running_stack
 from relay_ops.stack.topology import artifacts_bucket_name, bootstrap
 
@@ -109,12 +119,130 @@ def describe(endpoint: str, env: str) -> dict[str, Any]:
     }
 
 
+class ServerlessEdgeApply:
+    """envs/local with edge = "apigateway", its serverless edge only (-target), applied in the
+    background to a moto server of its own."""
+
+    def __init__(self, terraform: Terraform, local: Path, workdir: Path) -> None:
+        port = free_port()
+        self.env = f"edge{uuid.uuid4().hex[:8]}"
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.log = workdir / "apply.log"
+        self.moto = start_moto(port)
+        self.apply: subprocess.Popen[bytes] | None = None
+        try:
+            wait_until_up(self.endpoint)
+            with self.log.open("wb") as out:
+                self.apply = subprocess.Popen(
+                    [
+                        terraform.binary,
+                        "apply",
+                        "-auto-approve",
+                        "-input=false",
+                        "-lock=false",
+                        f"-state={workdir / 'terraform.tfstate'}",
+                        f"-var=endpoint={self.endpoint}",
+                        f"-var=env={self.env}",
+                        "-var=edge=apigateway",
+                        "-target=module.serverless_edge",
+                        "-no-color",
+                    ],
+                    cwd=local,
+                    env=dict(terraform.env),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def wait(self, timeout: float = 600) -> None:
+        assert self.apply is not None
+        returncode = self.apply.wait(timeout=timeout)
+        assert returncode == 0, (
+            f"terraform apply (edge) exited {returncode}:\n" + (self.log.read_text()[-4000:])
+        )
+
+    def close(self) -> None:
+        for process in (self.apply, self.moto):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(timeout=30)
+
+
+@pytest.fixture
+def serverless_edge(
+    terraform: Terraform, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[Path], ServerlessEdgeApply]]:
+    """Starts ServerlessEdgeApply; stops its apply (if still running) and its moto at teardown."""
+    started: list[ServerlessEdgeApply] = []
+
+    def start(local: Path) -> ServerlessEdgeApply:
+        started.append(ServerlessEdgeApply(terraform, local, tmp_path_factory.mktemp("tf-edge")))
+        return started[-1]
+
+    yield start
+    for edge in started:
+        edge.close()
+
+
+def check_serverless_edge(endpoint: str, env: str) -> None:
+    """The HTTP API sends every path to the gateway function, which is told its secrets only as
+    references (RELAY_LAMBDA_SECRETS) to secrets that exist, never their values."""
+    kw: dict[str, Any] = {"endpoint_url": endpoint, "region_name": "us-east-1"}
+    services = ("apigatewayv2", "lambda", "secretsmanager")
+    apigw, lambda_, secrets = (boto3.client(service, **kw) for service in services)
+
+    [api] = [a for a in apigw.get_apis()["Items"] if a["Name"] == f"relay-{env}-http"]
+    assert api["ProtocolType"] == "HTTP"
+    [route] = apigw.get_routes(ApiId=api["ApiId"])["Items"]
+    assert route["RouteKey"] == "$default"
+    [integration] = apigw.get_integrations(ApiId=api["ApiId"])["Items"]
+    assert route["Target"] == f"integrations/{integration['IntegrationId']}"
+    assert integration["IntegrationType"] == "AWS_PROXY"
+    assert integration["PayloadFormatVersion"] == "2.0"
+    assert integration["TimeoutInMillis"] <= 29000
+    [stage] = apigw.get_stages(ApiId=api["ApiId"])["Items"]
+    assert (stage["StageName"], stage["AutoDeploy"]) == ("$default", True)
+    assert stage["AccessLogSettings"]["DestinationArn"].endswith(f":/relay/{env}/http-api-access")
+    assert set(json.loads(stage["AccessLogSettings"]["Format"])) >= {"requestId", "ip", "status"}
+    assert stage["DefaultRouteSettings"]["ThrottlingBurstLimit"] > 0
+
+    name = f"relay-{env}-gateway"
+    function = lambda_.get_function(FunctionName=name)["Configuration"]
+    assert function["FunctionArn"] in integration["IntegrationUri"]
+    assert function["PackageType"] == "Image"
+    assert function["ImageConfigResponse"]["ImageConfig"] == {
+        "EntryPoint": ["/app/.venv/bin/python", "-m", "awslambdaric"],
+        "Command": ["gateway.lambda_http.handler"],
+        "WorkingDirectory": "/app",
+    }
+    assert function["TracingConfig"]["Mode"] == "Active"
+    assert len(function["VpcConfig"]["SubnetIds"]) == 2
+    assert function["KMSKeyArn"]
+    variables = function["Environment"]["Variables"]
+    references = json.loads(variables.pop("RELAY_LAMBDA_SECRETS"))
+    assert set(references) == {"PGPASSWORD", "RELAY_INTERNAL_AUTH_PRIVATE_KEY"}
+    assert not set(references) & set(variables)  # no secret in a plain variable
+    assert references["PGPASSWORD"].endswith(":password::")
+    for reference in references.values():
+        arn = reference.removesuffix(":password::")
+        secret = secrets.describe_secret(SecretId=arn)
+        assert secret["ARN"] == arn
+        assert secret["Name"].startswith(f"relay/{env}/")
+    assert variables["RELAY_ENV"] == env
+    [permission] = json.loads(lambda_.get_policy(FunctionName=name)["Policy"])["Statement"]
+    assert permission["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert f":{api['ApiId']}/" in permission["Condition"]["ArnLike"]["AWS:SourceArn"]
+
+
 async def test_terraform_local_builds_the_bootstrap_topology_and_the_stack_runs_a_task_on_it(
     terraform: Terraform,
     moto_endpoint: str,
     database_url: str,
     redis_url: str,
     tmp_path_factory: pytest.TempPathFactory,
+    serverless_edge: Callable[[Path], ServerlessEdgeApply],
 ) -> None:
     env = f"tf{uuid.uuid4().hex[:8]}"
     local = terraform.env_dir("local")
@@ -133,6 +261,8 @@ async def test_terraform_local_builds_the_bootstrap_topology_and_the_stack_runs_
         "-no-color",
         timeout=600,
     )
+    # 3., started now: the serverless edge on a moto of its own, while the stack runs (below)
+    edge = serverless_edge(local)
 
     # 1. The same topology as the local bootstrap's (built beside it under another env name).
     reference = f"bs{uuid.uuid4().hex[:8]}"
@@ -167,3 +297,7 @@ async def test_terraform_local_builds_the_bootstrap_topology_and_the_stack_runs_
             assert hashlib.sha256(content.content).hexdigest() == artifact["sha256"]
         finally:
             await api.aclose()
+
+    # 3. The serverless edge: the HTTP API, its $default route and stage, the function.
+    edge.wait()
+    check_serverless_edge(edge.endpoint, edge.env)

@@ -34,14 +34,31 @@ variable "llm_provider" {
   default     = "anthropic"
 }
 
+variable "edge" {
+  description = "The public entry: \"alb\" (the ECS gateway behind a load balancer with WAF; SSE and WebSocket) or \"apigateway\" (the gateway as a Lambda function behind an API Gateway HTTP API; no SSE, no WebSocket yet). See docs/deploy.md, \"Choosing the edge\"."
+  type        = string
+  default     = "alb"
+
+  validation {
+    condition     = contains(["alb", "apigateway"], var.edge)
+    error_message = "edge: \"alb\" or \"apigateway\"."
+  }
+}
+
 variable "api_certificate_arn" {
-  description = "ACM certificate for the public API's domain."
+  description = "ACM certificate (this region) for the public API's domain. With edge = \"apigateway\" and api_zone_id it may be null: one is issued and validated in that zone."
   type        = string
 }
 
 variable "api_domain_name" {
   description = "The public API's domain name (covered by api_certificate_arn); CloudFront routes the web console's /v1/* there."
   type        = string
+}
+
+variable "api_zone_id" {
+  description = "Route 53 hosted zone of api_domain_name: with edge = \"apigateway\", alias records to the HTTP API are made there. null = point the name at the api_dns_name output yourself."
+  type        = string
+  default     = null
 }
 
 variable "alarm_emails" {

@@ -3,6 +3,12 @@
 # network and databases of envs/dev and envs/prod have no moto counterpart: the local stack
 # runs the services as processes against local PostgreSQL and Redis.
 #
+# With edge = "apigateway" (edge.tf) it also declares the serverless HTTP edge on moto: the
+# gateway's Lambda function and its HTTP API, through modules/serverless_edge as on AWS, on a
+# stand-in VPC. moto creates them but cannot run a container-image function. Apply that to a
+# moto the local stack does not use: a moto holding a Lambda function answers
+# /moto-api/data.json (relay up's readiness probe) with 500 where there is no Docker.
+#
 #   terraform -chdir=terraform/envs/local init
 #   terraform -chdir=terraform/envs/local apply -var endpoint=http://127.0.0.1:5055
 #   RELAY_STACK_AWS_ENDPOINT_URL=http://127.0.0.1:5055 RELAY_STACK_BOOTSTRAP=false relay up
@@ -32,6 +38,13 @@ provider "aws" {
     kms            = var.endpoint
     sts            = var.endpoint
     iam            = var.endpoint
+    # edge = "apigateway" (edge.tf)
+    apigatewayv2 = var.endpoint
+    lambda       = var.endpoint
+    logs         = var.endpoint
+    cloudwatch   = var.endpoint
+    sns          = var.endpoint
+    ec2          = var.endpoint
   }
 }
 

@@ -27,3 +27,20 @@ variable "console_origins" {
   type        = list(string)
   default     = ["http://127.0.0.1:8000", "http://localhost:8000"]
 }
+
+variable "edge" {
+  description = "\"alb\" (the topology only: the local stack serves HTTP itself) or \"apigateway\": also the gateway's Lambda function and its HTTP API on moto (edge.tf), which moto creates but cannot run (use a moto the stack does not use: with a Lambda function, moto's /moto-api/data.json fails without Docker)."
+  type        = string
+  default     = "alb"
+
+  validation {
+    condition     = contains(["alb", "apigateway"], var.edge)
+    error_message = "edge: \"alb\" or \"apigateway\"."
+  }
+}
+
+variable "gateway_image_uri" {
+  description = "With edge = \"apigateway\": the image the gateway function names (moto does not pull it)."
+  type        = string
+  default     = "123456789012.dkr.ecr.us-east-1.amazonaws.com/relay-local-gateway:local"
+}

@@ -27,8 +27,10 @@ module "relay" {
   internal_auth_public_key = var.internal_auth_public_key
   llm_provider             = var.llm_provider
   availability_zones       = var.availability_zones
+  edge                     = var.edge
   api_certificate_arn      = var.api_certificate_arn
   api_domain_name          = var.api_domain_name
+  api_zone_id              = var.api_zone_id
   alarm_emails             = var.alarm_emails
 
   webhooks_backlog_threshold = var.webhooks_backlog_threshold

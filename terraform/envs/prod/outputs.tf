@@ -1,6 +1,16 @@
 output "api_dns_name" {
-  description = "Point the API's domain here."
+  description = "Point the API's domain here (the load balancer, or the HTTP API's custom-domain target)."
   value       = module.relay.api_dns_name
+}
+
+output "api_url" {
+  description = "The public API's URL."
+  value       = module.relay.api_url
+}
+
+output "gateway_function" {
+  description = "edge = \"apigateway\": the gateway's Lambda function, API id and log groups."
+  value       = module.relay.gateway_function
 }
 
 output "repositories" {

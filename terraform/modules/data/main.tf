@@ -87,6 +87,8 @@ resource "aws_iam_role_policy_attachment" "monitoring" {
 }
 
 resource "aws_db_instance" "postgres" {
+  #checkov:skip=CKV_AWS_293:deletion protection follows deletion_protection (prod: on); dev may be torn down
+  #checkov:skip=CKV_AWS_157:multi-AZ follows multi_az (prod: on); dev runs one instance
   identifier     = var.name
   engine         = "postgres"
   engine_version = var.postgres_major_version

@@ -31,6 +31,7 @@ resource "aws_vpc_security_group_egress_rule" "to_gateway" {
 }
 
 resource "aws_lb" "this" {
+  #checkov:skip=CKV_AWS_150:deletion protection follows deletion_protection (prod: on); dev may be torn down
   #checkov:skip=CKV2_AWS_76:Log4j is covered by AWSManagedRulesKnownBadInputsRuleSet; the AnonymousIpList the check also wants would block API clients calling from cloud hosts
   name                       = var.name
   internal                   = false

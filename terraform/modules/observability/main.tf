@@ -136,10 +136,10 @@ resource "aws_cloudwatch_metric_alarm" "queue_age" {
 # 5xx at the public entry: from the gateway (target) and from the load balancer itself
 # (no healthy gateway, timeouts).
 resource "aws_cloudwatch_metric_alarm" "http_5xx" {
-  for_each = var.load_balancer_arn_suffix == null ? {} : {
+  for_each = var.load_balancer_alarms ? {
     target = "HTTPCode_Target_5XX_Count"
     elb    = "HTTPCode_ELB_5XX_Count"
-  }
+  } : {}
 
   alarm_name          = "${var.name}-${each.key}-5xx"
   alarm_description   = "More than ${var.http_5xx_threshold} ${each.value} in 5 minutes at the public API."

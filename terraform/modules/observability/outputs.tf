@@ -10,7 +10,8 @@ output "alarm_topic_arn" {
 
 output "access_log_bucket" {
   description = "Bucket for load balancer (prefix alb/), CloudFront (cloudfront/) and S3 (s3/) access logs."
-  value       = aws_s3_bucket.access_logs.id
+  # .bucket (set in configuration), not .id: known when planning, so a module may count on it
+  value = aws_s3_bucket.access_logs.bucket
 }
 
 output "access_log_bucket_domain_name" {

@@ -21,8 +21,14 @@ variable "queue_age_thresholds" {
   default     = {}
 }
 
+variable "load_balancer_alarms" {
+  description = "Make the load balancer's 5xx alarms (on load_balancer_arn_suffix). A bool known when planning: the suffix itself is not known until the load balancer exists."
+  type        = bool
+  default     = false
+}
+
 variable "load_balancer_arn_suffix" {
-  description = "The public load balancer's ARN suffix (5xx alarms); null = no 5xx alarms."
+  description = "The public load balancer's ARN suffix (the 5xx alarms' dimension, with load_balancer_alarms)."
   type        = string
   default     = null
 }

@@ -9,6 +9,10 @@ locals {
   upstreams = ["tasks", "artifacts", "notifier"]
   # Services given REDIS_URL: the gateway (WebSocket tickets) and the notifier (live fan-out).
   redis_clients = ["gateway", "notifier"]
+  # The public entry: the ECS gateway behind the ALB, or the gateway as a Lambda function behind
+  # API Gateway (ADR 0016); the other four services run on ECS in both.
+  alb        = var.edge == "alb" ? 1 : 0
+  apigateway = var.edge == "apigateway" ? 1 : 0
 }
 
 module "routing" {
@@ -29,7 +33,9 @@ module "observability" {
       for id, queue in service.queue_names : queue => lookup(var.queue_age_alarm_seconds, id, 600)
     }
   ]...)
-  load_balancer_arn_suffix = module.edge.arn_suffix
+  # edge = "apigateway" has its own alarms (modules/serverless_edge)
+  load_balancer_alarms     = var.edge == "alb"
+  load_balancer_arn_suffix = one(module.edge[*].arn_suffix)
   # the notifier's delivery backlog (its gauge carries env = RELAY_ENV)
   webhooks_backlog_env       = var.env
   webhooks_backlog_threshold = var.webhooks_backlog_threshold
@@ -134,9 +140,11 @@ resource "aws_vpc_security_group_egress_rule" "service_out" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "gateway_from_alb" {
+  count = local.alb
+
   security_group_id            = aws_security_group.service["gateway"].id
   description                  = "HTTP from the load balancer"
-  referenced_security_group_id = module.edge.security_group_id
+  referenced_security_group_id = module.edge[0].security_group_id
   ip_protocol                  = "tcp"
   from_port                    = 8000
   to_port                      = 8000
@@ -171,6 +179,7 @@ module "data" {
 
 module "edge" {
   source                    = "../edge"
+  count                     = local.alb
   name                      = local.name
   vpc_id                    = module.network.vpc_id
   public_subnet_ids         = module.network.public_subnet_ids
@@ -181,6 +190,43 @@ module "edge" {
   access_log_bucket         = module.observability.access_log_bucket
   log_kms_key_arn           = module.observability.log_kms_key_arn
   tags                      = local.tags
+}
+
+# edge = "apigateway": the gateway as a Lambda function behind an API Gateway HTTP API, from the
+# gateway's repository and tag, told what the ECS gateway is told (services.tf), in the private
+# subnets with the gateway's security group; the API's name is api_domain_name.
+module "serverless_edge" {
+  source = "../serverless_edge"
+  count  = local.apigateway
+
+  name            = local.name
+  env             = var.env
+  image_uri       = module.service["gateway"].image
+  repository_name = module.service["gateway"].repository_name
+  architecture    = var.serverless_edge.architecture
+  memory_size     = var.serverless_edge.memory_size
+  timeout_seconds = var.serverless_edge.timeout_seconds
+
+  reserved_concurrency = var.serverless_edge.reserved_concurrency
+
+  environment             = local.service_environment["gateway"]
+  secrets                 = local.service_secrets["gateway"]
+  secret_arns             = local.service_secret_arns["gateway"]
+  secret_kms_key_arns     = local.secret_kms_key_arns
+  environment_kms_key_arn = local.secrets_key_arn
+  subnet_ids              = module.network.private_subnet_ids
+  security_group_ids      = [aws_security_group.service["gateway"].id]
+
+  throttling_burst_limit = var.serverless_edge.throttling_burst_limit
+  throttling_rate_limit  = var.serverless_edge.throttling_rate_limit
+  domain_name            = var.api_domain_name
+  certificate_arn        = var.api_certificate_arn
+  route53_zone_id        = var.api_zone_id
+
+  log_retention_days = var.log_retention_days
+  log_kms_key_arn    = module.observability.log_kms_key_arn
+  alarm_topic_arn    = module.observability.alarm_topic_arn
+  tags               = local.tags
 }
 
 module "frontend" {
@@ -196,4 +242,16 @@ module "frontend" {
   access_log_bucket             = module.observability.access_log_bucket
   access_log_bucket_domain_name = module.observability.access_log_bucket_domain_name
   tags                          = local.tags
+}
+
+# Before edge, the load balancer and its rule had no count: their state moves to instance [0]
+# (edge = "alb", the default), so nothing is replaced.
+moved {
+  from = module.edge
+  to   = module.edge[0]
+}
+
+moved {
+  from = aws_vpc_security_group_ingress_rule.gateway_from_alb
+  to   = aws_vpc_security_group_ingress_rule.gateway_from_alb[0]
 }

@@ -1,6 +1,30 @@
 output "api_dns_name" {
-  description = "The public API's load balancer (point the API's domain at it)."
-  value       = module.edge.dns_name
+  description = "Where to point the API's domain name: the load balancer, or with edge = \"apigateway\" the HTTP API's custom-domain target (made as Route 53 aliases when api_zone_id is given; null without api_domain_name)."
+  value       = var.edge == "alb" ? one(module.edge[*].dns_name) : one(module.serverless_edge[*].dns_target)
+}
+
+output "api_url" {
+  description = "The public API's URL: https://<api_domain_name>, or without one the load balancer's DNS name (edge = \"alb\") or the HTTP API's execute-api endpoint (edge = \"apigateway\")."
+  value = (var.edge == "alb"
+    ? "https://${coalesce(var.api_domain_name, one(module.edge[*].dns_name))}"
+    : one(module.serverless_edge[*].api_endpoint)
+  )
+
+  # An HTTP API has no security group, resource policy or WAF: a CIDR restriction would be dropped.
+  precondition {
+    condition     = var.edge == "alb" || toset(var.api_allowed_cidrs) == toset(["0.0.0.0/0"])
+    error_message = "api_allowed_cidrs restricts the load balancer only: with edge = \"apigateway\" the HTTP API is public, so leave it at [\"0.0.0.0/0\"] or use edge = \"alb\"."
+  }
+}
+
+output "gateway_function" {
+  description = "With edge = \"apigateway\": the gateway's Lambda function, the HTTP API's id and its access log group (null with edge = \"alb\")."
+  value = var.edge == "apigateway" ? {
+    function_name    = module.serverless_edge[0].function_name
+    api_id           = module.serverless_edge[0].api_id
+    log_group        = module.serverless_edge[0].log_group
+    access_log_group = module.serverless_edge[0].access_log_group
+  } : null
 }
 
 output "repositories" {
@@ -9,8 +33,8 @@ output "repositories" {
 }
 
 output "task_definitions" {
-  description = "Service -> task definition revision now deployed."
-  value       = { for name, service in module.service : name => service.task_definition_arn }
+  description = "Service -> task definition revision now deployed (every service on ECS: without the gateway when edge = \"apigateway\")."
+  value       = { for name, service in module.service : name => service.task_definition_arn if name != "gateway" || var.edge == "alb" }
 }
 
 output "cluster" {

@@ -22,7 +22,8 @@ locals {
       { for upstream in local.upstreams : "RELAY_${upper(upstream)}_URL" => "http://${upstream}.${local.namespace}:8000" },
       { REDIS_URL = module.data.redis_url }, # WebSocket tickets
       # longer than the load balancer keeps an idle connection, so it never reuses a closed one
-      { RELAY_HTTP_KEEP_ALIVE_SECONDS = tostring(module.edge.idle_timeout_seconds + 5) },
+      # (the Lambda function behind API Gateway keeps no connection)
+      { for timeout in module.edge[*].idle_timeout_seconds : "RELAY_HTTP_KEEP_ALIVE_SECONDS" => tostring(timeout + 5) },
     )
     tasks = {}
     agent = merge(
@@ -42,6 +43,16 @@ locals {
     gateway  = [local.signing_key]
     notifier = [local.webhooks_keys]
   }
+
+  # What each service is told and given, on ECS or (the gateway, edge = "apigateway") on Lambda;
+  # modules/service adds what only ECS needs (HTTP listener, region, OTLP sidecar, grace).
+  service_environment = {
+    for name, service in var.services :
+    name => merge(local.common_environment, lookup(local.environment, name, {}), service.environment)
+  }
+  service_secrets     = { for name in keys(var.services) : name => merge(local.common_secrets, lookup(local.secrets, name, {})) }
+  service_secret_arns = { for name in keys(var.services) : name => concat([module.data.postgres_secret_arn], lookup(local.secret_arns, name, [])) }
+  secret_kms_key_arns = [module.data.kms_key_arn, local.secrets_key_arn]
 
   task_policy_statements = {
     # Candidates with a `when`; the agent gets those that apply to its provider.
@@ -130,8 +141,12 @@ module "service" {
   cluster_name       = aws_ecs_cluster.this.name
   subnet_ids         = module.network.private_subnet_ids
   security_group_ids = [aws_security_group.service[each.key].id]
+  discoverable       = each.key != "gateway"
   namespace_id       = each.key == "gateway" ? null : aws_service_discovery_private_dns_namespace.this.id
-  target_group_arn   = each.key == "gateway" ? module.edge.target_group_arn : null
+  target_group_arn   = each.key == "gateway" ? one(module.edge[*].target_group_arn) : null
+  # edge = "apigateway": the gateway runs as a Lambda function (module.serverless_edge) from this
+  # module's repository; only the repository is made here
+  run_on_ecs = each.key != "gateway" || var.edge == "alb"
 
   cpu         = each.value.cpu
   memory      = each.value.memory
@@ -139,10 +154,10 @@ module "service" {
   max_count   = each.value.max_count
   autoscaling = each.key == "agent" ? { mode = "queue_backlog", target = each.value.scaling_target } : { mode = "cpu", target = each.value.scaling_target }
 
-  environment            = merge(local.common_environment, lookup(local.environment, each.key, {}), each.value.environment)
-  secrets                = merge(local.common_secrets, lookup(local.secrets, each.key, {}))
-  secret_arns            = concat([module.data.postgres_secret_arn], lookup(local.secret_arns, each.key, []))
-  secret_kms_key_arns    = [module.data.kms_key_arn, local.secrets_key_arn]
+  environment            = local.service_environment[each.key]
+  secrets                = local.service_secrets[each.key]
+  secret_arns            = local.service_secret_arns[each.key]
+  secret_kms_key_arns    = local.secret_kms_key_arns
   task_policy_statements = lookup(local.task_policy_statements, each.key, [])
 
   collector              = module.observability.collector

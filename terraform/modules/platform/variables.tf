@@ -78,19 +78,50 @@ variable "interface_endpoints" {
   default     = ["events", "sqs", "secretsmanager", "logs", "ecr.api", "ecr.dkr", "xray", "kms"]
 }
 
+variable "edge" {
+  description = "The public entry to the gateway: \"alb\" (the ECS gateway behind an Application Load Balancer with WAF; SSE and WebSocket) or \"apigateway\" (the gateway as a Lambda function behind an API Gateway HTTP API; no SSE, no WebSocket yet: ADR 0016, docs/deploy.md \"Choosing the edge\")."
+  type        = string
+  default     = "alb"
+
+  validation {
+    condition     = contains(["alb", "apigateway"], var.edge)
+    error_message = "edge: \"alb\" or \"apigateway\"."
+  }
+}
+
 variable "api_certificate_arn" {
-  description = "ACM certificate for the public API's domain (the load balancer's HTTPS listener)."
+  description = "ACM certificate (in this region) for the public API's domain: the load balancer's HTTPS listener, or with edge = \"apigateway\" the HTTP API's custom domain. With edge = \"apigateway\" it may be null when api_zone_id is given: a certificate is then issued and validated in that zone."
   type        = string
 }
 
 variable "api_domain_name" {
-  description = "The public API's domain name (covered by api_certificate_arn, pointed at api_dns_name). Required with frontend_enabled: CloudFront sends the console's /v1/* there, by this name, so the console and the API share one origin."
+  description = "The public API's domain name (covered by api_certificate_arn, pointed at api_dns_name). Required with frontend_enabled: CloudFront sends the console's /v1/* there, by this name, so the console and the API share one origin. With edge = \"apigateway\" it is the HTTP API's custom domain (null = its execute-api endpoint only)."
   type        = string
   default     = null
 }
 
+variable "api_zone_id" {
+  description = "Route 53 hosted zone of api_domain_name. With edge = \"apigateway\", alias A and AAAA records to the HTTP API's custom domain are made there; null = point the name at api_dns_name yourself. Not used with edge = \"alb\"."
+  type        = string
+  default     = null
+}
+
+variable "serverless_edge" {
+  description = "With edge = \"apigateway\": the gateway function's architecture (x86_64 or arm64, as the image), memory (MB), timeout (at most 29 s), reserved concurrency (null = unreserved) and the stage's throttling (burst, requests per second)."
+  type = object({
+    architecture           = optional(string, "x86_64")
+    memory_size            = optional(number, 1024)
+    timeout_seconds        = optional(number, 29)
+    reserved_concurrency   = optional(number)
+    throttling_burst_limit = optional(number, 500)
+    throttling_rate_limit  = optional(number, 1000)
+  })
+  default  = {}
+  nullable = false
+}
+
 variable "api_allowed_cidrs" {
-  description = "Who may reach the public API."
+  description = "Who may reach the public API (the load balancer's security group; edge = \"alb\" only: an HTTP API takes no resource policy, so with edge = \"apigateway\" it must stay [\"0.0.0.0/0\"])."
   type        = list(string)
   default     = ["0.0.0.0/0"]
 }

@@ -2,12 +2,14 @@
 # task, down to zero tasks when there is nothing to do.
 
 locals {
-  service_id = "service/${var.cluster_name}/${aws_ecs_service.this.name}"
+  service_id = var.run_on_ecs ? "service/${var.cluster_name}/${aws_ecs_service.this[0].name}" : null
   main_queue = try(module.queues.queue_names[var.name], null)
   by_backlog = var.autoscaling.mode == "queue_backlog"
 }
 
 resource "aws_appautoscaling_target" "this" {
+  count = local.ecs
+
   service_namespace  = "ecs"
   resource_id        = local.service_id
   scalable_dimension = "ecs:service:DesiredCount"
@@ -16,13 +18,13 @@ resource "aws_appautoscaling_target" "this" {
 }
 
 resource "aws_appautoscaling_policy" "cpu" {
-  count = local.by_backlog ? 0 : 1
+  count = var.run_on_ecs && !local.by_backlog ? 1 : 0
 
   name               = "${local.full_name}-cpu"
   policy_type        = "TargetTrackingScaling"
-  service_namespace  = aws_appautoscaling_target.this.service_namespace
-  resource_id        = aws_appautoscaling_target.this.resource_id
-  scalable_dimension = aws_appautoscaling_target.this.scalable_dimension
+  service_namespace  = aws_appautoscaling_target.this[0].service_namespace
+  resource_id        = aws_appautoscaling_target.this[0].resource_id
+  scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
 
   target_tracking_scaling_policy_configuration {
     target_value       = var.autoscaling.target
@@ -37,13 +39,13 @@ resource "aws_appautoscaling_policy" "cpu" {
 # Messages waiting or in progress per running task, held near the target (the agent's
 # RELAY_CONSUMER_CONCURRENCY is the natural target: one message per slot).
 resource "aws_appautoscaling_policy" "backlog_per_task" {
-  count = local.by_backlog ? 1 : 0
+  count = var.run_on_ecs && local.by_backlog ? 1 : 0
 
   name               = "${local.full_name}-backlog-per-task"
   policy_type        = "TargetTrackingScaling"
-  service_namespace  = aws_appautoscaling_target.this.service_namespace
-  resource_id        = aws_appautoscaling_target.this.resource_id
-  scalable_dimension = aws_appautoscaling_target.this.scalable_dimension
+  service_namespace  = aws_appautoscaling_target.this[0].service_namespace
+  resource_id        = aws_appautoscaling_target.this[0].resource_id
+  scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
 
   target_tracking_scaling_policy_configuration {
     target_value       = var.autoscaling.target
@@ -101,7 +103,7 @@ resource "aws_appautoscaling_policy" "backlog_per_task" {
             }
             dimensions {
               name  = "ServiceName"
-              value = aws_ecs_service.this.name
+              value = aws_ecs_service.this[0].name
             }
           }
         }
@@ -113,13 +115,13 @@ resource "aws_appautoscaling_policy" "backlog_per_task" {
 # Target tracking scales in proportion to the running tasks, so from zero it cannot start one:
 # this step policy adds the first task when messages wait and none runs.
 resource "aws_appautoscaling_policy" "wake_from_zero" {
-  count = local.by_backlog && var.min_count == 0 ? 1 : 0
+  count = var.run_on_ecs && local.by_backlog && var.min_count == 0 ? 1 : 0
 
   name               = "${local.full_name}-wake-from-zero"
   policy_type        = "StepScaling"
-  service_namespace  = aws_appautoscaling_target.this.service_namespace
-  resource_id        = aws_appautoscaling_target.this.resource_id
-  scalable_dimension = aws_appautoscaling_target.this.scalable_dimension
+  service_namespace  = aws_appautoscaling_target.this[0].service_namespace
+  resource_id        = aws_appautoscaling_target.this[0].resource_id
+  scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
 
   step_scaling_policy_configuration {
     adjustment_type         = "ChangeInCapacity"
@@ -133,7 +135,7 @@ resource "aws_appautoscaling_policy" "wake_from_zero" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "wake_from_zero" {
-  count = local.by_backlog && var.min_count == 0 ? 1 : 0
+  count = var.run_on_ecs && local.by_backlog && var.min_count == 0 ? 1 : 0
 
   alarm_name          = "${local.full_name}-work-waiting-no-tasks"
   alarm_description   = "Messages wait in ${local.main_queue} and no ${var.name} task runs: start one."
@@ -164,7 +166,7 @@ resource "aws_cloudwatch_metric_alarm" "wake_from_zero" {
     metric {
       namespace   = "ECS/ContainerInsights"
       metric_name = "RunningTaskCount"
-      dimensions  = { ClusterName = var.cluster_name, ServiceName = aws_ecs_service.this.name }
+      dimensions  = { ClusterName = var.cluster_name, ServiceName = aws_ecs_service.this[0].name }
       stat        = "Average"
       period      = 60
     }

@@ -1,6 +1,8 @@
 # One Relay service on ECS Fargate: its image repository, task definition (the service and the
 # ADOT collector beside it), the ECS service, its queues and rules (service_queues, from
-# routing.yaml), least-privilege roles, log group and autoscaling.
+# routing.yaml), least-privilege roles, log group and autoscaling. With run_on_ecs = false only
+# the image repository and the queues are made: the service runs elsewhere from the same image
+# (the gateway as a Lambda function behind API Gateway, edge = "apigateway").
 
 data "aws_region" "current" {}
 
@@ -11,6 +13,7 @@ locals {
   image     = "${aws_ecr_repository.this.repository_url}:${var.image_tag}"
   has_queue = length([for queue in var.routing.queues : queue if queue.service == var.name]) > 0
   publishes = contains(var.routing.producers, var.name)
+  ecs       = var.run_on_ecs ? 1 : 0
 }
 
 # --- Image repository: immutable tags (a tag names exact bytes; rollback = deploy the old tag) ---
@@ -59,6 +62,8 @@ module "queues" {
 # --- Logs ---
 
 resource "aws_cloudwatch_log_group" "this" {
+  count = local.ecs
+
   name              = "/relay/${var.env}/${var.name}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.log_kms_key_arn
@@ -69,6 +74,8 @@ resource "aws_cloudwatch_log_group" "this" {
 #     is what the service's own code may do. ---
 
 data "aws_iam_policy_document" "assume_ecs_tasks" {
+  count = local.ecs
+
   statement {
     actions = ["sts:AssumeRole"]
     principals {
@@ -79,12 +86,16 @@ data "aws_iam_policy_document" "assume_ecs_tasks" {
 }
 
 resource "aws_iam_role" "execution" {
+  count = local.ecs
+
   name               = "${local.full_name}-execution"
-  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
+  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks[0].json
   tags               = var.tags
 }
 
 data "aws_iam_policy_document" "execution" {
+  count = local.ecs
+
   statement {
     sid       = "EcrLogin"
     actions   = ["ecr:GetAuthorizationToken"]
@@ -98,7 +109,7 @@ data "aws_iam_policy_document" "execution" {
   statement {
     sid       = "WriteOwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+    resources = ["${aws_cloudwatch_log_group.this[0].arn}:*"]
   }
   dynamic "statement" {
     for_each = length(var.secret_arns) > 0 ? [1] : []
@@ -124,18 +135,24 @@ data "aws_iam_policy_document" "execution" {
 }
 
 resource "aws_iam_role_policy" "execution" {
+  count = local.ecs
+
   name   = "start-task"
-  role   = aws_iam_role.execution.id
-  policy = data.aws_iam_policy_document.execution.json
+  role   = aws_iam_role.execution[0].id
+  policy = data.aws_iam_policy_document.execution[0].json
 }
 
 resource "aws_iam_role" "task" {
+  count = local.ecs
+
   name               = "${local.full_name}-task"
-  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
+  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks[0].json
   tags               = var.tags
 }
 
 data "aws_iam_policy_document" "task" {
+  count = local.ecs
+
   # Publish only as itself: every event it puts carries source relay.<service>.
   dynamic "statement" {
     for_each = local.publishes ? [1] : []
@@ -205,9 +222,11 @@ data "aws_iam_policy_document" "task" {
 resource "aws_iam_role_policy" "task" {
   #checkov:skip=CKV_AWS_290:only the X-Ray trace actions are on *, as X-Ray has no resource-level permissions
   #checkov:skip=CKV_AWS_355:only the X-Ray trace actions are on *, as X-Ray has no resource-level permissions
+  count = local.ecs
+
   name   = "service"
-  role   = aws_iam_role.task.id
-  policy = data.aws_iam_policy_document.task.json
+  role   = aws_iam_role.task[0].id
+  policy = data.aws_iam_policy_document.task[0].json
 }
 
 # --- Task definition and service ---
@@ -226,7 +245,7 @@ locals {
   log_configuration = {
     logDriver = "awslogs"
     options = {
-      awslogs-group         = aws_cloudwatch_log_group.this.name
+      awslogs-group         = one(aws_cloudwatch_log_group.this[*].name)
       awslogs-region        = local.region
       awslogs-stream-prefix = var.name
     }
@@ -265,13 +284,15 @@ locals {
 }
 
 resource "aws_ecs_task_definition" "this" {
+  count = local.ecs
+
   family                   = local.full_name
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
   cpu                      = var.cpu
   memory                   = var.memory
-  execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.task.arn
+  execution_role_arn       = aws_iam_role.execution[0].arn
+  task_role_arn            = aws_iam_role.task[0].arn
   container_definitions    = jsonencode(concat([local.app_container], local.collector_container))
 
   runtime_platform {
@@ -289,7 +310,8 @@ resource "aws_ecs_task_definition" "this" {
 }
 
 resource "aws_service_discovery_service" "this" {
-  count = var.namespace_id == null ? 0 : 1
+  # a known bool, not namespace_id != null: the namespace's id is unknown until it is made
+  count = var.run_on_ecs && var.discoverable ? 1 : 0
 
   name = var.name
   dns_config {
@@ -307,9 +329,11 @@ resource "aws_service_discovery_service" "this" {
 }
 
 resource "aws_ecs_service" "this" {
+  count = local.ecs
+
   name                               = var.name
   cluster                            = var.cluster_arn
-  task_definition                    = aws_ecs_task_definition.this.arn
+  task_definition                    = aws_ecs_task_definition.this[0].arn
   desired_count                      = var.min_count
   launch_type                        = "FARGATE"
   platform_version                   = "LATEST"
@@ -352,4 +376,45 @@ resource "aws_ecs_service" "this" {
   }
 
   tags = var.tags
+}
+
+# Before run_on_ecs, these had no count: their state moves to instance [0], nothing is replaced.
+moved {
+  from = aws_cloudwatch_log_group.this
+  to   = aws_cloudwatch_log_group.this[0]
+}
+
+moved {
+  from = aws_iam_role.execution
+  to   = aws_iam_role.execution[0]
+}
+
+moved {
+  from = aws_iam_role_policy.execution
+  to   = aws_iam_role_policy.execution[0]
+}
+
+moved {
+  from = aws_iam_role.task
+  to   = aws_iam_role.task[0]
+}
+
+moved {
+  from = aws_iam_role_policy.task
+  to   = aws_iam_role_policy.task[0]
+}
+
+moved {
+  from = aws_ecs_task_definition.this
+  to   = aws_ecs_task_definition.this[0]
+}
+
+moved {
+  from = aws_ecs_service.this
+  to   = aws_ecs_service.this[0]
+}
+
+moved {
+  from = aws_appautoscaling_target.this
+  to   = aws_appautoscaling_target.this[0]
 }

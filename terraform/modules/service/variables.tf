@@ -13,6 +13,12 @@ variable "image_tag" {
   type        = string
 }
 
+variable "run_on_ecs" {
+  description = "Run the service on ECS (task definition, ECS service, roles, log group, autoscaling). false: only its image repository and queues are made, for a service that runs from the same image elsewhere (the gateway as a Lambda function, edge = \"apigateway\")."
+  type        = bool
+  default     = true
+}
+
 variable "routing" {
   description = "The routing module's outputs (queues, rules, producers, target_retry_policy)."
   type        = any
@@ -139,9 +145,15 @@ variable "target_group_arn" {
 }
 
 variable "namespace_id" {
-  description = "Cloud Map namespace for <name>.<namespace> DNS (the gateway calls tasks, artifacts, notifier there); null = not registered."
+  description = "Cloud Map namespace for <name>.<namespace> DNS (the gateway calls tasks, artifacts, notifier there); needed with discoverable."
   type        = string
   default     = null
+}
+
+variable "discoverable" {
+  description = "Register the service as <name>.<namespace> in namespace_id (false: nobody calls it by name, as the gateway)."
+  type        = bool
+  default     = true
 }
 
 variable "shutdown_grace_seconds" {
