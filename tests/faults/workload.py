@@ -18,7 +18,8 @@ RESULTS = Path(__file__).parent / "results"
 
 
 async def submit(api: PublicApi, prompt: str, *, key: str | None = None) -> str:
-    """Submit like a careful client: an Idempotency-Key, and retries while the API is down."""
+    """Submit like a careful client: an Idempotency-Key, and retries while the API is down or
+    past the tenant's rate limit."""
     key = key or f"fault-{uuid.uuid4().hex}"
     for attempt in range(120):
         try:
@@ -31,7 +32,10 @@ async def submit(api: PublicApi, prompt: str, *, key: str | None = None) -> str:
             response = None
         if response is not None and response.status_code == 202:
             return str(response.json()["id"])
-        assert response is None or response.status_code in {409, 502, 503}, response.text
+        assert response is None or response.status_code in {409, 429, 502, 503}, response.text
+        if response is not None and response.status_code == 429:  # the tenant's submit rate
+            await asyncio.sleep(float(response.headers["Retry-After"]))
+            continue
         await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
     raise AssertionError(f"could not submit {prompt!r}")
 

@@ -173,3 +173,4 @@ class ProblemDetails(Model):
     detail: str | None = None
     instance: str | None = None
     errors: list[dict[str, str]] | None = None
+    limit: str | None = None  # on a 429: the limit it went past (requests, submits)

@@ -1,4 +1,5 @@
-"""Operator commands for API keys (mounted by the root CLI as ``relay admin``).
+"""Operator commands for API keys and per-tenant rate limits (mounted by the root CLI as
+``relay admin``).
 
 ``create-key`` prints the new key alone on stdout, so scripts can capture it
 (``KEY=$(relay admin create-key --tenant acme)``); every message goes to stderr.
@@ -14,18 +15,29 @@ import typer
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from gateway.keys import InvalidTenantName, IssuedKey
-from gateway.repository import MIGRATIONS, ApiKeyRecord, ApiKeys
+from gateway.keys import InvalidTenantName, IssuedKey, check_tenant_name
+from gateway.rate_limits import LimitOverride
+from gateway.repository import MIGRATIONS, ApiKeyRecord, ApiKeys, RateLimitOverrides
 from gateway.settings import GatewaySettings
 from relay_shared.db import schema_conninfo
 from relay_shared.migrations import apply_migrations
 
 T = TypeVar("T")
 
-app = typer.Typer(help="Manage the gateway's API keys.", no_args_is_help=True)
+app = typer.Typer(
+    help="Manage the gateway's API keys and per-tenant rate limits.", no_args_is_help=True
+)
 
 
 def _with_keys(work: Callable[[ApiKeys], Awaitable[T]]) -> T:
+    return _in_transaction(lambda conn: work(ApiKeys(conn)))
+
+
+def _with_overrides(work: Callable[[RateLimitOverrides], Awaitable[T]]) -> T:
+    return _in_transaction(lambda conn: work(RateLimitOverrides(conn)))
+
+
+def _in_transaction(work: Callable[[AsyncConnection[dict[str, Any]]], Awaitable[T]]) -> T:
     """Run ``work`` in one transaction on the gateway's schema, migrated as the service does."""
     settings = GatewaySettings()
     database_url = settings.database_url.get_secret_value()
@@ -36,7 +48,7 @@ def _with_keys(work: Callable[[ApiKeys], Awaitable[T]]) -> T:
             schema_conninfo(database_url, settings.db_schema), row_factory=dict_row
         )
         async with conn, conn.transaction():
-            return await work(ApiKeys(conn))
+            return await work(conn)
 
     return asyncio.run(run())
 
@@ -87,6 +99,60 @@ def list_keys(
                 )
             )
         )
+
+
+PerSecond = Annotated[float | None, typer.Option(min=0.001, help="Tokens per second.")]
+Burst = Annotated[int | None, typer.Option(min=1, help="Bucket size: the largest burst.")]
+
+
+@app.command("set-limits")
+def set_limits(
+    *,
+    tenant: Annotated[str, typer.Option(help="Tenant name (the tenant id).")],
+    requests_per_second: PerSecond = None,
+    requests_burst: Burst = None,
+    submits_per_second: PerSecond = None,
+    submits_burst: Burst = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Drop the tenant's overrides: back to the defaults.")
+    ] = False,
+) -> None:
+    """Override TENANT's rate limits (the options given; the others keep their value), or
+    --reset them. Gateways apply it within RELAY_RATE_LIMIT_OVERRIDES_TTL_SECONDS."""
+    override = LimitOverride(requests_per_second, requests_burst, submits_per_second, submits_burst)
+    given = override != LimitOverride()
+    if reset == given:
+        raise _fail(
+            "give --reset, or at least one of --requests-per-second, --requests-burst, "
+            "--submits-per-second, --submits-burst"
+        )
+    try:
+        check_tenant_name(tenant)
+    except InvalidTenantName as exc:
+        raise _fail(str(exc)) from exc
+    if reset:
+        had = _with_overrides(lambda overrides: overrides.reset(tenant))
+        typer.echo(f"{tenant}: {'back to' if had else 'already on'} the defaults", err=True)
+    else:
+        _with_overrides(lambda overrides: overrides.set(tenant, override))
+    _show(tenant)
+
+
+@app.command("show-limits")
+def show_limits(
+    tenant: Annotated[str, typer.Option(help="Tenant name (the tenant id).")],
+) -> None:
+    """Print TENANT's rate limits, one per line: name, value, and whether it is the tenant's
+    override or the default (the defaults as this environment's RELAY_RATE_LIMIT_* say)."""
+    _show(tenant)
+
+
+def _show(tenant: str) -> None:
+    override = _with_overrides(lambda overrides: overrides.get(tenant)) or LimitOverride()
+    defaults = GatewaySettings().rate_limit_defaults
+    for name, value in vars(override.over(defaults)).items():
+        source = "default" if getattr(override, name) is None else "override"
+        typer.echo(f"{name}\t{value:g}\t{source}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ValidationError
 
 from gateway.auth import authenticated_tenant, bearer, live_tenant
+from gateway.limits import RATE_LIMIT_FIELDS
 from gateway.live import relay_live
 from gateway.models import (
     ArtifactDownload,
@@ -58,15 +59,41 @@ def _gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(_gateway)]
 
 
-# auth.py says who is calling; the dependency is composed here so the gateway has one source
+async def _admitted(request: Request, gateway: Gateway, tenant: str, *, submit: bool) -> str:
+    """Count the request against the tenant's rate limits (rate_limits.py): its RateLimit
+    fields go on whatever the answer is (limits.RateLimitFields), and past a limit the answer
+    is a 429 and nothing is forwarded."""
+    admission = await gateway.admit(tenant, submit=submit)
+    setattr(request.state, RATE_LIMIT_FIELDS, admission.headers())
+    problem = admission.problem()
+    if problem is not None:
+        raise problem
+    return tenant
+
+
+# auth.py says who is calling; the dependency is composed here so the gateway has one source.
+# Only an authenticated request counts against a tenant's limits: a 401 never does.
 async def _tenant(
+    request: Request,
     gateway: GatewayDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
-    return await authenticated_tenant(gateway, credentials)
+    tenant = await authenticated_tenant(gateway, credentials)
+    return await _admitted(request, gateway, tenant, submit=False)
+
+
+async def _submitting_tenant(
+    request: Request,
+    gateway: GatewayDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    tenant = await authenticated_tenant(gateway, credentials)
+    return await _admitted(request, gateway, tenant, submit=True)
 
 
 Tenant = Annotated[str, Depends(_tenant)]
+# POST /v1/tasks: the request rate and the submit rate, in one limiter call
+SubmittingTenant = Annotated[str, Depends(_submitting_tenant)]
 
 TicketParam = Annotated[
     str | None,
@@ -78,11 +105,13 @@ TicketParam = Annotated[
 
 
 async def _live_tenant(
+    request: Request,
     gateway: GatewayDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ticket: TicketParam = None,
 ) -> str:
-    return await live_tenant(gateway, credentials, ticket)
+    tenant = await live_tenant(gateway, credentials, ticket)
+    return await _admitted(request, gateway, tenant, submit=False)
 
 
 LiveTenant = Annotated[str, Depends(_live_tenant)]
@@ -150,7 +179,7 @@ def _public_location(reply: InternalReply) -> str | None:
     return "/v1/" + path.removeprefix("/internal/") if path.startswith("/internal/") else path
 
 
-router = APIRouter(prefix="/v1", tags=["tasks"], responses=problems(401, 422, 502, 503))
+router = APIRouter(prefix="/v1", tags=["tasks"], responses=problems(401, 422, 429, 502, 503))
 
 
 @router.post(
@@ -168,7 +197,7 @@ router = APIRouter(prefix="/v1", tags=["tasks"], responses=problems(401, 422, 50
     openapi_extra=NEW_TASK_BODY,
 )
 async def submit_task(
-    tenant: Tenant,
+    tenant: SubmittingTenant,
     body: Annotated[bytes, Depends(task_submission)],
     gateway: GatewayDep,
     idempotency_key: Annotated[
@@ -303,6 +332,10 @@ async def live_updates(websocket: WebSocket) -> None:
     )
     try:
         tenant = await live_tenant(gateway, credentials, websocket.query_params.get("ticket"))
+        # the connection counts once against the request rate, when it opens
+        refused = (await gateway.admit(tenant)).problem()
+        if refused is not None:
+            raise refused
         upstream = await gateway.open_live(tenant)
     except Problem as problem:
         code = UNAUTHENTICATED if problem.status == 401 else TRY_AGAIN_LATER
@@ -359,7 +392,7 @@ async def artifact_content(
 # --- webhooks: the notifier owns them (DESIGN.md, *Webhooks (contract)*) ------------------------
 
 webhooks = APIRouter(
-    prefix="/v1/webhooks", tags=["webhooks"], responses=problems(401, 422, 502, 503)
+    prefix="/v1/webhooks", tags=["webhooks"], responses=problems(401, 422, 429, 502, 503)
 )
 
 WebhookId = Annotated[UUID, Path(description="The endpoint's `id`.")]

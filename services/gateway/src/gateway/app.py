@@ -1,8 +1,8 @@
 """Composition root: settings -> ports -> the gateway's use cases -> the public HTTP app.
 
-In production the ports are PostgreSQL (API keys), the internal services over HTTP and
-WebSocket, and Redis (live-connection tickets); nothing runs in the background. Unit tests
-pass ``ports=given(fakes.ports())``.
+In production the ports are PostgreSQL (API keys, rate-limit overrides), the internal services
+over HTTP and WebSocket, and Redis (live-connection tickets, rate-limit buckets); nothing runs in
+the background. Unit tests pass ``ports=given(fakes.ports())``.
 """
 
 from __future__ import annotations
@@ -11,13 +11,16 @@ import binascii
 
 import httpx
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from gateway.api import install_relayed_refusals, router, webhooks
 from gateway.console import ConsoleFiles, console_router
-from gateway.limits import BodySizeLimit
+from gateway.limits import BodySizeLimit, RateLimitFields
 from gateway.openapi import finish_openapi
 from gateway.ports import Ports
-from gateway.repository import MIGRATIONS, PostgresKeyStore
+from gateway.rate_limiter import RedisRateLimiter, limiter_redis
+from gateway.rate_limits import RateLimits
+from gateway.repository import MIGRATIONS, PostgresKeyStore, PostgresLimitOverrides
 from gateway.service import Gateway
 from gateway.settings import GatewaySettings
 from gateway.tickets import RedisTickets
@@ -25,6 +28,7 @@ from gateway.upstream import HttpInternalServices
 from relay_shared.composition import OpenPorts, compose
 from relay_shared.http import create_service_app
 from relay_shared.internal_auth import TokenIssuer
+from relay_shared.readiness import Check, CheckResult
 from relay_shared.runtime import ServiceRuntime
 
 
@@ -55,7 +59,8 @@ def _token_issuer(settings: GatewaySettings) -> TokenIssuer:
 async def open_ports(settings: GatewaySettings, runtime: ServiceRuntime) -> Ports:
     """PostgreSQL (migrated; waited for) and one HTTP client for every internal call, closed
     when the service stops."""
-    keys = PostgresKeyStore(await runtime.database(MIGRATIONS))
+    database = await runtime.database(MIGRATIONS)
+    keys = PostgresKeyStore(database)
     connect = settings.upstream_connect_timeout
     client = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.upstream_timeout, connect=connect),
@@ -77,15 +82,39 @@ async def open_ports(settings: GatewaySettings, runtime: ServiceRuntime) -> Port
     )
     # not critical: without Redis only tickets fail; API keys keep working
     tickets = RedisTickets(runtime.redis(settings.redis_url, critical=False), settings.env)
-    return Ports(keys=keys, services=services, tickets=tickets)
+    return Ports(
+        keys=keys,
+        services=services,
+        tickets=tickets,
+        limiter=RedisRateLimiter(_limiter_redis(settings, runtime), settings.env),
+        limit_overrides=PostgresLimitOverrides(database),
+    )
+
+
+def _limiter_redis(settings: GatewaySettings, runtime: ServiceRuntime) -> Redis:
+    """A Redis client of the rate limiter's own, with short timeouts (rate_limiter.py)."""
+    redis = limiter_redis(
+        settings.redis_url.get_secret_value(),
+        timeout_seconds=settings.rate_limit_redis_timeout_seconds,
+    )
+    runtime.on_stop(redis.aclose)
+    return redis
 
 
 def build(settings: GatewaySettings, ports: Ports) -> Gateway:
     """The use cases on ``ports``; no I/O."""
+    rate_limits = RateLimits(
+        ports.limiter,
+        ports.limit_overrides,
+        settings.rate_limit_defaults,
+        enabled=settings.rate_limits_enabled,
+        overrides_ttl_seconds=settings.rate_limit_overrides_ttl_seconds,
+    )
     return Gateway(
         ports.keys,
         ports.services,
         ports.tickets,
+        rate_limits,
         ticket_ttl_seconds=settings.ws_ticket_ttl_seconds,
         send_queue_frames=settings.ws_send_queue_frames,
         send_timeout_seconds=settings.ws_send_timeout_seconds,
@@ -109,4 +138,17 @@ def create_app(
     install_relayed_refusals(app)
     finish_openapi(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitFields)  # outermost: also on BodySizeLimit's late 413
+    app.state.runtime.add_check(_rate_limit_check(app))
     return app
+
+
+def _rate_limit_check(app: FastAPI) -> Check:
+    """/readyz's ``rate_limits``: whether limits are enforced or failing open (never critical:
+    the gateway keeps serving either way). Probed only once the service is built."""
+
+    async def probe() -> CheckResult:
+        gateway: Gateway = app.state.service
+        return await gateway.rate_limits.check().probe()
+
+    return Check("rate_limits", probe, critical=False)

@@ -1,4 +1,5 @@
-"""Request body size limit, as pure ASGI middleware so nothing buffers a body before it is checked.
+"""Request limits as pure ASGI middleware: the body size limit, so nothing buffers a body before
+it is checked, and the RateLimit fields on every answer of an admitted request.
 
 A declared ``Content-Length`` over the limit is refused before the app runs. A body without one
 (chunked) is counted as it is read: the read that crosses the limit fails, whatever the app then
@@ -13,6 +14,33 @@ import contextlib
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relay_shared.problems import Problem, problem_response
+
+# api.py puts the request's RateLimit fields here, in the request state (scope["state"])
+RATE_LIMIT_FIELDS = "rate_limit_fields"
+
+
+class RateLimitFields:
+    """Adds the ``RateLimit-Policy`` and ``RateLimit`` fields api.py recorded for the request
+    (rate_limits.Admission.headers) to its answer, whatever made it: the route, a relayed
+    refusal, a validation error, a 429, a 413 while reading the body, an event stream."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state: dict[str, object] = scope.setdefault("state", {})
+
+        async def send_with_fields(message: Message) -> None:
+            fields = state.get(RATE_LIMIT_FIELDS)
+            if message["type"] == "http.response.start" and isinstance(fields, dict) and fields:
+                added = [(name.lower().encode(), value.encode()) for name, value in fields.items()]
+                message = {**message, "headers": [*message.get("headers", ()), *added]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_fields)
 
 
 class BodyTooLarge(Exception):

@@ -381,3 +381,7 @@ class ProblemDetails(BaseModel):
     errors: list[dict[str, str]] | None = Field(
         default=None, description="For a 422: each field that did not fit, and why."
     )
+    limit: str | None = Field(
+        default=None,
+        description="For a 429: the limit the request went past (`requests` or `submits`).",
+    )

@@ -75,8 +75,40 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+HEADER_REF = "#/components/headers/{name}"
+
+# The IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers), on every /v1 answer of an
+# authenticated request, and Retry-After on a 429.
+HEADERS: dict[str, dict[str, Any]] = {
+    "RateLimit-Policy": {
+        "description": (
+            "The tenant's rate limits this request counted against, as token buckets: "
+            '`"requests";q=<burst>;w=<seconds an empty bucket takes to fill>`, and for '
+            '`POST /v1/tasks` also `"submits";q=...;w=...`.'
+        ),
+        "schema": {"type": "string"},
+        "example": '"requests";q=100;w=2',
+    },
+    "RateLimit": {
+        "description": (
+            "What is left of each bucket in `RateLimit-Policy`, in the same order: "
+            '`"requests";r=<remaining>;t=<seconds until full again>`.'
+        ),
+        "schema": {"type": "string"},
+        "example": '"requests";r=99;t=1',
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before the limit lets a request through again.",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+}
+
 DESCRIPTION = (
-    "Every `/v1` route takes `Authorization: Bearer <api key>`. Live updates: "
+    "Every `/v1` route takes `Authorization: Bearer <api key>`. Each tenant has a request rate "
+    "(every request; a live connection counts once, when it opens) and a submit rate "
+    "(`POST /v1/tasks`), token buckets described on every answer by the `RateLimit-Policy` and "
+    "`RateLimit` fields; past one the answer is 429 with `Retry-After`, a problem whose "
+    "`limit` names it (`requests` or `submits`). Live updates: "
     "`GET /v1/tasks/{task_id}/events` (Server-Sent Events), and `GET /v1/ws`, a WebSocket "
     "that follows many tasks at once (OpenAPI cannot describe it): send "
     '`{"type": "subscribe", "task_id": "<id>" or "*", "after": <seq>}`, `unsubscribe` and '
@@ -95,11 +127,14 @@ def finish_openapi(app: FastAPI) -> None:
         if app.openapi_schema is None:
             document = build()
             document["info"]["description"] = DESCRIPTION
-            for operations in document["paths"].values():
+            for path, operations in document["paths"].items():
                 for operation in operations.values():
                     for status, answer in operation.get("responses", {}).items():
                         _finish_answer(status, answer)
-            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+                        if path.startswith("/v1/"):
+                            _rate_limit_headers(status, answer)
+            document.setdefault("components", {})["headers"] = HEADERS
+            schemas = document["components"].setdefault("schemas", {})
             for model in HAND_DECLARED:
                 _declare(schemas, model)
         return app.openapi_schema  # type: ignore[return-value]  # set by build()
@@ -114,6 +149,17 @@ def _declare(schemas: dict[str, Any], model: type[BaseModel]) -> None:
     for name, nested in {**schema.pop("$defs", {}), model.__name__: schema}.items():
         if schemas.setdefault(name, nested) != nested:
             raise ValueError(f"two different schemas are named {name} in the OpenAPI document")
+
+
+def _rate_limit_headers(status: str, answer: dict[str, Any]) -> None:
+    """The RateLimit fields on a /v1 answer (not on a 401: an unauthenticated request counts
+    against nobody), and Retry-After on a 429."""
+    if status == "401":
+        return
+    names = ["RateLimit-Policy", "RateLimit"] + (["Retry-After"] if status == "429" else [])
+    headers = answer.setdefault("headers", {})
+    for name in names:
+        headers[name] = {"$ref": HEADER_REF.format(name=name)}
 
 
 def _finish_answer(status: str, answer: dict[str, Any]) -> None:

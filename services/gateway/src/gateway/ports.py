@@ -1,15 +1,18 @@
 """What the gateway needs from outside the process: the API key store (PostgreSQL), the
 internal services it relays to (over HTTP and WebSocket, each call signed for one service and
-one tenant) and the live-connection tickets (Redis).
+one tenant), the live-connection tickets (Redis), the rate-limit buckets (Redis) and the
+tenants' rate-limit overrides (PostgreSQL).
 The composition root fills them with the production adapters (``repository.py``,
-``upstream.py``), unit tests with the fakes in tests/unit/fakes.py."""
+``upstream.py``, ``tickets.py``, ``rate_limiter.py``), unit tests with the fakes in
+tests/unit/fakes.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.rate_limits import Bucket, LimitOverride, Verdict
 from gateway.upstream import InternalCall, InternalReply
 from relay_shared.composition import Loops, no_loops
 
@@ -77,6 +80,24 @@ class Tickets(Protocol):
         ...
 
 
+class RateLimiter(Protocol):
+    """Token buckets shared by every gateway replica."""
+
+    async def acquire(self, buckets: Sequence[Bucket]) -> Sequence[Verdict]:
+        """Take one token from each bucket, atomically: from all of them, or, when any is
+        empty, from none. One verdict per bucket, in order; raises LimiterUnavailable while
+        the buckets cannot be reached."""
+        ...
+
+
+class LimitOverrides(Protocol):
+    """The tenants' own rate limits (``relay admin set-limits``)."""
+
+    async def override_for(self, tenant_id: str) -> LimitOverride | None:
+        """The tenant's override, or None; raises LimitOverridesUnavailable."""
+        ...
+
+
 @dataclass(frozen=True)
 class Ports:
     """What the gateway service needs from outside the process."""
@@ -84,5 +105,7 @@ class Ports:
     keys: KeyStore
     services: InternalServices
     tickets: Tickets
+    limiter: RateLimiter
+    limit_overrides: LimitOverrides
     # nothing runs beside the HTTP server: the gateway consumes no events
     loops: Loops = no_loops

@@ -1,4 +1,4 @@
-"""SQL for the gateway's own schema: the ``api_keys`` table."""
+"""SQL for the gateway's own schema: the ``api_keys`` and ``rate_limit_overrides`` tables."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from gateway.keys import (
     issue_key,
     key_hash,
 )
+from gateway.rate_limits import LimitOverride, LimitOverridesUnavailable
 from relay_shared.db import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -116,3 +117,73 @@ class PostgresKeyStore:
                 return await ApiKeys(conn).tenant_for_hash(key_hash(raw_key))
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise KeyStoreUnavailable(str(exc)) from exc
+
+
+_OVERRIDE_COLUMNS = ("requests_per_second", "requests_burst", "submits_per_second", "submits_burst")
+
+
+class RateLimitOverrides:
+    """The ``rate_limit_overrides`` table, through one connection (rows as dicts)."""
+
+    def __init__(self, conn: AsyncConnection[dict[str, Any]]) -> None:
+        self._conn = conn
+
+    async def get(self, tenant_id: str) -> LimitOverride | None:
+        cursor = await self._conn.execute(
+            "SELECT requests_per_second, requests_burst, submits_per_second, submits_burst"
+            " FROM rate_limit_overrides WHERE tenant_id = %s",
+            (tenant_id,),
+        )
+        row = await cursor.fetchone()
+        return None if row is None else LimitOverride(**row)
+
+    async def set(self, tenant_id: str, override: LimitOverride) -> LimitOverride:
+        """Store the fields given in ``override`` (None leaves a stored field as it is);
+        answers the whole override now stored."""
+        check_tenant_name(tenant_id)
+        given = {name: getattr(override, name) for name in _OVERRIDE_COLUMNS}
+        cursor = await self._conn.execute(
+            """
+            INSERT INTO rate_limit_overrides
+                (tenant_id, requests_per_second, requests_burst, submits_per_second, submits_burst)
+            VALUES (%(tenant)s, %(requests_per_second)s, %(requests_burst)s,
+                    %(submits_per_second)s, %(submits_burst)s)
+            ON CONFLICT (tenant_id) DO UPDATE SET
+                requests_per_second = coalesce(EXCLUDED.requests_per_second,
+                                               rate_limit_overrides.requests_per_second),
+                requests_burst = coalesce(EXCLUDED.requests_burst,
+                                          rate_limit_overrides.requests_burst),
+                submits_per_second = coalesce(EXCLUDED.submits_per_second,
+                                              rate_limit_overrides.submits_per_second),
+                submits_burst = coalesce(EXCLUDED.submits_burst,
+                                         rate_limit_overrides.submits_burst),
+                updated_at = now()
+            RETURNING requests_per_second, requests_burst, submits_per_second, submits_burst
+            """,
+            {"tenant": tenant_id, **given},
+        )
+        row = await cursor.fetchone()
+        assert row is not None  # RETURNING of an upsert
+        return LimitOverride(**row)
+
+    async def reset(self, tenant_id: str) -> bool:
+        """Back to the defaults; False when the tenant had no override."""
+        cursor = await self._conn.execute(
+            "DELETE FROM rate_limit_overrides WHERE tenant_id = %s RETURNING tenant_id",
+            (tenant_id,),
+        )
+        return await cursor.fetchone() is not None
+
+
+class PostgresLimitOverrides:
+    """``LimitOverrides`` over the service's database pool."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def override_for(self, tenant_id: str) -> LimitOverride | None:
+        try:
+            async with self._database.transaction() as conn:
+                return await RateLimitOverrides(conn).get(tenant_id)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise LimitOverridesUnavailable(str(exc)) from exc

@@ -17,6 +17,7 @@ from uuid import UUID
 
 from gateway.keys import looks_like_key
 from gateway.ports import InternalServices, KeyStore, LiveChannel, ReplyStream, Tickets
+from gateway.rate_limits import Admission, RateLimits
 from gateway.tickets import TicketsUnavailable, looks_like_ticket
 from gateway.upstream import InternalCall, InternalReply, ServiceUnreachable
 from relay_shared.problems import Problem
@@ -72,6 +73,7 @@ class Gateway:
         keys: KeyStore,
         services: InternalServices,
         tickets: Tickets,
+        rate_limits: RateLimits,
         *,
         ticket_ttl_seconds: int = 30,
         send_queue_frames: int = 100,
@@ -83,7 +85,13 @@ class Gateway:
         self._keys = keys
         self._services = services
         self._tickets = tickets
+        self.rate_limits = rate_limits
         self.ticket_ttl_seconds = ticket_ttl_seconds
+
+    async def admit(self, tenant_id: str, *, submit: bool = False) -> Admission:
+        """Count one request of the tenant against its request rate (and its submit rate when
+        ``submit``); the answer says whether it may go on and what the headers are."""
+        return await self.rate_limits.admit(tenant_id, submit=submit)
 
     async def tenant_for(self, raw_key: str) -> str | None:
         """The tenant owning this live API key, or None; raises KeyStoreUnavailable."""

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 
+from gateway.rate_limits import TenantLimits
 from relay_shared.settings import ServiceSettings
 
 
@@ -42,6 +43,34 @@ class GatewaySettings(ServiceSettings):
     ws_ticket_ttl_seconds: int = Field(
         default=30, ge=5, le=300, description="How long a ticket from POST /v1/ws-tickets lasts."
     )
+    rate_limits_enabled: bool = Field(
+        default=True,
+        description="Enforce the per-tenant request and submit rates (false: no limits, no "
+        "RateLimit headers).",
+    )
+    rate_limit_requests_per_second: float = Field(
+        default=50.0, gt=0, description="Requests per second per tenant (every /v1 request)."
+    )
+    rate_limit_requests_burst: int = Field(
+        default=100, ge=1, description="Requests a tenant may make at once before the rate."
+    )
+    rate_limit_submits_per_second: float = Field(
+        default=10.0, gt=0, description="Task submissions (POST /v1/tasks) per second per tenant."
+    )
+    rate_limit_submits_burst: int = Field(
+        default=50, ge=1, description="Submissions a tenant may make at once before the rate."
+    )
+    rate_limit_overrides_ttl_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a tenant's overrides (relay admin set-limits) are cached.",
+    )
+    rate_limit_redis_timeout_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        description="Connect and read timeout of the rate limiter's Redis calls; past it the "
+        "request is served without limits.",
+    )
     console_dir: Path | None = Field(
         default=None,
         description="The built web console (console/dist), served at /console/; unset: /console "
@@ -70,6 +99,15 @@ class GatewaySettings(ServiceSettings):
                     "https://relay-prod-artifacts.s3.eu-west-1.amazonaws.com"
                 )
         return " ".join(value.split())
+
+    @property
+    def rate_limit_defaults(self) -> TenantLimits:
+        return TenantLimits(
+            requests_per_second=self.rate_limit_requests_per_second,
+            requests_burst=self.rate_limit_requests_burst,
+            submits_per_second=self.rate_limit_submits_per_second,
+            submits_burst=self.rate_limit_submits_burst,
+        )
 
     @property
     def console_storage_origins(self) -> tuple[str, ...]:

@@ -1,4 +1,5 @@
-"""``relay admin``: create-key prints the key alone; it authenticates until revoke-key."""
+"""``relay admin``: create-key prints the key alone; it authenticates until revoke-key;
+set-limits and show-limits keep a tenant's rate-limit overrides."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typer.testing import CliRunner
 
 from gateway.admin import app as admin
 from gateway.keys import looks_like_key
-from gateway.repository import PostgresKeyStore
+from gateway.rate_limits import LimitOverride
+from gateway.repository import PostgresKeyStore, PostgresLimitOverrides
 from relay_shared.db import Database
 
 pytestmark = pytest.mark.integration
@@ -98,3 +100,75 @@ def test_python_m_gateway_admin_prints_only_the_key(cli_env: dict[str, str]) -> 
 
     assert done.returncode == 0, done.stderr
     assert looks_like_key(done.stdout.removesuffix("\n"))
+
+
+# --- rate limits ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def overrides(database_url: str, db_schema: str) -> AsyncIterator[PostgresLimitOverrides]:
+    database = Database(database_url, db_schema, max_size=1)
+    await database.open()
+    try:
+        yield PostgresLimitOverrides(database)
+    finally:
+        await database.close()
+
+
+def _limits(out: str) -> dict[str, tuple[str, str]]:
+    rows = (line.split("\t") for line in out.splitlines())
+    return {name: (value, source) for name, value, source in rows}
+
+
+async def test_set_limits_overrides_what_is_given_and_reset_drops_it(
+    cli_env: dict[str, str], overrides: PostgresLimitOverrides
+) -> None:
+    code, out, err = await _run(
+        cli_env,
+        "set-limits",
+        "--tenant",
+        "acme",
+        "--requests-per-second",
+        "2.5",
+        "--submits-burst",
+        "3",
+    )
+    assert code == 0, err
+    assert _limits(out) == {
+        "requests_per_second": ("2.5", "override"),
+        "requests_burst": ("100", "default"),
+        "submits_per_second": ("10", "default"),
+        "submits_burst": ("3", "override"),
+    }
+    # a second call changes what it gives and keeps the rest
+    code, _, err = await _run(cli_env, "set-limits", "--tenant", "acme", "--submits-burst", "4")
+    assert code == 0, err
+    assert await overrides.override_for("acme") == LimitOverride(
+        requests_per_second=2.5, submits_burst=4
+    )
+    assert await overrides.override_for("globex") is None
+
+    code, out, err = await _run(cli_env, "show-limits", "--tenant", "acme")
+    assert code == 0, err
+    assert _limits(out)["submits_burst"] == ("4", "override")
+
+    code, out, err = await _run(cli_env, "set-limits", "--tenant", "acme", "--reset")
+    assert code == 0, err
+    assert {source for _, source in _limits(out).values()} == {"default"}
+    assert await overrides.override_for("acme") is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),
+        ("--reset", "--requests-burst", "5"),
+        ("--requests-burst", "0"),
+        ("--submits-per-second", "0"),
+    ],
+    ids=["nothing", "reset-and-a-value", "zero-burst", "zero-rate"],
+)
+async def test_set_limits_refuses_nonsense(cli_env: dict[str, str], args: tuple[str, ...]) -> None:
+    code, out, _ = await _run(cli_env, "set-limits", "--tenant", "acme", *args)
+    assert code != 0
+    assert out == ""

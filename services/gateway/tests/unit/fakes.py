@@ -1,7 +1,7 @@
-"""In-memory implementations of the gateway's ports (gateway.ports): the key store and the
-internal services; ``FakeUpstream``, the internal services on a real socket for the integration
-tests; and ``Fakes``, one of each in-memory fake, whose ``ports()`` is the gateway's whole
-outside world."""
+"""In-memory implementations of the gateway's ports (gateway.ports): the key store, the
+internal services, the tickets, the rate limiter and the rate-limit overrides; ``FakeUpstream``,
+the internal services on a real socket for the integration tests; and ``Fakes``, one of each
+in-memory fake, whose ``ports()`` is the gateway's whole outside world."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from gateway.keys import KeyStoreUnavailable, issue_key
 from gateway.ports import Ports
+from gateway.rate_limits import Bucket, LimiterUnavailable, LimitOverride, Verdict
 from gateway.tickets import TicketsUnavailable, issue_ticket
 from gateway.upstream import InternalCall, InternalReply, ServiceUnreachable
 from relay_shared.problems import PROBLEM_JSON
@@ -80,6 +81,54 @@ class FakeTickets:
 
     def expire(self) -> None:
         self.tenants.clear()
+
+
+class FakeRateLimiter:
+    """Token buckets in a dict, by GCRA as the Redis script does, on a clock the test moves
+    (``advance``); ``available = False`` is Redis away."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.available = True
+        self.tats: dict[tuple[str, str], float] = {}  # (tenant, limit) -> when full again
+        self.calls: list[list[Bucket]] = []
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    async def acquire(self, buckets: Sequence[Bucket]) -> list[Verdict]:
+        self.calls.append(list(buckets))
+        if not self.available:
+            raise LimiterUnavailable("redis away")
+        now = self.now
+        plans = []
+        for bucket in buckets:
+            interval = 1 / bucket.limit.per_second
+            tat = max(self.tats.get((bucket.tenant_id, bucket.limit.name), now), now)
+            plans.append((bucket, interval, tat, tat - now <= (bucket.limit.burst - 1) * interval))
+        every = all(ok for *_, ok in plans)
+        verdicts = []
+        for bucket, interval, before, ok in plans:
+            burst = bucket.limit.burst
+            retry = 0.0 if ok else before - now - (burst - 1) * interval
+            tat = before + interval if every else before
+            if every:
+                self.tats[(bucket.tenant_id, bucket.limit.name)] = tat
+            remaining = int((burst * interval - (tat - now)) / interval + 1e-9)
+            verdicts.append(Verdict(ok, remaining, tat - now, retry))
+        return verdicts
+
+
+class FakeLimitOverrides:
+    """Overrides in a dict; ``reads`` counts the look-ups (the gateway caches them)."""
+
+    def __init__(self) -> None:
+        self.overrides: dict[str, LimitOverride] = {}
+        self.reads = 0
+
+    async def override_for(self, tenant_id: str) -> LimitOverride | None:
+        self.reads += 1
+        return self.overrides.get(tenant_id)
 
 
 class FakeChannel:
@@ -313,6 +362,14 @@ class Fakes:
     )
     services: FakeInternalServices = field(default_factory=FakeInternalServices)
     tickets: FakeTickets = field(default_factory=FakeTickets)
+    limiter: FakeRateLimiter = field(default_factory=FakeRateLimiter)
+    limit_overrides: FakeLimitOverrides = field(default_factory=FakeLimitOverrides)
 
     def ports(self) -> Ports:
-        return Ports(keys=self.keys, services=self.services, tickets=self.tickets)
+        return Ports(
+            keys=self.keys,
+            services=self.services,
+            tickets=self.tickets,
+            limiter=self.limiter,
+            limit_overrides=self.limit_overrides,
+        )

@@ -189,3 +189,21 @@ async def test_the_docs_page_is_served(anonymous: httpx.AsyncClient) -> None:
     response = await anonymous.get("/docs")
     assert response.status_code == 200
     assert "/openapi.json" in response.text
+
+
+def test_every_route_documents_the_rate_limits(document: dict[str, Any]) -> None:
+    """A 429 with Retry-After on every operation, and the RateLimit fields on every answer but
+    a 401 (an unauthenticated request counts against no tenant)."""
+    headers = document["components"]["headers"]
+    assert set(headers) == {"RateLimit-Policy", "RateLimit", "Retry-After"}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            answers = operation["responses"]
+            assert "429" in answers, (method, path)
+            assert "Retry-After" in answers["429"]["headers"], (method, path)
+            for status, answer in answers.items():
+                fields = set(answer.get("headers", {}))
+                if status == "401":
+                    assert "RateLimit" not in fields
+                else:
+                    assert {"RateLimit-Policy", "RateLimit"} <= fields, (method, path, status)
