@@ -65,7 +65,11 @@ async def open_ports(settings: GatewaySettings, runtime: ServiceRuntime) -> Port
     client = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.upstream_timeout, connect=connect),
         # every open event stream holds a connection; a cap would stall new streams
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
+        limits=httpx.Limits(
+            max_connections=None,
+            max_keepalive_connections=100,
+            keepalive_expiry=settings.upstream_keep_alive_seconds,
+        ),
         trust_env=False,  # internal calls never go through a proxy from the environment
     )
     runtime.on_stop(client.aclose)

@@ -32,6 +32,13 @@ class GatewaySettings(ServiceSettings):
         gt=0,
         description="Seconds an internal call may take to answer (event streams have no limit).",
     )
+    upstream_keep_alive_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="An idle connection to an internal service is reused for this long; keep it"
+        " below the services' RELAY_HTTP_KEEP_ALIVE_SECONDS, or a request can go out on a"
+        " connection the service is closing at that moment (a spurious 503).",
+    )
     max_body_bytes: int = Field(
         default=65536, ge=1, description="Largest request body accepted; larger answers 413."
     )
