@@ -49,6 +49,8 @@ from relay_shared.tracing import tag_span
 RELAYED_HEADERS = ("content-type", "idempotent-replayed", "retry-after")
 # A page cursor is unpadded base64url (the tasks service's next_cursor).
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+# The largest seq there can be: a timeline's seq is a PostgreSQL integer.
+MAX_SEQ = 2**31 - 1
 
 
 def _gateway(request: Request) -> Gateway:
@@ -266,9 +268,10 @@ async def cancel_task(
     status_code=200,
     summary="The task's events, live",
     description=(
-        "Replays the task's timeline after `Last-Event-ID` (or `last_event_id`), then streams "
-        "new events as they happen. A browser's `EventSource` authenticates with `?ticket=` "
-        "(from `POST /v1/ws-tickets`) instead of the key."
+        "Replays the task's timeline after `Last-Event-ID` (or `last_event_id`; the header "
+        "wins), then streams new events as they happen. Either is a seq, a non-negative "
+        "integer: anything else is a 422. A browser's `EventSource` authenticates with "
+        "`?ticket=` (from `POST /v1/ws-tickets`) instead of the key."
     ),
     response_class=RelayedEventStream,
     responses=EVENT_STREAM | problems(404),
@@ -278,15 +281,26 @@ async def task_events(
     gateway: GatewayDep,
     task_id: UUID,
     last_event_id_header: Annotated[
-        str | None,
-        Header(alias="Last-Event-ID", description="Resume after this seq (set by EventSource)."),
+        int | None,
+        Header(
+            alias="Last-Event-ID",
+            ge=0,
+            le=MAX_SEQ,
+            description="Resume after this seq (set by EventSource).",
+        ),
     ] = None,
     last_event_id: Annotated[
-        str | None, Query(description="Resume after this seq, where a header cannot be set.")
+        int | None,
+        Query(ge=0, le=MAX_SEQ, description="Resume after this seq, where a header cannot be set."),
     ] = None,
 ) -> Response:
+    # Checked here (a 422, like all bad input), so the notifier only ever gets a seq in plain
+    # decimal: it would refuse anything else with a 400, which the public contract does not have.
     stream = await gateway.open_timeline(
-        tenant, task_id, last_event_id=last_event_id_header, after=last_event_id
+        tenant,
+        task_id,
+        last_event_id=None if last_event_id_header is None else str(last_event_id_header),
+        after=None if last_event_id is None else str(last_event_id),
     )
     if stream.status == 204:
         # the client already has the terminal event: 204 tells an EventSource not to reconnect

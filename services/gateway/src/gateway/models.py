@@ -6,6 +6,7 @@ not re-serialise them. The services that own the objects remain the authority on
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -16,13 +17,76 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue, WithJsonSchema
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from relay_shared.events import CATALOG
 
 TaskStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
+
+# --- Text: every string of a request body --------------------------------------------------------
+
+# What every string of a request body must match: no NUL. (A lone surrogate is refused too, but
+# a pattern cannot say so portably: an ECMA-262 regex without the u flag sees UTF-16 code units.)
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+
+
+def storable_text(value: str) -> str:
+    """``value``, if every service can store it: PostgreSQL's text and jsonb take neither a NUL
+    (U+0000) nor a lone surrogate (not UTF-8), so either is a 422 here rather than a 5xx from
+    the service that owns the field."""
+    if "\x00" in value:
+        raise PydanticCustomError("text_nul", "the text must not contain a NUL character (U+0000)")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise PydanticCustomError(
+            "text_surrogate", "the text must not contain a lone surrogate (U+D800-U+DFFF)"
+        ) from None
+    return value
+
+
+@dataclass(frozen=True)
+class _Storable:
+    """Annotation that makes a string :func:`storable_text`, with ``NO_NUL_PATTERN`` in its JSON
+    schema so clients can tell before they send."""
+
+    def __get_pydantic_core_schema__(
+        self, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(storable_text, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = NO_NUL_PATTERN
+        return json_schema
+
+
+# Every string of every public request body is storable (services/gateway/tests/unit/test_text.py
+# holds the request models to it), so none carries what a service cannot store. STORABLE goes
+# last in an ``Annotated``: a length limit after it would be checked as a generic one, whose error
+# counts "items".
+STORABLE = _Storable()
+Text = Annotated[str, STORABLE]
+# An object of Text keys and values (pydantic would document its keys' pattern as
+# ``patternProperties``, which leaves other keys unconstrained).
+TextMap = Annotated[
+    dict[Text, Text],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {"pattern": NO_NUL_PATTERN},
+            "additionalProperties": {"type": "string", "pattern": NO_NUL_PATTERN},
+        }
+    ),
+]
 
 
 class NewTaskLimits(BaseModel):
@@ -66,13 +130,13 @@ class NewTask(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(description="What the agent should do.")
-    model: str | None = Field(
+    prompt: Text = Field(description="What the agent should do.")
+    model: Text | None = Field(
         default=None,
         description="Model to run, one the service allows (claude-opus-4-1, claude-sonnet-4-5, "
         "claude-haiku-4-5 by default); the default model when omitted.",
     )
-    metadata: dict[str, str] | None = Field(
+    metadata: TextMap | None = Field(
         default=None,
         description="Your own data, returned with the task: up to 16 keys of 1-64 characters, "
         "string values of up to 512 characters.",
@@ -87,8 +151,8 @@ class CancelRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(
-        default=None, max_length=500, description="Why; passed on with the cancel request."
+    reason: Annotated[str, Field(max_length=500), STORABLE] | None = Field(
+        default=None, description="Why; passed on with the cancel request."
     )
 
 
@@ -203,9 +267,10 @@ WebhookUrl = Annotated[
         "instead.",
         examples=["https://example.com/relay-webhooks"],
     ),
+    STORABLE,
 ]
 EventTypes = Annotated[
-    list[str],
+    list[Text],
     Field(
         min_length=1,
         max_length=len(WEBHOOK_EVENT_TYPES),
@@ -216,7 +281,7 @@ EventTypes = Annotated[
     ),
 ]
 Description = Annotated[
-    str, Field(max_length=500, description="Your own note: what the endpoint is for.")
+    str, Field(max_length=500, description="Your own note: what the endpoint is for."), STORABLE
 ]
 
 

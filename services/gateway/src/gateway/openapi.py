@@ -53,15 +53,34 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
+# The schema of a text/event-stream body is that of each event, an object of its fields, as
+# OpenAPI 3.1 tools read it (3.2 names it `itemSchema`); `data:` is JSON, described by
+# contentMediaType and contentSchema.
+SERVER_SENT_EVENT: dict[str, Any] = {
+    "type": "object",
+    "description": "One event of the stream, as its fields. Comment lines (heartbeats) are not "
+    "events.",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The event's `seq`."},
+        "event": {"type": "string", "description": "The event name: the event's `type`."},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": COMPONENT_REF.format(model="TimelineEvent")},
+            "description": "The event: a TimelineEvent, as JSON.",
+        },
+    },
+    "required": ["id", "event", "data"],
+}
+
 EVENT_STREAM: dict[int | str, dict[str, Any]] = {
     200: {
         "description": (
-            "Server-sent events: `id:` = seq, `event:` = the event name, `data:` = the JSON "
-            "below; comment heartbeats keep it open; it ends after the terminal event."
+            "Server-sent events: `id:` = seq, `event:` = the event name, `data:` = a "
+            "TimelineEvent as JSON; comment heartbeats keep it open; it ends after the terminal "
+            "event."
         ),
-        "content": {
-            "text/event-stream": {"schema": {"$ref": "#/components/schemas/TimelineEvent"}}
-        },
+        "content": {"text/event-stream": {"schema": SERVER_SENT_EVENT}},
     },
     204: {"description": "Resumed after the terminal event: nothing more will come."},
 }
@@ -114,7 +133,8 @@ DESCRIPTION = (
     '`{"type": "subscribe", "task_id": "<id>" or "*", "after": <seq>}`, `unsubscribe` and '
     "`ping` frames; each event arrives as the JSON of an SSE `data:` line (`TimelineEvent`), "
     "with `subscribed`, `unsubscribed`, `pong`, `end` and `error` control frames. Browsers "
-    "authenticate both with `?ticket=` from `POST /v1/ws-tickets`."
+    "authenticate both with `?ticket=` from `POST /v1/ws-tickets`. No string of a request body "
+    "may hold a NUL character (U+0000) or a lone surrogate: either is a 422 that names the field."
 )
 
 

@@ -66,6 +66,39 @@ async def test_the_resume_point_is_forwarded(
     assert "Last-Event-ID" not in by_query.headers
 
 
+@pytest.mark.parametrize("value", ["x", "-1", "1.5", "1e3", "", "2147483648"])
+@pytest.mark.parametrize("where", ["header", "query"])
+async def test_a_resume_point_that_is_not_a_seq_is_a_422_and_reaches_no_notifier(
+    acme: httpx.AsyncClient, services: FakeInternalServices, value: str, where: str
+) -> None:
+    """The contract's answer to bad input (the notifier's own 400 never gets that far)."""
+    services.stream_from("notifier", EVENTS_PATH, FakeStream(SSE_CHUNKS))
+    name = "Last-Event-ID" if where == "header" else "last_event_id"
+
+    response = await acme.get(
+        f"/v1/tasks/{TASK}/events",
+        headers={name: value} if where == "header" else {},
+        params={name: value} if where == "query" else {},
+    )
+
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    [error] = response.json()["errors"]
+    assert error["location"] == f"{where}.{name}"
+    assert "notifier" not in services.services_called()
+
+
+async def test_a_resume_point_reaches_the_notifier_as_a_plain_seq(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    services.stream_from("notifier", EVENTS_PATH, FakeStream(SSE_CHUNKS))
+
+    await acme.get(f"/v1/tasks/{TASK}/events", headers={"Last-Event-ID": " 007 "})
+
+    [call] = [c for c in services.calls if c.service == "notifier"]
+    assert call.headers["Last-Event-ID"] == "7"
+
+
 async def test_a_notifier_refusal_is_relayed_and_the_stream_closed(
     acme: httpx.AsyncClient, services: FakeInternalServices
 ) -> None:

@@ -162,9 +162,11 @@ def test_answers_are_described(document: dict[str, Any]) -> None:
         "failed",
         "cancelled",
     }
-    assert events["200"]["content"]["text/event-stream"]["schema"]["$ref"].endswith(
-        "/TimelineEvent"
-    )
+    # each event of the stream: its fields, the data one a TimelineEvent as JSON
+    event = events["200"]["content"]["text/event-stream"]["schema"]
+    assert event["required"] == ["id", "event", "data"]
+    assert event["properties"]["data"]["contentMediaType"] == "application/json"
+    assert event["properties"]["data"]["contentSchema"]["$ref"].endswith("/TimelineEvent")
     assert "302" in content
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -27,9 +28,30 @@ from tasks.lifecycle import TaskState, TaskStatus
 
 MAX_METADATA_KEYS = 16
 MAX_CANCEL_REASON_CHARS = 500
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-MetadataValue = Annotated[str, StringConstraints(max_length=512)]
-ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+def storable_text(value: str) -> str:
+    """``value``, if PostgreSQL can store it: its text and jsonb take neither a NUL (U+0000) nor
+    a lone surrogate (not UTF-8), so either is a 422 rather than a failed insert. The gateway
+    refuses both at the edge too; this is the service's own guard for its own API."""
+    if "\x00" in value:
+        raise PydanticCustomError("text_nul", "the text must not contain a NUL character (U+0000)")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise PydanticCustomError(
+            "text_surrogate", "the text must not contain a lone surrogate (U+D800-U+DFFF)"
+        ) from None
+    return value
+
+
+# Every string a caller sends that may be stored. STORABLE goes last in an ``Annotated``, after
+# any length limit (a limit after it is checked as a generic one, whose error counts "items").
+STORABLE = AfterValidator(storable_text)
+Text = Annotated[str, STORABLE]
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64), STORABLE]
+MetadataValue = Annotated[str, StringConstraints(max_length=512), STORABLE]
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200), STORABLE]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 # The least a task may ask for of each budget; the most is a setting (RELAY_LIMIT_*).
@@ -101,7 +123,7 @@ class TaskRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    prompt: str
+    prompt: Text
     model: ModelName | None = None
     metadata: (
         Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_KEYS)] | None
@@ -180,7 +202,9 @@ class CancelRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    reason: Annotated[str, StringConstraints(max_length=MAX_CANCEL_REASON_CHARS)] | None = None
+    reason: (
+        Annotated[str, StringConstraints(max_length=MAX_CANCEL_REASON_CHARS), STORABLE] | None
+    ) = None
 
     @classmethod
     def parse(cls, body: bytes) -> CancelRequest:

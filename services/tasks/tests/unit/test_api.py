@@ -142,6 +142,8 @@ async def test_every_route_needs_a_gateway_token_for_tasks(
         {"prompt": "x", "limits": {"max_turns": 201}},
         {"prompt": "x", "limits": {"max_cost_usd": 100.5}},
         {"prompt": "x", "limits": {"budget": 1}},
+        {"prompt": "a\x00b"},  # PostgreSQL cannot store a NUL: a 422, not a failed insert
+        {"prompt": "x", "metadata": {"k": "\x00"}},
     ],
 )
 async def test_invalid_body_is_a_422_problem_and_stores_nothing(
@@ -547,6 +549,7 @@ async def test_cancelling_another_tenants_missing_or_malformed_task_is_404(
         b'{"reason": "' + b"r" * 501 + b'"}',
         b'{"reason": 1}',
         b'{"why": "x"}',
+        b'{"reason": "a\\u0000b"}',
         b"not json",
         b"[]",
     ],

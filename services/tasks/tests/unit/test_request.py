@@ -90,6 +90,11 @@ INVALID = [
     ({"prompt": "hi", "limits": {"max_cost_usd": float("inf")}}, "limits.max_cost_usd"),
     ({"prompt": "hi", "limits": {"max_steps": 3}}, "limits.max_steps"),
     ({"prompt": "hi", "limits": [50]}, "limits"),
+    # PostgreSQL's text and jsonb take no NUL: refused here, not a failed insert (a 5xx)
+    ({"prompt": "a\x00b"}, "prompt"),
+    ({"prompt": "hi", "model": "claude-x\x00"}, "model"),
+    ({"prompt": "hi", "metadata": {"k": "\x00"}}, "metadata.k"),
+    ({"prompt": "hi", "metadata": {"k\x00": "v"}}, "metadata.k\x00"),
 ]
 
 
@@ -104,6 +109,29 @@ def test_invalid_bodies_name_the_field(body: dict[str, Any], field: str) -> None
         parse(body)
     depth = field.count(".") + 1
     assert {".".join(str(p) for p in e["loc"][:depth]) for e in caught.value.errors()} == {field}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"prompt": "a\\u0000b"}',
+        b'{"prompt": "hi", "metadata": {"k": "\\u0000"}}',
+        b'{"prompt": "hi", "metadata": {"\\u0000": "v"}}',
+    ],
+)
+def test_a_nul_is_refused_with_what_is_wrong(body: bytes) -> None:
+    with pytest.raises(ValidationError) as caught:
+        TaskRequest.parse(body, RULES)
+    [error] = caught.value.errors()
+    assert (error["type"], error["msg"]) == (
+        "text_nul",
+        "the text must not contain a NUL character (U+0000)",
+    )
+
+
+def test_a_lone_surrogate_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        TaskRequest.parse(b'{"prompt": "a\\ud800b"}', RULES)
 
 
 @pytest.mark.parametrize(
