@@ -125,3 +125,92 @@ class LambdaHttpClient:
             sent.setdefault("Content-Type", "application/json")
         event = http_api_event(method, path, headers=sent, params=params, body=body)
         return read_response(self._handler(event, None))
+
+
+# --- The WebSocket API (gateway/lambda_ws.py) -------------------------------------------------
+
+WS_API_ID = "relaylive01"
+WS_DOMAIN = f"{WS_API_ID}.execute-api.us-east-1.amazonaws.com"
+WS_STAGE = "live"
+
+
+def websocket_authorizer_event(
+    *, headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """What API Gateway sends a REQUEST authorizer on ``$connect`` (headers as the client sent
+    them, not lower-cased; no body)."""
+    sent = {
+        "Host": WS_DOMAIN,
+        "Connection": "upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": base64.b64encode(uuid.uuid4().bytes).decode(),
+        **(headers or {}),
+    }
+    return {
+        "type": "REQUEST",
+        "methodArn": f"arn:aws:execute-api:us-east-1:123456789012:{WS_API_ID}/{WS_STAGE}/$connect",
+        "headers": sent,
+        "multiValueHeaders": {k: [v] for k, v in sent.items()},
+        "queryStringParameters": dict(params or {}),
+        "multiValueQueryStringParameters": {k: [v] for k, v in (params or {}).items()},
+        "stageVariables": {},
+        "requestContext": {
+            "routeKey": "$connect",
+            "eventType": "CONNECT",
+            "extendedRequestId": uuid.uuid4().hex,
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+            "messageDirection": "IN",
+            "stage": WS_STAGE,
+            "connectedAt": int(time.time() * 1000),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": "203.0.113.10", "userAgent": "relay-tests"},
+            "requestId": uuid.uuid4().hex,
+            "domainName": WS_DOMAIN,
+            "connectionId": new_connection_id(),
+            "apiId": WS_API_ID,
+        },
+    }
+
+
+def new_connection_id() -> str:
+    """An id shaped like API Gateway's (12 base64 characters ending in '=' there; letters and
+    digits here, so that it needs no quoting in a URL path)."""
+    return base64.b64encode(uuid.uuid4().bytes[:9]).decode().replace("+", "A").replace("/", "B")
+
+
+def websocket_event(
+    route: str,
+    connection_id: str,
+    *,
+    authorizer: Mapping[str, Any],
+    body: str | None = None,
+) -> dict[str, Any]:
+    """What API Gateway sends the integration of ``$connect``, ``$disconnect`` or ``$default``:
+    ``authorizer`` is what the ``$connect`` authorizer returned (its ``principalId`` and
+    ``context``), which API Gateway passes along with every route of the connection."""
+    event_type = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE")
+    now = int(time.time() * 1000)
+    event: dict[str, Any] = {
+        "requestContext": {
+            "routeKey": route,
+            "eventType": event_type,
+            "messageDirection": "IN",
+            "stage": WS_STAGE,
+            "connectedAt": now,
+            "requestTimeEpoch": now,
+            "requestId": uuid.uuid4().hex,
+            "domainName": WS_DOMAIN,
+            "connectionId": connection_id,
+            "apiId": WS_API_ID,
+            "authorizer": {"principalId": authorizer["principalId"], **authorizer["context"]},
+        },
+        "isBase64Encoded": False,
+    }
+    if route == "$default":
+        event["requestContext"]["messageId"] = uuid.uuid4().hex[:16]
+        event["body"] = body or ""
+    if route == "$disconnect":
+        event["requestContext"]["disconnectStatusCode"] = 1000
+        event["requestContext"]["disconnectReason"] = "Client-side close frame"
+    return event

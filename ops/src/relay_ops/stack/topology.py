@@ -39,6 +39,53 @@ def queue_id(service: str, kind: str = MAIN) -> str:
     return service if kind == MAIN else f"{service}-{kind}"
 
 
+def ws_connections_table_name(env: str) -> str:
+    """The WebSocket API's connection table (Terraform's, on the API Gateway edge)."""
+    return f"relay-{env}-ws-connections"
+
+
+def ws_connections_table(env: str, *, endpoint_url: str | None, region: str) -> str:
+    """Create the WebSocket API's connection table as Terraform declares it (keys, the two
+    sparse indexes, TTL), if it is not there; returns its name. The notifier uses it only when
+    RELAY_EDGE_CONNECTIONS_TABLE names it (the API Gateway edge, notifier/edge.py)."""
+    client: Any = boto3.client("dynamodb", region_name=region, endpoint_url=endpoint_url)
+    name = ws_connections_table_name(env)
+    strings = ("pk", "sk", "task_id", "tenant_all")
+    try:
+        client.create_table(
+            TableName=name,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in strings],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": index,
+                    "KeySchema": [
+                        {"AttributeName": attribute, "KeyType": "HASH"},
+                        {"AttributeName": "pk", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index, attribute in (("by_task", "task_id"), ("by_tenant", "tenant_all"))
+            ],
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+    try:
+        client.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+        )
+    except ClientError as exc:  # already enabled (a second bootstrap)
+        if exc.response["Error"]["Code"] != "ValidationException":
+            raise
+    return name
+
+
 def signing_key_secret_name(env: str) -> str:
     """The gateway's signing key in Secrets Manager (terraform/modules/secrets names it so)."""
     return f"relay/{env}/internal-auth-private-key"
@@ -68,6 +115,7 @@ class Topology:
     delivery_dlq_urls: dict[str, str] = field(default_factory=dict)
     rules: list[str] = field(default_factory=list)
     bucket: str = ""
+    ws_connections_table: str = ""
 
 
 def _clients(endpoint_url: str | None, region: str) -> tuple[Any, Any, Any]:
@@ -183,6 +231,7 @@ def bootstrap(
 
     topo.bucket = bucket or artifacts_bucket_name(env)
     _bucket(s3, topo.bucket, region, console_origins)
+    topo.ws_connections_table = ws_connections_table(env, endpoint_url=endpoint_url, region=region)
     return topo
 
 

@@ -26,9 +26,9 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, TypeVar
 
 import botocore.session
 from fastapi import FastAPI
@@ -43,6 +43,7 @@ SECRETS_VARIABLE = "RELAY_LAMBDA_SECRETS"
 READY_TIMEOUT_VARIABLE = "RELAY_LAMBDA_READY_TIMEOUT_SECONDS"
 DEFAULT_READY_TIMEOUT = 20.0
 EVENT_STREAM = re.compile(r"^/v1/tasks/[^/]+/events/?$")
+T = TypeVar("T")
 
 
 def _parse_reference(reference: str) -> tuple[str, str | None]:
@@ -83,30 +84,38 @@ def load_secrets(environ: dict[str, str] | os._Environ[str] = os.environ) -> lis
     return sorted(references)
 
 
-class LambdaGateway:
-    """A Lambda handler serving ``make_app()`` (built at the first invocation)."""
+class LambdaApp:
+    """The gateway app of one execution environment: built, its lifespan entered and waited
+    for at the first invocation, left when the environment shuts down."""
 
     def __init__(
         self,
         make_app: Callable[[], FastAPI] | None = None,
         *,
         ready_timeout: float | None = None,
+        name: str = "gateway lambda",
     ) -> None:
         self._make_app = make_app
         self._ready_timeout = ready_timeout
-        self._adapter: Mangum | None = None
+        self._name = name
+        self._app: FastAPI | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._resources: AsyncExitStack | None = None
         self.cold_start_seconds: float | None = None
 
-    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        if self._adapter is None:
+    @property
+    def app(self) -> FastAPI:
+        """The started app (started now, at the first use)."""
+        if self._app is None:
             self._start()
-        assert self._adapter is not None
-        path = _path(event)
-        if EVENT_STREAM.match(path):
-            return _not_offered(path)
-        return self._adapter(event, context)
+        assert self._app is not None
+        return self._app
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` on the app's event loop (the one its runtime was started on)."""
+        _ = self.app
+        assert self._loop is not None
+        return self._loop.run_until_complete(work)
 
     def _start(self) -> None:
         began = time.perf_counter()
@@ -120,10 +129,10 @@ class LambdaGateway:
         if timeout is None:
             timeout = float(os.environ.get(READY_TIMEOUT_VARIABLE, DEFAULT_READY_TIMEOUT))
         self._loop.run_until_complete(self._enter(app, timeout))
-        self._adapter = Mangum(app, lifespan="off")
+        self._app = app
         atexit.register(self.close)
         self.cold_start_seconds = time.perf_counter() - began
-        log.info("gateway lambda: cold start took %.3fs", self.cold_start_seconds)
+        log.info("%s: cold start took %.3fs", self._name, self.cold_start_seconds)
 
     async def _enter(self, app: FastAPI, ready_within: float) -> None:
         assert self._resources is not None
@@ -134,7 +143,7 @@ class LambdaGateway:
         except TimeoutError:
             # Requests are answered 503 with Retry-After until start-up is done (StartGate).
             detail = app.state.runtime.starting_detail()
-            log.warning("gateway lambda: not ready after %.0fs: %s", ready_within, detail)
+            log.warning("%s: not ready after %.0fs: %s", self._name, ready_within, detail)
 
     def close(self) -> None:
         """Leave the app's lifespan (the environment is shutting down)."""
@@ -142,6 +151,34 @@ class LambdaGateway:
             return
         self._loop.run_until_complete(self._resources.aclose())
         self._loop.close()
+
+
+class LambdaGateway:
+    """A Lambda handler serving ``make_app()`` (built at the first invocation)."""
+
+    def __init__(
+        self,
+        make_app: Callable[[], FastAPI] | None = None,
+        *,
+        ready_timeout: float | None = None,
+    ) -> None:
+        self._app = LambdaApp(make_app, ready_timeout=ready_timeout)
+        self._adapter: Mangum | None = None
+
+    @property
+    def cold_start_seconds(self) -> float | None:
+        return self._app.cold_start_seconds
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if self._adapter is None:
+            self._adapter = Mangum(self._app.app, lifespan="off")
+        path = _path(event)
+        if EVENT_STREAM.match(path):
+            return _not_offered(path)
+        return self._adapter(event, context)
+
+    def close(self) -> None:
+        self._app.close()
 
 
 def _path(event: Mapping[str, Any]) -> str:

@@ -11,15 +11,12 @@ timelines are durable. See docs/adr/0012-live-updates-over-websocket.md.
 
 from __future__ import annotations
 
-import json
 import logging
-from uuid import UUID
 
 from starlette.websockets import WebSocket
 
 from gateway.ports import LiveChannel
-from gateway.service import Gateway, Refused
-from relay_shared.problems import Problem
+from gateway.service import Gateway, subscribed_task
 from relay_shared.sockets import (
     SERVICE_RESTART,
     TRY_AGAIN_LATER,
@@ -29,24 +26,6 @@ from relay_shared.sockets import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def subscribed_task(text: str) -> UUID | None:
-    """The task a ``subscribe`` frame names; None for anything else (the notifier answers
-    frames it cannot read)."""
-    try:
-        frame = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(frame, dict) or frame.get("type") != "subscribe":
-        return None
-    task_id = frame.get("task_id")
-    if not isinstance(task_id, str):
-        return None
-    try:
-        return UUID(task_id)
-    except ValueError:
-        return None
 
 
 async def relay_live(
@@ -66,21 +45,11 @@ async def relay_live(
     outbox = Outbox(send_queue_frames, patience_seconds=send_timeout_seconds)
 
     async def from_client(text: str) -> None:
-        task_id = subscribed_task(text)
-        if task_id is not None:
-            try:
-                owned = await gateway.owns_task(tenant_id, task_id)
-            except Problem as problem:
-                await outbox.put(
-                    error(problem.status, problem.title, problem.detail or "", task_id)
-                )
-                return
-            except Refused as refused:
-                await outbox.put(error(refused.reply.status, "Refused", "Tasks refused.", task_id))
-                return
-            if not owned:
-                await outbox.put(error(404, "Not Found", f"No task {task_id}.", task_id))
-                return
+        refusal = await gateway.subscribe_refusal(tenant_id, text)
+        if refusal is not None:
+            task_id = subscribed_task(text)
+            await outbox.put(error(refusal.status, refusal.title, refusal.detail or "", task_id))
+            return
         await upstream.send(text)  # a closed upstream ends the relay below
 
     async def from_upstream() -> int:

@@ -11,8 +11,10 @@ that say nothing about the inside.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
+from urllib.parse import quote
 from uuid import UUID
 
 from gateway.keys import looks_like_key
@@ -26,6 +28,23 @@ log = logging.getLogger(__name__)
 
 # An internal service refusing the gateway's own token is the gateway's fault, not the client's.
 _NOT_THE_CLIENTS_FAULT = frozenset({401, 403, 407})
+
+
+def subscribed_task(text: str) -> UUID | None:
+    """The task a live connection's ``subscribe`` frame names; None for anything else."""
+    try:
+        frame = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(frame, dict) or frame.get("type") != "subscribe":
+        return None
+    task_id = frame.get("task_id")
+    if not isinstance(task_id, str):
+        return None
+    try:
+        return UUID(task_id)
+    except ValueError:
+        return None
 
 
 class Refused(Exception):
@@ -124,6 +143,21 @@ class Gateway:
                 return False
             raise
         return True
+
+    async def subscribe_refusal(self, tenant_id: str, frame: str) -> Problem | None:
+        """For a ``subscribe`` frame naming a task: why the tenant may not follow it (not its
+        task: 404; tasks cannot say now: that answer), or None. None for any other frame: the
+        notifier answers the frames it cannot read."""
+        task_id = subscribed_task(frame)
+        if task_id is None:
+            return None
+        try:
+            owned = await self.owns_task(tenant_id, task_id)
+        except Problem as problem:
+            return problem
+        except Refused as refused:
+            return Problem(refused.reply.status, "Refused", "Tasks refused.")
+        return None if owned else Problem(404, "Not Found", f"No task {task_id}.")
 
     async def open_live(self, tenant_id: str) -> LiveChannel:
         """A live connection to the notifier for this tenant; the caller closes it."""
@@ -243,6 +277,48 @@ class Gateway:
         finally:
             await stream.aclose()
         raise refusal(call, reply)
+
+    # --- the WebSocket API on the API Gateway edge (lambda_ws.py); the notifier holds the
+    # connections and sends every frame, the gateway says whose they are ----------------------
+
+    async def edge_connect(self, tenant_id: str, connection_id: str) -> None:
+        await self._send(self._edge_call("PUT", connection_id, tenant_id))
+
+    async def edge_disconnect(self, tenant_id: str, connection_id: str) -> None:
+        await self._send(self._edge_call("DELETE", connection_id, tenant_id))
+
+    async def edge_frame(self, tenant_id: str, connection_id: str, frame: str) -> None:
+        """Hand a client frame to the notifier, with the refusal of a subscribe to a task that
+        is not the tenant's (the notifier sends it as the ``error`` frame, in order)."""
+        refusal = await self.subscribe_refusal(tenant_id, frame)
+        body = {
+            "text": frame,
+            "refusal": None
+            if refusal is None
+            else {"status": refusal.status, "title": refusal.title, "detail": refusal.detail or ""},
+        }
+        await self._send(
+            self._edge_call(
+                "POST",
+                connection_id,
+                tenant_id,
+                suffix="/frames",
+                body=json.dumps(body).encode(),
+            )
+        )
+
+    @staticmethod
+    def _edge_call(
+        method: str,
+        connection_id: str,
+        tenant_id: str,
+        *,
+        suffix: str = "",
+        body: bytes | None = None,
+    ) -> InternalCall:
+        path = f"/internal/edge/connections/{quote(connection_id, safe='')}{suffix}"
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        return InternalCall("notifier", method, path, tenant_id, headers=headers, body=body)
 
     # --- webhooks: the notifier owns them; every call names the caller's tenant ---------------
 

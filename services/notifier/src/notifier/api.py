@@ -1,6 +1,6 @@
 """Internal routes: the SSE stream of a task's timeline, live connections (WebSocket) that
-follow many timelines at once (session.py), and the webhook API (webhooks.py); the gateway
-relays them all to clients."""
+follow many timelines at once (session.py), the webhook API (webhooks.py), and the WebSocket
+API's connections on the API Gateway edge (edge.py); the gateway relays them all to clients."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, WebSocket
+from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from notifier.edge import EdgeDelivery, UnknownConnection
 from notifier.models import (
     DeliveryStatus,
     NewWebhookEndpointView,
@@ -170,3 +172,64 @@ async def test_webhook(
     webhook_id: WebhookId, caller: InternalCaller, notifier: Service
 ) -> TestQueued:
     return await notifier.webhooks.send_test(caller.tenant_id, webhook_id)
+
+
+# --- The WebSocket API on the API Gateway edge (edge.py); the gateway's Lambda calls these ---
+
+ConnectionId = Annotated[
+    str,
+    Path(
+        description="API Gateway's id of the client connection.",
+        pattern=r"^[A-Za-z0-9+/=_-]{1,128}$",
+    ),
+]
+
+
+class EdgeRefusal(BaseModel):
+    """Why the gateway refused a subscribe frame (the task is not the tenant's, or tasks could
+    not say): sent to the client as the ``error`` frame."""
+
+    status: Annotated[int, Field(ge=400, le=599)]
+    title: Annotated[str, Field(max_length=200)]
+    detail: Annotated[str, Field(max_length=1000)] = ""
+
+
+class EdgeFrame(BaseModel):
+    text: Annotated[str, Field(max_length=32_768, description="The client's frame, as sent.")]
+    refusal: EdgeRefusal | None = None
+
+
+def _edge(notifier: Notifier) -> EdgeDelivery:
+    if notifier.edge is None:
+        raise Problem(
+            404,
+            "Not Found",
+            "The WebSocket API edge is not configured on this notifier "
+            "(RELAY_EDGE_CONNECTIONS_TABLE, RELAY_EDGE_WS_ENDPOINT).",
+        )
+    return notifier.edge
+
+
+@router.put("/internal/edge/connections/{connection_id}", status_code=204)
+async def edge_connect(
+    connection_id: ConnectionId, caller: InternalCaller, notifier: Service
+) -> None:
+    await _edge(notifier).connect(connection_id, caller.tenant_id)
+
+
+@router.delete("/internal/edge/connections/{connection_id}", status_code=204)
+async def edge_disconnect(
+    connection_id: ConnectionId, caller: InternalCaller, notifier: Service
+) -> None:
+    await _edge(notifier).disconnect(connection_id, caller.tenant_id)
+
+
+@router.post("/internal/edge/connections/{connection_id}/frames", status_code=204)
+async def edge_frame(
+    connection_id: ConnectionId, body: EdgeFrame, caller: InternalCaller, notifier: Service
+) -> None:
+    refusal = None if body.refusal is None else body.refusal.model_dump()
+    try:
+        await _edge(notifier).receive(connection_id, caller.tenant_id, body.text, refusal)
+    except UnknownConnection as exc:
+        raise Problem(404, "Not Found", f"No connection {connection_id}.") from exc

@@ -17,8 +17,10 @@ from fastapi import FastAPI
 
 from notifier.api import router
 from notifier.delivery import DeliveryPolicy, DeliveryWorker
+from notifier.edge import EdgeDelivery
+from notifier.edge_aws import ApiGatewayPoster, DynamoEdgeConnections
 from notifier.handlers import dispatcher
-from notifier.live import RedisLiveFeed, RedisTimelinePublisher
+from notifier.live import PublishToAll, RedisLiveFeed, RedisTimelinePublisher
 from notifier.ports import Ports
 from notifier.repository import PostgresTimelineStore, PostgresWebhookStore
 from notifier.sender import HttpWebhookSender
@@ -50,6 +52,14 @@ async def open_ports(settings: NotifierSettings, runtime: ServiceRuntime) -> Por
     )
     runtime.on_stop(sender.aclose)
     webhooks = PostgresWebhookStore(database)
+    edge_connections = edge_poster = None
+    if settings.edge_connections_table and settings.edge_ws_endpoint:
+        dynamodb = await runtime.aws_client("dynamodb", read_timeout=10)
+        edge_connections = DynamoEdgeConnections(dynamodb, settings.edge_connections_table)
+        management = await runtime.aws_client(
+            "apigatewaymanagementapi", read_timeout=5, endpoint_url=settings.edge_ws_endpoint
+        )
+        edge_poster = ApiGatewayPoster(management)
 
     async def loops(notifier: Notifier) -> Sequence[Loop]:
         consumer = await runtime.consumer(sqs, dispatcher(notifier))
@@ -57,7 +67,20 @@ async def open_ports(settings: NotifierSettings, runtime: ServiceRuntime) -> Por
         async def sweep() -> None:
             await notifier.timelines.release_overdue(handed_back_until=consumer.handed_back_until)
 
+        edge = notifier.edge
+        edge_loops = (
+            []
+            if edge is None
+            else [
+                Periodic(
+                    "WebSocket API resync",
+                    edge.resync,
+                    interval_seconds=settings.edge_resync_seconds,
+                )
+            ]
+        )
         return [
+            *edge_loops,
             feed,
             Periodic(
                 "hold sweeper", sweep, interval_seconds=settings.timeline_sweep_interval_seconds
@@ -78,6 +101,8 @@ async def open_ports(settings: NotifierSettings, runtime: ServiceRuntime) -> Por
         webhooks=webhooks,
         sender=sender,
         clock=utc_now,
+        edge_connections=edge_connections,
+        edge_poster=edge_poster,
         loops=loops,
     )
 
@@ -111,15 +136,28 @@ def build(settings: NotifierSettings, ports: Ports) -> Notifier:
         clock=ports.clock,
         env=settings.env,
     )
+    stream = TimelineStream(ports.store, ports.feed, resync_seconds=settings.sse_resync_seconds)
+    edge = None
+    live = ports.live
+    if ports.edge_connections is not None and ports.edge_poster is not None:
+        edge = EdgeDelivery(
+            ports.edge_connections,
+            ports.edge_poster,
+            ports.store,
+            stream,
+            clock=ports.clock,
+            max_subscriptions=settings.ws_max_subscriptions,
+        )
+        live = PublishToAll(ports.live, edge)
     return Notifier(
         timelines=TimelineService(
             ports.store,
-            ports.live,
+            live,
             hold_seconds=settings.timeline_hold_seconds,
             clock=ports.clock,
             on_deliveries_queued=deliveries.wake,
         ),
-        stream=TimelineStream(ports.store, ports.feed, resync_seconds=settings.sse_resync_seconds),
+        stream=stream,
         webhooks=WebhookService(
             ports.webhooks,
             ports.sender,
@@ -134,6 +172,7 @@ def build(settings: NotifierSettings, ports: Ports) -> Notifier:
         max_subscriptions=settings.ws_max_subscriptions,
         send_queue_frames=settings.ws_send_queue_frames,
         send_timeout_seconds=settings.ws_send_timeout_seconds,
+        edge=edge,
     )
 
 

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from notifier.models import TimelineEvent
+from notifier.ports import LivePublisher
 from relay_shared.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,18 @@ class RedisTimelinePublisher:
                 pipe.publish(timeline_channel(self._env, event.task_id), message)
                 pipe.publish(tenant_channel(self._env, event.tenant_id), message)
             await pipe.execute()
+
+
+class PublishToAll:
+    """Several publishers as one, in order (Redis, then the WebSocket API's senders); each
+    failure is the caller's to log, as with one."""
+
+    def __init__(self, *publishers: LivePublisher) -> None:
+        self._publishers = publishers
+
+    async def publish(self, events: Sequence[TimelineEvent]) -> None:
+        for publisher in self._publishers:
+            await publisher.publish(events)
 
 
 class Subscription:

@@ -1,13 +1,15 @@
 """What the notifier needs from outside the process: the timeline store (PostgreSQL), the live
 publisher and feed (Redis pub/sub between replicas), the webhook store and the HTTP sender that
-delivers webhooks (with its guard against unsafe targets), and a clock. The composition root
-fills them with the production adapters, unit tests with the fakes in tests/unit/fakes.py."""
+delivers webhooks (with its guard against unsafe targets), a clock, and, on the API Gateway
+edge only, the WebSocket API's connection table (DynamoDB) and its PostToConnection. The
+composition root fills them with the production adapters, unit tests with the fakes in
+tests/unit/fakes.py."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -175,6 +177,101 @@ class WebhookSender(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class EdgeCursor:
+    """One task followed by one WebSocket API connection: the last seq sent (``after``).
+    ``explicit``: the client subscribed to the task (it gets history and ``end``), rather than
+    to ``*`` (live events only)."""
+
+    connection_id: str
+    tenant_id: str
+    task_id: UUID
+    after: int
+    explicit: bool = False
+
+    def at(self, seq: int) -> EdgeCursor:
+        return replace(self, after=seq)
+
+
+class EdgeConnections(Protocol):
+    """Connections, ``*`` subscriptions and cursors of the WebSocket API (edge.py). Every
+    item of a connection expires with it (``expires_at``), whatever else happens."""
+
+    async def add_connection(
+        self, connection_id: str, tenant_id: str, *, expires_at: datetime
+    ) -> None: ...
+
+    async def tenant_of(self, connection_id: str) -> str | None: ...
+
+    async def remove_connection(self, connection_id: str) -> None:
+        """The connection and all its subscriptions and cursors."""
+        ...
+
+    async def subscriptions(self, connection_id: str) -> int:
+        """How many tasks (and ``*``) the client subscribed to."""
+        ...
+
+    async def add_all_tasks(self, connection_id: str, tenant_id: str, expires_at: datetime) -> bool:
+        """Subscribe the connection to ``*``; False if it already is."""
+        ...
+
+    async def remove_all_tasks(self, connection_id: str) -> None:
+        """Unsubscribe ``*``, with the cursors it made."""
+        ...
+
+    async def following_all(self, tenant_id: str) -> list[str]:
+        """Connections subscribed to ``*`` of this tenant."""
+        ...
+
+    async def add_cursor(
+        self,
+        cursor: EdgeCursor,
+        *,
+        expires_at: datetime,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> bool:
+        """A new cursor (with its lease held by ``owner`` when given). An explicit cursor
+        replaces one that ``*`` made; False if the task already has one of the same kind or
+        an explicit one."""
+        ...
+
+    async def remove_cursor(
+        self, connection_id: str, task_id: UUID, *, owner: str | None = None
+    ) -> None:
+        """Remove it (only while ``owner`` holds its lease, when given)."""
+        ...
+
+    async def cursors_of_task(self, task_id: UUID) -> list[EdgeCursor]: ...
+
+    async def all_cursors(self) -> list[EdgeCursor]: ...
+
+    async def claim(
+        self, cursor: EdgeCursor, *, owner: str, lease_until: datetime
+    ) -> EdgeCursor | None:
+        """Take the cursor's lease for ``owner`` (one sender's token) if it is free; the cursor
+        as stored, or None."""
+        ...
+
+    async def advance(self, cursor: EdgeCursor, *, owner: str, lease_until: datetime) -> bool:
+        """Store ``cursor.after`` and extend the lease, while ``owner`` holds it."""
+        ...
+
+    async def release(self, cursor: EdgeCursor, *, owner: str) -> bool:
+        """Free the lease, while ``owner`` holds it."""
+        ...
+
+
+class ConnectionGone(Exception):
+    """API Gateway no longer has the connection (the client left, or it timed out)."""
+
+
+class ConnectionPoster(Protocol):
+    async def post(self, connection_id: str, frame: str) -> None:
+        """Send one text frame; raises ConnectionGone."""
+        ...
+
+
 class Clock(Protocol):
     def __call__(self) -> datetime:
         """Now, timezone-aware."""
@@ -191,6 +288,9 @@ class Ports:
     webhooks: WebhookStore
     sender: WebhookSender
     clock: Clock
+    # the WebSocket API's table and PostToConnection, on the API Gateway edge only
+    edge_connections: EdgeConnections | None = None
+    edge_poster: ConnectionPoster | None = None
     # what runs beside the HTTP server in production, given the built service: the live feed,
     # the hold sweeper, the webhook delivery worker and its housekeeping, and the SQS consumer
     loops: Loops = no_loops

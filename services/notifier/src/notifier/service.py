@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from notifier.delivery import DeliveryWorker
+from notifier.edge import EdgeDelivery
 from notifier.models import TimelineEvent
 from notifier.ports import Clock, LivePublisher, TimelineStore
 from notifier.session import LiveSession
@@ -130,6 +131,7 @@ class Notifier:
     max_subscriptions: int = 100  # per live connection
     send_queue_frames: int = 100  # frames a live connection's reader may fall behind
     send_timeout_seconds: float = 10.0  # how long a full queue waits before it closes (1013)
+    edge: EdgeDelivery | None = None  # the WebSocket API's connections (API Gateway edge only)
 
     def session(self, tenant_id: str) -> LiveSession:
         """A new live connection's subscriptions."""

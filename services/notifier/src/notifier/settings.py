@@ -43,6 +43,25 @@ class NotifierSettings(ServiceSettings):
         description="Subscriptions one live connection may hold at once (`*` counts as one).",
     )
 
+    # --- the WebSocket API on the API Gateway edge (edge.py; ADR 0016) ---
+    edge_connections_table: str | None = Field(
+        default=None,
+        description="DynamoDB table of the WebSocket API's connections and subscriptions. Set "
+        "with RELAY_EDGE_WS_ENDPOINT on the API Gateway edge only; unset, the notifier serves "
+        "live updates through the gateway's /v1/ws alone.",
+    )
+    edge_ws_endpoint: str | None = Field(
+        default=None,
+        description="The WebSocket API's management endpoint for PostToConnection: "
+        "https://{api-id}.execute-api.{region}.amazonaws.com/{stage}.",
+    )
+    edge_resync_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often every WebSocket API subscription is looked at for events not "
+        "sent yet (a send whose trigger was lost, e.g. in a crash).",
+    )
+
     # --- webhooks (DESIGN.md, *Webhooks*; ADR 0013) ---
     webhooks_encryption_keys: SecretStr | None = Field(
         default=None,

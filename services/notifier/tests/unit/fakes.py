@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,7 @@ from notifier.models import (
     TimelineEvent,
     WebhookEndpointUpdate,
 )
-from notifier.ports import Ports, UnsafeTarget
+from notifier.ports import ConnectionGone, EdgeCursor, Ports, UnsafeTarget
 from notifier.service import TenantMismatch
 from notifier.timeline import HeldEntry, TaskTimeline, TimelineEntry, TimelineHead
 from notifier.webhook_records import (
@@ -509,6 +510,125 @@ class ScriptedSender:
 
 
 @dataclass
+class _CursorRow:
+    cursor: EdgeCursor
+    owner: str = "-"
+    lease_until: datetime | None = None
+
+
+class InMemoryEdgeConnections:
+    """The WebSocket API's table in memory, with the conditions DynamoDB checks (the adapter's
+    own test, tests/integration/test_edge_table.py, holds the real table to the same rules)."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self._clock = clock
+        self.tenants: dict[str, str] = {}
+        self.all_tasks: dict[str, str] = {}  # connection -> tenant
+        self.cursors: dict[tuple[str, UUID], _CursorRow] = {}
+
+    async def add_connection(
+        self, connection_id: str, tenant_id: str, *, expires_at: datetime
+    ) -> None:
+        self.tenants[connection_id] = tenant_id
+
+    async def tenant_of(self, connection_id: str) -> str | None:
+        return self.tenants.get(connection_id)
+
+    async def remove_connection(self, connection_id: str) -> None:
+        self.tenants.pop(connection_id, None)
+        self.all_tasks.pop(connection_id, None)
+        for key in [k for k in self.cursors if k[0] == connection_id]:
+            del self.cursors[key]
+
+    async def subscriptions(self, connection_id: str) -> int:
+        mine = [r for k, r in self.cursors.items() if k[0] == connection_id]
+        return sum(r.cursor.explicit for r in mine) + (connection_id in self.all_tasks)
+
+    async def add_all_tasks(self, connection_id: str, tenant_id: str, expires_at: datetime) -> bool:
+        if connection_id in self.all_tasks:
+            return False
+        self.all_tasks[connection_id] = tenant_id
+        return True
+
+    async def remove_all_tasks(self, connection_id: str) -> None:
+        self.all_tasks.pop(connection_id, None)
+        for key, row in list(self.cursors.items()):
+            if key[0] == connection_id and not row.cursor.explicit:
+                del self.cursors[key]
+
+    async def following_all(self, tenant_id: str) -> list[str]:
+        return [c for c, t in self.all_tasks.items() if t == tenant_id]
+
+    async def add_cursor(
+        self,
+        cursor: EdgeCursor,
+        *,
+        expires_at: datetime,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> bool:
+        key = (cursor.connection_id, cursor.task_id)
+        existing = self.cursors.get(key)
+        if existing is not None and (existing.cursor.explicit or not cursor.explicit):
+            return False
+        self.cursors[key] = _CursorRow(cursor, owner or "-", lease_until)
+        return True
+
+    async def remove_cursor(
+        self, connection_id: str, task_id: UUID, *, owner: str | None = None
+    ) -> None:
+        row = self.cursors.get((connection_id, task_id))
+        if row is not None and (owner is None or row.owner == owner):
+            del self.cursors[(connection_id, task_id)]
+
+    async def cursors_of_task(self, task_id: UUID) -> list[EdgeCursor]:
+        return [r.cursor for k, r in self.cursors.items() if k[1] == task_id]
+
+    async def all_cursors(self) -> list[EdgeCursor]:
+        return [r.cursor for r in self.cursors.values()]
+
+    async def claim(
+        self, cursor: EdgeCursor, *, owner: str, lease_until: datetime
+    ) -> EdgeCursor | None:
+        row = self.cursors.get((cursor.connection_id, cursor.task_id))
+        if row is None or (row.lease_until is not None and row.lease_until >= self._clock()):
+            return None
+        row.owner, row.lease_until = owner, lease_until
+        return row.cursor
+
+    async def advance(self, cursor: EdgeCursor, *, owner: str, lease_until: datetime) -> bool:
+        row = self.cursors.get((cursor.connection_id, cursor.task_id))
+        if row is None or row.owner != owner:
+            return False
+        row.cursor, row.lease_until = row.cursor.at(cursor.after), lease_until
+        return True
+
+    async def release(self, cursor: EdgeCursor, *, owner: str) -> bool:
+        row = self.cursors.get((cursor.connection_id, cursor.task_id))
+        if row is None or row.owner != owner:
+            return False
+        row.owner, row.lease_until = "-", None
+        return True
+
+
+class RecordingPoster:
+    """PostToConnection that keeps every frame per connection; ``gone`` ones raise, as API
+    Gateway answers 410 for a connection that has closed. ``pause`` holds every post."""
+
+    def __init__(self) -> None:
+        self.frames: dict[str, list[dict[str, Any]]] = {}
+        self.gone: set[str] = set()
+        self.pause = asyncio.Event()
+        self.pause.set()
+
+    async def post(self, connection_id: str, frame: str) -> None:
+        await self.pause.wait()
+        if connection_id in self.gone:
+            raise ConnectionGone(connection_id)
+        self.frames.setdefault(connection_id, []).append(json.loads(frame))
+
+
+@dataclass
 class Fakes:
     """One of each fake; ``ports()`` is the notifier's whole outside world, in memory."""
 
@@ -517,12 +637,17 @@ class Fakes:
     clock: ManualClock = field(default_factory=ManualClock)
     sender: ScriptedSender = field(default_factory=ScriptedSender)
     webhooks: InMemoryWebhookStore = field(init=False)
+    edge: InMemoryEdgeConnections = field(init=False)
+    poster: RecordingPoster = field(default_factory=RecordingPoster)
 
     def __post_init__(self) -> None:
         self.webhooks = InMemoryWebhookStore(self.clock, self.store)
         self.store.webhooks = self.webhooks
+        self.edge = InMemoryEdgeConnections(self.clock)
 
-    def ports(self) -> Ports:
+    def ports(self, *, edge: bool = False) -> Ports:
+        """``edge``: with the WebSocket API's table and PostToConnection (the API Gateway
+        edge)."""
         return Ports(
             store=self.store,
             live=self.feed,
@@ -530,4 +655,6 @@ class Fakes:
             webhooks=self.webhooks,
             sender=self.sender,
             clock=self.clock,
+            edge_connections=self.edge if edge else None,
+            edge_poster=self.poster if edge else None,
         )
