@@ -149,6 +149,7 @@ def management_api() -> Iterator[str]:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+        server.server_close()
 
 
 async def test_a_closed_connection_is_gone(management_api: str, aws_credentials: None) -> None:
