@@ -188,6 +188,7 @@ def _aws_env_vars(env: str, edge: str) -> dict[str, Any]:
         "api_certificate_arn": None if issued else f"arn:aws:acm:eu-west-1:{ACCOUNT}:certificate/x",
         "api_domain_name": f"api.{env}.example.com",
         "api_zone_id": "Z0123456789OFFLINE",
+        "ws_domain_name": f"ws.{env}.example.com" if edge == "apigateway" else None,
         "internal_auth_public_key": "offline-public-key",
         "alarm_emails": ["oncall@example.com"],
         "services": {name: {"image_tag": tag} for name in SERVICES},
@@ -263,45 +264,81 @@ def _assert_serverless_edge(created: dict[str, dict[str, Any]], prefix: str, env
         if address.startswith(prefix):
             by_type.setdefault(change["type"], []).append(change)
 
-    [function] = by_type["aws_lambda_function"]
-    after = function["after"]
-    assert after["function_name"] == f"relay-{env}-gateway"
-    assert after["package_type"] == "Image"
-    assert after["image_config"] == [
-        {
-            "entry_point": ["/app/.venv/bin/python", "-m", "awslambdaric"],
-            "command": ["gateway.lambda_http.handler"],
-            "working_directory": "/app",
-        }
-    ]
-    assert after["timeout"] <= 29
-    assert after["tracing_config"] == [{"mode": "Active"}]
-    assert len(after["vpc_config"]) == 1
-    assert function["after_unknown"].get("kms_key_arn") or after.get("kms_key_arn")
-    # Its variables hold ARNs and addresses not known before apply, so the plan cannot show
-    # them (test_terraform_local reads them back from moto); the module refuses, when planning,
-    # a secret's variable in the plain environment and a secret reference that is not an ARN.
-    assert len(after["environment"]) == 1
+    functions = {f["after"]["function_name"]: f for f in by_type["aws_lambda_function"]}
+    handlers = {"": "gateway.lambda_http.handler", "-ws": "gateway.lambda_ws.handler"}
+    assert set(functions) == {f"relay-{env}-gateway{suffix}" for suffix in handlers}
+    for suffix, handler in handlers.items():
+        function = functions[f"relay-{env}-gateway{suffix}"]
+        after = function["after"]
+        assert after["package_type"] == "Image"
+        assert after["image_config"] == [
+            {
+                "entry_point": ["/app/.venv/bin/python", "-m", "awslambdaric"],
+                "command": [handler],
+                "working_directory": "/app",
+            }
+        ]
+        assert after["timeout"] <= 29
+        assert after["tracing_config"] == [{"mode": "Active"}]
+        assert len(after["vpc_config"]) == 1
+        assert function["after_unknown"].get("kms_key_arn") or after.get("kms_key_arn")
+        # Its variables hold ARNs and addresses not known before apply, so the plan cannot
+        # show them (test_terraform_local reads them back from moto); the module refuses, when
+        # planning, a secret's variable in the plain environment and a secret reference that
+        # is not an ARN.
+        assert len(after["environment"]) == 1
 
-    [integration] = by_type["aws_apigatewayv2_integration"]
-    assert integration["after"]["integration_type"] == "AWS_PROXY"
-    assert integration["after"]["payload_format_version"] == "2.0"
-    assert integration["after"]["timeout_milliseconds"] <= 29000
-    [route] = by_type["aws_apigatewayv2_route"]
-    assert route["after"]["route_key"] == "$default"
-    [stage] = by_type["aws_apigatewayv2_stage"]
-    assert stage["after"]["name"] == "$default"
-    assert stage["after"]["auto_deploy"] is True
-    access_log = stage["after"]["access_log_settings"][0]["format"]
-    fields = set(json.loads(access_log))
-    assert {"requestId", "ip", "routeKey", "status", "latency", "integrationLatency"} <= fields
-    # never a request header (Authorization: API keys) nor a query string (?ticket=)
-    assert "header" not in access_log.lower()
-    assert "querystring" not in access_log.lower()
-    [permission] = by_type["aws_lambda_permission"]
-    assert permission["after"]["principal"] == "apigateway.amazonaws.com"
-    alarms = {alarm["after"]["metric_name"] for alarm in by_type["aws_cloudwatch_metric_alarm"]}
-    assert alarms == {"Errors", "Throttles", "5xx", "IntegrationLatency"}
+    apis = {a["after"]["protocol_type"]: a["after"] for a in by_type["aws_apigatewayv2_api"]}
+    assert set(apis) == {"HTTP", "WEBSOCKET"}
+    integrations = {i["after"]["integration_type"] for i in by_type["aws_apigatewayv2_integration"]}
+    assert integrations == {"AWS_PROXY"}
+    [http_integration] = [
+        i["after"]
+        for i in by_type["aws_apigatewayv2_integration"]
+        if i["after"].get("payload_format_version") == "2.0"
+    ]
+    assert http_integration["timeout_milliseconds"] <= 29000
+    routes = {r["after"]["route_key"]: r["after"] for r in by_type["aws_apigatewayv2_route"]}
+    assert set(routes) == {"$default", "$connect", "$disconnect"}
+    assert routes["$connect"]["authorization_type"] == "CUSTOM"
+    [authorizer] = by_type["aws_apigatewayv2_authorizer"]
+    assert authorizer["after"]["authorizer_type"] == "REQUEST"
+    stages = {s["after"]["name"]: s["after"] for s in by_type["aws_apigatewayv2_stage"]}
+    assert set(stages) == {"$default", "live"}
+    for stage in stages.values():
+        assert stage["auto_deploy"] is True
+        access_log = stage["access_log_settings"][0]["format"]
+        assert {"requestId", "ip", "routeKey", "status", "integrationLatency"} <= set(
+            json.loads(access_log)
+        )
+        # never a request header (Authorization: API keys) nor a query string (?ticket=)
+        assert "header" not in access_log.lower()
+        assert "querystring" not in access_log.lower()
+        assert stage["default_route_settings"][0]["throttling_rate_limit"] > 0
+    assert "latency" in json.loads(stages["$default"]["access_log_settings"][0]["format"])
+    assert "connectionId" in json.loads(stages["live"]["access_log_settings"][0]["format"])
+    permissions = by_type["aws_lambda_permission"]
+    assert [p["after"]["principal"] for p in permissions] == ["apigateway.amazonaws.com"] * 2
+
+    [table] = by_type["aws_dynamodb_table"]
+    after = table["after"]
+    assert after["name"] == f"relay-{env}-ws-connections"
+    assert (after["hash_key"], after["range_key"]) == ("pk", "sk")
+    indexes = {i["name"]: (i["hash_key"], i["range_key"]) for i in after["global_secondary_index"]}
+    assert indexes == {"by_task": ("task_id", "pk"), "by_tenant": ("tenant_all", "pk")}
+    assert after["ttl"] == [{"attribute_name": "expires_at", "enabled": True}]
+    assert after["server_side_encryption"][0]["enabled"] is True
+    assert after["point_in_time_recovery"][0]["enabled"] is True
+
+    alarms = {
+        alarm["after"]["alarm_name"]: alarm["after"]
+        for alarm in by_type["aws_cloudwatch_metric_alarm"]
+    }
+    metrics = sorted(alarm["metric_name"] for alarm in alarms.values())
+    # both functions' errors and throttles; each API's errors and integration latency
+    http_api = ["5xx", "IntegrationLatency"]
+    ws_api = ["IntegrationError", "ExecutionError", "IntegrationLatency"]
+    assert metrics == sorted(["Errors", "Throttles"] * 2 + http_api + ws_api)
 
 
 # envs/local with the default edge is planned above (its rules and queues)
@@ -336,7 +373,8 @@ def test_each_env_plans_offline_with_either_edge(
     if edge == "alb":
         assert f"{relay}module.edge[0].aws_lb.this" in created
         assert f"{gateway}aws_ecs_service.this[0]" in created
-        assert not types & {"aws_lambda_function", "aws_apigatewayv2_api"}
+        assert not types & {"aws_lambda_function", "aws_apigatewayv2_api", "aws_dynamodb_table"}
+        assert outputs["ws_url"]["value"] == f"wss://api.{env}.example.com/v1/ws"
         assert outputs["gateway_function"]["value"] is None
     else:
         # no load balancer, WAF or ECS gateway: of the gateway's module only its repository
@@ -348,21 +386,30 @@ def test_each_env_plans_offline_with_either_edge(
         }
         edge_prefix = f"{relay}module.serverless_edge[0]."
         _assert_serverless_edge(created, edge_prefix, env)
-        domain = created[f"{edge_prefix}aws_apigatewayv2_domain_name.api[0]"]["after"]
-        assert domain["domain_name"] == f"api.{env}.example.com"
-        assert domain["domain_name_configuration"][0]["security_policy"] == "TLS_1_2"
-        assert f"{edge_prefix}aws_apigatewayv2_api_mapping.api[0]" in created
-        issued = {a for a in created if a.startswith(f"{edge_prefix}aws_acm_certificate")}
-        if env == "prod":  # no api_certificate_arn: issued and validated in the zone
-            assert issued == {
-                f"{edge_prefix}aws_acm_certificate.api[0]",
-                f"{edge_prefix}aws_acm_certificate_validation.api[0]",
+        assert outputs["ws_url"]["value"] == f"wss://ws.{env}.example.com"
+        for kind in ("api", "ws"):
+            domain = created[f'{edge_prefix}aws_apigatewayv2_domain_name.this["{kind}"]']["after"]
+            assert domain["domain_name"] == f"{kind}.{env}.example.com"
+            assert domain["domain_name_configuration"][0]["security_policy"] == "TLS_1_2"
+            assert f'{edge_prefix}aws_apigatewayv2_api_mapping.this["{kind}"]' in created
+            records = {
+                f'{edge_prefix}aws_route53_record.alias["{kind}-{t}"]' for t in ("A", "AAAA")
             }
-            assert f"{edge_prefix}aws_route53_record.certificate_validation[0]" in created
-        else:
-            assert not issued
-            certificate = domain["domain_name_configuration"][0]["certificate_arn"]
-            assert certificate == f"arn:aws:acm:eu-west-1:{ACCOUNT}:certificate/x"
-        records = {f'{edge_prefix}aws_route53_record.api["{kind}"]' for kind in ("A", "AAAA")}
-        assert records <= set(created)
+            assert records <= set(created)
+            issued = {
+                a
+                for a in created
+                if a.startswith(f"{edge_prefix}aws_acm_certificate") and f'["{kind}"]' in a
+            }
+            if env == "prod":  # no api_certificate_arn: one issued and validated per name
+                assert issued == {
+                    f'{edge_prefix}aws_acm_certificate.this["{kind}"]',
+                    f'{edge_prefix}aws_acm_certificate_validation.this["{kind}"]',
+                }
+                validation = f'{edge_prefix}aws_route53_record.certificate_validation["{kind}"]'
+                assert validation in created
+            else:
+                assert not issued
+                certificate = domain["domain_name_configuration"][0]["certificate_arn"]
+                assert certificate == f"arn:aws:acm:eu-west-1:{ACCOUNT}:certificate/x"
         assert f"{edge_prefix}aws_ecr_repository_policy.lambda_pull[0]" in created

@@ -1,7 +1,8 @@
 """`make tf-local-smoke`: terraform/envs/local applied to a moto server builds the topology the
 local bootstrap builds, and the whole local stack runs a task on it without bootstrapping. Beside
-it, envs/local with edge = "apigateway" declares the serverless HTTP edge on a moto server of its
-own: the gateway's Lambda function and its HTTP API, which moto keeps but does not run.
+it, envs/local with edge = "apigateway" declares the serverless edge on a moto server of its
+own: the gateway's Lambda functions, its HTTP and WebSocket APIs, which moto keeps but does not
+run, and the WebSocket connections table, which the notifier's own store then uses.
 
 Why another moto: once moto holds a Lambda function, its /moto-api/data.json (which `relay up`
 polls to see moto is up) answers 500 where there is no Docker, as it reads every attribute of
@@ -17,18 +18,22 @@ import json
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from aiobotocore.session import get_session
 
+from notifier.edge_aws import DynamoEdgeConnections
+from notifier.ports import EdgeCursor
 from relay_devkit.api_client import PublicApi
 from relay_ops.routing import bus_name, delivery_dlq_name, dlq_name, load_routing, queue_name
 from relay_ops.stack.config import StackConfig
 from relay_ops.stack.moto import free_port, start_moto, wait_until_up
 from relay_ops.stack.process import running_stack
-from relay_ops.stack.topology import artifacts_bucket_name, bootstrap
+from relay_ops.stack.topology import artifacts_bucket_name, bootstrap, ws_connections_table_name
 
 from .conftest import Terraform
 
@@ -188,12 +193,15 @@ def serverless_edge(
 
 def check_serverless_edge(endpoint: str, env: str) -> None:
     """The HTTP API sends every path to the gateway function, which is told its secrets only as
-    references (RELAY_LAMBDA_SECRETS) to secrets that exist, never their values."""
+    references (RELAY_LAMBDA_SECRETS) to secrets that exist, never their values; the WebSocket
+    API sends $connect (behind the REQUEST authorizer), $disconnect and $default to the gateway's
+    WebSocket function, from the same image with the same environment."""
     kw: dict[str, Any] = {"endpoint_url": endpoint, "region_name": "us-east-1"}
     services = ("apigatewayv2", "lambda", "secretsmanager")
     apigw, lambda_, secrets = (boto3.client(service, **kw) for service in services)
+    apis = {a["Name"]: a for a in apigw.get_apis()["Items"]}
 
-    [api] = [a for a in apigw.get_apis()["Items"] if a["Name"] == f"relay-{env}-http"]
+    api = apis[f"relay-{env}-http"]
     assert api["ProtocolType"] == "HTTP"
     [route] = apigw.get_routes(ApiId=api["ApiId"])["Items"]
     assert route["RouteKey"] == "$default"
@@ -209,12 +217,55 @@ def check_serverless_edge(endpoint: str, env: str) -> None:
     assert stage["DefaultRouteSettings"]["ThrottlingBurstLimit"] > 0
 
     name = f"relay-{env}-gateway"
-    function = lambda_.get_function(FunctionName=name)["Configuration"]
+    function = _check_gateway_function(lambda_, secrets, name, "gateway.lambda_http.handler", env)
     assert function["FunctionArn"] in integration["IntegrationUri"]
+    [permission] = json.loads(lambda_.get_policy(FunctionName=name)["Policy"])["Statement"]
+    assert permission["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert f":{api['ApiId']}/" in permission["Condition"]["ArnLike"]["AWS:SourceArn"]
+
+    ws = apis[f"relay-{env}-ws"]
+    assert ws["ProtocolType"] == "WEBSOCKET"
+    ws_name = f"relay-{env}-gateway-ws"
+    ws_function = _check_gateway_function(
+        lambda_, secrets, ws_name, "gateway.lambda_ws.handler", env
+    )
+    routes = {r["RouteKey"]: r for r in apigw.get_routes(ApiId=ws["ApiId"])["Items"]}
+    assert set(routes) == {"$connect", "$disconnect", "$default"}
+    # (moto has no GetAuthorizers: the one $connect names)
+    authorizer = apigw.get_authorizer(
+        ApiId=ws["ApiId"], AuthorizerId=routes["$connect"]["AuthorizerId"]
+    )
+    assert authorizer["AuthorizerType"] == "REQUEST"
+    assert ws_function["FunctionArn"] in authorizer["AuthorizerUri"]
+    assert not authorizer.get("IdentitySource")  # a key or a ticket: neither is required
+    [ws_integration] = apigw.get_integrations(ApiId=ws["ApiId"])["Items"]
+    assert ws_integration["IntegrationType"] == "AWS_PROXY"
+    assert ws_function["FunctionArn"] in ws_integration["IntegrationUri"]
+    for key, ws_route in routes.items():
+        assert ws_route["Target"] == f"integrations/{ws_integration['IntegrationId']}"
+        authorised = (ws_route.get("AuthorizationType"), ws_route.get("AuthorizerId"))
+        expected = ("CUSTOM", authorizer["AuthorizerId"]) if key == "$connect" else ("NONE", None)
+        assert authorised == expected, key
+    [ws_stage] = apigw.get_stages(ApiId=ws["ApiId"])["Items"]
+    assert (ws_stage["StageName"], ws_stage["AutoDeploy"]) == ("live", True)
+    assert ws_stage["AccessLogSettings"]["DestinationArn"].endswith(f":/relay/{env}/ws-api-access")
+    ws_log = ws_stage["AccessLogSettings"]["Format"]
+    assert set(json.loads(ws_log)) >= {"requestId", "connectionId", "eventType", "status"}
+    assert "header" not in ws_log.lower()
+    assert "querystring" not in ws_log.lower()
+    assert ws_stage["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+    [ws_permission] = json.loads(lambda_.get_policy(FunctionName=ws_name)["Policy"])["Statement"]
+    assert ws_permission["Condition"]["ArnLike"]["AWS:SourceArn"].endswith(f":{ws['ApiId']}/*")
+
+
+def _check_gateway_function(
+    lambda_: Any, secrets: Any, name: str, handler: str, env: str
+) -> dict[str, Any]:
+    function: dict[str, Any] = lambda_.get_function(FunctionName=name)["Configuration"]
     assert function["PackageType"] == "Image"
     assert function["ImageConfigResponse"]["ImageConfig"] == {
         "EntryPoint": ["/app/.venv/bin/python", "-m", "awslambdaric"],
-        "Command": ["gateway.lambda_http.handler"],
+        "Command": [handler],
         "WorkingDirectory": "/app",
     }
     assert function["TracingConfig"]["Mode"] == "Active"
@@ -231,9 +282,45 @@ def check_serverless_edge(endpoint: str, env: str) -> None:
         assert secret["ARN"] == arn
         assert secret["Name"].startswith(f"relay/{env}/")
     assert variables["RELAY_ENV"] == env
-    [permission] = json.loads(lambda_.get_policy(FunctionName=name)["Policy"])["Statement"]
-    assert permission["Principal"] == {"Service": "apigateway.amazonaws.com"}
-    assert f":{api['ApiId']}/" in permission["Condition"]["ArnLike"]["AWS:SourceArn"]
+    return function
+
+
+async def check_connections_table(endpoint: str, env: str) -> None:
+    """The table Terraform declares is the one the notifier's code reads and writes: encrypted
+    with its own key, recoverable, items expiring; a connection, a subscription to a task and one
+    to all of a tenant's tasks are found again through the two indexes."""
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+    table = ws_connections_table_name(env)
+    described = dynamodb.describe_table(TableName=table)["Table"]
+    assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert described["SSEDescription"]["SSEType"] == "KMS"
+    assert described["SSEDescription"]["KMSMasterKeyArn"]
+    backups = dynamodb.describe_continuous_backups(TableName=table)
+    recovery = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    assert recovery["PointInTimeRecoveryStatus"] == "ENABLED"
+    ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert (ttl["AttributeName"], ttl["TimeToLiveStatus"]) == ("expires_at", "ENABLED")
+
+    later = datetime.now(UTC) + timedelta(hours=2)
+    task = uuid.uuid4()
+    async with get_session().create_client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ) as client:
+        store = DynamoEdgeConnections(client, table)
+        await store.add_connection("c1", "acme", expires_at=later)
+        cursor = EdgeCursor(connection_id="c1", tenant_id="acme", task_id=task, after=0)
+        assert await store.add_cursor(cursor, expires_at=later)
+        assert await store.add_all_tasks("c1", "acme", later)
+        assert await store.tenant_of("c1") == "acme"
+        assert [c.connection_id for c in await store.cursors_of_task(task)] == ["c1"]
+        assert await store.following_all("acme") == ["c1"]
+        await store.remove_connection("c1")
+        assert await store.tenant_of("c1") is None
+        assert await store.cursors_of_task(task) == []
 
 
 async def test_terraform_local_builds_the_bootstrap_topology_and_the_stack_runs_a_task_on_it(
@@ -298,6 +385,7 @@ async def test_terraform_local_builds_the_bootstrap_topology_and_the_stack_runs_
         finally:
             await api.aclose()
 
-    # 3. The serverless edge: the HTTP API, its $default route and stage, the function.
+    # 3. The serverless edge: both APIs, their routes and stages, the functions, the table.
     edge.wait()
     check_serverless_edge(edge.endpoint, edge.env)
+    await check_connections_table(edge.endpoint, edge.env)

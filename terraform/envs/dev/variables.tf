@@ -35,7 +35,7 @@ variable "llm_provider" {
 }
 
 variable "edge" {
-  description = "The public entry: \"alb\" (the ECS gateway behind a load balancer with WAF; SSE and WebSocket) or \"apigateway\" (the gateway as a Lambda function behind an API Gateway HTTP API; no SSE, no WebSocket yet). See docs/deploy.md, \"Choosing the edge\"."
+  description = "The public entry: \"alb\" (the ECS gateway behind a load balancer with WAF; SSE and WebSocket) or \"apigateway\" (the gateway as Lambda functions behind an API Gateway HTTP API and WebSocket API; no SSE). See docs/deploy.md, \"Choosing the edge\"."
   type        = string
   default     = "alb"
 
@@ -55,8 +55,14 @@ variable "api_domain_name" {
   type        = string
 }
 
+variable "ws_domain_name" {
+  description = "With edge = \"apigateway\": the WebSocket API's domain name (in api_zone_id's zone, covered by api_certificate_arn or issued there); null = its execute-api URL (output ws_url)."
+  type        = string
+  default     = null
+}
+
 variable "api_zone_id" {
-  description = "Route 53 hosted zone of api_domain_name: with edge = \"apigateway\", alias records to the HTTP API are made there. null = point the name at the api_dns_name output yourself."
+  description = "Route 53 hosted zone of api_domain_name (and ws_domain_name): with edge = \"apigateway\", alias records to the HTTP and WebSocket APIs are made there. null = point the names at the api_dns_name and ws_dns_name outputs yourself."
   type        = string
   default     = null
 }

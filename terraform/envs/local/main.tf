@@ -45,6 +45,7 @@ provider "aws" {
     cloudwatch   = var.endpoint
     sns          = var.endpoint
     ec2          = var.endpoint
+    dynamodb     = var.endpoint
   }
 }
 

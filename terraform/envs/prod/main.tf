@@ -30,6 +30,7 @@ module "relay" {
   edge                     = var.edge
   api_certificate_arn      = var.api_certificate_arn
   api_domain_name          = var.api_domain_name
+  ws_domain_name           = var.ws_domain_name
   api_zone_id              = var.api_zone_id
   alarm_emails             = var.alarm_emails
 

@@ -8,8 +8,18 @@ output "api_url" {
   value       = module.relay.api_url
 }
 
+output "ws_url" {
+  description = "Where clients open the live WebSocket."
+  value       = module.relay.ws_url
+}
+
+output "ws_dns_name" {
+  description = "edge = \"apigateway\" with ws_domain_name: point that name here."
+  value       = module.relay.ws_dns_name
+}
+
 output "gateway_function" {
-  description = "edge = \"apigateway\": the gateway's Lambda function, API id and log groups."
+  description = "edge = \"apigateway\": the gateway's Lambda functions, API ids, log groups and the WebSocket connections table."
   value       = module.relay.gateway_function
 }
 

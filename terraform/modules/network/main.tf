@@ -109,6 +109,18 @@ resource "aws_vpc_endpoint" "s3" {
   tags              = merge(var.tags, { Name = "${var.name}-s3" })
 }
 
+# The notifier's WebSocket connections table (edge = "apigateway"); a gateway endpoint costs
+# nothing. The WebSocket API's management endpoint (PostToConnection) is reached through the NAT:
+# an execute-api interface endpoint with private DNS would capture every execute-api name in the
+# VPC, public APIs' included.
+resource "aws_vpc_endpoint" "dynamodb" {
+  vpc_id            = aws_vpc.this.id
+  service_name      = "com.amazonaws.${data.aws_region.current.name}.dynamodb"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = aws_route_table.private[*].id
+  tags              = merge(var.tags, { Name = "${var.name}-dynamodb" })
+}
+
 resource "aws_security_group" "endpoints" {
   name        = "${var.name}-endpoints"
   description = "HTTPS to the interface VPC endpoints from inside the VPC"

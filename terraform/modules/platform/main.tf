@@ -192,9 +192,11 @@ module "edge" {
   tags                      = local.tags
 }
 
-# edge = "apigateway": the gateway as a Lambda function behind an API Gateway HTTP API, from the
-# gateway's repository and tag, told what the ECS gateway is told (services.tf), in the private
-# subnets with the gateway's security group; the API's name is api_domain_name.
+# edge = "apigateway": the gateway as Lambda functions behind an API Gateway HTTP API and a
+# WebSocket API, from the gateway's repository and tag, told what the ECS gateway is told
+# (services.tf), in the private subnets with the gateway's security group; the APIs' names are
+# api_domain_name and ws_domain_name. The notifier delivers to the WebSocket API's connections
+# from the module's DynamoDB table (services.tf tells it both and lets it use them).
 module "serverless_edge" {
   source = "../serverless_edge"
   count  = local.apigateway
@@ -220,8 +222,10 @@ module "serverless_edge" {
   throttling_burst_limit = var.serverless_edge.throttling_burst_limit
   throttling_rate_limit  = var.serverless_edge.throttling_rate_limit
   domain_name            = var.api_domain_name
+  ws_domain_name         = var.ws_domain_name
   certificate_arn        = var.api_certificate_arn
   route53_zone_id        = var.api_zone_id
+  deletion_protection    = var.deletion_protection
 
   log_retention_days = var.log_retention_days
   log_kms_key_arn    = module.observability.log_kms_key_arn

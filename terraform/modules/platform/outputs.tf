@@ -17,13 +17,30 @@ output "api_url" {
   }
 }
 
+output "ws_url" {
+  description = "Where clients open the live WebSocket: wss://<api>/v1/ws behind the load balancer, or the WebSocket API's URL (wss://<ws_domain_name>, else its execute-api stage URL) with edge = \"apigateway\"."
+  value = (var.edge == "alb"
+    ? "wss://${coalesce(var.api_domain_name, one(module.edge[*].dns_name))}/v1/ws"
+    : one(module.serverless_edge[*].ws_url)
+  )
+}
+
+output "ws_dns_name" {
+  description = "With edge = \"apigateway\" and ws_domain_name: where to point that name (made as Route 53 aliases when api_zone_id is given); null otherwise."
+  value       = one(module.serverless_edge[*].ws_dns_target)
+}
+
 output "gateway_function" {
-  description = "With edge = \"apigateway\": the gateway's Lambda function, the HTTP API's id and its access log group (null with edge = \"alb\")."
+  description = "With edge = \"apigateway\": the gateway's Lambda functions, the APIs' ids, access log groups and the WebSocket connections table (null with edge = \"alb\")."
   value = var.edge == "apigateway" ? {
-    function_name    = module.serverless_edge[0].function_name
-    api_id           = module.serverless_edge[0].api_id
-    log_group        = module.serverless_edge[0].log_group
-    access_log_group = module.serverless_edge[0].access_log_group
+    function_name       = module.serverless_edge[0].function_name
+    api_id              = module.serverless_edge[0].api_id
+    log_group           = module.serverless_edge[0].log_group
+    access_log_group    = module.serverless_edge[0].access_log_group
+    ws_function_name    = module.serverless_edge[0].ws_function_name
+    ws_api_id           = module.serverless_edge[0].ws_api_id
+    ws_access_log_group = module.serverless_edge[0].ws_access_log_group
+    connections_table   = module.serverless_edge[0].connections_table_name
   } : null
 }
 

@@ -30,7 +30,14 @@ locals {
       { RELAY_ARTIFACTS_BUCKET = module.artifacts.name, RELAY_LLM_PROVIDER = var.llm_provider },
       var.llm_provider == "anthropic" ? { RELAY_ANTHROPIC_API_KEY_SECRET_ID = local.anthropic_key } : {},
     )
-    notifier  = { REDIS_URL = module.data.redis_url } # live fan-out (pub/sub)
+    notifier = merge(
+      { REDIS_URL = module.data.redis_url }, # live fan-out (pub/sub)
+      # edge = "apigateway": it keeps the WebSocket API's connections and posts to them
+      var.edge == "apigateway" ? {
+        RELAY_EDGE_CONNECTIONS_TABLE = module.serverless_edge[0].connections_table_name
+        RELAY_EDGE_WS_ENDPOINT       = module.serverless_edge[0].ws_management_endpoint
+      } : {},
+    )
     artifacts = { RELAY_ARTIFACTS_BUCKET = module.artifacts.name }
   }
 
@@ -93,16 +100,43 @@ locals {
         resources = var.bedrock_model_arns
       },
     ] : statement if statement.when]
-    notifier = [
+    # Candidates with a `when`, as the agent's; with edge = "apigateway" the notifier keeps the
+    # WebSocket API's connections (notifier/edge_aws.py) and posts to them.
+    notifier = [for statement in [
       {
         # The collector sidecar's awsemf exporter writes the notifier's metrics as EMF records
         # to this log group (creating it and its streams if missing); without it no metric,
         # and so no relay.webhooks.backlog alarm, reaches CloudWatch.
+        when      = true
         sid       = "WriteMetrics"
         actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
         resources = [module.observability.collector_metrics_log_group_arn, "${module.observability.collector_metrics_log_group_arn}:*"]
       },
-    ]
+      {
+        when      = local.apigateway == 1
+        sid       = "WebSocketConnections"
+        actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:Scan"]
+        resources = local.apigateway == 1 ? [module.serverless_edge[0].connections_table_arn, "${module.serverless_edge[0].connections_table_arn}/index/*"] : []
+      },
+      {
+        when      = local.apigateway == 1
+        sid       = "WebSocketConnectionsKey"
+        actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        resources = local.apigateway == 1 ? [module.serverless_edge[0].connections_key_arn] : []
+        conditions = [{
+          test     = "StringEquals"
+          variable = "kms:ViaService"
+          values   = ["dynamodb.${data.aws_region.current.name}.amazonaws.com"]
+        }]
+      },
+      {
+        # PostToConnection on this stage's connections only
+        when      = local.apigateway == 1
+        sid       = "PostToConnections"
+        actions   = ["execute-api:ManageConnections"]
+        resources = local.apigateway == 1 ? [module.serverless_edge[0].ws_connections_arn] : []
+      },
+    ] : statement if statement.when]
     artifacts = [
       {
         sid       = "VerifyAndClearStaging"

@@ -79,7 +79,7 @@ variable "interface_endpoints" {
 }
 
 variable "edge" {
-  description = "The public entry to the gateway: \"alb\" (the ECS gateway behind an Application Load Balancer with WAF; SSE and WebSocket) or \"apigateway\" (the gateway as a Lambda function behind an API Gateway HTTP API; no SSE, no WebSocket yet: ADR 0016, docs/deploy.md \"Choosing the edge\")."
+  description = "The public entry to the gateway: \"alb\" (the ECS gateway behind an Application Load Balancer with WAF; SSE and WebSocket) or \"apigateway\" (the gateway as Lambda functions behind an API Gateway HTTP API and WebSocket API, connections in DynamoDB; no SSE: ADR 0016, docs/deploy.md \"Choosing the edge\")."
   type        = string
   default     = "alb"
 
@@ -96,6 +96,12 @@ variable "api_certificate_arn" {
 
 variable "api_domain_name" {
   description = "The public API's domain name (covered by api_certificate_arn, pointed at api_dns_name). Required with frontend_enabled: CloudFront sends the console's /v1/* there, by this name, so the console and the API share one origin. With edge = \"apigateway\" it is the HTTP API's custom domain (null = its execute-api endpoint only)."
+  type        = string
+  default     = null
+}
+
+variable "ws_domain_name" {
+  description = "With edge = \"apigateway\": the WebSocket API's domain name (ws.example.com), in api_zone_id's zone, covered by api_certificate_arn (or issued there with it); null = the WebSocket API's execute-api URL (output ws_url). Not used with edge = \"alb\" (the WebSocket is wss://<api_domain_name>/v1/ws)."
   type        = string
   default     = null
 }

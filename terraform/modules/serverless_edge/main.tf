@@ -10,25 +10,26 @@
 # form (<secret-arn> or <secret-arn>:<json-key>::), which the function reads at cold start with
 # its own role (allowed those secrets only).
 #
-# Not here yet: Server-Sent Events (API Gateway buffers a response, so SSE is not offered on this
-# edge), and the WebSocket API with its DynamoDB connections table, which come with their
-# handlers in a later step. Until then the console's live view and /v1/ws need edge = "alb".
+# Server-Sent Events are not offered on this edge (API Gateway buffers a response); live updates
+# come through the WebSocket API instead (websocket.tf). Custom names, their certificates and
+# Route 53 records for both APIs are in names.tf.
 
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  function_name = "${var.name}-gateway"
+  # The two functions: the same image and environment, one handler each.
+  functions = {
+    http = { name = "${var.name}-gateway", handler = "gateway.lambda_http.handler", api = "HTTP API" }
+    ws   = { name = "${var.name}-gateway-ws", handler = "gateway.lambda_ws.handler", api = "WebSocket API" }
+  }
   region        = data.aws_region.current.name
   account       = data.aws_caller_identity.current.account_id
   partition     = data.aws_partition.current.partition
-  function_arn  = "arn:${local.partition}:lambda:${local.region}:${local.account}:function:${local.function_name}"
+  function_arns = [for function in values(local.functions) : "arn:${local.partition}:lambda:${local.region}:${local.account}:function:${function.name}"]
 
-  custom_domain     = var.domain_name != null
-  issue_certificate = local.custom_domain && var.certificate_arn == null && var.route53_zone_id != null
-  certificate_arn   = local.issue_certificate ? one(aws_acm_certificate_validation.api[*].certificate_arn) : var.certificate_arn
-  alias_records     = local.custom_domain && var.route53_zone_id != null ? toset(["A", "AAAA"]) : toset([])
+  custom_domain = var.domain_name != null
 
   environment = merge(var.environment, {
     RELAY_ENV        = var.env
@@ -40,10 +41,12 @@ locals {
   alarm_actions = var.alarm_topic_arn == null ? [] : [var.alarm_topic_arn]
 }
 
-# --- Logs: the function's own group (Lambda's default name) and the API's access logs ---
+# --- Logs: each function's own group (Lambda's default name) and the API's access logs ---
 
 resource "aws_cloudwatch_log_group" "function" {
-  name              = "/aws/lambda/${local.function_name}"
+  for_each = local.functions
+
+  name              = "/aws/lambda/${each.value.name}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.log_kms_key_arn
   tags              = var.tags
@@ -56,7 +59,8 @@ resource "aws_cloudwatch_log_group" "access" {
   tags              = var.tags
 }
 
-# --- The function's role: its own logs, its network interfaces, traces, its own secrets ---
+# --- The functions' role (HTTP and WebSocket: the same app, the same needs): their own logs,
+# their network interfaces, traces, their own secrets ---
 
 data "aws_iam_policy_document" "assume_lambda" {
   statement {
@@ -69,7 +73,7 @@ data "aws_iam_policy_document" "assume_lambda" {
 }
 
 resource "aws_iam_role" "function" {
-  name               = local.function_name
+  name               = local.functions.http.name
   assume_role_policy = data.aws_iam_policy_document.assume_lambda.json
   tags               = var.tags
 }
@@ -78,7 +82,7 @@ data "aws_iam_policy_document" "function" {
   statement {
     sid       = "WriteOwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.function.arn}:*"]
+    resources = [for group in aws_cloudwatch_log_group.function : "${group.arn}:*"]
   }
 
   # AWSLambdaVPCAccessExecutionRole's actions, narrowed to this account and region, the
@@ -139,7 +143,7 @@ resource "aws_iam_role_policy" "function" {
   policy = data.aws_iam_policy_document.function.json
 }
 
-# --- The image: Lambda pulls it from the gateway's repository, for this function only ---
+# --- The image: Lambda pulls it from the gateway's repository, for these functions only ---
 
 data "aws_iam_policy_document" "repository" {
   count = var.repository_name == null ? 0 : 1
@@ -154,7 +158,7 @@ data "aws_iam_policy_document" "repository" {
     condition {
       test     = "StringLike"
       variable = "aws:sourceArn"
-      values   = [local.function_arn]
+      values   = local.function_arns
     }
   }
 }
@@ -166,13 +170,15 @@ resource "aws_ecr_repository_policy" "lambda_pull" {
   policy     = data.aws_iam_policy_document.repository[0].json
 }
 
-# --- The function ---
+# --- The functions ---
 
 resource "aws_lambda_function" "gateway" {
   #checkov:skip=CKV_AWS_116:invoked synchronously by API Gateway only; a dead-letter queue takes asynchronous invocations
   #checkov:skip=CKV_AWS_272:code signing applies to .zip packages; this is a container image with an immutable tag from the service's own repository
-  function_name = local.function_name
-  description   = "Relay ${var.env} gateway (HTTP API)"
+  for_each = local.functions
+
+  function_name = each.value.name
+  description   = "Relay ${var.env} gateway (${each.value.api})"
   role          = aws_iam_role.function.arn
   package_type  = "Image"
   image_uri     = var.image_uri
@@ -185,7 +191,7 @@ resource "aws_lambda_function" "gateway" {
 
   image_config {
     entry_point       = ["/app/.venv/bin/python", "-m", "awslambdaric"]
-    command           = ["gateway.lambda_http.handler"]
+    command           = [each.value.handler]
     working_directory = "/app"
   }
 
@@ -233,7 +239,7 @@ resource "aws_apigatewayv2_integration" "gateway" {
   api_id                 = aws_apigatewayv2_api.http.id
   integration_type       = "AWS_PROXY"
   integration_method     = "POST"
-  integration_uri        = aws_lambda_function.gateway.invoke_arn
+  integration_uri        = aws_lambda_function.gateway["http"].invoke_arn
   payload_format_version = "2.0"
   timeout_milliseconds   = var.timeout_seconds * 1000
 }
@@ -282,103 +288,21 @@ resource "aws_apigatewayv2_stage" "default" {
 resource "aws_lambda_permission" "api" {
   statement_id  = "AllowHttpApiInvoke"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.gateway.function_name
+  function_name = aws_lambda_function.gateway["http"].function_name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.http.execution_arn}/*"
-}
-
-# --- Optional custom domain (TLS 1.2), its certificate and Route 53 alias records ---
-
-resource "aws_acm_certificate" "api" {
-  count = local.issue_certificate ? 1 : 0
-
-  domain_name       = var.domain_name
-  validation_method = "DNS"
-
-  options {
-    certificate_transparency_logging_preference = "ENABLED"
-  }
-
-  lifecycle {
-    create_before_destroy = true
-  }
-
-  tags = var.tags
-}
-
-# One name on the certificate, so one validation record (its key is known when planning).
-resource "aws_route53_record" "certificate_validation" {
-  count = local.issue_certificate ? 1 : 0
-
-  zone_id         = var.route53_zone_id
-  name            = one(aws_acm_certificate.api[0].domain_validation_options).resource_record_name
-  type            = one(aws_acm_certificate.api[0].domain_validation_options).resource_record_type
-  records         = [one(aws_acm_certificate.api[0].domain_validation_options).resource_record_value]
-  ttl             = 300
-  allow_overwrite = true
-}
-
-resource "aws_acm_certificate_validation" "api" {
-  count = local.issue_certificate ? 1 : 0
-
-  certificate_arn         = aws_acm_certificate.api[0].arn
-  validation_record_fqdns = [aws_route53_record.certificate_validation[0].fqdn]
-}
-
-resource "aws_apigatewayv2_domain_name" "api" {
-  count = local.custom_domain ? 1 : 0
-
-  domain_name = var.domain_name
-
-  domain_name_configuration {
-    certificate_arn = local.certificate_arn
-    endpoint_type   = "REGIONAL"
-    security_policy = "TLS_1_2"
-    ip_address_type = "dualstack"
-  }
-
-  lifecycle {
-    precondition {
-      condition     = local.certificate_arn != null
-      error_message = "domain_name needs certificate_arn (an ACM certificate in this region), or route53_zone_id to issue one."
-    }
-  }
-
-  tags = var.tags
-}
-
-resource "aws_apigatewayv2_api_mapping" "api" {
-  count = local.custom_domain ? 1 : 0
-
-  api_id      = aws_apigatewayv2_api.http.id
-  domain_name = aws_apigatewayv2_domain_name.api[0].id
-  stage       = aws_apigatewayv2_stage.default.id
-}
-
-resource "aws_route53_record" "api" {
-  for_each = local.alias_records
-
-  zone_id = var.route53_zone_id
-  name    = var.domain_name
-  type    = each.key
-  # a record made by hand for the load balancer (edge = "alb") is taken over, not a conflict
-  allow_overwrite = true
-
-  alias {
-    name                   = aws_apigatewayv2_domain_name.api[0].domain_name_configuration[0].target_domain_name
-    zone_id                = aws_apigatewayv2_domain_name.api[0].domain_name_configuration[0].hosted_zone_id
-    evaluate_target_health = false
-  }
 }
 
 # --- Alarms, to the platform's alarm topic ---
 
 resource "aws_cloudwatch_metric_alarm" "function_errors" {
-  alarm_name          = "${local.function_name}-errors"
-  alarm_description   = "More than ${var.function_errors_threshold} failed invocations of ${local.function_name} (crashes, timeouts, init failures) in 5 minutes."
+  for_each = local.functions
+
+  alarm_name          = "${each.value.name}-errors"
+  alarm_description   = "More than ${var.function_errors_threshold} failed invocations of ${each.value.name} (crashes, timeouts, init failures) in 5 minutes."
   namespace           = "AWS/Lambda"
   metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.gateway.function_name }
+  dimensions          = { FunctionName = aws_lambda_function.gateway[each.key].function_name }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
@@ -391,11 +315,13 @@ resource "aws_cloudwatch_metric_alarm" "function_errors" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "function_throttles" {
-  alarm_name          = "${local.function_name}-throttles"
-  alarm_description   = "Invocations of ${local.function_name} throttled in 5 minutes: raise reserved_concurrency or the account's concurrency limit."
+  for_each = local.functions
+
+  alarm_name          = "${each.value.name}-throttles"
+  alarm_description   = "Invocations of ${each.value.name} throttled in 5 minutes: raise reserved_concurrency or the account's concurrency limit."
   namespace           = "AWS/Lambda"
   metric_name         = "Throttles"
-  dimensions          = { FunctionName = aws_lambda_function.gateway.function_name }
+  dimensions          = { FunctionName = aws_lambda_function.gateway[each.key].function_name }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
@@ -439,4 +365,25 @@ resource "aws_cloudwatch_metric_alarm" "integration_latency" {
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = var.tags
+}
+
+# Before the WebSocket API the HTTP API's function was the only one: it moves to "http".
+moved {
+  from = aws_lambda_function.gateway
+  to   = aws_lambda_function.gateway["http"]
+}
+
+moved {
+  from = aws_cloudwatch_log_group.function
+  to   = aws_cloudwatch_log_group.function["http"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.function_errors
+  to   = aws_cloudwatch_metric_alarm.function_errors["http"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.function_throttles
+  to   = aws_cloudwatch_metric_alarm.function_throttles["http"]
 }

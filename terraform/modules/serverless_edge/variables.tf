@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Name prefix, relay-<env> (function relay-<env>-gateway, API relay-<env>-http)."
+  description = "Name prefix, relay-<env> (functions relay-<env>-gateway and relay-<env>-gateway-ws, APIs relay-<env>-http and relay-<env>-ws, table relay-<env>-ws-connections)."
   type        = string
 }
 
@@ -31,13 +31,13 @@ variable "architecture" {
 }
 
 variable "memory_size" {
-  description = "The function's memory in MB (CPU grows with it)."
+  description = "Each function's memory in MB (CPU grows with it)."
   type        = number
   default     = 1024
 }
 
 variable "timeout_seconds" {
-  description = "The function's timeout, and the integration's: at most 29 s, API Gateway's limit for an HTTP API integration."
+  description = "Each function's timeout, and its integration's: at most 29 s, API Gateway's limit for an integration."
   type        = number
   default     = 29
 
@@ -48,7 +48,7 @@ variable "timeout_seconds" {
 }
 
 variable "reserved_concurrency" {
-  description = "Concurrent executions reserved for (and capping) the function; null = unreserved, from the account's pool."
+  description = "Concurrent executions reserved for (and capping) each function, HTTP and WebSocket; null = unreserved, from the account's pool."
   type        = number
   default     = null
 
@@ -115,15 +115,51 @@ variable "security_group_ids" {
 }
 
 variable "throttling_burst_limit" {
-  description = "Requests the stage admits in a burst (every route)."
+  description = "Requests the HTTP API's stage admits in a burst (every route)."
   type        = number
   default     = 500
 }
 
 variable "throttling_rate_limit" {
-  description = "Requests per second the stage admits, sustained (every route)."
+  description = "Requests per second the HTTP API's stage admits, sustained (every route)."
   type        = number
   default     = 1000
+}
+
+variable "ws_domain_name" {
+  description = "The WebSocket API's custom domain name (ws.example.com); null = its execute-api stage URL only (output ws_url)."
+  type        = string
+  default     = null
+}
+
+variable "ws_stage_name" {
+  description = "The WebSocket API's stage: the path of its execute-api URL (wss://<id>.execute-api.<region>.amazonaws.com/<stage>)."
+  type        = string
+  default     = "live"
+}
+
+variable "ws_throttling_burst_limit" {
+  description = "Messages (connects and client frames) the WebSocket stage admits in a burst."
+  type        = number
+  default     = 200
+}
+
+variable "ws_throttling_rate_limit" {
+  description = "Messages (connects and client frames) per second the WebSocket stage admits, sustained."
+  type        = number
+  default     = 100
+}
+
+variable "ws_errors_threshold" {
+  description = "Failed WebSocket route calls (IntegrationError, ExecutionError) in 5 minutes above which their alarms fire."
+  type        = number
+  default     = 10
+}
+
+variable "deletion_protection" {
+  description = "Protect the connections table from deletion (prod: on). Its items are short-lived, but a deleted table drops every live connection's subscriptions."
+  type        = bool
+  default     = false
 }
 
 variable "domain_name" {
@@ -133,13 +169,13 @@ variable "domain_name" {
 }
 
 variable "certificate_arn" {
-  description = "ACM certificate for domain_name, in this region; null with route53_zone_id = one is issued and validated in that zone."
+  description = "ACM certificate in this region covering domain_name and ws_domain_name (both names, or a wildcard); null with route53_zone_id = one per name is issued and validated in that zone."
   type        = string
   default     = null
 }
 
 variable "route53_zone_id" {
-  description = "Route 53 hosted zone of domain_name: alias A and AAAA records to the API's custom domain are made there (and the certificate's validation record). null = point the name yourself (output dns_target)."
+  description = "Route 53 hosted zone of domain_name and ws_domain_name: alias A and AAAA records to each API's custom domain are made there (and the certificates' validation records). null = point the names yourself (outputs dns_target, ws_dns_target)."
   type        = string
   default     = null
 }
