@@ -1,6 +1,7 @@
-"""Per-tenant rate limits through the real stack: a tenant whose limit an operator lowered with
-`relay admin set-limits` gets 429s with the RateLimit fields when it bursts past it; another
-tenant is unaffected."""
+"""Per-tenant rate limits and quotas through the real stack: a tenant whose limit an operator
+lowered with `relay admin set-limits` gets 429s with the RateLimit fields when it bursts past it;
+a tenant at its active-task quota is refused until a task ends, and one past its daily spend
+(counted from the agent's usage) until the next UTC day; another tenant is unaffected."""
 
 from __future__ import annotations
 
@@ -68,3 +69,40 @@ def _check_refusal(answer: httpx.Response) -> None:
     assert problem["title"] == "Request rate limit exceeded"
     assert problem["detail"]
     assert problem["type"]
+
+
+@pytest.fixture
+async def quota_bound(stack: RunningStack) -> AsyncIterator[PublicApi]:
+    """A tenant of its own with one active task at a time and $0.0001 a day."""
+    tenant = f"quota-{uuid.uuid4().hex[:6]}"
+    key = stack.create_key(tenant)
+    stack.admin(
+        "set-limits", "--tenant", tenant, "--active-tasks", "1", "--daily-spend-usd", "0.0001"
+    )
+    client = PublicApi(stack.gateway_url, key)
+    yield client
+    await client.aclose()
+
+
+async def test_the_active_task_and_daily_spend_quotas_refuse_submits_with_429(
+    quota_bound: PublicApi, other_api: PublicApi
+) -> None:
+    first = await quota_bound.submit("/steps 1\n/sleep 1")
+
+    busy = await quota_bound.http.post("/v1/tasks", json={"prompt": "second"})
+    assert busy.status_code == 429, busy.text
+    assert busy.json()["limit"] == "active_tasks"
+    assert int(busy.headers["Retry-After"]) >= 1
+    assert busy.headers["content-type"] == "application/problem+json"
+    await other_api.submit("/steps 1")  # the default quota of another tenant: room to spare
+
+    done = await quota_bound.finished_task(first["id"], within=60)
+    assert done["status"] == "succeeded"
+    assert done["usage"]["cost_usd"] > 0.0001  # the scripted model's usage, priced
+
+    spent = await quota_bound.http.post("/v1/tasks", json={"prompt": "third"})
+    assert spent.status_code == 429, spent.text
+    assert spent.json()["limit"] == "daily_spend"
+    assert 1 <= int(spent.headers["Retry-After"]) <= 24 * 3600
+    listed = (await quota_bound.http.get("/v1/tasks")).json()["items"]
+    assert [task["id"] for task in listed] == [first["id"]]  # nothing stored for a refusal

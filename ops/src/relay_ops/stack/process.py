@@ -120,8 +120,9 @@ class RunningStack:
         return done.stdout
 
     def unthrottle(self, tenant: str) -> None:
-        """Rate limits far above what a load test or a fault run asks, for ``tenant``: these
-        measure the platform under load, not the limiter (tests/e2e/test_rate_limits.py)."""
+        """Rate limits far above what a load test or a fault run asks, and no active-task
+        quota, for ``tenant``: these measure the platform under load, not the limiter
+        (tests/e2e/test_rate_limits.py)."""
         self.admin(
             "set-limits",
             "--tenant",
@@ -134,6 +135,8 @@ class RunningStack:
             "100000",
             "--submits-burst",
             "100000",
+            "--active-tasks",
+            "0",
         )
 
     def create_key(self, tenant: str) -> str:

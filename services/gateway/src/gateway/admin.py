@@ -1,5 +1,5 @@
-"""Operator commands for API keys and per-tenant rate limits (mounted by the root CLI as
-``relay admin``).
+"""Operator commands for API keys and per-tenant rate limits and quotas (mounted by the root
+CLI as ``relay admin``).
 
 ``create-key`` prints the new key alone on stdout, so scripts can capture it
 (``KEY=$(relay admin create-key --tenant acme)``); every message goes to stderr.
@@ -25,7 +25,8 @@ from relay_shared.migrations import apply_migrations
 T = TypeVar("T")
 
 app = typer.Typer(
-    help="Manage the gateway's API keys and per-tenant rate limits.", no_args_is_help=True
+    help="Manage the gateway's API keys and per-tenant rate limits and quotas.",
+    no_args_is_help=True,
 )
 
 
@@ -103,6 +104,16 @@ def list_keys(
 
 PerSecond = Annotated[float | None, typer.Option(min=0.001, help="Tokens per second.")]
 Burst = Annotated[int | None, typer.Option(min=1, help="Bucket size: the largest burst.")]
+ActiveTasks = Annotated[
+    int | None, typer.Option(min=0, help="Unfinished tasks at once (0: no quota).")
+]
+DailySpend = Annotated[
+    float | None,
+    typer.Option(min=0, help="Estimated USD of tasks submitted since 00:00 UTC (0: no quota)."),
+]
+DailyTokens = Annotated[
+    int | None, typer.Option(min=0, help="Tokens of tasks submitted since 00:00 UTC (0: no quota).")
+]
 
 
 @app.command("set-limits")
@@ -113,18 +124,30 @@ def set_limits(
     requests_burst: Burst = None,
     submits_per_second: PerSecond = None,
     submits_burst: Burst = None,
+    active_tasks: ActiveTasks = None,
+    daily_spend_usd: DailySpend = None,
+    daily_tokens: DailyTokens = None,
     reset: Annotated[
         bool, typer.Option("--reset", help="Drop the tenant's overrides: back to the defaults.")
     ] = False,
 ) -> None:
-    """Override TENANT's rate limits (the options given; the others keep their value), or
-    --reset them. Gateways apply it within RELAY_RATE_LIMIT_OVERRIDES_TTL_SECONDS."""
-    override = LimitOverride(requests_per_second, requests_burst, submits_per_second, submits_burst)
+    """Override TENANT's rate limits and quotas (the options given; the others keep their
+    value), or --reset them. Gateways apply it within RELAY_RATE_LIMIT_OVERRIDES_TTL_SECONDS."""
+    override = LimitOverride(
+        requests_per_second=requests_per_second,
+        requests_burst=requests_burst,
+        submits_per_second=submits_per_second,
+        submits_burst=submits_burst,
+        active_tasks=active_tasks,
+        daily_spend_usd=daily_spend_usd,
+        daily_tokens=daily_tokens,
+    )
     given = override != LimitOverride()
     if reset == given:
         raise _fail(
             "give --reset, or at least one of --requests-per-second, --requests-burst, "
-            "--submits-per-second, --submits-burst"
+            "--submits-per-second, --submits-burst, --active-tasks, --daily-spend-usd, "
+            "--daily-tokens"
         )
     try:
         check_tenant_name(tenant)
@@ -142,8 +165,9 @@ def set_limits(
 def show_limits(
     tenant: Annotated[str, typer.Option(help="Tenant name (the tenant id).")],
 ) -> None:
-    """Print TENANT's rate limits, one per line: name, value, and whether it is the tenant's
-    override or the default (the defaults as this environment's RELAY_RATE_LIMIT_* say)."""
+    """Print TENANT's rate limits and quotas, one per line: name, value (a quota of 0: none),
+    and whether it is the tenant's override or the default (the defaults as this environment's
+    RELAY_RATE_LIMIT_* and RELAY_QUOTA_* say)."""
     _show(tenant)
 
 

@@ -127,7 +127,10 @@ DESCRIPTION = (
     "(every request; a live connection counts once, when it opens) and a submit rate "
     "(`POST /v1/tasks`), token buckets described on every answer by the `RateLimit-Policy` and "
     "`RateLimit` fields; past one the answer is 429 with `Retry-After`, a problem whose "
-    "`limit` names it (`requests` or `submits`). Live updates: "
+    "`limit` names it (`requests` or `submits`). Submits also count against the tenant's "
+    "quotas: unfinished tasks, and the estimated cost and tokens of tasks submitted since "
+    "00:00 UTC; past one, `POST /v1/tasks` answers 429 `Quota exceeded` with `Retry-After` and "
+    "`limit` `active_tasks`, `daily_spend` or `daily_tokens`. Live updates: "
     "`GET /v1/tasks/{task_id}/events` (Server-Sent Events), and `GET /v1/ws`, a WebSocket "
     "that follows many tasks at once (OpenAPI cannot describe it): send "
     '`{"type": "subscribe", "task_id": "<id>" or "*", "after": <seq>}`, `unsubscribe` and '

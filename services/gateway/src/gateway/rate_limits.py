@@ -1,6 +1,8 @@
 """Per-tenant rate limits (DESIGN.md, *Limits and quotas*): the request rate (every ``/v1``
 request; a WebSocket or SSE connection counts once, when it opens) and the submit rate
-(``POST /v1/tasks``, counted in addition).
+(``POST /v1/tasks``, counted in addition). The tenant's quotas (active tasks, daily spend and
+tokens) are kept beside them, with the same overrides, and sent with each submit to the tasks
+service, which counts them where the tasks are (ADR 0017).
 
 Each limit is a token bucket: ``per_second`` tokens refill it, up to ``burst``. The buckets live
 behind the ``RateLimiter`` port (Redis in production, one script call per request for every
@@ -97,14 +99,26 @@ class Verdict:
     retry_after_seconds: float = 0.0
 
 
+# How the tasks service is told a tenant's quotas with each submit (it counts and enforces them
+# in the transaction that stores the task: tasks/service.py); a quota of 0 is not sent.
+QUOTA_HEADERS = {
+    "active_tasks": "Relay-Quota-Active-Tasks",
+    "daily_spend_usd": "Relay-Quota-Daily-Spend-Usd",
+    "daily_tokens": "Relay-Quota-Daily-Tokens",
+}
+
+
 @dataclass(frozen=True)
 class TenantLimits:
-    """A tenant's two limits, as enforced."""
+    """A tenant's two rate limits and three quotas (0: no such quota), as enforced."""
 
     requests_per_second: float
     requests_burst: int
     submits_per_second: float
     submits_burst: int
+    active_tasks: int = 0
+    daily_spend_usd: float = 0.0
+    daily_tokens: int = 0
 
     def requests(self) -> Limit:
         return Limit(REQUESTS, self.requests_per_second, self.requests_burst)
@@ -112,15 +126,27 @@ class TenantLimits:
     def submits(self) -> Limit:
         return Limit(SUBMITS, self.submits_per_second, self.submits_burst)
 
+    def quota_headers(self) -> dict[str, str]:
+        """The quotas to send with a submit, as the tasks service reads them."""
+        return {
+            header: str(value)
+            for name, header in QUOTA_HEADERS.items()
+            if (value := getattr(self, name))
+        }
+
 
 @dataclass(frozen=True)
 class LimitOverride:
-    """What ``relay admin set-limits`` stored for a tenant; unset fields keep the default."""
+    """What ``relay admin set-limits`` stored for a tenant; unset fields keep the default (a
+    quota of 0: none for this tenant)."""
 
     requests_per_second: float | None = None
     requests_burst: int | None = None
     submits_per_second: float | None = None
     submits_burst: int | None = None
+    active_tasks: int | None = None
+    daily_spend_usd: float | None = None
+    daily_tokens: int | None = None
 
     def over(self, defaults: TenantLimits) -> TenantLimits:
         given = {name: value for name, value in vars(self).items() if value is not None}

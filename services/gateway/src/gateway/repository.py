@@ -1,16 +1,17 @@
-"""SQL for the gateway's own schema: the ``api_keys`` and ``rate_limit_overrides`` tables."""
+"""SQL for the gateway's own schema: the ``api_keys`` and ``rate_limit_overrides`` (rate limits
+and quotas) tables."""
 
 from __future__ import annotations
 
 import contextlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg_pool import PoolTimeout
 
 from gateway.keys import (
@@ -119,7 +120,7 @@ class PostgresKeyStore:
             raise KeyStoreUnavailable(str(exc)) from exc
 
 
-_OVERRIDE_COLUMNS = ("requests_per_second", "requests_burst", "submits_per_second", "submits_burst")
+_OVERRIDE_COLUMNS = tuple(field.name for field in fields(LimitOverride))
 
 
 class RateLimitOverrides:
@@ -130,8 +131,9 @@ class RateLimitOverrides:
 
     async def get(self, tenant_id: str) -> LimitOverride | None:
         cursor = await self._conn.execute(
-            "SELECT requests_per_second, requests_burst, submits_per_second, submits_burst"
-            " FROM rate_limit_overrides WHERE tenant_id = %s",
+            sql.SQL("SELECT {} FROM rate_limit_overrides WHERE tenant_id = %s").format(
+                sql.SQL(", ").join(map(sql.Identifier, _OVERRIDE_COLUMNS))
+            ),
             (tenant_id,),
         )
         row = await cursor.fetchone()
@@ -141,26 +143,22 @@ class RateLimitOverrides:
         """Store the fields given in ``override`` (None leaves a stored field as it is);
         answers the whole override now stored."""
         check_tenant_name(tenant_id)
-        given = {name: getattr(override, name) for name in _OVERRIDE_COLUMNS}
+        columns = [sql.Identifier(name) for name in _OVERRIDE_COLUMNS]
         cursor = await self._conn.execute(
-            """
-            INSERT INTO rate_limit_overrides
-                (tenant_id, requests_per_second, requests_burst, submits_per_second, submits_burst)
-            VALUES (%(tenant)s, %(requests_per_second)s, %(requests_burst)s,
-                    %(submits_per_second)s, %(submits_burst)s)
-            ON CONFLICT (tenant_id) DO UPDATE SET
-                requests_per_second = coalesce(EXCLUDED.requests_per_second,
-                                               rate_limit_overrides.requests_per_second),
-                requests_burst = coalesce(EXCLUDED.requests_burst,
-                                          rate_limit_overrides.requests_burst),
-                submits_per_second = coalesce(EXCLUDED.submits_per_second,
-                                              rate_limit_overrides.submits_per_second),
-                submits_burst = coalesce(EXCLUDED.submits_burst,
-                                         rate_limit_overrides.submits_burst),
-                updated_at = now()
-            RETURNING requests_per_second, requests_burst, submits_per_second, submits_burst
-            """,
-            {"tenant": tenant_id, **given},
+            sql.SQL(
+                "INSERT INTO rate_limit_overrides (tenant_id, {columns})"
+                " VALUES (%(tenant)s, {values})"
+                " ON CONFLICT (tenant_id) DO UPDATE SET {keep}, updated_at = now()"
+                " RETURNING {columns}"
+            ).format(
+                columns=sql.SQL(", ").join(columns),
+                values=sql.SQL(", ").join(map(sql.Placeholder, _OVERRIDE_COLUMNS)),
+                keep=sql.SQL(", ").join(
+                    sql.SQL("{c} = coalesce(EXCLUDED.{c}, rate_limit_overrides.{c})").format(c=c)
+                    for c in columns
+                ),
+            ),
+            {"tenant": tenant_id, **asdict(override)},
         )
         row = await cursor.fetchone()
         assert row is not None  # RETURNING of an upsert

@@ -194,7 +194,8 @@ class Gateway:
     async def submit_task(
         self, tenant_id: str, body: bytes, idempotency_key: str | None
     ) -> InternalReply:
-        headers = {"Content-Type": "application/json"}
+        limits = await self.rate_limits.limits_for(tenant_id)
+        headers = {"Content-Type": "application/json", **limits.quota_headers()}
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
         return await self._send(

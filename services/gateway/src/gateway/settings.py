@@ -78,6 +78,25 @@ class GatewaySettings(ServiceSettings):
         description="Connect and read timeout of the rate limiter's Redis calls; past it the "
         "request is served without limits.",
     )
+    quota_active_tasks: int = Field(
+        default=100,
+        ge=0,
+        description="Unfinished tasks a tenant may have at once; a submit over it is refused "
+        "(429, limit active_tasks). 0: no quota.",
+    )
+    quota_daily_spend_usd: float = Field(
+        default=0.0,
+        ge=0,
+        description="Estimated model cost (USD) of a tenant's tasks submitted since 00:00 UTC past "
+        "which submits are refused until the next day (429, limit daily_spend). 0: no quota.",
+    )
+    quota_daily_tokens: int = Field(
+        default=0,
+        ge=0,
+        description="Tokens (input, output and cache) of a tenant's tasks submitted since 00:00 "
+        "UTC past which submits are refused until the next day (429, limit daily_tokens). 0: no "
+        "quota.",
+    )
     console_dir: Path | None = Field(
         default=None,
         description="The built web console (console/dist), served at /console/; unset: /console "
@@ -114,6 +133,9 @@ class GatewaySettings(ServiceSettings):
             requests_burst=self.rate_limit_requests_burst,
             submits_per_second=self.rate_limit_submits_per_second,
             submits_burst=self.rate_limit_submits_burst,
+            active_tasks=self.quota_active_tasks,
+            daily_spend_usd=self.quota_daily_spend_usd,
+            daily_tokens=self.quota_daily_tokens,
         )
 
     @property

@@ -1,5 +1,5 @@
 """``relay admin``: create-key prints the key alone; it authenticates until revoke-key;
-set-limits and show-limits keep a tenant's rate-limit overrides."""
+set-limits and show-limits keep a tenant's rate-limit and quota overrides."""
 
 from __future__ import annotations
 
@@ -132,6 +132,8 @@ async def test_set_limits_overrides_what_is_given_and_reset_drops_it(
         "2.5",
         "--submits-burst",
         "3",
+        "--daily-spend-usd",
+        "12.5",
     )
     assert code == 0, err
     assert _limits(out) == {
@@ -139,12 +141,17 @@ async def test_set_limits_overrides_what_is_given_and_reset_drops_it(
         "requests_burst": ("100", "default"),
         "submits_per_second": ("10", "default"),
         "submits_burst": ("3", "override"),
+        "active_tasks": ("100", "default"),
+        "daily_spend_usd": ("12.5", "override"),
+        "daily_tokens": ("0", "default"),
     }
-    # a second call changes what it gives and keeps the rest
-    code, _, err = await _run(cli_env, "set-limits", "--tenant", "acme", "--submits-burst", "4")
+    # a second call changes what it gives and keeps the rest; 0 is "no quota" for this tenant
+    code, _, err = await _run(
+        cli_env, "set-limits", "--tenant", "acme", "--submits-burst", "4", "--active-tasks", "0"
+    )
     assert code == 0, err
     assert await overrides.override_for("acme") == LimitOverride(
-        requests_per_second=2.5, submits_burst=4
+        requests_per_second=2.5, submits_burst=4, active_tasks=0, daily_spend_usd=12.5
     )
     assert await overrides.override_for("globex") is None
 
@@ -165,8 +172,17 @@ async def test_set_limits_overrides_what_is_given_and_reset_drops_it(
         ("--reset", "--requests-burst", "5"),
         ("--requests-burst", "0"),
         ("--submits-per-second", "0"),
+        ("--active-tasks", "-1"),
+        ("--daily-spend-usd", "-0.5"),
     ],
-    ids=["nothing", "reset-and-a-value", "zero-burst", "zero-rate"],
+    ids=[
+        "nothing",
+        "reset-and-a-value",
+        "zero-burst",
+        "zero-rate",
+        "negative-quota",
+        "negative-spend",
+    ],
 )
 async def test_set_limits_refuses_nonsense(cli_env: dict[str, str], args: tuple[str, ...]) -> None:
     code, out, _ = await _run(cli_env, "set-limits", "--tenant", "acme", *args)

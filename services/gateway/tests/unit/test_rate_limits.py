@@ -4,6 +4,7 @@ serving on when the limiter is away (fail open)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,7 @@ from gateway import rate_limits
 from gateway.app import create_app
 from gateway.rate_limits import LimitOverride, RateLimits, TenantLimits
 from gateway.settings import GatewaySettings
+from gateway.upstream import InternalReply
 from relay_devkit.testing import ready_client, wait_ready
 from relay_shared.composition import given
 from relay_shared.internal_auth import generate_keypair
@@ -392,3 +394,39 @@ def test_a_websocket_counts_once_and_is_refused_past_the_limit(
         ws.receive_text()
     assert closed.value.code == TRY_AGAIN_LATER
     assert closed.value.reason == "Request rate limit exceeded"
+
+
+# --- quotas: sent with each submit, enforced by tasks --------------------------------------------
+
+
+async def test_a_submit_carries_the_tenants_quotas_to_tasks_and_its_refusal_comes_back(
+    fakes: Fakes, acme: httpx.AsyncClient, globex: httpx.AsyncClient
+) -> None:
+    fakes.limit_overrides.overrides["acme"] = LimitOverride(active_tasks=0, daily_spend_usd=2.5)
+    fakes.services.answer(
+        "tasks",
+        "POST",
+        "/internal/tasks",
+        InternalReply(
+            429,
+            {"content-type": "application/problem+json", "retry-after": "3600"},
+            json.dumps({"title": "Quota exceeded", "status": 429, "limit": "daily_spend"}).encode(),
+        ),
+    )
+
+    refused = await acme.post("/v1/tasks", json={"prompt": "x"})
+    await globex.post("/v1/tasks", json={"prompt": "x"})
+
+    acme_call, globex_call = fakes.services.calls
+    # acme: no active-task quota (0), its own spend quota; globex: the defaults
+    assert {k: v for k, v in acme_call.headers.items() if k.startswith("Relay-Quota-")} == {
+        "Relay-Quota-Daily-Spend-Usd": "2.5"
+    }
+    assert {k: v for k, v in globex_call.headers.items() if k.startswith("Relay-Quota-")} == {
+        "Relay-Quota-Active-Tasks": "100"
+    }
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["limit"] == "daily_spend"
+    assert refused.headers["Retry-After"] == "3600"
+    assert "RateLimit-Policy" in refused.headers  # the rate limits it passed are still shown

@@ -13,7 +13,7 @@ from relay_shared.internal_auth import InternalCaller
 from relay_shared.tracing import tag_span
 from tasks.errors import TaskNotFound
 from tasks.lifecycle import TaskStatus
-from tasks.models import CancelRequest, TaskPageView, TaskRequest, TaskView
+from tasks.models import CancelRequest, Quota, TaskPageView, TaskRequest, TaskView
 from tasks.service import TaskService
 
 router = APIRouter(prefix="/internal/tasks")
@@ -62,16 +62,31 @@ IdempotencyKey = Annotated[
 ]
 
 
+def _quota(
+    active_tasks: Annotated[int | None, Header(alias="Relay-Quota-Active-Tasks", ge=1)] = None,
+    daily_spend_usd: Annotated[
+        float | None, Header(alias="Relay-Quota-Daily-Spend-Usd", gt=0)
+    ] = None,
+    daily_tokens: Annotated[int | None, Header(alias="Relay-Quota-Daily-Tokens", ge=1)] = None,
+) -> Quota:
+    """The tenant's quotas, as the gateway sends them with a submit (it keeps the defaults and
+    the per-tenant overrides); a missing header = no such quota. Read only from an
+    authenticated gateway call."""
+    return Quota(active_tasks, daily_spend_usd, daily_tokens)
+
+
 @router.post("", status_code=202)
 async def submit_task(
+    *,
     caller: InternalCaller,
     body: Annotated[TaskRequest, Depends(_task_request)],
+    quota: Annotated[Quota, Depends(_quota)],
     service: Service,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> TaskView:
     submission = await service.intake.submit(
-        caller.tenant_id, body, idempotency_key=idempotency_key
+        caller.tenant_id, body, idempotency_key=idempotency_key, quota=quota
     )
     tag_span(task_id=str(submission.task.id))
     response.headers["Location"] = f"/v1/tasks/{submission.task.id}"

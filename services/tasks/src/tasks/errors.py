@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from relay_shared.problems import Problem
 
 
@@ -57,4 +59,18 @@ class TaskAlreadyFinished(Problem):
             f"The task has already finished ({status}); only a queued or running task can be"
             " cancelled.",
             task_status=status,
+        )
+
+
+class QuotaExceeded(Problem):
+    """A submit over one of the tenant's quotas (``limit`` names it); nothing is stored."""
+
+    def __init__(self, limit: str, detail: str, *, retry_after_seconds: float) -> None:
+        retry_after = max(1, math.ceil(retry_after_seconds))
+        super().__init__(
+            429,
+            "Quota exceeded",
+            f"{detail} Try again in {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+            limit=limit,
         )

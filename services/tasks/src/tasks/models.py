@@ -222,6 +222,31 @@ class PagePosition(BaseModel):
 
 
 @dataclass(frozen=True)
+class Quota:
+    """A tenant's quotas, as the gateway sends them with a submit (DESIGN.md, *Limits and
+    quotas*); None = no such quota."""
+
+    active_tasks: int | None = None
+    daily_spend_usd: float | None = None
+    daily_tokens: int | None = None
+
+    @property
+    def any(self) -> bool:
+        return (self.active_tasks, self.daily_spend_usd, self.daily_tokens) != (None, None, None)
+
+
+@dataclass(frozen=True)
+class TenantUsage:
+    """What a tenant has now: tasks not yet finished; estimated cost and tokens of the tasks it
+    submitted since 00:00 UTC; and seconds until the next 00:00 UTC, when that starts again."""
+
+    active_tasks: int
+    spend_usd: float
+    tokens: int
+    seconds_left_today: float
+
+
+@dataclass(frozen=True)
 class IdempotencyRecord:
     """What an Idempotency-Key answers with: the submission it was first used for."""
 

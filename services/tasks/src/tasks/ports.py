@@ -13,7 +13,7 @@ from uuid import UUID
 from relay_shared.composition import Loops, no_loops
 from relay_shared.events import DomainEvent
 from tasks.lifecycle import TaskState, TaskStatus
-from tasks.models import IdempotencyRecord, NewTask, PagePosition, Task
+from tasks.models import IdempotencyRecord, NewTask, PagePosition, Task, TenantUsage
 
 
 class TaskTransaction(Protocol):
@@ -35,6 +35,11 @@ class TaskTransaction(Protocol):
 
     async def save_state(self, tenant_id: str, task_id: UUID, state: TaskState) -> bool:
         """Store ``state`` unless the stored task is already terminal; True if stored."""
+        ...
+
+    async def tenant_usage(self, tenant_id: str) -> TenantUsage:
+        """The tenant's usage against its quotas, with the tenant's submissions held until the
+        transaction ends (so two submits cannot both take the last free slot)."""
         ...
 
     async def try_lock_idempotency_key(self, tenant_id: str, key: str) -> bool:

@@ -17,15 +17,43 @@ from relay_shared.db import Database
 from relay_shared.events import DomainEvent, TaskLimits, Usage
 from relay_shared.outbox import Outbox
 from tasks.lifecycle import TERMINAL_STATUSES, ProgressMark, TaskError, TaskState, TaskStatus
-from tasks.models import IdempotencyRecord, NewTask, PagePosition, Task
+from tasks.models import IdempotencyRecord, NewTask, PagePosition, Task, TenantUsage
 
 _TERMINAL = sorted(TERMINAL_STATUSES)
 
 
 def idempotency_lock_id(tenant_id: str, key: str) -> int:
     """The advisory lock id (a signed bigint) for one tenant's Idempotency-Key."""
-    digest = hashlib.sha256(f"relay-tasks-idempotency\x00{tenant_id}\x00{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return _lock_id(f"relay-tasks-idempotency\x00{tenant_id}\x00{key}")
+
+
+def quota_lock_id(tenant_id: str) -> int:
+    """The advisory lock id of one tenant's quota-checked submissions."""
+    return _lock_id(f"relay-tasks-quota\x00{tenant_id}")
+
+
+def _lock_id(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+# Unfinished tasks (the active-task quota) and, of the tasks submitted since 00:00 UTC, their
+# estimated cost and every token the model processed (the daily quotas); and the seconds left of
+# the UTC day. The OR lets both indexes on (tenant_id, ...) serve it.
+_TENANT_USAGE = """
+WITH day AS (SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start)
+SELECT
+    count(tasks.id) FILTER (WHERE tasks.status <> ALL(%(finished)s)) AS active_tasks,
+    coalesce(sum(tasks.cost_usd) FILTER (WHERE tasks.created_at >= day.start), 0) AS spend_usd,
+    coalesce(sum(tasks.input_tokens + tasks.output_tokens + tasks.cache_creation_input_tokens
+                 + tasks.cache_read_input_tokens) FILTER (WHERE tasks.created_at >= day.start), 0)
+        AS tokens,
+    extract(epoch FROM day.start + interval '1 day' - now()) AS seconds_left_today
+FROM day
+LEFT JOIN tasks ON tasks.tenant_id = %(tenant)s
+    AND (tasks.status <> ALL(%(finished)s) OR tasks.created_at >= day.start)
+GROUP BY day.start
+"""
+_FINISHED = sorted(status.value for status in TERMINAL_STATUSES)
 
 
 class PostgresTaskStore:
@@ -131,6 +159,18 @@ class PostgresTaskTransaction:
             },
         )
         return cur.rowcount == 1
+
+    async def tenant_usage(self, tenant_id: str) -> TenantUsage:
+        await self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (quota_lock_id(tenant_id),))
+        cur = await self._conn.execute(_TENANT_USAGE, {"tenant": tenant_id, "finished": _FINISHED})
+        row = await cur.fetchone()
+        assert row is not None  # one row: the day
+        return TenantUsage(
+            active_tasks=int(row["active_tasks"]),
+            spend_usd=float(row["spend_usd"]),
+            tokens=int(row["tokens"]),
+            seconds_left_today=float(row["seconds_left_today"]),
+        )
 
     async def try_lock_idempotency_key(self, tenant_id: str, key: str) -> bool:
         cur = await self._conn.execute(

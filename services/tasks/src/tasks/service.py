@@ -22,6 +22,7 @@ from tasks.cursor import decode_cursor, encode_cursor
 from tasks.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
+    QuotaExceeded,
     TaskAlreadyFinished,
     TaskNotFound,
     TaskTooLarge,
@@ -32,9 +33,11 @@ from tasks.models import (
     IntakeRules,
     NewTask,
     PagePosition,
+    Quota,
     Task,
     TaskPage,
     TaskRequest,
+    TenantUsage,
 )
 from tasks.ports import TaskStore, TaskTransaction
 
@@ -43,6 +46,35 @@ from tasks.ports import TaskStore, TaskTransaction
 class Submission:
     task: Task
     replayed: bool  # True when an Idempotency-Key answered with the task it created before
+
+
+# A slot frees when a task finishes: no time to promise, so a short, fixed wait.
+ACTIVE_TASKS_RETRY_AFTER_SECONDS = 10
+
+
+def _check_quota(quota: Quota, usage: TenantUsage) -> None:
+    """Raise QuotaExceeded for the first quota ``usage`` has reached."""
+    if quota.active_tasks is not None and usage.active_tasks >= quota.active_tasks:
+        raise QuotaExceeded(
+            "active_tasks",
+            f"This tenant may have {quota.active_tasks} unfinished tasks at a time and has "
+            f"{usage.active_tasks}; wait for one to finish or cancel one.",
+            retry_after_seconds=ACTIVE_TASKS_RETRY_AFTER_SECONDS,
+        )
+    if quota.daily_spend_usd is not None and usage.spend_usd >= quota.daily_spend_usd:
+        raise QuotaExceeded(
+            "daily_spend",
+            f"This tenant's tasks of today (UTC) have spent an estimated "
+            f"${usage.spend_usd:.4f} of its ${quota.daily_spend_usd:g} daily quota.",
+            retry_after_seconds=usage.seconds_left_today,
+        )
+    if quota.daily_tokens is not None and usage.tokens >= quota.daily_tokens:
+        raise QuotaExceeded(
+            "daily_tokens",
+            f"This tenant's tasks of today (UTC) have used {usage.tokens} of its "
+            f"{quota.daily_tokens} daily tokens.",
+            retry_after_seconds=usage.seconds_left_today,
+        )
 
 
 class TaskIntake:
@@ -56,16 +88,24 @@ class TaskIntake:
         return TaskRequest.parse(body, self._rules)
 
     async def submit(
-        self, tenant_id: str, request: TaskRequest, *, idempotency_key: str | None = None
+        self,
+        tenant_id: str,
+        request: TaskRequest,
+        *,
+        idempotency_key: str | None = None,
+        quota: Quota | None = None,
     ) -> Submission:
+        """Accept a task, unless the tenant is over a quota (QuotaExceeded: nothing stored). A
+        repeated Idempotency-Key answers with its task, whatever the quotas say now."""
         new = request.with_defaults(self._rules)
+        quota = quota or Quota()
         async with self._store.transaction() as tx:
             if idempotency_key is None:
-                return Submission(await self._accept(tx, tenant_id, new), replayed=False)
-            return await self._submit_once(tx, tenant_id, new, idempotency_key)
+                return Submission(await self._accept(tx, tenant_id, new, quota), replayed=False)
+            return await self._submit_once(tx, tenant_id, new, idempotency_key, quota)
 
     async def _submit_once(
-        self, tx: TaskTransaction, tenant_id: str, new: NewTask, key: str
+        self, tx: TaskTransaction, tenant_id: str, new: NewTask, key: str, quota: Quota
     ) -> Submission:
         # The lock serialises requests that share a key; a request that cannot take it at once
         # runs beside the original, which has not committed yet, so it can only be told to retry.
@@ -74,7 +114,7 @@ class TaskIntake:
         request_hash = new.request_hash()
         record = await tx.idempotency_record(tenant_id, key)
         if record is None:
-            task = await self._accept(tx, tenant_id, new)
+            task = await self._accept(tx, tenant_id, new, quota)
             await tx.remember_idempotency_key(
                 tenant_id, key, IdempotencyRecord(request_hash, task.id), self._idempotency_ttl
             )
@@ -86,7 +126,11 @@ class TaskIntake:
             raise LookupError(f"idempotency key refers to missing task {record.task_id}")
         return Submission(original, replayed=True)
 
-    async def _accept(self, tx: TaskTransaction, tenant_id: str, new: NewTask) -> Task:
+    async def _accept(
+        self, tx: TaskTransaction, tenant_id: str, new: NewTask, quota: Quota
+    ) -> Task:
+        if quota.any:
+            _check_quota(quota, await tx.tenant_usage(tenant_id))
         task = await tx.insert_task(tenant_id, uuid4(), new)
         submitted = TaskSubmitted.create(
             TaskSubmittedData(

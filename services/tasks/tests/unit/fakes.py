@@ -13,7 +13,7 @@ from uuid import UUID
 from relay_shared.events import DomainEvent
 from relay_shared.outbox import to_outbound
 from tasks.lifecycle import TaskState, TaskStatus
-from tasks.models import IdempotencyRecord, NewTask, PagePosition, Task
+from tasks.models import IdempotencyRecord, NewTask, PagePosition, Task, TenantUsage
 from tasks.ports import Ports
 
 
@@ -96,6 +96,18 @@ class InMemoryTaskTransaction:
         self._s.tasks[task_id] = replace(task, state=state, updated_at=self._s.tick())
         return True
 
+    async def tenant_usage(self, tenant_id: str) -> TenantUsage:
+        # transactions are serial here, so the tenant's submissions are held already
+        start = self._s.now.replace(hour=0, minute=0, second=0, microsecond=0)
+        mine = [t for t in self._s.tasks.values() if t.tenant_id == tenant_id]
+        today = [t for t in mine if t.created_at >= start]
+        return TenantUsage(
+            active_tasks=sum(not t.state.terminal for t in mine),
+            spend_usd=sum(t.state.cost_usd for t in today),
+            tokens=sum(_tokens(t) for t in today),
+            seconds_left_today=(start + timedelta(days=1) - self._s.now).total_seconds(),
+        )
+
     async def try_lock_idempotency_key(self, tenant_id: str, key: str) -> bool:
         return (tenant_id, key) not in self._s.keys_in_flight
 
@@ -119,6 +131,16 @@ class InMemoryTaskTransaction:
     async def publish(self, event: DomainEvent) -> None:
         to_outbound(event).check_size()  # the real outbox refuses oversized events the same way
         self._s.outbox.append(event)
+
+
+def _tokens(task: Task) -> int:
+    usage = task.state.usage
+    return (
+        usage.input_tokens
+        + usage.output_tokens
+        + usage.cache_creation_input_tokens
+        + usage.cache_read_input_tokens
+    )
 
 
 @dataclass
