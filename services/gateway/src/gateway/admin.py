@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -62,13 +63,28 @@ def _fail(message: str) -> typer.Exit:
 @app.command("create-key")
 def create_key(
     tenant: Annotated[str, typer.Option(help="Tenant name (the tenant id): [a-z0-9][a-z0-9_-]*.")],
+    name: Annotated[
+        str | None, typer.Option(help="What the key is for (1-100 characters), shown by list-keys.")
+    ] = None,
+    expires_in_days: Annotated[
+        float | None,
+        typer.Option(min=0.0001, help="Days until the key stops working (default: never)."),
+    ] = None,
 ) -> None:
     """Create an API key for TENANT and print it (only it) on stdout."""
+    if name is not None and not 1 <= len(name) <= 100:
+        raise _fail("--name: 1 to 100 characters")
+    expires_at = (
+        None if expires_in_days is None else datetime.now(UTC) + timedelta(days=expires_in_days)
+    )
     try:
-        key: IssuedKey = _with_keys(lambda keys: keys.create(tenant))
+        key: IssuedKey = _with_keys(
+            lambda keys: keys.create(tenant, name=name, expires_at=expires_at)
+        )
     except InvalidTenantName as exc:
         raise _fail(str(exc)) from exc
-    typer.echo(f"created API key {key.prefix}... for tenant {tenant}", err=True)
+    until = f", expiring {expires_at.isoformat(timespec='seconds')}" if expires_at else ""
+    typer.echo(f"created API key {key.prefix}... for tenant {tenant}{until}", err=True)
     typer.echo(key.raw)
 
 
@@ -85,18 +101,28 @@ def revoke_key(
 def list_keys(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
 ) -> None:
-    """List API keys (prefix, tenant, created, last used, revoked); never the keys themselves."""
+    """List API keys, a tab-separated line each: prefix, tenant, name, created, expires, last
+    used, state (active, expired or revoked); never the keys themselves."""
     records: list[ApiKeyRecord] = _with_keys(lambda keys: keys.records(tenant))
+    now = datetime.now(UTC)
     for record in records:
+        if record.revoked_at is not None:
+            state = f"revoked {record.revoked_at.isoformat()}"
+        elif record.expires_at is not None and record.expires_at <= now:
+            state = "expired"
+        else:
+            state = "active"
         typer.echo(
             "\t".join(
                 str(value or "-")
                 for value in (
                     record.prefix,
                     record.tenant_id,
+                    record.name,
                     record.created_at.isoformat(),
+                    record.expires_at and record.expires_at.isoformat(),
                     record.last_used_at and record.last_used_at.isoformat(),
-                    record.revoked_at and f"revoked {record.revoked_at.isoformat()}",
+                    state,
                 )
             )
         )

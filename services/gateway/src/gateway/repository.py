@@ -34,12 +34,14 @@ class ApiKeyRecord:
     id: uuid.UUID
     tenant_id: str
     prefix: str
+    name: str | None
     created_at: datetime
+    expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
 
 
-_COLUMNS = "id, tenant_id, prefix, created_at, revoked_at, last_used_at"
+_COLUMNS = "id, tenant_id, prefix, name, created_at, expires_at, revoked_at, last_used_at"
 
 
 class ApiKeys:
@@ -48,19 +50,25 @@ class ApiKeys:
     def __init__(self, conn: AsyncConnection[dict[str, Any]]) -> None:
         self._conn = conn
 
-    async def create(self, tenant_id: str) -> IssuedKey:
-        """Store a new key for ``tenant_id``; the returned raw key is nowhere else."""
+    async def create(
+        self, tenant_id: str, *, name: str | None = None, expires_at: datetime | None = None
+    ) -> IssuedKey:
+        """Store a new key for ``tenant_id`` (named, expiring at ``expires_at`` if given); the
+        returned raw key is nowhere else."""
         check_tenant_name(tenant_id)
         for _ in range(_ISSUE_ATTEMPTS - 1):
             with contextlib.suppress(psycopg.errors.UniqueViolation):
-                return await self._insert(tenant_id, issue_key())
-        return await self._insert(tenant_id, issue_key())
+                return await self._insert(tenant_id, issue_key(), name, expires_at)
+        return await self._insert(tenant_id, issue_key(), name, expires_at)
 
-    async def _insert(self, tenant_id: str, key: IssuedKey) -> IssuedKey:
+    async def _insert(
+        self, tenant_id: str, key: IssuedKey, name: str | None, expires_at: datetime | None
+    ) -> IssuedKey:
         async with self._conn.transaction():  # a savepoint: a clash leaves the rest intact
             await self._conn.execute(
-                "INSERT INTO api_keys (id, tenant_id, prefix, key_hash) VALUES (%s, %s, %s, %s)",
-                (uuid.uuid4(), tenant_id, key.prefix, key.hash),
+                "INSERT INTO api_keys (id, tenant_id, prefix, key_hash, name, expires_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (uuid.uuid4(), tenant_id, key.prefix, key.hash, name, expires_at),
             )
         return key
 
@@ -72,6 +80,7 @@ class ApiKeys:
             WITH live AS (
                 SELECT id, tenant_id, last_used_at FROM api_keys
                 WHERE key_hash = %s AND revoked_at IS NULL
+                  AND (expires_at IS NULL OR expires_at > now())
             ), touched AS (
                 UPDATE api_keys SET last_used_at = now()
                 FROM live

@@ -1,4 +1,5 @@
-"""``relay admin``: create-key prints the key alone; it authenticates until revoke-key;
+"""``relay admin``: create-key prints the key alone; it authenticates until revoke-key or its
+expiry;
 set-limits and show-limits keep a tenant's rate-limit and quota overrides."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
@@ -16,7 +18,7 @@ from gateway.admin import app as admin
 from gateway.keys import looks_like_key
 from gateway.rate_limits import LimitOverride
 from gateway.repository import PostgresKeyStore, PostgresLimitOverrides
-from relay_shared.db import Database
+from relay_shared.db import Database, schema_conninfo
 
 pytestmark = pytest.mark.integration
 
@@ -76,16 +78,54 @@ async def test_list_keys_shows_prefixes_never_keys(cli_env: dict[str, str]) -> N
     assert acme.strip() not in out
 
 
+async def test_a_named_key_expires_and_list_keys_shows_its_state(
+    cli_env: dict[str, str], keys: PostgresKeyStore, database_url: str, db_schema: str
+) -> None:
+    code, out, err = await _run(
+        cli_env, "create-key", "--tenant", "acme", "--name", "ci deploys", "--expires-in-days", "1"
+    )
+    assert code == 0, err
+    key = out.strip()
+    assert "expiring" in err
+    assert await keys.tenant_for(key) == "acme"
+    _, listed, _ = await _run(cli_env, "list-keys", "--tenant", "acme")
+    [line] = [row.split("\t") for row in listed.splitlines() if row.startswith(key[:12])]
+    prefix, tenant, name, _, expires, last_used, state = line
+    assert (prefix, tenant, name, state) == (key[:12], "acme", "ci deploys", "active")
+    assert expires != "-"
+    assert last_used != "-"  # the lookup above used it
+
+    # a day later (moved back in the database): the key no longer authenticates
+    conn = await psycopg.AsyncConnection.connect(
+        schema_conninfo(database_url, db_schema), autocommit=True
+    )
+    async with conn:
+        await conn.execute(
+            "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE prefix = %s",
+            (key[:12],),
+        )
+    assert await keys.tenant_for(key) is None
+    _, listed, _ = await _run(cli_env, "list-keys", "--tenant", "acme")
+    assert [row.split("\t")[-1] for row in listed.splitlines() if row.startswith(key[:12])] == [
+        "expired"
+    ]
+
+
 async def test_mistakes_fail_with_a_message_on_stderr_and_nothing_on_stdout(
     cli_env: dict[str, str],
 ) -> None:
     bad_tenant = await _run(cli_env, "create-key", "--tenant", "Acme Corp")
     unknown = await _run(cli_env, "revoke-key", "--prefix", "rly_nothere")
+    long_name = await _run(cli_env, "create-key", "--tenant", "acme", "--name", "x" * 101)
+    past = await _run(cli_env, "create-key", "--tenant", "acme", "--expires-in-days", "-1")
 
     assert bad_tenant[:2] == (1, "")
     assert "invalid tenant name" in bad_tenant[2]
     assert unknown[:2] == (1, "")
     assert "rly_nothere" in unknown[2]
+    assert long_name[:2] == (1, "")
+    assert past[0] != 0
+    assert past[1] == ""
 
 
 def test_python_m_gateway_admin_prints_only_the_key(cli_env: dict[str, str]) -> None:
