@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -218,8 +218,15 @@ def plannable(terraform: Terraform, initialised: Callable[[str], Path]) -> Calla
 
 
 def _plan(
-    terraform: Terraform, cwd: Path, tmp_path: Path, sts: str, env: str, edge: str
+    terraform: Terraform,
+    cwd: Path,
+    tmp_path: Path,
+    sts: str,
+    env: str,
+    edge: str,
+    variables: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``variables``: dev's or prod's, beside their tfvars' shape."""
     plan_file = tmp_path / f"{env}-{edge}.plan"
     args = [
         "-input=false",
@@ -234,7 +241,7 @@ def _plan(
         args += [f"-var=endpoint={sts}", f"-var=env={env}", f"-var=edge={edge}"]
     else:
         var_file = tmp_path / f"{env}.tfvars.json"
-        var_file.write_text(json.dumps(_aws_env_vars(env, edge)))
+        var_file.write_text(json.dumps(_aws_env_vars(env, edge) | dict(variables or {})))
         args.append(f"-var-file={var_file}")
         # dev and prod name no endpoints: credentials, STS and "nowhere" come from the environment
         environ |= {
@@ -413,3 +420,223 @@ def test_each_env_plans_offline_with_either_edge(
                 certificate = domain["domain_name_configuration"][0]["certificate_arn"]
                 assert certificate == f"arn:aws:acm:eu-west-1:{ACCOUNT}:certificate/x"
         assert f"{edge_prefix}aws_ecr_repository_policy.lambda_pull[0]" in created
+
+
+# --- Hardening (issue 16): the WAF's rate limit, what the load balancer passes to the gateway,
+# the queues' key, PostgreSQL's statement logs ---
+
+# dev keeps the defaults; prod changes every setting of the load balancer's edge
+HARDENING = {
+    "dev": {},
+    "prod": {"waf_rate_limit_per_5_minutes": 12000, "public_api_docs": True, "public_probes": True},
+}
+REGION = "eu-west-1"  # dev's and prod's default
+
+
+@pytest.fixture(scope="module")
+def hardening_plans(
+    terraform: Terraform,
+    plannable: Callable[[str], Path],
+    sts_endpoint: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, dict[str, Any]]:
+    """env -> its plan with edge = "alb" and HARDENING's settings, and envs/local's."""
+    plans = {
+        env: _plan(
+            terraform,
+            plannable(env),
+            tmp_path_factory.mktemp(env),
+            sts_endpoint,
+            env,
+            "alb",
+            variables,
+        )
+        for env, variables in HARDENING.items()
+    }
+    local = tmp_path_factory.mktemp("local")
+    plans["local"] = _plan(terraform, plannable("local"), local, sts_endpoint, "local", "alb")
+    return plans
+
+
+def _after(plan: dict[str, Any], address: str) -> dict[str, Any]:
+    after: dict[str, Any] = _created(plan)[address]["after"]
+    return after
+
+
+def _resources(module: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every resource of a module in a plan's state values, its child modules' included."""
+    yield from module.get("resources", [])
+    for child in module.get("child_modules", []):
+        yield from _resources(child)
+
+
+@pytest.mark.parametrize("env", HARDENING)
+def test_the_waf_answers_one_address_over_its_rate_with_a_429_first(
+    hardening_plans: dict[str, dict[str, Any]], env: str
+) -> None:
+    acl = _after(hardening_plans[env], "module.relay.module.edge[0].aws_wafv2_web_acl.this")
+    rules = {rule["priority"]: rule for rule in acl["rule"]}
+    first = rules[min(rules)]  # before the managed rules and before the gateway
+    assert first["name"] == "rate-per-address"
+    [statement] = first["statement"]
+    [rate] = statement["rate_based_statement"]
+    assert rate["aggregate_key_type"] == "IP"
+    assert rate["evaluation_window_sec"] == 300
+    assert rate["limit"] == HARDENING[env].get("waf_rate_limit_per_5_minutes", 30000)
+    if env == "dev":  # the default: above one tenant at the gateway's 50 requests/s for 5 min
+        assert rate["limit"] > 50 * 300
+
+    [response] = first["action"][0]["block"][0]["custom_response"]
+    assert response["response_code"] == 429
+    headers = {h["name"]: h["value"] for h in response["response_header"]}
+    assert int(headers["Retry-After"]) > 0
+    bodies = {body["key"]: body for body in acl["custom_response_body"]}
+    body = bodies[response["custom_response_body_key"]]
+    assert body["content_type"] == "APPLICATION_JSON"
+    problem = json.loads(body["content"])
+    assert (problem["status"], problem["title"]) == (429, "Too Many Requests")
+    assert f"{headers['Retry-After']} s" in problem["detail"]
+    # the managed rules are still there, after it
+    assert {rule["name"] for rule in rules.values()} == {
+        "rate-per-address",
+        "common",
+        "known-bad-inputs",
+    }
+
+
+@pytest.mark.parametrize("env", HARDENING)
+def test_the_load_balancer_passes_the_api_and_the_console_and_the_rest_only_when_told(
+    hardening_plans: dict[str, dict[str, Any]], env: str
+) -> None:
+    edge = "module.relay.module.edge[0]."
+    created = _created(hardening_plans[env])
+    rules = {
+        address.removeprefix(edge): change["after"]
+        for address, change in created.items()
+        if change["type"] == "aws_lb_listener_rule"
+    }
+
+    def paths(rule: dict[str, Any]) -> set[str]:
+        [condition] = rule["condition"]
+        return set(condition["path_pattern"][0]["values"])
+
+    passed = {
+        address: rule for address, rule in rules.items() if rule["action"][0]["type"] == "forward"
+    }
+    expected = {
+        'aws_lb_listener_rule.pass["api"]': {"/v1/*"},
+        'aws_lb_listener_rule.pass["console"]': {"/console", "/console/*"},
+    }
+    if HARDENING[env].get("public_api_docs"):
+        expected['aws_lb_listener_rule.pass["docs"]'] = {"/docs", "/docs/*", "/openapi.json"}
+    if HARDENING[env].get("public_probes"):
+        expected['aws_lb_listener_rule.pass["probes"]'] = {"/healthz", "/readyz"}
+    assert {address: paths(rule) for address, rule in passed.items()} == expected
+    served = set().union(*expected.values())
+    assert ("/readyz" in served, "/docs" in served) == (
+        bool(HARDENING[env].get("public_probes")),
+        bool(HARDENING[env].get("public_api_docs")),
+    )
+
+    # everything else, the hidden paths in any spelling included: a 404 from the load balancer,
+    # evaluated after every rule that passes
+    not_found = rules.pop("aws_lb_listener_rule.not_found")
+    assert set(rules) == set(passed)
+    assert paths(not_found) == {"/*"}
+    assert not_found["priority"] > max(rule["priority"] for rule in passed.values())
+    [action] = not_found["action"]
+    [response] = action["fixed_response"]
+    assert (action["type"], response["status_code"]) == ("fixed-response", "404")
+    assert response["content_type"] == "application/json"
+    assert json.loads(response["message_body"])["status"] == 404
+
+    # the health check asks the tasks directly, whatever the internet may ask
+    group = _after(hardening_plans[env], f"{edge}aws_lb_target_group.gateway")
+    assert group["health_check"][0]["path"] == "/readyz"
+
+
+QUEUE_SERVICES = ("tasks", "agent", "notifier", "artifacts")  # the gateway consumes nothing
+
+
+def test_every_queue_and_dlq_is_encrypted_with_the_platforms_key_for_the_rules_and_owners_only(
+    hardening_plans: dict[str, dict[str, Any]],
+) -> None:
+    plan = hardening_plans["dev"]
+    created = _created(plan)
+    relay = "module.relay."
+
+    queues = {a: c for a, c in created.items() if c["type"] == "aws_sqs_queue"}
+    kinds = {a.split(".")[-1].split("[")[0] for a in queues}
+    assert kinds == {"queue", "dlq", "delivery_dlq"}
+    for address, queue in queues.items():
+        # the key's ARN is known once it exists: unknown here, and not SSE-SQS
+        assert queue["after_unknown"].get("kms_master_key_id") is True, address
+        assert not queue["after"].get("sqs_managed_sse_enabled"), address
+    # ... and that key is the platform's queue key
+    platform = plan["configuration"]["root_module"]["module_calls"]["relay"]["module"]
+    service = platform["module_calls"]["service"]
+    assert "aws_kms_key.queues.arn" in service["expressions"]["queue_kms_key"]["references"]
+    queues_call = service["module"]["module_calls"]["queues"]["expressions"]["kms_key_arn"]
+    assert "var.queue_kms_key.arn" in queues_call["references"]
+
+    key = created[f"{relay}aws_kms_key.queues"]["after"]
+    assert key["enable_key_rotation"] is True
+    statements = {s["Sid"]: s for s in json.loads(key["policy"])["Statement"]}
+    assert set(statements) == {"AccountAdministers", "EventBridgeRulesDeliver"}
+    assert statements["AccountAdministers"]["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+    events = statements["EventBridgeRulesDeliver"]
+    assert events["Principal"] == {"Service": "events.amazonaws.com"}
+    assert sorted(events["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert events["Condition"] == {
+        "ArnLike": {"aws:SourceArn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/relay-dev/*"},
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+    }
+
+    # each consumer's role: the key through SQS only. Their documents are read at apply (they
+    # name queue ARNs not known before); the gateway's, with no queue, is read when planning.
+    documents = {
+        change["address"]: change["change"]["after"]
+        for change in plan["resource_changes"]
+        if change["change"]["actions"] == ["read"]
+    } | {
+        resource["address"]: resource["values"]
+        for resource in _resources(plan["prior_state"]["values"]["root_module"])
+        if resource["mode"] == "data"
+    }
+    for name in (*QUEUE_SERVICES, "gateway"):
+        document = documents[
+            f'{relay}module.service["{name}"].data.aws_iam_policy_document.task[0]'
+        ]
+        by_sid = {s["sid"]: s for s in document["statement"]}
+        if name == "gateway":
+            assert "OwnQueuesKey" not in by_sid
+            continue
+        statement = by_sid["OwnQueuesKey"]
+        assert sorted(statement["actions"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+        assert statement["condition"] == [
+            {
+                "test": "StringEquals",
+                "variable": "kms:ViaService",
+                "values": [f"sqs.{REGION}.amazonaws.com"],
+            }
+        ]
+        assert len(statement["resources"]) == 1
+
+    # envs/local stays as the local bootstrap builds it: SSE-SQS, no key to mirror on moto
+    local = [c for c in _created(hardening_plans["local"]).values() if c["type"] == "aws_sqs_queue"]
+    assert local
+    for queue in local:
+        assert queue["after"]["sqs_managed_sse_enabled"] is True
+        assert queue["after"]["kms_master_key_id"] is None
+
+
+def test_postgres_logs_no_parameter_value_of_a_slow_or_failed_statement(
+    hardening_plans: dict[str, dict[str, Any]],
+) -> None:
+    group = _after(hardening_plans["dev"], "module.relay.module.data.aws_db_parameter_group.this")
+    assert group["family"] == "postgres16"  # both parameters exist since PostgreSQL 13
+    parameters = {p["name"]: p["value"] for p in group["parameter"]}
+    assert parameters["log_statement"] == "ddl"
+    assert parameters["log_min_duration_statement"] == "1000"
+    assert parameters["log_parameter_max_length"] == "0"
+    assert parameters["log_parameter_max_length_on_error"] == "0"

@@ -36,6 +36,10 @@ module "relay" {
 
   webhooks_backlog_threshold = var.webhooks_backlog_threshold
 
+  waf_rate_limit_per_5_minutes = var.waf_rate_limit_per_5_minutes
+  public_api_docs              = var.public_api_docs
+  public_probes                = var.public_probes
+
   # dev: small and cheap; it may be torn down.
   vpc_cidr                = "10.40.0.0/16"
   nat_gateways            = "one"

@@ -78,3 +78,21 @@ variable "webhooks_backlog_threshold" {
   type        = number
   default     = 1000
 }
+
+variable "waf_rate_limit_per_5_minutes" {
+  description = "edge = \"alb\": requests one source address may send in any five minutes before the WAF answers 429; well above legitimate use (the gateway's per-tenant limit is 50 requests/s, 15,000 in five minutes). See modules/platform."
+  type        = number
+  default     = 30000
+}
+
+variable "public_api_docs" {
+  description = "edge = \"alb\": serve the gateway's /docs and /openapi.json to the internet (false: 404 at the load balancer)."
+  type        = bool
+  default     = false
+}
+
+variable "public_probes" {
+  description = "edge = \"alb\": serve /healthz and /readyz to the internet (false: 404 at the load balancer; its health check still reaches the tasks)."
+  type        = bool
+  default     = false
+}

@@ -36,6 +36,10 @@ module "relay" {
 
   webhooks_backlog_threshold = var.webhooks_backlog_threshold
 
+  waf_rate_limit_per_5_minutes = var.waf_rate_limit_per_5_minutes
+  public_api_docs              = var.public_api_docs
+  public_probes                = var.public_probes
+
   # prod: zone-redundant everywhere, protected from deletion.
   vpc_cidr                = "10.50.0.0/16"
   nat_gateways            = "per_zone"

@@ -58,6 +58,19 @@ resource "aws_db_parameter_group" "this" {
     name  = "log_min_duration_statement"
     value = "1000"
   }
+  # What keeps prompts out of those lines: the services bind values server-side (psycopg 3's
+  # default cursors), so a logged statement's text holds $1, $2 ... and never a value. But the
+  # line of a slow statement adds "DETAIL: parameters: $1 = '...'" unless log_parameter_max_length
+  # is 0 (its default, -1, logs every value whole), and an error's does unless
+  # log_parameter_max_length_on_error is 0 (the default, pinned here). Both: PostgreSQL 13+.
+  parameter {
+    name  = "log_parameter_max_length"
+    value = "0"
+  }
+  parameter {
+    name  = "log_parameter_max_length_on_error"
+    value = "0"
+  }
 
   lifecycle {
     create_before_destroy = true

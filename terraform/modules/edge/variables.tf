@@ -51,6 +51,35 @@ variable "deregistration_delay_seconds" {
   }
 }
 
+variable "rate_limit_per_5_minutes" {
+  description = "WAF: requests one source address may send in any five minutes before it gets 429s (until its rate falls below). The outer fence against floods, not the tenants' limit (the gateway's, 50 requests/s by default, 15,000 in five minutes): keep it well above what one address legitimately sends, NATs and CloudFront's addresses (the console's /v1 calls) included."
+  type        = number
+  default     = 30000
+
+  validation {
+    condition     = var.rate_limit_per_5_minutes >= 100 && var.rate_limit_per_5_minutes <= 2000000000
+    error_message = "rate_limit_per_5_minutes must be between 100 and 2,000,000,000 (WAF's range)."
+  }
+}
+
+variable "rate_limit_retry_after_seconds" {
+  description = "Retry-After of the WAF's 429: a refused address stays refused until its five-minute count falls below the limit."
+  type        = number
+  default     = 60
+}
+
+variable "public_api_docs" {
+  description = "Let the load balancer pass the gateway's API docs (/docs, /openapi.json) to the internet. false: they answer 404 there (the published document is contracts/openapi.json)."
+  type        = bool
+  default     = false
+}
+
+variable "public_probes" {
+  description = "Let the load balancer pass /healthz and /readyz (which name the dependencies and their state) to the internet. false: they answer 404 there; the target group's health check still asks /readyz of each task directly."
+  type        = bool
+  default     = false
+}
+
 variable "deletion_protection" {
   description = "Refuse to delete the load balancer."
   type        = bool

@@ -91,6 +91,62 @@ module "artifacts" {
   tags                 = local.tags
 }
 
+# --- Queues and DLQs, encrypted with the platform's own key ---
+
+data "aws_caller_identity" "current" {}
+
+resource "aws_kms_key" "queues" {
+  description             = "${local.name} queues"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.queues_key.json
+  tags                    = local.tags
+}
+
+resource "aws_kms_alias" "queues" {
+  name          = "alias/${local.name}-queues"
+  target_key_id = aws_kms_key.queues.key_id
+}
+
+# Who may use it: principals the account's IAM policies allow (each service's task role, on its
+# own queues through SQS only, modules/service; operators running `relay dlq`), and EventBridge
+# delivering the bus's rules into the queues and the delivery DLQs (the rule's ARN is the
+# request's aws:SourceArn). SQS moves a message to its DLQ itself and needs no grant.
+data "aws_iam_policy_document" "queues_key" {
+  #checkov:skip=CKV_AWS_109:a key policy's resource "*" is the key itself; this is AWS's default account statement
+  #checkov:skip=CKV_AWS_111:a key policy's resource "*" is the key itself; this is AWS's default account statement
+  #checkov:skip=CKV_AWS_356:a key policy's resource "*" is the key itself
+  statement {
+    sid       = "AccountAdministers"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+  statement {
+    sid       = "EventBridgeRulesDeliver"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    # the rules on Relay's bus only (named from routing.yaml, so known before they exist)
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:aws:events:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:rule/${module.routing.bus_name}/*"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
 # --- Cluster and internal service discovery ---
 
 resource "aws_ecs_cluster" "this" {
@@ -189,6 +245,9 @@ module "edge" {
   deletion_protection       = var.deletion_protection
   access_log_bucket         = module.observability.access_log_bucket
   log_kms_key_arn           = module.observability.log_kms_key_arn
+  rate_limit_per_5_minutes  = var.waf_rate_limit_per_5_minutes
+  public_api_docs           = var.public_api_docs
+  public_probes             = var.public_probes
   tags                      = local.tags
 }
 

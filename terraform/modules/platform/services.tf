@@ -170,6 +170,8 @@ module "service" {
   routing   = module.routing
   bus_name  = module.event_bus.name
   bus_arn   = module.event_bus.arn
+  # its queues and DLQs (main.tf: the key policy lets the bus's rules deliver into them)
+  queue_kms_key = { arn = aws_kms_key.queues.arn }
 
   cluster_arn        = aws_ecs_cluster.this.arn
   cluster_name       = aws_ecs_cluster.this.name

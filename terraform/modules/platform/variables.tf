@@ -132,6 +132,24 @@ variable "api_allowed_cidrs" {
   default     = ["0.0.0.0/0"]
 }
 
+variable "waf_rate_limit_per_5_minutes" {
+  description = "edge = \"alb\": requests one source address may send in any five minutes before the WAF answers 429 (the outer fence; tenants' own limits are the gateway's, 50 requests/s by default, so 15,000 in five minutes). Keep it well above what one address legitimately sends: NATs, and the console's /v1 calls arrive from CloudFront's addresses. edge = \"apigateway\" has no WAF (its stage throttling is in serverless_edge)."
+  type        = number
+  default     = 30000
+}
+
+variable "public_api_docs" {
+  description = "edge = \"alb\": serve the gateway's API docs (/docs, /openapi.json) to the internet. false: the load balancer answers them 404 (the published document is contracts/openapi.json)."
+  type        = bool
+  default     = false
+}
+
+variable "public_probes" {
+  description = "edge = \"alb\": serve /healthz and /readyz to the internet. false: the load balancer answers them 404; its health check still asks each gateway task's /readyz directly."
+  type        = bool
+  default     = false
+}
+
 variable "frontend_enabled" {
   description = "Create the frontend bucket and CloudFront distribution (the web console, with /v1 routed to the API; needs api_domain_name)."
   type        = bool

@@ -56,6 +56,7 @@ module "queues" {
   rules        = var.routing.rules
   bus_name     = var.bus_name
   retry_policy = var.routing.target_retry_policy
+  kms_key_arn  = try(var.queue_kms_key.arn, null)
   tags         = var.tags
 }
 
@@ -182,6 +183,23 @@ data "aws_iam_policy_document" "task" {
         "sqs:SendMessage",
       ]
       resources = values(module.queues.queue_arns)
+    }
+  }
+
+  # Receiving from an SSE-KMS queue decrypts, sending (the deferrals above) makes a data key:
+  # with the queues' key, through SQS only. Operators' `relay dlq` (DLQs, redrive) runs with
+  # their own credentials, not this role.
+  dynamic "statement" {
+    for_each = local.has_queue && var.queue_kms_key != null ? [1] : []
+    content {
+      sid       = "OwnQueuesKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [var.queue_kms_key.arn]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["sqs.${local.region}.amazonaws.com"]
+      }
     }
   }
 

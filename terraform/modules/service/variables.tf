@@ -34,6 +34,14 @@ variable "bus_arn" {
   type        = string
 }
 
+variable "queue_kms_key" {
+  description = "Customer-managed KMS key ({ arn }) encrypting the service's queues and DLQs; its policy must let EventBridge (the rules feeding them) use it. The task role may then use it through SQS only. null = SQS-managed encryption. An object rather than an ARN so that whether there is a key is known when planning, before the key exists."
+  type = object({
+    arn = string
+  })
+  default = null
+}
+
 variable "cluster_arn" {
   description = "ECS cluster the service runs in."
   type        = string

@@ -27,7 +27,7 @@ variable "retry_policy" {
 }
 
 variable "kms_key_arn" {
-  description = "Customer-managed KMS key for the queues; null = SQS-managed encryption (SSE-SQS), which EventBridge can deliver to without a key policy."
+  description = "Customer-managed KMS key for the queues and both DLQs; its key policy must let events.amazonaws.com use it (kms:GenerateDataKey, kms:Decrypt) for these rules, or EventBridge cannot deliver (modules/platform's key does). null = SQS-managed encryption (SSE-SQS), which needs no key policy (envs/local, as the local bootstrap)."
   type        = string
   default     = null
 }
