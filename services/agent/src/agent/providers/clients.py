@@ -6,6 +6,9 @@ All three SDK clients get the same deadlines (connect, idle between stream chunk
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -28,6 +31,8 @@ from agent.providers.scripted import ScriptedProvider
 if TYPE_CHECKING:
     from agent.ports import ModelProvider
     from agent.settings import AgentSettings
+
+log = logging.getLogger(__name__)
 
 
 def sdk_timeout(settings: AgentSettings) -> httpx2.Timeout:
@@ -70,8 +75,45 @@ async def open_anthropic(settings: AgentSettings) -> AsyncIterator[ModelProvider
         timeout=sdk_timeout(settings),
         max_retries=0,
     )
-    async with _claude(settings, client) as provider:
+    async with _claude(settings, client) as provider, _following_the_key(settings, client):
         yield provider
+
+
+@asynccontextmanager
+async def _following_the_key(
+    settings: AgentSettings, client: AsyncAnthropic
+) -> AsyncIterator[None]:
+    """With the key in Secrets Manager, re-read it every
+    RELAY_ANTHROPIC_API_KEY_REFRESH_SECONDS: after a rotation the SDK client sends the new key
+    from its next request on (it reads ``api_key`` for each one). A failed read keeps the key in
+    use. Rotate by making the new key, putting it in the secret, and revoking the old one at
+    Anthropic once a refresh has passed (docs/operations.md)."""
+    if not settings.anthropic_api_key_secret_id:
+        yield
+        return
+
+    async def follow() -> None:
+        while True:
+            await asyncio.sleep(settings.anthropic_api_key_refresh_seconds)
+            try:
+                key = await anthropic_api_key(settings)
+            except ProviderConfigError as exc:  # unreadable now, or unreachable
+                log.warning("anthropic: keeping the API key in use: %s", exc)
+                continue
+            if key != client.api_key:
+                client.api_key = key
+                log.info(
+                    "anthropic: using the rotated API key from %s",
+                    settings.anthropic_api_key_secret_id,
+                )
+
+    task = asyncio.create_task(follow(), name="anthropic api key refresh")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @asynccontextmanager

@@ -24,6 +24,12 @@ class ProviderSettings(BaseModel):
     anthropic_api_key_secret_id: str | None = Field(
         default=None, description="Secrets Manager id of the key: raw, or JSON {api_key}."
     )
+    anthropic_api_key_refresh_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often the key's secret is re-read: a rotated key is used from the next "
+        "read on, without a restart.",
+    )
     anthropic_base_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("ANTHROPIC_BASE_URL", "RELAY_ANTHROPIC_BASE_URL"),

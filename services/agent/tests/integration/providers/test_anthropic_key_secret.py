@@ -1,7 +1,9 @@
-"""The Anthropic key from AWS Secrets Manager (moto server), read once at start-up."""
+"""The Anthropic key from AWS Secrets Manager (moto server): read at start-up, and again every
+RELAY_ANTHROPIC_API_KEY_REFRESH_SECONDS, so a rotated key is used without a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -53,6 +55,30 @@ async def test_the_key_is_read_from_secrets_manager(
     async with open_provider(settings) as provider:
         await provider.complete(model_request())
     assert anthropic_api.fake.calls[0].credential == "sk-ant-from-secrets"
+
+
+async def test_a_rotated_key_is_used_after_the_next_refresh_and_a_bad_read_keeps_the_old(
+    moto_endpoint: str, anthropic_api: Served[FakeAnthropicApi]
+) -> None:
+    secret_id = _secret(moto_endpoint, "sk-ant-first")
+    settings = _settings(
+        moto_endpoint,
+        anthropic_api_key_secret_id=secret_id,
+        anthropic_api_key_refresh_seconds=0.1,
+        anthropic_base_url=anthropic_api.url,
+    )
+    secrets = boto3.client("secretsmanager", endpoint_url=moto_endpoint, region_name="us-east-1")
+    anthropic_api.fake.script(*[Reply() for _ in range(3)])
+    async with open_provider(settings) as provider:
+        await provider.complete(model_request())
+        secrets.put_secret_value(SecretId=secret_id, SecretString=json.dumps({"nope": 1}))
+        await asyncio.sleep(0.5)  # unreadable: the key in use stays
+        await provider.complete(model_request())
+        secrets.put_secret_value(SecretId=secret_id, SecretString="sk-ant-second")
+        await asyncio.sleep(0.5)
+        await provider.complete(model_request())
+    credentials = [call.credential for call in anthropic_api.fake.calls]
+    assert credentials == ["sk-ant-first", "sk-ant-first", "sk-ant-second"]
 
 
 async def test_the_secret_wins_over_an_env_key(
