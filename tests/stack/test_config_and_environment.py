@@ -91,7 +91,17 @@ def test_only_the_gateway_gets_the_signing_key_and_the_upstream_urls() -> None:
     tasks = service_environment("tasks", _wiring(), user_env)
     assert gateway["RELAY_INTERNAL_AUTH_PRIVATE_KEY"] == "PRIVATE"
     assert "RELAY_INTERNAL_AUTH_PRIVATE_KEY" not in tasks
-    assert gateway["RELAY_INTERNAL_AUTH_PUBLIC_KEY"] == tasks["RELAY_INTERNAL_AUTH_PUBLIC_KEY"]
+    # the trusted keys come from the JWKS secret, re-read every few seconds (rotation)
+    assert "RELAY_INTERNAL_AUTH_PUBLIC_KEY" not in tasks
+    assert (
+        tasks["RELAY_INTERNAL_AUTH_JWKS_SECRET_ID"]
+        == f"relay/{_wiring().config.env}/internal-auth-jwks"
+    )
+    assert tasks["RELAY_INTERNAL_AUTH_KEY_REFRESH_SECONDS"] == "5"
+    assert gateway["RELAY_INTERNAL_AUTH_PRIVATE_KEY_SECRET_ID"].endswith(
+        "/internal-auth-private-key"
+    )
+    assert "RELAY_INTERNAL_AUTH_PRIVATE_KEY_SECRET_ID" not in tasks
     assert gateway["RELAY_TASKS_URL"] == "http://127.0.0.1:8101"
     assert gateway["RELAY_ARTIFACTS_URL"] == "http://127.0.0.1:8104"
     assert gateway["RELAY_NOTIFIER_URL"] == "http://127.0.0.1:8103"

@@ -25,6 +25,8 @@ from relay_ops.stack.config import SERVICES, StackConfig
 from relay_ops.stack.errors import StackError
 from relay_ops.stack.local import LocalStack, ServiceProgram, read_stack_file
 from relay_ops.stack.supervisor import RestartPolicy
+from relay_ops.stack.topology import jwks_secret_name, signing_key_secret_name
+from relay_shared.internal_auth import key_id, parse_public_keys, public_key_of
 
 pytestmark = pytest.mark.integration
 
@@ -108,11 +110,23 @@ async def test_the_stack_comes_up_wired_survives_crashes_and_stops_clean(
             assert env["RELAY_AWS_ENDPOINT_URL"] == config.moto_endpoint
             assert env["RELAY_ARTIFACTS_BUCKET"] == stack.bucket
             assert env["AWS_REGION"] == "us-east-1"
-            assert env["has_public_key"] is True
+            # the keys as a deployment keeps them: secrets the services read (and re-read)
+            assert env["has_public_key"] is False
+            assert env["RELAY_INTERNAL_AUTH_JWKS_SECRET_ID"] == jwks_secret_name(config.env)
             assert env["has_private_key"] is (name == "gateway")
+            assert bool(env["RELAY_INTERNAL_AUTH_PRIVATE_KEY_SECRET_ID"]) is (name == "gateway")
             # only the notifier holds webhook secrets: it alone gets the keys sealing them
             assert env["has_webhooks_keys"] is (name == "notifier")
         assert wiring["notifier"]["RELAY_WEBHOOKS_ALLOW_PRIVATE"] == "true"
+        # the JWKS the services trust holds exactly the public half of the gateway's key
+        secrets = boto3.client(
+            "secretsmanager", endpoint_url=config.moto_endpoint, region_name=config.aws_region
+        )
+        private = secrets.get_secret_value(SecretId=signing_key_secret_name(config.env))
+        trusted = secrets.get_secret_value(SecretId=jwks_secret_name(config.env))
+        assert set(parse_public_keys(trusted["SecretString"])) == {
+            key_id(public_key_of(private["SecretString"]))
+        }
         # the keys kept in the state dir, so a later start still opens what this one sealed
         notifier_keys = stack.service_environment("notifier")["RELAY_WEBHOOKS_ENCRYPTION_KEYS"]
         assert notifier_keys == config.webhooks_keys_file.read_text().strip()

@@ -127,6 +127,12 @@ def fresh_database() -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+            # and the services' roles a stack made for it (relay_ops.stack.roles), cluster-wide
+            roles = conn.execute(
+                "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (f"{name}_",)
+            ).fetchall()
+            for (role,) in roles:
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 def _with_dbname(url: str, dbname: str) -> str:

@@ -1,5 +1,5 @@
-"""The `relay` command: the local stack (`up`, `demo`, `bootstrap`), the gateway's `admin` and
-the dead-letter queues (`dlq`)."""
+"""The `relay` command: the local stack (`up`, `demo`, `bootstrap`), the gateway's `admin`,
+the services' database roles (`db`) and the dead-letter queues (`dlq`)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from gateway.admin import app as gateway_admin_app
 from relay_ops.console import PREFIX as CONSOLE_PREFIX
 from relay_ops.console import ConsoleBuildError
 from relay_ops.console import publish as publish_console
+from relay_ops.db import app as db_app
 from relay_ops.demo.flow import run_demo
 from relay_ops.dlq import (
     DeadMessage,
@@ -53,6 +54,8 @@ console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 # `relay admin ...` is the gateway's own key commands (create-key, revoke-key, list-keys)
 app.add_typer(gateway_admin_app, name="admin")
+# `relay db roles`: each service's own database role on a deployment (docs/deploy.md)
+app.add_typer(db_app, name="db")
 
 
 @app.callback()

@@ -17,16 +17,20 @@ sweepers); fakes usually return none and tests drive the handlers themselves.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from relay_shared import internal_auth
 from relay_shared.loops import Loop, background
 from relay_shared.runtime import ServiceRuntime, Start
 from relay_shared.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=ServiceSettings)
 Service = TypeVar("Service")
@@ -76,7 +80,7 @@ def compose(
     async def start(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
         ports = await open_ports(settings, runtime)
         service = build(settings, ports)
-        loops = await ports.loops(service)
+        loops = [*await ports.loops(service), *await _key_refresh(settings, app, runtime)]
         app.state.ports = ports
         app.state.service = service
         app.state.loops = loops
@@ -84,3 +88,34 @@ def compose(
             yield
 
     return start
+
+
+async def _key_refresh(
+    settings: ServiceSettings, app: FastAPI, runtime: ServiceRuntime
+) -> Sequence[Loop]:
+    """A service that verifies internal tokens (``app.state.token_verifier``) and is given a
+    JWKS secret re-reads it in the background, the first time before it serves."""
+    verifier = getattr(app.state, "token_verifier", None)
+    if verifier is None or not settings.internal_auth_jwks_secret_id:
+        return ()
+    refresh = internal_auth.trusted_keys_refresh(settings, verifier, secret_reader(runtime))
+    assert refresh is not None
+    try:
+        await refresh.refresh()
+    except Exception as exc:  # the configured keys still work; the loop tries again
+        log.warning("internal auth: cannot read the trusted keys yet: %s", exc)
+    return (refresh,)
+
+
+def secret_reader(runtime: ServiceRuntime) -> internal_auth.ReadSecret:
+    """Reads a Secrets Manager secret's text through one client of the runtime's."""
+    client: Any = None
+
+    async def read(secret_id: str) -> str:
+        nonlocal client
+        if client is None:
+            client = await runtime.aws_client("secretsmanager")
+        answer = await client.get_secret_value(SecretId=secret_id)
+        return str(answer.get("SecretString") or "")
+
+    return read

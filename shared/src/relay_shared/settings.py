@@ -147,10 +147,27 @@ class ServiceSettings(BaseSettings):
         default="", description="Reported as service.version; defaults to the package version."
     )
 
-    # Internal service-to-service auth: base64url raw Ed25519 keys.
-    internal_auth_public_key: SecretStr | None = None
+    # Internal service-to-service auth: base64url raw Ed25519 keys (internal_auth.py).
+    internal_auth_public_key: SecretStr | None = Field(
+        default=None,
+        description="Public keys trusted for internal tokens: one base64url raw Ed25519 key, "
+        "several separated by spaces or commas, or a JWKS document.",
+    )
     internal_auth_private_key: SecretStr | None = None
     internal_token_ttl_seconds: int = Field(default=60, ge=5, le=3600)
+    internal_auth_jwks_secret_id: str = Field(
+        default="",
+        description="A Secrets Manager secret holding a JWKS of further trusted public keys, "
+        "re-read every internal_auth_key_refresh_seconds (key rotation without a restart).",
+    )
+    internal_auth_private_key_secret_id: str = Field(
+        default="",
+        description="The gateway only: the Secrets Manager secret of its signing key, re-read "
+        "every internal_auth_key_refresh_seconds; a new key there is used from then on.",
+    )
+    internal_auth_key_refresh_seconds: float = Field(
+        default=60.0, gt=0, description="How often those two secrets are re-read."
+    )
 
     @model_validator(mode="after")
     def _derive_names(self) -> ServiceSettings:

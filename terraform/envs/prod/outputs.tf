@@ -62,3 +62,13 @@ output "console_url" {
   description = "The web console (same origin as /v1 through CloudFront)."
   value       = try(module.relay.frontend.console_url, null)
 }
+
+output "database_address" {
+  description = "PostgreSQL's address, for `relay db roles` (docs/deploy.md)."
+  value       = module.relay.database_address
+}
+
+output "database_master_secret_arn" {
+  description = "The RDS-managed master credentials, for `relay db roles` only."
+  value       = module.relay.database_secret_arn
+}

@@ -80,8 +80,13 @@ output "secrets" {
 }
 
 output "database_secret_arn" {
-  description = "RDS-managed master credentials."
+  description = "RDS-managed master credentials: for `relay db roles` (the services have their own)."
   value       = module.data.postgres_secret_arn
+}
+
+output "database_address" {
+  description = "The PostgreSQL instance's address (port 5432, database relay)."
+  value       = module.data.postgres_address
 }
 
 output "alarm_topic_arn" {

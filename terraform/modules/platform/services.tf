@@ -7,19 +7,29 @@ locals {
   anthropic_key   = module.secrets.arns["anthropic-api-key"]
   signing_key     = module.secrets.arns["internal-auth-private-key"]
   webhooks_keys   = module.secrets.arns["webhooks-encryption-keys"]
+  jwks            = module.secrets.arns["internal-auth-jwks"]
 
-  # Every service: PostgreSQL without the password in the URL (libpq reads PGPASSWORD, injected
-  # from the RDS-managed secret), the gateway's public key.
-  database_url = "postgresql://${module.data.postgres_username}@${module.data.postgres_address}:${module.data.postgres_port}/${module.data.postgres_database}?sslmode=require"
-  common_environment = {
-    DATABASE_URL                   = local.database_url
-    RELAY_INTERNAL_AUTH_PUBLIC_KEY = var.internal_auth_public_key
+  # Every service: PostgreSQL as its own role, owner of its schema alone (made by `relay db
+  # roles` with the master user; relay_ops.stack.roles), without the password in the URL: libpq
+  # reads PGPASSWORD, injected from the service's own secret. The master user's secret (RDS
+  # manages it) is given to no service.
+  database_urls = {
+    for name in keys(var.services) :
+    name => "postgresql://${module.data.postgres_database}_${name}@${module.data.postgres_address}:${module.data.postgres_port}/${module.data.postgres_database}?sslmode=require"
   }
-  common_secrets = { PGPASSWORD = "${module.data.postgres_secret_arn}:password::" }
+  database_passwords = { for name in keys(var.services) : name => module.secrets.arns["database-${name}"] }
+  # The gateway's public key, and the JWKS secret re-read every minute: a rotation is secret
+  # writes, not deploys (docs/operations.md).
+  common_environment = {
+    RELAY_INTERNAL_AUTH_PUBLIC_KEY     = var.internal_auth_public_key
+    RELAY_INTERNAL_AUTH_JWKS_SECRET_ID = local.jwks
+  }
 
   environment = {
     gateway = merge(
       { for upstream in local.upstreams : "RELAY_${upper(upstream)}_URL" => "http://${upstream}.${local.namespace}:8000" },
+      # re-read every minute: a new signing key put there is used without a deploy
+      { RELAY_INTERNAL_AUTH_PRIVATE_KEY_SECRET_ID = local.signing_key },
       { REDIS_URL = module.data.redis_url }, # WebSocket tickets
       # longer than the load balancer keeps an idle connection, so it never reuses a closed one
       # (the Lambda function behind API Gateway keeps no connection)
@@ -55,13 +65,35 @@ locals {
   # modules/service adds what only ECS needs (HTTP listener, region, OTLP sidecar, grace).
   service_environment = {
     for name, service in var.services :
-    name => merge(local.common_environment, lookup(local.environment, name, {}), service.environment)
+    name => merge(local.common_environment, { DATABASE_URL = local.database_urls[name] }, lookup(local.environment, name, {}), service.environment)
   }
-  service_secrets     = { for name in keys(var.services) : name => merge(local.common_secrets, lookup(local.secrets, name, {})) }
-  service_secret_arns = { for name in keys(var.services) : name => concat([module.data.postgres_secret_arn], lookup(local.secret_arns, name, [])) }
+  service_secrets     = { for name in keys(var.services) : name => merge({ PGPASSWORD = local.database_passwords[name] }, lookup(local.secrets, name, {})) }
+  service_secret_arns = { for name in keys(var.services) : name => concat([local.database_passwords[name]], lookup(local.secret_arns, name, [])) }
   secret_kms_key_arns = [module.data.kms_key_arn, local.secrets_key_arn]
 
-  task_policy_statements = {
+  # Every service re-reads the trusted keys (and the gateway its signing key) at run time, as
+  # its task role: the execution role only injects secrets at start.
+  key_statements = {
+    for name in keys(var.services) : name => [
+      {
+        sid       = "ReadInternalAuthKeys"
+        actions   = ["secretsmanager:GetSecretValue"]
+        resources = name == "gateway" ? [local.jwks, local.signing_key] : [local.jwks]
+      },
+      {
+        sid       = "DecryptInternalAuthKeys"
+        actions   = ["kms:Decrypt"]
+        resources = [local.secrets_key_arn]
+        conditions = [{
+          test     = "StringEquals"
+          variable = "kms:ViaService"
+          values   = ["secretsmanager.${data.aws_region.current.name}.amazonaws.com"]
+        }]
+      },
+    ]
+  }
+
+  own_statements = {
     # Candidates with a `when`; the agent gets those that apply to its provider.
     agent = [for statement in [
       {
@@ -194,7 +226,7 @@ module "service" {
   secrets                = local.service_secrets[each.key]
   secret_arns            = local.service_secret_arns[each.key]
   secret_kms_key_arns    = local.secret_kms_key_arns
-  task_policy_statements = lookup(local.task_policy_statements, each.key, [])
+  task_policy_statements = concat(lookup(local.own_statements, each.key, []), local.key_statements[each.key])
 
   collector              = module.observability.collector
   shutdown_grace_seconds = var.shutdown_grace_seconds

@@ -9,7 +9,13 @@ variable "secrets" {
   default = {
     "anthropic-api-key"         = "Anthropic API key for the agent (RELAY_ANTHROPIC_API_KEY_SECRET_ID)"
     "internal-auth-private-key" = "Gateway's Ed25519 signing key, base64url (RELAY_INTERNAL_AUTH_PRIVATE_KEY)"
+    "internal-auth-jwks"        = "Public keys the services trust for internal tokens, a JWKS (RELAY_INTERNAL_AUTH_JWKS_SECRET_ID)"
     "webhooks-encryption-keys"  = "Fernet keys, newest first, comma-separated (RELAY_WEBHOOKS_ENCRYPTION_KEYS)"
+    "database-gateway"          = "Password of the gateway's database role (relay db roles)"
+    "database-tasks"            = "Password of the tasks service's database role (relay db roles)"
+    "database-agent"            = "Password of the agent's database role (relay db roles)"
+    "database-notifier"         = "Password of the notifier's database role (relay db roles)"
+    "database-artifacts"        = "Password of the artifacts service's database role (relay db roles)"
   }
 }
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from relay_ops.stack.config import CONSOLE_DIST, GATEWAY_UPSTREAMS, StackConfig
-from relay_ops.stack.topology import signing_key_secret_name
+from relay_ops.stack.topology import jwks_secret_name, signing_key_secret_name
 
 # Local only: every AWS client points at moto, so real credentials must not leak into it.
 DUMMY_AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
@@ -31,13 +31,15 @@ class Wiring:
     """What every service is pointed at; decided once per `relay up`."""
 
     config: StackConfig
-    database_url: str
+    database_url: str  # the stack's own (admin) connection
     redis_url: str
     bucket: str
     private_key: str
     public_key: str
     # the notifier's Fernet keys, kept in the state dir across starts (relay_ops.stack.keys)
     webhooks_encryption_keys: str
+    # service -> its own role's URL (relay_ops.stack.roles); a service not in it gets the above
+    service_database_urls: Mapping[str, str] = field(default_factory=dict)
 
 
 def service_environment(
@@ -61,8 +63,9 @@ def service_environment(
             "RELAY_HTTP_HOST": config.host,
             "RELAY_HTTP_PORT": str(config.port(service)),
             # Both spellings: the RELAY_ one wins in the services' settings if a user set it.
-            "DATABASE_URL": wiring.database_url,
-            "RELAY_DATABASE_URL": wiring.database_url,
+            # Each service as its own role, owning its schema alone (relay_ops.stack.roles).
+            "DATABASE_URL": wiring.service_database_urls.get(service, wiring.database_url),
+            "RELAY_DATABASE_URL": wiring.service_database_urls.get(service, wiring.database_url),
             "REDIS_URL": wiring.redis_url,
             "RELAY_REDIS_URL": wiring.redis_url,
             "RELAY_AWS_ENDPOINT_URL": config.moto_endpoint,
@@ -70,11 +73,17 @@ def service_environment(
             "AWS_DEFAULT_REGION": config.aws_region,
             "RELAY_AWS_REGION": config.aws_region,
             "RELAY_ARTIFACTS_BUCKET": wiring.bucket,
-            "RELAY_INTERNAL_AUTH_PUBLIC_KEY": wiring.public_key,
+            # The keys, as a deployment keeps them: the trusted public keys in a JWKS secret
+            # (moto's), re-read every few seconds here, so a rotation on a running stack works
+            # as on AWS (docs/operations.md). A user's own refresh interval wins.
+            "RELAY_INTERNAL_AUTH_JWKS_SECRET_ID": jwks_secret_name(config.env),
         }
     )
+    env.setdefault("RELAY_INTERNAL_AUTH_KEY_REFRESH_SECONDS", "5")
+    env.pop("RELAY_INTERNAL_AUTH_PUBLIC_KEY", None)
     if service == SIGNING_SERVICE:
         env["RELAY_INTERNAL_AUTH_PRIVATE_KEY"] = wiring.private_key
+        env["RELAY_INTERNAL_AUTH_PRIVATE_KEY_SECRET_ID"] = signing_key_secret_name(config.env)
         for upstream in GATEWAY_UPSTREAMS:
             env[f"RELAY_{upstream.upper()}_URL"] = config.url(upstream)
         # The console at /console/ (a user's own build dir wins). Its CSP lets it read artifact

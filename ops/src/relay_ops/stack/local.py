@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+import psycopg
 from rich.console import Console
 
 from relay_ops.routing import bus_name
@@ -33,6 +34,7 @@ from relay_ops.stack.moto_door import OPEN as MOTO_OPEN
 from relay_ops.stack.ports import ensure_ports_free
 from relay_ops.stack.postgres import provide_postgres
 from relay_ops.stack.redis_server import provide_redis
+from relay_ops.stack.roles import make_service_roles
 from relay_ops.stack.stores import Provisioned
 from relay_ops.stack.supervisor import ProcessSpec, RestartPolicy, Supervisor
 from relay_ops.stack.topology import (
@@ -180,6 +182,7 @@ class LocalStack:
                 state_dir=config.state_dir,
                 supervisor=self.supervisor,
             )
+            service_database_urls = await self._service_roles(self.database.url)
             private_key, public_key = generate_keypair()
             self._signing_key = private_key
             topology = await self._start_moto()
@@ -191,6 +194,7 @@ class LocalStack:
                 private_key=private_key,
                 public_key=public_key,
                 webhooks_encryption_keys=webhooks_keys,
+                service_database_urls=service_database_urls,
             )
             for program in self.programs:
                 await self.supervisor.start(
@@ -295,6 +299,19 @@ class LocalStack:
             await asyncio.to_thread(wait_until_up, public, timeout=60)
         except TimeoutError as exc:
             raise StackError(str(exc), services=(MOTO,)) from exc
+
+    async def _service_roles(self, database_url: str) -> dict[str, str]:
+        """Each service's own database role (roles.py); without the right to make roles (a
+        DATABASE_URL user without CREATEROLE), every service shares that user, and we say so."""
+        try:
+            return await asyncio.to_thread(make_service_roles, database_url)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            self.logs.notice(
+                "postgres",
+                f"per-service roles not made ({str(exc).strip()}): every service connects as "
+                "DATABASE_URL's user; give that user CREATEROLE for least privilege",
+            )
+            return {}
 
     async def _bootstrap_again(self) -> None:
         """moto keeps its state in memory: after a restart, build the topology again."""

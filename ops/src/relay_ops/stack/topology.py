@@ -24,6 +24,7 @@ from relay_ops.routing import (
     load_routing,
     queue_name,
 )
+from relay_shared.internal_auth import jwks, public_key_of
 
 STAGING_EXPIRY_DAYS = 1
 # The web console reads artifact download links (presigned URLs) for its previews.
@@ -91,18 +92,31 @@ def signing_key_secret_name(env: str) -> str:
     return f"relay/{env}/internal-auth-private-key"
 
 
+def jwks_secret_name(env: str) -> str:
+    """The public keys internal services trust (a JWKS document; terraform/modules/secrets)."""
+    return f"relay/{env}/internal-auth-jwks"
+
+
 def store_signing_key(env: str, private_key: str, *, endpoint_url: str, region: str) -> str:
-    """Put the gateway's signing key where a deployment keeps it, so a gateway that reads its
-    secrets from Secrets Manager (the Lambda entry point, gateway/lambda_http.py) finds it on
-    moto too. Returns the secret's ARN. Local only: the key is made anew at every start."""
+    """Put the gateway's signing key where a deployment keeps it, and its public half in the
+    JWKS the services trust, so that the gateway (RELAY_INTERNAL_AUTH_PRIVATE_KEY_SECRET_ID,
+    the Lambda entry point) and the services (RELAY_INTERNAL_AUTH_JWKS_SECRET_ID) read them from
+    moto as from Secrets Manager, and a rotation works as on AWS. Returns the signing key
+    secret's ARN. Local only: the key is made anew at every start."""
+    store_secret(jwks_secret_name(env), jwks(public_key_of(private_key)), endpoint_url, region)
+    return store_secret(signing_key_secret_name(env), private_key, endpoint_url, region)
+
+
+def store_secret(name: str, value: str, endpoint_url: str, region: str) -> str:
+    """Create or overwrite secret ``name``; its ARN."""
     client: Any = boto3.client("secretsmanager", region_name=region, endpoint_url=endpoint_url)
-    name = signing_key_secret_name(env)
     try:
-        return str(client.create_secret(Name=name, SecretString=private_key)["ARN"])
+        return str(client.create_secret(Name=name, SecretString=value)["ARN"])
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceExistsException":
             raise
-    return str(client.put_secret_value(SecretId=name, SecretString=private_key)["ARN"])
+    client.put_secret_value(SecretId=name, SecretString=value)
+    return str(client.describe_secret(SecretId=name)["ARN"])
 
 
 @dataclass

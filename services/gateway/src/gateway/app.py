@@ -8,6 +8,8 @@ the background. Unit tests pass ``ports=given(fakes.ports())``.
 from __future__ import annotations
 
 import binascii
+import logging
+from collections.abc import Sequence
 
 import httpx
 from fastapi import FastAPI
@@ -25,11 +27,14 @@ from gateway.service import Gateway
 from gateway.settings import GatewaySettings
 from gateway.tickets import RedisTickets
 from gateway.upstream import HttpInternalServices
-from relay_shared.composition import OpenPorts, compose
+from relay_shared.composition import OpenPorts, compose, secret_reader
 from relay_shared.http import create_service_app
-from relay_shared.internal_auth import TokenIssuer
+from relay_shared.internal_auth import TokenIssuer, signing_key_refresh
+from relay_shared.loops import Loop
 from relay_shared.readiness import Check, CheckResult
 from relay_shared.runtime import ServiceRuntime
+
+log = logging.getLogger(__name__)
 
 
 class MissingPrivateKey(RuntimeError):
@@ -73,9 +78,21 @@ async def open_ports(settings: GatewaySettings, runtime: ServiceRuntime) -> Port
         trust_env=False,  # internal calls never go through a proxy from the environment
     )
     runtime.on_stop(client.aclose)
+    issuer = _token_issuer(settings)
+    # a new signing key put in its secret is used from the next refresh on (key rotation)
+    key_refresh = signing_key_refresh(settings, issuer, secret_reader(runtime))
+    if key_refresh is not None:  # a key rotated while this gateway was down: use it at once
+        try:
+            await key_refresh.refresh()
+        except Exception as exc:  # the configured key still works; the loop tries again
+            log.warning("internal auth: cannot read the signing key's secret yet: %s", exc)
+
+    async def loops(gateway: Gateway) -> Sequence[Loop]:
+        return () if key_refresh is None else (key_refresh,)
+
     services = HttpInternalServices(
         client,
-        _token_issuer(settings),
+        issuer,
         {
             "tasks": settings.tasks_url,
             "artifacts": settings.artifacts_url,
@@ -92,6 +109,7 @@ async def open_ports(settings: GatewaySettings, runtime: ServiceRuntime) -> Port
         tickets=tickets,
         limiter=RedisRateLimiter(_limiter_redis(settings, runtime), settings.env),
         limit_overrides=PostgresLimitOverrides(database),
+        loops=loops,
     )
 
 

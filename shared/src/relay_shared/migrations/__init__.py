@@ -51,7 +51,13 @@ def apply_migrations(
     with psycopg.connect(database_url, autocommit=True, connect_timeout=timeout) as conn:
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"relay-migrations:{schema}",))
         try:
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            # Only when missing: a service's own role owns its schema but may not create
+            # schemas (CREATE SCHEMA IF NOT EXISTS checks that right even when it exists).
+            found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+            if found.fetchone() is None:
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+                )
             backend = get_backend(yoyo_url(database_url, schema, connect_timeout=timeout))
             try:
                 backend.break_lock()  # only a dead migrator can hold it while we hold ours
