@@ -640,3 +640,25 @@ def test_postgres_logs_no_parameter_value_of_a_slow_or_failed_statement(
     assert parameters["log_min_duration_statement"] == "1000"
     assert parameters["log_parameter_max_length"] == "0"
     assert parameters["log_parameter_max_length_on_error"] == "0"
+
+
+def test_only_the_agent_and_the_notifier_reach_the_internet(
+    hardening_plans: dict[str, dict[str, Any]],
+) -> None:
+    created = _created(hardening_plans["dev"])
+    rules = {
+        address.removeprefix("module.relay."): change["after"]
+        for address, change in created.items()
+        if change["type"] == "aws_vpc_security_group_egress_rule"
+        and address.startswith("module.relay.aws_vpc_security_group_egress_rule.service_")
+    }
+    internet = {a for a, rule in rules.items() if rule.get("cidr_ipv4") == "0.0.0.0/0"}
+    assert internet == {
+        'aws_vpc_security_group_egress_rule.service_out["agent"]',
+        'aws_vpc_security_group_egress_rule.service_out["notifier"]',
+    }
+    for service in ("gateway", "tasks", "artifacts"):
+        in_vpc = rules[f'aws_vpc_security_group_egress_rule.service_in_vpc["{service}"]']
+        assert in_vpc["cidr_ipv4"] == "10.40.0.0/16"  # dev's VPC
+        to_s3 = rules[f'aws_vpc_security_group_egress_rule.service_to_s3["{service}"]']
+        assert (to_s3["ip_protocol"], to_s3["from_port"], to_s3["to_port"]) == ("tcp", 443, 443)

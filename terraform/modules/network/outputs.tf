@@ -17,3 +17,8 @@ output "public_subnet_ids" {
   description = "Subnets for the load balancer and NAT gateways."
   value       = aws_subnet.public[*].id
 }
+
+output "s3_prefix_list_id" {
+  description = "The managed prefix list of S3 behind the VPC's gateway endpoint (for security group egress rules)."
+  value       = aws_vpc_endpoint.s3.prefix_list_id
+}

@@ -178,21 +178,48 @@ resource "aws_security_group" "service" {
   tags        = local.tags
 }
 
-# Out to AWS endpoints, the databases, and through NAT: (agent) the model provider's API and
-# (notifier) webhook deliveries. A webhook goes to whatever URL a tenant registered, so the
-# notifier must reach any internet address on 443 and 80 (and on the port a URL names); this
-# rule already allows it, for every service. What keeps the notifier from private, loopback,
-# link-local and metadata addresses (the VPC's databases, 169.254.169.254) is the notifier
-# itself, which refuses URLs resolving there (RELAY_WEBHOOKS_ALLOW_PRIVATE is never set here,
-# see var.services); with nat_gateways = "none" no webhook can be delivered.
+# Out: only the agent (the model provider's public API) and the notifier (webhook deliveries to
+# whatever URL a tenant registered, on 443, 80 or the port a URL names; the WebSocket API's
+# management endpoint) reach the internet, through NAT. What keeps the notifier from private,
+# loopback, link-local and metadata addresses (the VPC's databases, 169.254.169.254) is the
+# notifier itself, which refuses URLs resolving there (RELAY_WEBHOOKS_ALLOW_PRIVATE is never set
+# here, see var.services); with nat_gateways = "none" no webhook can be delivered. The gateway,
+# tasks and artifacts reach the VPC alone (each other, PostgreSQL, Redis, the interface
+# endpoints) and S3 through its gateway endpoint (artifacts, image layers): a compromised one of
+# them cannot send data anywhere else.
+locals {
+  internet_egress = toset([for name in keys(var.services) : name if contains(["agent", "notifier"], name)])
+  vpc_egress      = toset([for name in keys(var.services) : name if !contains(local.internet_egress, name)])
+}
+
 resource "aws_vpc_security_group_egress_rule" "service_out" {
-  #checkov:skip=CKV_AWS_382:tasks reach VPC endpoints, RDS, Redis, the model provider's public API and (notifier) webhook URLs tenants register anywhere on the internet; egress is bounded by NAT and IAM
-  for_each = var.services
+  #checkov:skip=CKV_AWS_382:the agent reaches the model provider's public API and the notifier webhook URLs tenants register anywhere on the internet; bounded by NAT, IAM and the notifier's own refusal of private addresses
+  for_each = local.internet_egress
 
   security_group_id = aws_security_group.service[each.key].id
-  description       = "Outbound"
+  description       = "Outbound, through NAT to the internet"
   cidr_ipv4         = "0.0.0.0/0"
   ip_protocol       = "-1"
+}
+
+resource "aws_vpc_security_group_egress_rule" "service_in_vpc" {
+  for_each = local.vpc_egress
+
+  security_group_id = aws_security_group.service[each.key].id
+  description       = "Within the VPC: services, PostgreSQL, Redis, interface endpoints"
+  cidr_ipv4         = module.network.cidr
+  ip_protocol       = "-1"
+}
+
+resource "aws_vpc_security_group_egress_rule" "service_to_s3" {
+  for_each = local.vpc_egress
+
+  security_group_id = aws_security_group.service[each.key].id
+  description       = "S3 through the gateway endpoint (artifacts, image layers)"
+  prefix_list_id    = module.network.s3_prefix_list_id
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
 }
 
 resource "aws_vpc_security_group_ingress_rule" "gateway_from_alb" {
