@@ -15,6 +15,7 @@ import pytest
 import redis
 from psycopg import sql
 
+from gateway.rate_limiter import limiter_redis
 from relay_devkit.testing import DEFAULT_DATABASE_URL
 from relay_ops.stack import postgres
 from relay_ops.stack.errors import StackError
@@ -155,3 +156,42 @@ async def test_a_redis_that_answers_is_used_as_it_is(state_dir: Path) -> None:
     assert found.url == url
     assert not found.throwaway
     assert supervisor.names() == []
+
+
+async def test_a_secure_throwaway_redis_takes_only_tls_with_its_password(
+    state_dir: Path,
+) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("NOT TESTED: no redis-server on PATH, so a throwaway Redis cannot start here")
+    supervisor = _supervisor(state_dir)
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        # even with a Redis answering at REDIS_URL, secure starts one of its own
+        found = await provide_redis(url, state_dir=state_dir, supervisor=supervisor, secure=True)
+        assert found.throwaway
+        parts = urlsplit(found.url)
+        assert parts.scheme == "rediss"
+        assert parts.password
+        assert parts.password not in found.summary
+        conf = state_dir / "redis" / "redis.conf"
+        assert oct(conf.stat().st_mode & 0o777) == "0o600"
+
+        # the services' clients, as they are built (the limiter's and the runtime's)
+        limiter = limiter_redis(found.url, timeout_seconds=2)
+        assert await limiter.ping()
+        await limiter.aclose()
+        client = redis.Redis.from_url(found.url)
+        client.set("k", "v")
+        assert client.get("k") == b"v"
+        client.close()
+
+        plain = redis.Redis(host="127.0.0.1", port=parts.port, socket_timeout=2)
+        with pytest.raises(redis.ConnectionError):  # TLS only: no plain-text port
+            plain.ping()
+        plain.close()
+        no_password = redis.Redis.from_url(found.url.replace(f":{parts.password}@", ""))
+        with pytest.raises(redis.AuthenticationError):
+            no_password.ping()
+        no_password.close()
+    finally:
+        await supervisor.stop()

@@ -1,4 +1,4 @@
-"""`python -m relay`: the same CLI as the `relay` console script."""
+"""`python -m relay_ops`: the same CLI as the `relay` console script."""
 
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ async def create_api_key(env: Mapping[str, str], tenant: str = TENANT) -> str:
     """A key from the gateway's admin command, run the way an operator would run it."""
     step = "create an API key"
     process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "relay", "admin", "create-key", "--tenant", tenant),
+        *(sys.executable, "-m", "relay_ops", "admin", "create-key", "--tenant", tenant),
         env=dict(env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

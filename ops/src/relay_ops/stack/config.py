@@ -71,6 +71,11 @@ class StackConfig(BaseSettings):
         default=SecretStr("redis://127.0.0.1:6379/0"),
         validation_alias=AliasChoices("RELAY_STACK_REDIS_URL", "REDIS_URL"),
     )
+    redis_secure: bool = Field(
+        default=False,
+        description="Start a Redis of the stack's own with AUTH (a random password) and TLS "
+        "only, as a deployment runs it, instead of using the one at REDIS_URL.",
+    )
 
     @field_validator("state_dir")
     @classmethod

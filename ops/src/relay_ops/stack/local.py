@@ -181,6 +181,7 @@ class LocalStack:
                 config.redis_url.get_secret_value(),
                 state_dir=config.state_dir,
                 supervisor=self.supervisor,
+                secure=config.redis_secure,
             )
             service_database_urls = await self._service_roles(self.database.url)
             private_key, public_key = generate_keypair()
