@@ -80,7 +80,7 @@ def compose(
     async def start(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
         ports = await open_ports(settings, runtime)
         service = build(settings, ports)
-        loops = [*await ports.loops(service), *await _key_refresh(settings, app, runtime)]
+        loops = (*await ports.loops(service), *await _key_refresh(settings, app, runtime))
         app.state.ports = ports
         app.state.service = service
         app.state.loops = loops

@@ -3,8 +3,8 @@ RELAY_ANTHROPIC_API_KEY_REFRESH_SECONDS, so a rotated key is used without a rest
 
 from __future__ import annotations
 
-import asyncio
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -16,7 +16,7 @@ from agent.app import create_app
 from agent.providers import ProviderConfigError, open_provider
 from agent.settings import AgentSettings
 from relay_devkit.fakes import FakeAnthropicApi, Reply
-from relay_devkit.testing import wait_ready
+from relay_devkit.testing import eventually, wait_ready
 
 from .conftest import SDK_DEPRECATION_IS_NOT_OURS, Served, model_request
 
@@ -58,7 +58,7 @@ async def test_the_key_is_read_from_secrets_manager(
 
 
 async def test_a_rotated_key_is_used_after_the_next_refresh_and_a_bad_read_keeps_the_old(
-    moto_endpoint: str, anthropic_api: Served[FakeAnthropicApi]
+    moto_endpoint: str, anthropic_api: Served[FakeAnthropicApi], caplog: pytest.LogCaptureFixture
 ) -> None:
     secret_id = _secret(moto_endpoint, "sk-ant-first")
     settings = _settings(
@@ -69,13 +69,22 @@ async def test_a_rotated_key_is_used_after_the_next_refresh_and_a_bad_read_keeps
     )
     secrets = boto3.client("secretsmanager", endpoint_url=moto_endpoint, region_name="us-east-1")
     anthropic_api.fake.script(*[Reply() for _ in range(3)])
+
+    async def logged(text: str) -> None:  # a refresh round that got this far
+
+        async def seen() -> bool:
+            return any(text in record.getMessage() for record in caplog.records)
+
+        await eventually(seen, within=20)
+
+    caplog.set_level(logging.INFO, logger="agent.providers.clients")
     async with open_provider(settings) as provider:
         await provider.complete(model_request())
         secrets.put_secret_value(SecretId=secret_id, SecretString=json.dumps({"nope": 1}))
-        await asyncio.sleep(0.5)  # unreadable: the key in use stays
+        await logged("keeping the API key in use")  # unreadable: the key in use stays
         await provider.complete(model_request())
         secrets.put_secret_value(SecretId=secret_id, SecretString="sk-ant-second")
-        await asyncio.sleep(0.5)
+        await logged("using the rotated API key")
         await provider.complete(model_request())
     credentials = [call.credential for call in anthropic_api.fake.calls]
     assert credentials == ["sk-ant-first", "sk-ant-first", "sk-ant-second"]
