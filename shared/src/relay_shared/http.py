@@ -30,18 +30,20 @@ def create_service_app(
     start: Start,
     routers: Sequence[APIRouter] = (),
     public: bool = False,
+    docs: bool = True,
 ) -> FastAPI:
     """The service's app; ``start`` builds the service (see runtime.ServiceRuntime) while the
     app already answers. Internal services publish no OpenAPI UI; the gateway
-    (``public=True``) does."""
+    (``public=True``) does, unless ``docs`` is false (its RELAY_PUBLIC_API_DOCS)."""
     service = settings.service_name
     runtime = ServiceRuntime(settings, start)
+    docs = public and docs
     app = FastAPI(
         title=f"Relay {service}",
         lifespan=runtime.lifespan,
-        docs_url="/docs" if public else None,
+        docs_url="/docs" if docs else None,
         redoc_url=None,
-        openapi_url="/openapi.json" if public else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.runtime = runtime
     install_problem_handlers(app)

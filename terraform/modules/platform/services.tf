@@ -30,6 +30,8 @@ locals {
       { for upstream in local.upstreams : "RELAY_${upper(upstream)}_URL" => "http://${upstream}.${local.namespace}:8000" },
       # re-read every minute: a new signing key put there is used without a deploy
       { RELAY_INTERNAL_AUTH_PRIVATE_KEY_SECRET_ID = local.signing_key },
+      # the API docs on either edge (the load balancer also filters them; API Gateway cannot)
+      { RELAY_PUBLIC_API_DOCS = tostring(var.public_api_docs) },
       { REDIS_URL = module.data.redis_url }, # WebSocket tickets
       # longer than the load balancer keeps an idle connection, so it never reuses a closed one
       # (the Lambda function behind API Gateway keeps no connection)

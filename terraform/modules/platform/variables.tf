@@ -139,13 +139,13 @@ variable "waf_rate_limit_per_5_minutes" {
 }
 
 variable "public_api_docs" {
-  description = "edge = \"alb\": serve the gateway's API docs (/docs, /openapi.json) to the internet. false: the load balancer answers them 404 (the published document is contracts/openapi.json)."
+  description = "Serve the gateway's API docs (/docs, /openapi.json) to the internet. false: the gateway does not serve them (RELAY_PUBLIC_API_DOCS=false, either edge) and the load balancer answers them 404 (the published document is contracts/openapi.json)."
   type        = bool
   default     = false
 }
 
 variable "public_probes" {
-  description = "edge = \"alb\": serve /healthz and /readyz to the internet. false: the load balancer answers them 404; its health check still asks each gateway task's /readyz directly."
+  description = "edge = \"alb\": serve /healthz and /readyz to the internet. false: the load balancer answers them 404; its health check still asks each gateway task's /readyz directly. (Behind API Gateway the gateway function never serves them.)"
   type        = bool
   default     = false
 }

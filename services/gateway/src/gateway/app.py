@@ -156,6 +156,7 @@ def create_app(
         start=compose(settings, ports, build),
         routers=[router, webhooks, console],
         public=True,
+        docs=settings.public_api_docs,
     )
     install_relayed_refusals(app)
     finish_openapi(app)

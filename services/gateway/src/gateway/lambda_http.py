@@ -29,12 +29,14 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import botocore.session
 from fastapi import FastAPI
 from mangum import Mangum
 
 from gateway.app import create_app
+from relay_shared.http import PROBES
 from relay_shared.problems import PROBLEM_JSON, Problem
 
 log = logging.getLogger(__name__)
@@ -175,6 +177,10 @@ class LambdaGateway:
         path = _path(event)
         if EVENT_STREAM.match(path):
             return _not_offered(path)
+        if unquote(path) in PROBES:
+            # Behind API Gateway no load balancer asks them, and they tell anyone the state of
+            # every dependency: not served here (an operator invokes the function instead).
+            return _answer(Problem(404, "Not Found", "No such route."), path)
         return self._adapter(event, context)
 
     def close(self) -> None:
@@ -192,6 +198,10 @@ def _not_offered(path: str) -> dict[str, Any]:
         "Event streams (SSE) are not offered through API Gateway, which buffers responses. "
         "Poll GET /v1/tasks/{id}, or use a deployment with the ALB edge.",
     )
+    return _answer(problem, path)
+
+
+def _answer(problem: Problem, path: str) -> dict[str, Any]:
     return {
         "statusCode": problem.status,
         "headers": {"content-type": PROBLEM_JSON},

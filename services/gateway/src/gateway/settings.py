@@ -97,6 +97,11 @@ class GatewaySettings(ServiceSettings):
         "UTC past which submits are refused until the next day (429, limit daily_tokens). 0: no "
         "quota.",
     )
+    public_api_docs: bool = Field(
+        default=True,
+        description="Serve the API's docs (/docs, /openapi.json); false: both answer 404 "
+        "(Terraform sets it from public_api_docs).",
+    )
     console_dir: Path | None = Field(
         default=None,
         description="The built web console (console/dist), served at /console/; unset: /console "

@@ -99,6 +99,13 @@ def test_event_streams_are_refused_before_reaching_the_app(
     assert fakes.services.calls == []
 
 
+@pytest.mark.parametrize("path", ["/readyz", "/healthz", "/%72eadyz"])
+def test_the_probes_are_not_served_through_api_gateway(handler: LambdaGateway, path: str) -> None:
+    answer = LambdaHttpClient(handler).request("GET", path)
+    assert answer.status == 404
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
 def test_secret_references_are_read_as_ecs_writes_them() -> None:
     manager = SecretsManagerStandIn(
         {

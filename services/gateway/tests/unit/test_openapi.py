@@ -10,6 +10,14 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from relay_devkit.testing import ready_client
+from relay_shared.composition import given
+from relay_shared.internal_auth import generate_keypair
+
+from .fakes import Fakes
+
 PUBLISHED = Path(__file__).resolve().parents[4] / "contracts" / "openapi.json"
 
 
@@ -191,6 +199,17 @@ async def test_the_docs_page_is_served(anonymous: httpx.AsyncClient) -> None:
     response = await anonymous.get("/docs")
     assert response.status_code == 200
     assert "/openapi.json" in response.text
+
+
+def test_without_public_docs_neither_the_page_nor_the_document_is_served(fakes: Fakes) -> None:
+    settings = GatewaySettings(
+        public_api_docs=False, internal_auth_private_key=generate_keypair()[0]
+    )
+    app = create_app(settings, ports=given(fakes.ports()))
+    with ready_client(app) as client:
+        for path in ("/docs", "/openapi.json"):
+            assert client.get(path).status_code == 404, path
+        assert client.get("/healthz").status_code == 200  # the ALB's probes stay
 
 
 def test_every_route_documents_the_rate_limits(document: dict[str, Any]) -> None:
