@@ -106,3 +106,16 @@ async def test_the_active_task_and_daily_spend_quotas_refuse_submits_with_429(
     assert 1 <= int(spent.headers["Retry-After"]) <= 24 * 3600
     listed = (await quota_bound.http.get("/v1/tasks")).json()["items"]
     assert [task["id"] for task in listed] == [first["id"]]  # nothing stored for a refusal
+
+
+async def test_a_revoked_key_is_refused_at_once(stack: RunningStack) -> None:
+    """Keys are checked on every request (no cache): the documented bound is zero."""
+    revoked = stack.create_key(f"revoke-{uuid.uuid4().hex[:6]}")
+    async with httpx.AsyncClient(
+        base_url=stack.gateway_url, headers={"Authorization": f"Bearer {revoked}"}
+    ) as client:
+        assert (await client.get("/v1/tasks")).status_code == 200
+        stack.admin("revoke-key", "--prefix", revoked[:12])
+        refused = await client.get("/v1/tasks")
+        assert refused.status_code == 401
+        assert refused.headers["content-type"] == "application/problem+json"

@@ -72,3 +72,8 @@ output "database_master_secret_arn" {
   description = "The RDS-managed master credentials, for `relay db roles` only."
   value       = module.relay.database_secret_arn
 }
+
+output "redis_url" {
+  description = "Redis's URL without the AUTH token (docs/deploy.md, bootstrap)."
+  value       = module.relay.redis_url
+}

@@ -172,7 +172,7 @@ resource "aws_elasticache_subnet_group" "this" {
 
 resource "aws_elasticache_replication_group" "redis" {
   #checkov:skip=CKV2_AWS_50:multi-AZ failover follows redis_nodes > 1 (prod: 2); dev runs one node
-  #checkov:skip=CKV_AWS_31:no AUTH token (it would sit in Terraform state); Redis is reachable only from the gateway's and the notifier's security groups, over TLS
+  #checkov:skip=CKV_AWS_31:the AUTH token is set out of band (relay/<env>/redis-url; docs/deploy.md), never through Terraform, whose state would keep it; until then Redis is reachable only from the gateway's and the notifier's security groups, over TLS
   replication_group_id       = var.name
   description                = "Relay live fan-out (notifier pub/sub) and WebSocket tickets (gateway, short TTL); holds no durable data"
   engine                     = "redis"
@@ -191,4 +191,12 @@ resource "aws_elasticache_replication_group" "redis" {
   snapshot_retention_limit   = 1
   apply_immediately          = false
   tags                       = var.tags
+
+  # The AUTH token is set and rotated with `aws elasticache modify-replication-group
+  # --auth-token` (docs/deploy.md, "Redis AUTH"), its value kept in Secrets Manager only: with the
+  # aws provider mirrored here (5.100) auth_token is not write-only, so Terraform would keep it
+  # in state. Terraform leaves it alone.
+  lifecycle {
+    ignore_changes = [auth_token, auth_token_update_strategy]
+  }
 }

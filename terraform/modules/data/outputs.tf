@@ -29,6 +29,6 @@ output "kms_key_arn" {
 }
 
 output "redis_url" {
-  description = "Redis URL for the gateway and the notifier (TLS)."
+  description = "Redis URL for the gateway and the notifier (TLS), without the AUTH token: what to put, with it, in relay/<env>/redis-url."
   value       = "rediss://${aws_elasticache_replication_group.redis.primary_endpoint_address}:6379/0"
 }

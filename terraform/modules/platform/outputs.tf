@@ -84,6 +84,11 @@ output "database_secret_arn" {
   value       = module.data.postgres_secret_arn
 }
 
+output "redis_url" {
+  description = "Redis's URL without the AUTH token: with it, the value of relay/<env>/redis-url (docs/deploy.md)."
+  value       = module.data.redis_url
+}
+
 output "database_address" {
   description = "The PostgreSQL instance's address (port 5432, database relay)."
   value       = module.data.postgres_address

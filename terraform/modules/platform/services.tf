@@ -8,6 +8,8 @@ locals {
   signing_key     = module.secrets.arns["internal-auth-private-key"]
   webhooks_keys   = module.secrets.arns["webhooks-encryption-keys"]
   jwks            = module.secrets.arns["internal-auth-jwks"]
+  # Redis with its AUTH token in the URL: injected, never a plain variable (docs/deploy.md)
+  redis_url = module.secrets.arns["redis-url"]
 
   # Every service: PostgreSQL as its own role, owner of its schema alone (made by `relay db
   # roles` with the master user; relay_ops.stack.roles), without the password in the URL: libpq
@@ -32,7 +34,6 @@ locals {
       { RELAY_INTERNAL_AUTH_PRIVATE_KEY_SECRET_ID = local.signing_key },
       # the API docs on either edge (the load balancer also filters them; API Gateway cannot)
       { RELAY_PUBLIC_API_DOCS = tostring(var.public_api_docs) },
-      { REDIS_URL = module.data.redis_url }, # WebSocket tickets
       # longer than the load balancer keeps an idle connection, so it never reuses a closed one
       # (the Lambda function behind API Gateway keeps no connection)
       { for timeout in module.edge[*].idle_timeout_seconds : "RELAY_HTTP_KEEP_ALIVE_SECONDS" => tostring(timeout + 5) },
@@ -43,7 +44,6 @@ locals {
       var.llm_provider == "anthropic" ? { RELAY_ANTHROPIC_API_KEY_SECRET_ID = local.anthropic_key } : {},
     )
     notifier = merge(
-      { REDIS_URL = module.data.redis_url }, # live fan-out (pub/sub)
       # edge = "apigateway": it keeps the WebSocket API's connections and posts to them
       var.edge == "apigateway" ? {
         RELAY_EDGE_CONNECTIONS_TABLE = module.serverless_edge[0].connections_table_name
@@ -54,13 +54,14 @@ locals {
   }
 
   secrets = {
-    gateway = { RELAY_INTERNAL_AUTH_PRIVATE_KEY = local.signing_key }
+    # Redis: WebSocket tickets and rate limits (gateway), live fan-out (notifier)
+    gateway = { RELAY_INTERNAL_AUTH_PRIVATE_KEY = local.signing_key, REDIS_URL = local.redis_url }
     # Fernet keys sealing webhook endpoint secrets in the database; only the notifier holds them
-    notifier = { RELAY_WEBHOOKS_ENCRYPTION_KEYS = local.webhooks_keys }
+    notifier = { RELAY_WEBHOOKS_ENCRYPTION_KEYS = local.webhooks_keys, REDIS_URL = local.redis_url }
   }
   secret_arns = {
-    gateway  = [local.signing_key]
-    notifier = [local.webhooks_keys]
+    gateway  = [local.signing_key, local.redis_url]
+    notifier = [local.webhooks_keys, local.redis_url]
   }
 
   # What each service is told and given, on ECS or (the gateway, edge = "apigateway") on Lambda;

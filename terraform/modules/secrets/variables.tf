@@ -11,6 +11,7 @@ variable "secrets" {
     "internal-auth-private-key" = "Gateway's Ed25519 signing key, base64url (RELAY_INTERNAL_AUTH_PRIVATE_KEY)"
     "internal-auth-jwks"        = "Public keys the services trust for internal tokens, a JWKS (RELAY_INTERNAL_AUTH_JWKS_SECRET_ID)"
     "webhooks-encryption-keys"  = "Fernet keys, newest first, comma-separated (RELAY_WEBHOOKS_ENCRYPTION_KEYS)"
+    "redis-url"                 = "rediss://:<AUTH token>@<host>:6379/0 for the gateway and the notifier (REDIS_URL)"
     "database-gateway"          = "Password of the gateway's database role (relay db roles)"
     "database-tasks"            = "Password of the tasks service's database role (relay db roles)"
     "database-agent"            = "Password of the agent's database role (relay db roles)"
