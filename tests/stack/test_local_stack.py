@@ -24,6 +24,7 @@ from relay_ops.routing import bus_name, load_routing, queue_name
 from relay_ops.stack.config import SERVICES, StackConfig
 from relay_ops.stack.errors import StackError
 from relay_ops.stack.local import LocalStack, ServiceProgram, read_stack_file
+from relay_ops.stack.roles import role_name
 from relay_ops.stack.supervisor import RestartPolicy
 from relay_ops.stack.topology import jwks_secret_name, signing_key_secret_name
 from relay_shared.internal_auth import key_id, parse_public_keys, public_key_of
@@ -106,7 +107,14 @@ async def test_the_stack_comes_up_wired_survives_crashes_and_stops_clean(
         for name, env in wiring.items():
             assert env["RELAY_HTTP_PORT"] == str(config.port(name))
             assert env["RELAY_ENV"] == config.env
-            assert env["DATABASE_URL"] == stack.database.url
+            # its own role (relay_ops.stack.roles), on the stack's database
+            given, admin = urlsplit(env["DATABASE_URL"]), urlsplit(stack.database.url)
+            assert (given.hostname, given.port, given.path) == (
+                admin.hostname,
+                admin.port,
+                admin.path,
+            )
+            assert given.username == role_name(admin.path.lstrip("/"), name)
             assert env["RELAY_AWS_ENDPOINT_URL"] == config.moto_endpoint
             assert env["RELAY_ARTIFACTS_BUCKET"] == stack.bucket
             assert env["AWS_REGION"] == "us-east-1"
