@@ -80,7 +80,6 @@ def _wiring() -> Wiring:
         redis_url="redis://127.0.0.1:6379/0",
         bucket="relay-local-artifacts",
         private_key="PRIVATE",
-        public_key="PUBLIC",
         webhooks_encryption_keys="FERNET-KEYS",
     )
 

@@ -34,8 +34,7 @@ class Wiring:
     database_url: str  # the stack's own (admin) connection
     redis_url: str
     bucket: str
-    private_key: str
-    public_key: str
+    private_key: str  # the services read its public half from the JWKS secret
     # the notifier's Fernet keys, kept in the state dir across starts (relay_ops.stack.keys)
     webhooks_encryption_keys: str
     # service -> its own role's URL (relay_ops.stack.roles); a service not in it gets the above

@@ -184,7 +184,7 @@ class LocalStack:
                 secure=config.redis_secure,
             )
             service_database_urls = await self._service_roles(self.database.url)
-            private_key, public_key = generate_keypair()
+            private_key, _ = generate_keypair()
             self._signing_key = private_key
             topology = await self._start_moto()
             self._wiring = Wiring(
@@ -193,7 +193,6 @@ class LocalStack:
                 redis_url=self.redis.url,
                 bucket=topology.bucket,
                 private_key=private_key,
-                public_key=public_key,
                 webhooks_encryption_keys=webhooks_keys,
                 service_database_urls=service_database_urls,
             )
