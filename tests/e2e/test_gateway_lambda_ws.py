@@ -155,7 +155,9 @@ def connection_items(stack: RunningStack, connection_id: str) -> list[str]:
         KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": f"conn#{connection_id}"}},
     )
-    return sorted(item["sk"]["S"] for item in answer["Items"])
+    return sorted(
+        item["sk"]["S"] + (" (finished)" if "done" in item else "") for item in answer["Items"]
+    )
 
 
 def test_connect_refuses_what_v1_ws_refuses(live: LambdaLive, keys: dict[str, str]) -> None:
@@ -211,8 +213,8 @@ def test_history_then_live_events_in_order_then_end(
     )
     data = [json.loads(line[5:]) for line in sse.text.splitlines() if line.startswith("data:")]
     assert events == data
-    # the finished task's cursor is gone; the connection stays
-    assert connection_items(edge_stack, connection.id) == ["conn"]
+    # the finished task's cursor is only a marker now; the connection stays
+    assert connection_items(edge_stack, connection.id) == ["conn", f"task#{task_id} (finished)"]
 
     # subscribing after the end: subscribed, end, nothing else
     connection.send({"type": "subscribe", "task_id": task_id, "after": len(events)})
@@ -261,7 +263,10 @@ def test_all_tasks_of_the_tenant_live(
         ended = {f["task_id"] for f in frames if f.get("type") == "task.succeeded"}
         return ended >= set(tasks)
 
-    frames = frames_until(connection.id, finished)
+    frames_until(connection.id, finished)
+    connection.send({"type": "unsubscribe", "task_id": "*"})
+    # every frame until then, so that one sent again by a late sender is seen too
+    frames = frames_until(connection.id, lambda fs: {"type": "unsubscribed", "task_id": "*"} in fs)
     events = [f for f in frames if "seq" in f]
     assert theirs not in {e["task_id"] for e in events}
     for task_id in tasks:
@@ -269,7 +274,5 @@ def test_all_tasks_of_the_tenant_live(
         # from its first event seen after the subscription on, in order, without gaps
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), (task_id, seqs)
     assert not [f for f in frames if f.get("type") == "end"]  # `*` has no end frames
-    connection.send({"type": "unsubscribe", "task_id": "*"})
-    frames_until(connection.id, lambda fs: {"type": "unsubscribed", "task_id": "*"} in fs)
     assert connection_items(edge_stack, connection.id) == ["conn"]
     connection.close()

@@ -12,9 +12,12 @@ connection follows is one *cursor* item: the last seq sent and a short lease. Wh
 lease is the cursor's only sender: it reads the timeline after the cursor, posts each event,
 advances the cursor (a conditional write that also proves it still holds the lease) and
 releases; then it looks once more, so an append that found the lease taken is never left
-unsent. What starts a sender: a subscribe (the history), every append of the task (``publish``,
-after commit), and a periodic ``resync`` of all cursors (an append whose trigger was lost in a
-crash). A ``*`` subscription gets a cursor per task on that task's first append after it.
+unsent. What starts a sender: a subscribe (the history), every append of the task
+(``publish``, after commit), and a periodic ``resync`` of all cursors (an append whose trigger
+was lost in a crash). A ``*`` subscription gets a cursor per task on that task's first append
+after it. After the terminal event the cursor stays as a finished marker that nothing sends
+from, so an append's fan-out arriving late cannot make a new ``*`` cursor and send the task
+twice.
 
 A post to a connection API Gateway says is gone removes the connection and everything of it.
 """
@@ -234,9 +237,7 @@ class EdgeDelivery:
                         await self._poster.post(
                             cursor.connection_id, control("end", cursor.task_id)
                         )
-                    await self._connections.remove_cursor(
-                        cursor.connection_id, cursor.task_id, owner=token
-                    )
+                    await self._connections.finish(cursor.at(sent), owner=token)
                     return None
                 lease_until = self._clock() + self._lease
                 if not await self._connections.advance(

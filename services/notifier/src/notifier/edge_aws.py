@@ -6,11 +6,13 @@ One table, all items of a connection under its partition key ``pk = conn#<connec
     sk = "all"             tenant_id, tenant_all              its ``*`` subscription
     sk = "task#<task id>"  tenant_id, task_id, sent_seq,      a task it follows (a cursor)
                            explicit, lease_owner, lease_until
+    sk = "task#<task id>"  tenant_id, sent_seq, done          a task it followed to its end
 
 Every item has ``expires_at`` (epoch seconds, the table's TTL attribute): API Gateway ends a
 connection after two hours, so nothing outlives that by much even if ``$disconnect`` is lost.
 Two sparse indexes: ``by_task`` (``task_id``: the cursors of a task) and ``by_tenant``
-(``tenant_all``: a tenant's ``*`` subscriptions).
+(``tenant_all``: a tenant's ``*`` subscriptions). A finished cursor drops ``task_id``, which
+takes it out of ``by_task``; its item stays so that no late fan-out can make it again.
 """
 
 from __future__ import annotations
@@ -179,7 +181,7 @@ class DynamoEdgeConnections:
         cursors: list[EdgeCursor] = []
         async for page in paginator.paginate(
             TableName=self._table,
-            FilterExpression="begins_with(sk, :task)",
+            FilterExpression="begins_with(sk, :task) AND attribute_exists(task_id)",
             ExpressionAttributeValues={":task": {"S": TASK}},
         ):
             cursors.extend(_cursor(item) for item in page.get("Items", []))
@@ -193,7 +195,9 @@ class DynamoEdgeConnections:
                 TableName=self._table,
                 Key=_key(cursor.connection_id, f"{TASK}{cursor.task_id}"),
                 UpdateExpression="SET lease_owner = :owner, lease_until = :until",
-                ConditionExpression="attribute_exists(pk) AND lease_until < :now",
+                ConditionExpression=(
+                    "attribute_exists(pk) AND attribute_not_exists(done) AND lease_until < :now"
+                ),
                 ExpressionAttributeValues={
                     ":owner": {"S": owner},
                     ":until": _epoch(lease_until),
@@ -213,6 +217,21 @@ class DynamoEdgeConnections:
             owner,
             "SET sent_seq = :seq, lease_until = :until",
             {":seq": {"N": str(cursor.after)}, ":until": _epoch(lease_until)},
+        )
+
+    async def finish(self, cursor: EdgeCursor, *, owner: str) -> None:
+        await self._update_if_owner(
+            cursor,
+            owner,
+            "SET done = :yes, explicit = :no, sent_seq = :seq, lease_owner = :nobody,"
+            " lease_until = :zero REMOVE task_id",
+            {
+                ":yes": {"BOOL": True},
+                ":no": {"BOOL": False},
+                ":seq": {"N": str(cursor.after)},
+                ":nobody": {"S": "-"},
+                ":zero": {"N": "0"},
+            },
         )
 
     async def release(self, cursor: EdgeCursor, *, owner: str) -> bool:

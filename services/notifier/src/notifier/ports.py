@@ -242,6 +242,13 @@ class EdgeConnections(Protocol):
         """Remove it (only while ``owner`` holds its lease, when given)."""
         ...
 
+    async def finish(self, cursor: EdgeCursor, *, owner: str) -> None:
+        """The task's terminal event went out (while ``owner`` holds the lease): the cursor
+        stays as a marker that no sender, resync or index finds, so an append's late fan-out
+        cannot make a new ``*`` cursor and send the task again. An explicit subscribe may
+        replace it (a client asking for the history again)."""
+        ...
+
     async def cursors_of_task(self, task_id: UUID) -> list[EdgeCursor]: ...
 
     async def all_cursors(self) -> list[EdgeCursor]: ...

@@ -114,6 +114,28 @@ async def test_an_explicit_subscription_replaces_the_cursor_all_tasks_made(
     assert [c.task_id for c in await table.all_cursors()] == [task]
 
 
+async def test_a_finished_cursor_is_never_sent_from_or_made_again(
+    table: DynamoEdgeConnections,
+) -> None:
+    task = uuid.uuid4()
+    await table.add_connection("c1", "acme", expires_at=SOON)
+    cursor = EdgeCursor("c1", "acme", task, 0)
+    assert await table.add_cursor(cursor, expires_at=SOON)
+    assert await table.claim(cursor, owner="s", lease_until=_in(30)) is not None
+    await table.finish(cursor.at(6), owner="someone else")  # not the holder: nothing
+    assert await table.cursors_of_task(task) == [cursor]
+    await table.finish(cursor.at(6), owner="s")
+    assert await table.cursors_of_task(task) == []
+    assert await table.all_cursors() == []
+    assert await table.claim(cursor, owner="t", lease_until=_in(30)) is None
+    assert not await table.add_cursor(cursor.at(4), expires_at=SOON)  # a late fan-out
+    assert await table.subscriptions("c1") == 0
+    # a client asking for the history again may subscribe explicitly
+    explicit = EdgeCursor("c1", "acme", task, 0, explicit=True)
+    assert await table.add_cursor(explicit, expires_at=SOON)
+    assert await table.cursors_of_task(task) == [explicit]
+
+
 class _ManagementApi(BaseHTTPRequestHandler):
     """POST /@connections/{id}: 200 for "open", 410 GoneException for anything else."""
 

@@ -514,6 +514,7 @@ class _CursorRow:
     cursor: EdgeCursor
     owner: str = "-"
     lease_until: datetime | None = None
+    done: bool = False  # the terminal event went out
 
 
 class InMemoryEdgeConnections:
@@ -570,7 +571,7 @@ class InMemoryEdgeConnections:
         key = (cursor.connection_id, cursor.task_id)
         existing = self.cursors.get(key)
         if existing is not None and (existing.cursor.explicit or not cursor.explicit):
-            return False
+            return False  # a finished one is not explicit: only an explicit one replaces it
         self.cursors[key] = _CursorRow(cursor, owner or "-", lease_until)
         return True
 
@@ -582,16 +583,21 @@ class InMemoryEdgeConnections:
             del self.cursors[(connection_id, task_id)]
 
     async def cursors_of_task(self, task_id: UUID) -> list[EdgeCursor]:
-        return [r.cursor for k, r in self.cursors.items() if k[1] == task_id]
+        return [r.cursor for k, r in self.cursors.items() if k[1] == task_id and not r.done]
 
     async def all_cursors(self) -> list[EdgeCursor]:
-        return [r.cursor for r in self.cursors.values()]
+        return [r.cursor for r in self.cursors.values() if not r.done]
+
+    def live_cursors(self) -> dict[tuple[str, UUID], _CursorRow]:
+        return {k: r for k, r in self.cursors.items() if not r.done}
 
     async def claim(
         self, cursor: EdgeCursor, *, owner: str, lease_until: datetime
     ) -> EdgeCursor | None:
         row = self.cursors.get((cursor.connection_id, cursor.task_id))
-        if row is None or (row.lease_until is not None and row.lease_until >= self._clock()):
+        if row is None or row.done:
+            return None
+        if row.lease_until is not None and row.lease_until >= self._clock():
             return None
         row.owner, row.lease_until = owner, lease_until
         return row.cursor
@@ -602,6 +608,14 @@ class InMemoryEdgeConnections:
             return False
         row.cursor, row.lease_until = row.cursor.at(cursor.after), lease_until
         return True
+
+    async def finish(self, cursor: EdgeCursor, *, owner: str) -> None:
+        row = self.cursors.get((cursor.connection_id, cursor.task_id))
+        if row is not None and row.owner == owner:
+            done = EdgeCursor(cursor.connection_id, cursor.tenant_id, cursor.task_id, cursor.after)
+            self.cursors[(cursor.connection_id, cursor.task_id)] = _CursorRow(
+                done, "-", None, done=True
+            )
 
     async def release(self, cursor: EdgeCursor, *, owner: str) -> bool:
         row = self.cursors.get((cursor.connection_id, cursor.task_id))
