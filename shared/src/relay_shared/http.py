@@ -44,6 +44,10 @@ def create_service_app(
         docs_url="/docs" if docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
+        # FastAPI's own OpenTelemetry layer stays out: instrument_app's does the server spans
+        # and HTTP metrics (with the probes left out and tickets redacted), and a second layer
+        # only cost CPU on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     install_problem_handlers(app)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import jwt
+from cachetools import TLRUCache, TTLCache
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -129,10 +130,21 @@ class Caller:
     tenant_id: str
 
 
+# tokens kept for reuse (issuer) or as verified (verifier): one per tenant and audience in use
+TOKEN_CACHE_SIZE = 4096
+
+
 class TokenIssuer:
+    """Signs the gateway's tokens. A token is reused for the first half of its lifetime (per
+    audience and tenant): signing costs more than the rest of an internal call's overhead, and
+    a reused token is still valid for at least half its lifetime when it arrives."""
+
     def __init__(self, private_key: str, *, issuer: str = GATEWAY, ttl_seconds: int = 60) -> None:
         self._issuer = issuer
         self._ttl = ttl_seconds
+        self._signed: TTLCache[tuple[str, str], str] = TTLCache(
+            TOKEN_CACHE_SIZE, ttl_seconds / 2, timer=time.time
+        )
         self.use(private_key)
 
     def use(self, private_key: str) -> bool:
@@ -142,9 +154,17 @@ class TokenIssuer:
         kid = key_id(public_key_of(private_key.strip()))
         changed = kid != getattr(self, "key_id", None)
         self._key, self.key_id = key, kid
+        if changed:
+            self._signed.clear()  # from now on, every call carries the new key's tokens
         return changed
 
     def token(self, *, audience: str, tenant_id: str) -> str:
+        token = self._signed.get((audience, tenant_id))
+        if token is None:
+            token = self._signed[(audience, tenant_id)] = self._sign(audience, tenant_id)
+        return token
+
+    def _sign(self, audience: str, tenant_id: str) -> str:
         now = int(time.time())
         claims = {
             "iss": self._issuer,
@@ -166,7 +186,11 @@ class InvalidToken(Exception):
 class TokenVerifier:
     """Verifies internal tokens against a set of trusted public keys: those it is given
     (``public_keys``: one, several, or JWKS; parse_public_keys) and, replaced on every
-    ``trust()``, those of a JWKS read later (the refresh below)."""
+    ``trust()``, those of a JWKS read later (the refresh below).
+
+    A verified token is remembered until it expires, so the gateway's reused tokens (see
+    TokenIssuer) are checked once, not on every call; a change of the trusted keys forgets
+    them all, so a key no longer trusted stops working at once."""
 
     def __init__(
         self,
@@ -181,6 +205,9 @@ class TokenVerifier:
         self._audience = audience
         self._issuers = trusted_issuers
         self._leeway = leeway_seconds
+        self._verified_tokens: TLRUCache[str, tuple[Caller, float]] = TLRUCache(
+            TOKEN_CACHE_SIZE, lambda _token, entry, _now: entry[1], timer=time.time
+        )
 
     @property
     def key_ids(self) -> frozenset[str]:
@@ -188,9 +215,20 @@ class TokenVerifier:
 
     def trust(self, keys: Mapping[str, Ed25519PublicKey]) -> None:
         """Trust the configured keys and ``keys`` (which replace those of the last call)."""
-        self._keys = {**self._configured, **keys}
+        trusted = {**self._configured, **keys}
+        if set(trusted) != set(self._keys):
+            self._verified_tokens.clear()
+        self._keys = trusted
 
     def verify(self, token: str) -> Caller:
+        known = self._verified_tokens.get(token)
+        if known is not None:
+            return known[0]
+        caller, expires_at = self._verify(token)
+        self._verified_tokens[token] = (caller, expires_at)
+        return caller
+
+    def _verify(self, token: str) -> tuple[Caller, float]:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError as exc:
@@ -209,7 +247,7 @@ class TokenVerifier:
                 error = exc
         raise error
 
-    def _verified(self, token: str, key: Ed25519PublicKey) -> Caller:
+    def _verified(self, token: str, key: Ed25519PublicKey) -> tuple[Caller, float]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -225,7 +263,7 @@ class TokenVerifier:
             raise InvalidToken(f"untrusted issuer {claims['iss']!r}")
         if not isinstance(claims["sub"], str) or not claims["sub"]:
             raise InvalidToken("no tenant")
-        return Caller(service=claims["iss"], tenant_id=claims["sub"])
+        return Caller(service=claims["iss"], tenant_id=claims["sub"]), claims["exp"] + self._leeway
 
 
 def token_verifier(settings: ServiceSettings) -> TokenVerifier:
@@ -331,8 +369,9 @@ def verified_caller(connection: HTTPConnection) -> Caller:
     return caller
 
 
-def internal_caller(request: Request) -> Caller:
-    """FastAPI dependency for every internal route: the verified caller, or 401."""
+async def internal_caller(request: Request) -> Caller:
+    """FastAPI dependency for every internal route: the verified caller, or 401. Async, so
+    that FastAPI calls it on the event loop instead of handing it to a worker thread."""
     try:
         return verified_caller(request)
     except InvalidToken as exc:

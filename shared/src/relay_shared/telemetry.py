@@ -176,7 +176,7 @@ def configure_telemetry(
         CompositePropagator([TraceContextTextMapPropagator(), AwsXRayPropagator()])
     )
     if instrument:
-        instrument_libraries()
+        instrument_libraries(sql=settings.trace_sql)
     return Telemetry(tracer_provider, meter_provider, files)
 
 
@@ -202,14 +202,17 @@ def _exporters(settings: ServiceSettings, files: list[IO[str]]) -> tuple[SpanExp
     return None
 
 
-def instrument_libraries() -> None:
-    """The contrib instrumentations of the clients every service uses (idempotent)."""
-    for instrumentor in (
+def instrument_libraries(*, sql: bool = False) -> None:
+    """The contrib instrumentations of the clients every service uses (idempotent); psycopg's,
+    a span per SQL statement, only with ``sql`` (RELAY_TRACE_SQL)."""
+    instrumentors: list[Any] = [
         HTTPXClientInstrumentor(),
-        PsycopgInstrumentor(),
         RedisInstrumentor(),
         AiobotocoreInstrumentor(),  # type: ignore[no-untyped-call]
-    ):
+    ]
+    if sql:
+        instrumentors.append(PsycopgInstrumentor())
+    for instrumentor in instrumentors:
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
 

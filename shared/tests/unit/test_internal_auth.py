@@ -162,6 +162,49 @@ def test_tokens_name_their_key_and_a_verifier_trusts_any_key_of_its_set() -> Non
         only_old.verify(issuer.token(audience="tasks", tenant_id="b"))
 
 
+def test_a_token_is_reused_for_half_its_lifetime_and_never_after_a_key_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    issuer = TokenIssuer(PRIVATE, ttl_seconds=60)
+    first = issuer.token(audience="tasks", tenant_id="a")
+    assert issuer.token(audience="tasks", tenant_id="a") == first
+    assert issuer.token(audience="tasks", tenant_id="b") != first  # per tenant
+    assert issuer.token(audience="artifacts", tenant_id="a") != first  # per audience
+    now[0] += 29
+    assert issuer.token(audience="tasks", tenant_id="a") == first
+    now[0] += 2  # past half its lifetime: a fresh one, valid for a whole lifetime again
+    second = issuer.token(audience="tasks", tenant_id="a")
+    assert second != first
+    assert jwt.decode(second, options={"verify_signature": False})["exp"] == now[0] + 60
+    new_private, new_public = generate_keypair()
+    issuer.use(new_private)
+    assert jwt.get_unverified_header(issuer.token(audience="tasks", tenant_id="a"))["kid"] == (
+        key_id(new_public)
+    )
+
+
+def test_a_verified_token_is_remembered_until_it_expires_or_its_key_is_dropped() -> None:
+    _, other_public = generate_keypair()
+    verifier = TokenVerifier(f"{PUBLIC} {other_public}", audience="tasks", leeway_seconds=0)
+    token = TokenIssuer(PRIVATE, ttl_seconds=1).token(audience="tasks", tenant_id="a")
+    assert verifier.verify(token).tenant_id == "a"
+    assert verifier.verify(token).tenant_id == "a"  # remembered
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token)  # remembered only until then
+
+    token = TokenIssuer(PRIVATE).token(audience="tasks", tenant_id="a")
+    verifier = TokenVerifier(other_public, audience="tasks")
+    verifier.trust(parse_public_keys(PUBLIC))
+    assert verifier.verify(token).tenant_id == "a"
+    verifier.trust({})  # the signing key is no longer trusted: its tokens stop at once
+    with pytest.raises(InvalidToken, match="unknown signing key"):
+        verifier.verify(token)
+
+
 def test_a_token_without_a_key_id_is_checked_against_every_trusted_key() -> None:
     claims = {"iss": "gateway", "aud": "tasks", "sub": "a", "iat": int(time.time())}
     claims["exp"] = claims["iat"] + 60

@@ -10,6 +10,7 @@ import time
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from opentelemetry.context import Context
+from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import SpanKind
@@ -23,7 +24,7 @@ from relay_shared.logs import (
     register_secret,
     truncate,
 )
-from relay_shared.telemetry import NoClientRoots, instrument_app
+from relay_shared.telemetry import NoClientRoots, instrument_app, instrument_libraries
 from relay_shared.tracing import (
     current_traceparent,
     from_traceparent,
@@ -170,3 +171,18 @@ def test_a_ticket_in_a_url_stays_out_of_the_server_span(telemetry: Recorded) -> 
     values = [str(v) for span in spans for v in (span.attributes or {}).values()]
     assert any("ticket=[redacted]" in v for v in values)  # the query is there, masked
     assert not any(ticket in v for v in values)
+
+
+def test_sql_statements_are_traced_only_when_asked() -> None:
+    psycopg_spans = PsycopgInstrumentor()
+    was = psycopg_spans.is_instrumented_by_opentelemetry
+    if was:
+        psycopg_spans.uninstrument()
+    try:
+        instrument_libraries()
+        assert not psycopg_spans.is_instrumented_by_opentelemetry
+        instrument_libraries(sql=True)
+        assert psycopg_spans.is_instrumented_by_opentelemetry
+    finally:
+        if not was and psycopg_spans.is_instrumented_by_opentelemetry:
+            psycopg_spans.uninstrument()

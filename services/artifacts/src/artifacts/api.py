@@ -15,7 +15,7 @@ from relay_shared.problems import Problem
 router = APIRouter(prefix="/internal/tasks/{task_id}/artifacts")
 
 
-def _service(request: Request) -> ArtifactService:
+async def _service(request: Request) -> ArtifactService:  # async: no worker thread
     service: ArtifactService = request.app.state.service
     return service
 

@@ -35,7 +35,7 @@ from relay_shared.sockets import UNAUTHENTICATED, close, serve_socket
 router = APIRouter()
 
 
-def _notifier(request: Request) -> Notifier:
+async def _notifier(request: Request) -> Notifier:  # async: no worker thread
     notifier: Notifier = request.app.state.service
     return notifier
 

@@ -19,7 +19,7 @@ from tasks.service import TaskService
 router = APIRouter(prefix="/internal/tasks")
 
 
-def _service(request: Request) -> TaskService:
+async def _service(request: Request) -> TaskService:  # async: no worker thread
     service: TaskService = request.app.state.service
     return service
 
@@ -62,7 +62,7 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _quota(
+async def _quota(
     active_tasks: Annotated[int | None, Header(alias="Relay-Quota-Active-Tasks", ge=1)] = None,
     daily_spend_usd: Annotated[
         float | None, Header(alias="Relay-Quota-Daily-Spend-Usd", gt=0)
