@@ -92,7 +92,8 @@ def create_key(
 def revoke_key(
     prefix: Annotated[str, typer.Option(help="The key's prefix: its first 12 characters.")],
 ) -> None:
-    """Revoke the API key with this prefix; it stops working at once."""
+    """Revoke the API key with this prefix; every gateway refuses it within
+    RELAY_API_KEY_CACHE_SECONDS (5 by default)."""
     if not _with_keys(lambda keys: keys.revoke(prefix)):
         raise _fail(f"no API key with prefix {prefix!r}")
 

@@ -53,7 +53,7 @@ CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 MAX_SEQ = 2**31 - 1
 
 
-def _gateway(request: Request) -> Gateway:
+async def _gateway(request: Request) -> Gateway:  # async: no worker thread per request
     gateway: Gateway = request.app.state.service
     return gateway
 

@@ -11,12 +11,14 @@ import binascii
 import logging
 from collections.abc import Sequence
 
-import httpx
+import aiohttp
 from fastapi import FastAPI
+from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 from redis.asyncio import Redis
 
 from gateway.api import install_relayed_refusals, router, webhooks
 from gateway.console import ConsoleFiles, console_router
+from gateway.keys import CachedKeyStore
 from gateway.limits import BodySizeLimit, RateLimitFields
 from gateway.openapi import finish_openapi
 from gateway.ports import Ports
@@ -67,17 +69,19 @@ async def open_ports(settings: GatewaySettings, runtime: ServiceRuntime) -> Port
     database = await runtime.database(MIGRATIONS)
     keys = PostgresKeyStore(database)
     connect = settings.upstream_connect_timeout
-    client = httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.upstream_timeout, connect=connect),
-        # every open event stream holds a connection; a cap would stall new streams
-        limits=httpx.Limits(
-            max_connections=None,
-            max_keepalive_connections=100,
-            keepalive_expiry=settings.upstream_keep_alive_seconds,
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(
+            limit=0,  # every open event stream holds a connection; a cap would stall new streams
+            limit_per_host=0,
+            keepalive_timeout=settings.upstream_keep_alive_seconds,
         ),
+        # the call's span and its traceparent (the httpx instrumentation did this before)
+        trace_configs=[create_trace_config()],
         trust_env=False,  # internal calls never go through a proxy from the environment
+        raise_for_status=False,
+        auto_decompress=False,  # bodies are relayed as they come
     )
-    runtime.on_stop(client.aclose)
+    runtime.on_stop(session.close)
     issuer = _token_issuer(settings)
     # a new signing key put in its secret is used from the next refresh on (key rotation)
     key_refresh = signing_key_refresh(settings, issuer, secret_reader(runtime))
@@ -91,14 +95,14 @@ async def open_ports(settings: GatewaySettings, runtime: ServiceRuntime) -> Port
         return () if key_refresh is None else (key_refresh,)
 
     services = HttpInternalServices(
-        client,
+        session,
         issuer,
         {
             "tasks": settings.tasks_url,
             "artifacts": settings.artifacts_url,
             "notifier": settings.notifier_url,
         },
-        stream_timeout=httpx.Timeout(settings.upstream_timeout, connect=connect, read=None),
+        timeout=settings.upstream_timeout,
         connect_timeout=connect,
     )
     # not critical: without Redis only tickets fail; API keys keep working
@@ -132,8 +136,11 @@ def build(settings: GatewaySettings, ports: Ports) -> Gateway:
         enabled=settings.rate_limits_enabled,
         overrides_ttl_seconds=settings.rate_limit_overrides_ttl_seconds,
     )
+    keys = ports.keys
+    if settings.api_key_cache_seconds > 0:
+        keys = CachedKeyStore(keys, settings.api_key_cache_seconds)
     return Gateway(
-        ports.keys,
+        keys,
         ports.services,
         ports.tickets,
         rate_limits,

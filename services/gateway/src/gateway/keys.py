@@ -9,7 +9,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from cachetools import TTLCache
+
+from gateway.ports import KeyStore
 
 KEY_SCHEME = "rly_"
 _KEY_LENGTH = len(KEY_SCHEME) + 43  # token_urlsafe(32): 32 bytes as unpadded base64url
@@ -59,6 +65,33 @@ def issue_key() -> IssuedKey:
 
 class KeyStoreUnavailable(Exception):
     """The key store cannot answer right now (its database is away)."""
+
+
+# keys remembered per process: far more than any deployment's live keys, and bounded against
+# a client sending well-shaped keys that do not exist (the least recently used are dropped)
+KEY_CACHE_SIZE = 10_000
+
+
+class CachedKeyStore:
+    """A ``KeyStore`` that remembers each answer (a tenant, or "no such live key") for
+    ``seconds``, so a busy key costs a lookup per interval instead of one per request. The
+    price is the bound on revocation and expiry: a key stops working within ``seconds`` on
+    every gateway. "Cannot answer" is never remembered. Entries are found by the key's hash;
+    the key itself is not kept."""
+
+    def __init__(
+        self, store: KeyStore, seconds: float, *, timer: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
+        self._known: TTLCache[str, str | None] = TTLCache(KEY_CACHE_SIZE, seconds, timer=timer)
+
+    async def tenant_for(self, raw_key: str) -> str | None:
+        digest = key_hash(raw_key)
+        try:
+            return self._known[digest]
+        except KeyError:
+            tenant = self._known[digest] = await self._store.tenant_for(raw_key)
+            return tenant
 
 
 def looks_like_key(candidate: str) -> bool:

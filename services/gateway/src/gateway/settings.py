@@ -67,6 +67,13 @@ class GatewaySettings(ServiceSettings):
     rate_limit_submits_burst: int = Field(
         default=50, ge=1, description="Submissions a tenant may make at once before the rate."
     )
+    api_key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a gateway process remembers what an API key is (its tenant, or "
+        "that it is unknown): a revoked or expired key stops working within this time. 0: "
+        "looked up on every request.",
+    )
     rate_limit_overrides_ttl_seconds: float = Field(
         default=10.0,
         ge=0,

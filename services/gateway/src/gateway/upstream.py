@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
@@ -60,16 +60,20 @@ class ServiceUnreachable(Exception):
         self.service = service
 
 
-class HttpReplyStream:
-    """``ReplyStream`` on an httpx response opened with ``stream=True``."""
+# what a call that gets no answer raises: refused, reset, or timed out
+_NO_ANSWER = (aiohttp.ClientError, TimeoutError)
 
-    def __init__(self, service: str, response: httpx.Response) -> None:
+
+class HttpReplyStream:
+    """``ReplyStream`` on an aiohttp response whose body has not been read yet."""
+
+    def __init__(self, service: str, response: aiohttp.ClientResponse) -> None:
         self._service = service
         self._response = response
 
     @property
     def status(self) -> int:
-        return self._response.status_code
+        return self._response.status
 
     @property
     def headers(self) -> Mapping[str, str]:
@@ -77,20 +81,23 @@ class HttpReplyStream:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
-            async for chunk in self._response.aiter_bytes():
+            async for chunk in self._response.content.iter_any():
                 yield chunk
-        except httpx.TransportError as exc:
+        except _NO_ANSWER as exc:
             # End the stream cleanly; the client reconnects with Last-Event-ID and misses nothing.
             log.warning("event stream from %s broke off: %r", self._service, exc)
 
     async def read(self) -> bytes:
         try:
-            return await self._response.aread()
-        except httpx.TransportError as exc:
+            return await self._response.read()
+        except _NO_ANSWER as exc:
             raise ServiceUnreachable(self._service) from exc
 
     async def aclose(self) -> None:
-        await self._response.aclose()
+        if self._response.content.at_eof():
+            self._response.release()  # the answer ended: its connection may serve another call
+        else:
+            self._response.close()  # the client left mid-stream: this connection is done
 
 
 class WebSocketChannel:
@@ -122,47 +129,59 @@ class WebSocketChannel:
 
 
 class HttpInternalServices:
-    """``InternalServices`` over one shared ``httpx.AsyncClient``, a fresh token per call."""
+    """``InternalServices`` over one shared ``aiohttp.ClientSession`` (keep-alive connections
+    to every service), each call with a token for its service and tenant (TokenIssuer reuses
+    one for half its lifetime). aiohttp rather than httpx: on this hop it took a tenth of the
+    CPU per call (docs/benchmarks.md, ADR 0020)."""
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        session: aiohttp.ClientSession,
         issuer: TokenIssuer,
         base_urls: Mapping[str, str],
         *,
-        stream_timeout: httpx.Timeout,
+        timeout: float = 15.0,
         connect_timeout: float = 3.0,
     ) -> None:
         self._connect_timeout = connect_timeout
-        self._client = client
+        self._session = session
         self._issuer = issuer
         self._base_urls = {name: url.rstrip("/") for name, url in base_urls.items()}
-        self._stream_timeout = stream_timeout
+        # a call: connect (pool wait included) within connect_timeout, then no pause in the
+        # answer longer than timeout; a stream: no limit once connected (events may be minutes
+        # apart; the service sends keep-alive comments)
+        self._call_timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect_timeout, sock_read=timeout
+        )
+        self._stream_timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout)
 
-    def _request(self, call: InternalCall, **extensions: Any) -> httpx.Request:
+    def _request(
+        self, call: InternalCall, timeout: aiohttp.ClientTimeout
+    ) -> Any:  # aiohttp's _RequestContextManager
         token = self._issuer.headers(audience=call.service, tenant_id=call.tenant_id)
-        return self._client.build_request(
+        return self._session.request(
             call.method,
             self._base_urls[call.service] + call.path,
             params=dict(call.params),
             headers={**call.headers, **token},
-            content=call.body,
-            **extensions,
+            data=call.body,
+            timeout=timeout,
+            allow_redirects=False,
         )
 
     async def send(self, call: InternalCall) -> InternalReply:
         try:
-            response = await self._client.send(self._request(call))
-        except httpx.TransportError as exc:
+            async with self._request(call, self._call_timeout) as response:
+                body = await response.read()
+        except _NO_ANSWER as exc:
             log.warning("%s %s %s failed: %r", call.service, call.method, call.path, exc)
             raise ServiceUnreachable(call.service) from exc
-        return InternalReply(response.status_code, dict(response.headers), response.content)
+        return InternalReply(response.status, dict(response.headers), body)
 
     async def stream(self, call: InternalCall) -> HttpReplyStream:
-        request = self._request(call, timeout=self._stream_timeout)
         try:
-            response = await self._client.send(request, stream=True)
-        except httpx.TransportError as exc:
+            response = await self._request(call, self._stream_timeout)
+        except _NO_ANSWER as exc:
             log.warning("%s %s %s failed: %r", call.service, call.method, call.path, exc)
             raise ServiceUnreachable(call.service) from exc
         return HttpReplyStream(call.service, response)

@@ -18,6 +18,7 @@ from relay_shared.internal_auth import generate_keypair
 from .fakes import ACME_KEY, FakeInternalServices, FakeKeyStore, Fakes
 
 MAX_BODY_BYTES = 2048
+KEY_CACHE_SECONDS = 0.2  # a revoked key works this long at most (RELAY_API_KEY_CACHE_SECONDS)
 
 
 @pytest.fixture
@@ -40,7 +41,9 @@ def keys(fakes: Fakes) -> FakeKeyStore:
 @pytest.fixture
 async def app(fakes: Fakes) -> AsyncIterator[FastAPI]:
     settings = GatewaySettings(
-        max_body_bytes=MAX_BODY_BYTES, internal_auth_private_key=generate_keypair()[0]
+        max_body_bytes=MAX_BODY_BYTES,
+        api_key_cache_seconds=KEY_CACHE_SECONDS,
+        internal_auth_private_key=generate_keypair()[0],
     )
     app = create_app(settings, ports=given(fakes.ports()))
     async with LifespanManager(app):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
-from gateway.keys import issue_key
+from gateway.keys import CachedKeyStore, KeyStoreUnavailable, issue_key
 
+from .conftest import KEY_CACHE_SECONDS
 from .fakes import ACME_KEY, FakeInternalServices, FakeKeyStore, json_reply, task_document
 
 TASK = "5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"  # fixed: test ids must not vary between runs
@@ -64,17 +67,43 @@ async def test_a_malformed_key_never_reaches_the_key_store(
     assert keys.lookups == []
 
 
-async def test_a_revoked_key_stops_working(
+async def test_a_revoked_key_stops_working_once_the_gateway_forgets_it(
     acme: httpx.AsyncClient, keys: FakeKeyStore, services: FakeInternalServices
 ) -> None:
     services.answer(
         "tasks", "GET", "/internal/tasks", json_reply(200, {"items": [], "next_cursor": None})
     )
-    assert (await acme.get("/v1/tasks")).status_code == 200
+    for _ in range(3):
+        assert (await acme.get("/v1/tasks")).status_code == 200
+    assert keys.lookups == [ACME_KEY]  # remembered for RELAY_API_KEY_CACHE_SECONDS
 
     del keys.tenants_by_key[ACME_KEY]
+    await asyncio.sleep(KEY_CACHE_SECONDS)
 
     assert (await acme.get("/v1/tasks")).status_code == 401
+
+
+async def test_the_key_cache_remembers_answers_for_its_seconds_but_never_an_outage() -> None:
+    store = FakeKeyStore({ACME_KEY: "acme"})
+    now = [0.0]
+    cached = CachedKeyStore(store, 5.0, timer=lambda: now[0])
+    stranger = issue_key().raw
+    assert await cached.tenant_for(ACME_KEY) == "acme"
+    assert await cached.tenant_for(stranger) is None
+    del store.tenants_by_key[ACME_KEY]
+    now[0] = 4.9
+    assert await cached.tenant_for(ACME_KEY) == "acme"
+    assert await cached.tenant_for(stranger) is None
+    assert store.lookups == [ACME_KEY, stranger]
+    now[0] = 5.0
+    assert await cached.tenant_for(ACME_KEY) is None  # revoked: within the cache's seconds
+    store.available = False
+    now[0] = 10.0
+    with pytest.raises(KeyStoreUnavailable):
+        await cached.tenant_for(ACME_KEY)
+    store.available = True
+    store.tenants_by_key[ACME_KEY] = "acme"
+    assert await cached.tenant_for(ACME_KEY) == "acme"  # the failure was not remembered
 
 
 async def test_the_keys_tenant_is_the_one_the_services_are_asked_for(
