@@ -30,6 +30,9 @@ COMMANDS = [
     ".venv/bin/python -m relay_devkit.bench --quick --out /tmp/bench.md    # fewer tasks (~5 min)",
     ".venv/bin/python -m relay_devkit.bench --only fanout --state-dir /tmp/s --out /tmp/f.md",
     ".venv/bin/python -m relay_devkit.bench --only webhooks --quick --out /tmp/w.md    # ~2 min",
+    "# flame graphs (py-spy) of gateway and tasks under the intake load; profiling slows them,",
+    "# so a profiled run's figures are not compared with others",
+    ".venv/bin/python -m relay_devkit.bench --only intake --profile docs/profiles --out /tmp/p.md",
 ]
 
 
@@ -42,6 +45,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--state-dir", type=Path, help="keep the stack's logs, spans and metrics here"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="write py-spy flame graphs (SVG) of the services under load here (slows them)",
     )
     args = parser.parse_args()
     open_files = raise_open_files_limit(OPEN_FILES)
@@ -68,7 +76,9 @@ def main() -> None:
             RELAY_DB_POOL_MAX="10",
             RELAY_LOG_LEVEL="WARNING",
         ) as stack:
-            done = asyncio.run(run_all(stack, quick=args.quick, only=args.only or ()))
+            done = asyncio.run(
+                run_all(stack, quick=args.quick, only=args.only or (), profile=args.profile)
+            )
     report = Report(machine, COMMANDS, stamp, time.monotonic() - started, done)
     args.out.write_text(render(report), encoding="utf-8")
     print(f"wrote {args.out} in {time.monotonic() - started:.0f} s")

@@ -8,6 +8,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -28,6 +29,7 @@ class Bench:
     key: str
     quick: bool
     tenant: str = TENANT  # the key's tenant
+    profile: Path | None = None  # write py-spy flame graphs of the services here
 
     @property
     def url(self) -> str:

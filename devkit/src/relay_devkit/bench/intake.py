@@ -3,21 +3,25 @@ endpoint with the same body model, driven by the same load generator."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
 import os
 import resource
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 from relay_devkit.bench.common import Bench
-from relay_devkit.bench.loadgen import LoadResult, closed_loop
+from relay_devkit.bench.loadgen import LoadResult, closed_loop, open_loop
 from relay_devkit.bench.procstat import busy_share, cpu_seconds, machine_ticks
 from relay_devkit.bench.report import Section, ms, table
 from relay_devkit.bench.stats import ratio
@@ -25,6 +29,7 @@ from relay_ops.stack.moto import free_port
 
 INTAKE_CONCURRENCY = 32
 INTAKE_WARMUP = 1.0
+DRAIN_LIMIT_SECONDS = 300.0
 SATURATED = 0.9  # share of all cores busy from which CPU is taken to be the limit
 
 
@@ -51,6 +56,44 @@ def baseline_server() -> Iterator[tuple[str, int]]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def profiled(bench: Bench, programs: Iterable[str], seconds: float) -> Iterator[None]:
+    """With ``bench.profile``: py-spy samples each program (100 Hz, without stopping it) for
+    ``seconds`` and writes ``intake-<program>.svg`` there, a flame graph of where its CPU went."""
+    if bench.profile is None:
+        yield
+        return
+    bench.profile.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    samplers = [
+        subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(bench.stack.pid(program)),
+                "--duration",
+                str(math.ceil(seconds)),
+                "--rate",
+                "100",
+                "--nonblocking",
+                "--format",
+                "flamegraph",
+                "--output",
+                str(bench.profile / f"intake-{program}.svg"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for program in programs
+    ]
+    try:
+        yield
+    finally:
+        for sampler in samplers:
+            sampler.wait(timeout=seconds + 60)
 
 
 @contextlib.contextmanager
@@ -99,25 +142,23 @@ class IntakeRun:
         return cells
 
 
+BODY = {"prompt": "/steps 1", "metadata": {"bench": "intake"}}
+
+
 def _statuses(result: LoadResult) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(result.statuses.items(), key=str))
 
 
 async def _load(
-    label: str, url: str, pids: dict[str, int], headers: dict[str, str] | None, seconds: float
+    label: str,
+    pids: dict[str, int],
+    seconds: float,
+    drive: Callable[[], Awaitable[LoadResult]],
 ) -> IntakeRun:
-    body = {"prompt": "/steps 1", "metadata": {"bench": "intake"}}
     cpu0 = {p: cpu_seconds(pid) for p, pid in pids.items()}
     mine = own_cpu()
     ticks = machine_ticks()
-    result = await closed_loop(
-        f"{url}/v1/tasks",
-        body=body,
-        headers=headers,
-        concurrency=INTAKE_CONCURRENCY,
-        seconds=seconds,
-        warmup=INTAKE_WARMUP,
-    )
+    result = await drive()
     # CPU is read over the warm-up and the window together: scaled to the window's share
     share = seconds / (seconds + INTAKE_WARMUP)
     cpu = {p: (cpu_seconds(pid) - cpu0[p]) * share for p, pid in pids.items()}
@@ -125,33 +166,96 @@ async def _load(
     return IntakeRun(label, result, cpu, busy_share(ticks, machine_ticks()))
 
 
+def _closed(url: str, headers: dict[str, str] | None, seconds: float) -> Awaitable[LoadResult]:
+    return closed_loop(
+        f"{url}/v1/tasks",
+        body=BODY,
+        headers=headers,
+        concurrency=INTAKE_CONCURRENCY,
+        seconds=seconds,
+        warmup=INTAKE_WARMUP,
+    )
+
+
+def _outbox_pending(bench: Bench) -> int:
+    with psycopg.connect(bench.stack.environment["DATABASE_URL"]) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM tasks.outbox WHERE published_at IS NULL"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _drained(bench: Bench) -> tuple[int, float]:
+    """How many events the tasks service's outbox holds, and how long its relay takes to publish
+    them all once the emulator runs again."""
+    pending = await asyncio.to_thread(_outbox_pending, bench)
+    began = time.monotonic()
+    with paused(bench, ("agent", "notifier", "artifacts")):
+        while time.monotonic() - began < DRAIN_LIMIT_SECONDS:
+            if not await asyncio.to_thread(_outbox_pending, bench):
+                break
+            await asyncio.sleep(0.1)
+    return pending, time.monotonic() - began
+
+
 async def intake(bench: Bench) -> Section:
     seconds = 5.0 if bench.quick else 10.0
     with baseline_server() as (base_url, base_pid):
         base = await _load(
             "bare FastAPI/uvicorn, same body model",
-            base_url,
             {"bare app": base_pid},
-            None,
             seconds,
+            lambda: _closed(base_url, None, seconds),
         )
     pids = {p: bench.stack.pid(p) for p in ("gateway", "tasks", "moto")}
+    relay = bench.url, bench.headers
     with paused(bench, ("agent", "notifier", "artifacts")):
-        relay = await _load("Relay: gateway → tasks", bench.url, pids, bench.headers, seconds)
-    runs = [base, relay]
+        in_use = await _load(
+            "Relay, as in use (outbox publishing)", pids, seconds, lambda: _closed(*relay, seconds)
+        )
+    await _drained(bench)  # what is left of that run, before the next
+    with (
+        paused(bench, ("agent", "notifier", "artifacts", "moto")),
+        profiled(bench, ("gateway", "tasks"), seconds + INTAKE_WARMUP),
+    ):
+        peak = await _load(
+            "Relay, emulator paused (outbox after)", pids, seconds, lambda: _closed(*relay, seconds)
+        )
+    pending, drain_seconds = await _drained(bench)
+    rate = max(1.0, peak.result.throughput / 2)
+    with paused(bench, ("agent", "notifier", "artifacts", "moto")):
+        half = await _load(
+            f"Relay at half its peak, open loop ({rate:.0f}/s)",
+            pids,
+            seconds,
+            lambda: open_loop(
+                f"{bench.url}/v1/tasks",
+                body=BODY,
+                headers=bench.headers,
+                rate=rate,
+                seconds=seconds,
+                warmup=INTAKE_WARMUP,
+            ),
+        )
+    await _drained(bench)
+    runs = [base, in_use, peak, half]
     section = Section(
         "Intake: POST /v1/tasks",
         f"A closed loop of {INTAKE_CONCURRENCY} concurrent clients (`relay_devkit.bench.loadgen`, "
         f"aiohttp, keep-alive) for {seconds:.0f} s after a {INTAKE_WARMUP:.0f} s warm-up, each "
-        "POSTing a small task. Relay: the gateway (API key lookup, validation, signed internal "
-        "token) → the tasks service (validation, one PostgreSQL transaction: task row + "
+        "POSTing a small task. Relay: the gateway (API key, rate limits, validation, internal "
+        "token) → the tasks service (validation, quota, one PostgreSQL transaction: task row + "
         "outbox row) → 202. The agent, notifier and artifacts processes are paused (SIGSTOP) "
-        "meanwhile, as they are not on the intake path; the tasks service's outbox relay "
-        "publishes each task.submitted to the emulator, as in use. Baseline: a bare FastAPI app on "
-        "uvicorn (one process, as each service is) taking the gateway's own body model, "
-        "`gateway.models.NewTask`, answering 202 at once; same generator, same run. CPU is "
-        "utime+stime per answered request (servers: the bare app, or gateway + tasks + moto; "
-        "PostgreSQL's own backends are not counted).",
+        "meanwhile, as they are not on the intake path. Relay runs three ways: as in use, the "
+        "tasks service's outbox relay publishing each task.submitted to the emulator meanwhile; "
+        "with the emulator paused too, so that the cores measure Relay alone (on AWS, "
+        "EventBridge is not on them) and the outbox publishes after the window, its drain timed "
+        "on its own; and, emulator paused again, an open loop at half the peak rate of the run "
+        "before (requests at fixed times whatever the answers; latency from each request's "
+        "scheduled time). Baseline: a bare FastAPI app on uvicorn (one process, as each service "
+        "is) taking the gateway's own body model, `gateway.models.NewTask`, answering 202 at "
+        "once; same generator, same run. CPU is utime+stime per answered request (servers: the "
+        "bare app, or gateway + tasks + moto; PostgreSQL's own backends are not counted).",
     )
     section.body += [
         table(
@@ -181,37 +285,47 @@ async def intake(bench: Bench) -> Section:
             for run in runs[1:]
         )
         + ".",
+        f"The outbox's drain after the paused-emulator run: {pending:,} task.submitted events "
+        f"published in {drain_seconds:.1f} s ({pending / max(drain_seconds, 1e-9):,.0f}/s) once "
+        "the emulator ran again.",
     ]
+    section.reading = _reading(base, in_use, peak, half)
+    return section
+
+
+def _reading(base: IntakeRun, in_use: IntakeRun, peak: IntakeRun, half: IntakeRun) -> str:
     cores = os.cpu_count() or 1
-    answered = max(1, len(relay.result.latencies))
-    per = {p: v / answered for p, v in relay.cpu.items()}
-    rate = relay.result.throughput
+
+    def per(run: IntakeRun, program: str) -> float:
+        return run.cpu[program] / max(1, len(run.result.latencies))
+
+    own = per(peak, "gateway") + per(peak, "tasks")
     base_cpu = sum(base.cpu.values()) / max(1, len(base.result.latencies))
-    busiest = max(("gateway", "tasks", "moto"), key=lambda p: per[p])
-    if relay.machine_busy >= SATURATED:
+    if peak.machine_busy >= SATURATED:
         limit = (
             f"CPU is the limit: the machine's {cores} cores were "
-            f"{100 * relay.machine_busy:.0f} % busy over the window (the generator, the "
-            "services, the emulator, PostgreSQL and whatever else shares the machine)."
+            f"{100 * peak.machine_busy:.0f} % busy over the peak window (the generator, the two "
+            "services, PostgreSQL and whatever else shares the machine)"
         )
     else:
         limit = (
-            f"CPU is not what limits it here: the machine's {cores} cores were "
-            f"{100 * relay.machine_busy:.0f} % busy and the busiest process, {busiest}, used "
-            f"{100 * rate * per[busiest]:.0f} % of a core, so requests wait on something "
-            "other than CPU (a pool, a lock, the event loops' scheduling); the bench does not "
-            "find out which."
+            f"CPU is not what limits it: the {cores} cores were "
+            f"{100 * peak.machine_busy:.0f} % busy, so requests wait on something else (a "
+            "pool, a lock, the event loops' scheduling)"
         )
-    section.reading = (
-        f"Relay answered {rate:.0f} requests/s at {ms(sum(per.values())):.1f} ms of CPU "
-        f"each (gateway {ms(per['gateway']):.1f}, tasks {ms(per['tasks']):.1f}, the "
-        f"emulator taking task.submitted {ms(per['moto']):.1f}, the generator "
-        f"{ms(per['load generator']):.1f}), where the bare endpoint needs {ms(base_cpu):.2f} ms "
-        f"with its generator. {limit} What Relay adds per request: a second HTTP hop "
-        "(gateway → tasks, with a signed internal token), the API-key lookup, a second "
-        "validation, one PostgreSQL transaction (task row + outbox row, NOTIFY), and the "
-        "OpenTelemetry spans (server, client, one per SQL statement) and log lines the bare "
-        "app does not have. On AWS the emulator's share goes away; the services' own CPU per "
-        "request is the figure to compare between runs."
+    return (
+        f"With the emulator off the cores, Relay answered {peak.result.throughput:.0f} "
+        f"requests/s ({ratio(peak.result.throughput, base.result.throughput):.2f}x the bare "
+        f"endpoint) at {ms(own):.2f} ms of gateway + tasks CPU each (gateway "
+        f"{ms(per(peak, 'gateway')):.2f}, tasks {ms(per(peak, 'tasks')):.2f}); the bare endpoint "
+        f"needs {ms(base_cpu):.2f} ms with its generator. {limit}. As in use, the emulator "
+        f"takes {ms(per(in_use, 'moto')):.2f} ms per task.submitted on the same cores, and "
+        f"Relay answers {in_use.result.throughput:.0f} requests/s "
+        f"({ratio(in_use.result.throughput, base.result.throughput):.2f}x). At half its peak "
+        f"rate the p99 is {ms(half.result.latency.p99):.1f} ms (p50 "
+        f"{ms(half.result.latency.p50):.1f}). What Relay adds per request over the bare "
+        "endpoint: a second HTTP hop (gateway → tasks), the API-key check (remembered for "
+        "RELAY_API_KEY_CACHE_SECONDS), the rate limiter's Redis call, a second validation, one "
+        "PostgreSQL transaction (task row + outbox row, NOTIFY), and the OpenTelemetry spans "
+        "(server, client, Redis) the bare app does not have."
     )
-    return section

@@ -71,3 +71,47 @@ async def closed_loop(
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return result
+
+
+async def open_loop(
+    url: str,
+    *,
+    body: Mapping[str, Any],
+    headers: Mapping[str, str] | None = None,
+    rate: float,
+    seconds: float,
+    warmup: float = 1.0,
+    expect: int = 202,
+) -> LoadResult:
+    """POST ``body`` at a fixed ``rate`` per second, each request when its time comes whether or
+    not earlier ones were answered. Latency runs from a request's scheduled time, so a stall is
+    counted for every request it delayed (no coordinated omission)."""
+    timeout = aiohttp.ClientTimeout(total=30)
+    result = LoadResult(seconds=seconds)
+    loop = asyncio.get_running_loop()
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0), timeout=timeout, headers=dict(headers or {})
+    ) as session:
+
+        async def one(scheduled: float, recorded: bool) -> None:
+            try:
+                async with session.post(url, json=body) as response:
+                    await response.read()
+                    status: int | str = response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                status = type(exc).__name__
+            took = loop.time() - scheduled
+            if recorded:
+                result.statuses[status] += 1
+                if status == expect:
+                    result.latencies.append(took)
+
+        began = loop.time()
+        requests: list[asyncio.Task[None]] = []
+        for n in range(int((warmup + seconds) * rate)):
+            scheduled = began + n / rate
+            if (delay := scheduled - loop.time()) > 0:
+                await asyncio.sleep(delay)
+            requests.append(asyncio.create_task(one(scheduled, scheduled >= began + warmup)))
+        await asyncio.gather(*requests)
+    return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 
 from relay_devkit.bench.common import TENANT, Bench
 from relay_devkit.bench.concurrency import agent_concurrency
@@ -31,8 +32,11 @@ BENCHMARKS: dict[str, Callable[[Bench], Awaitable[Section]]] = {
 REPORT_ORDER = ("intake", "latency", "aws", "fanout", "webhooks", "agent", "edge")
 
 
-async def run_all(stack: RunningStack, *, quick: bool, only: Sequence[str] = ()) -> list[Section]:
-    bench = Bench(stack, await asyncio.to_thread(stack.create_key, TENANT), quick)
+async def run_all(
+    stack: RunningStack, *, quick: bool, only: Sequence[str] = (), profile: Path | None = None
+) -> list[Section]:
+    key = await asyncio.to_thread(stack.create_key, TENANT)
+    bench = Bench(stack, key, quick, profile=profile)
     # the limiter is on every request (its cost is in the figures), never the bottleneck
     await asyncio.to_thread(stack.unthrottle, TENANT)
     results: dict[str, Section] = {}
