@@ -59,11 +59,16 @@ class Outbox:
             outbound.check_size(reserve=TRACE_CONTEXT_BYTES)
             rows.append((outbound.event_id, outbound.source, outbound.detail_type, outbound.detail))
         async with conn.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO outbox (event_id, source, detail_type, detail)"
-                " VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (event_id) DO NOTHING",
-                rows,
-            )
+            if len(rows) == 1:  # the usual case: executemany's pipeline costs more than it saves
+                await cur.execute(_INSERT, rows[0])
+            else:
+                await cur.executemany(_INSERT, rows)
+
+
+_INSERT = (
+    "INSERT INTO outbox (event_id, source, detail_type, detail)"
+    " VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (event_id) DO NOTHING"
+)
 
 
 def to_outbound(event: DomainEvent) -> OutboundEvent:
