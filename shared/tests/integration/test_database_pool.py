@@ -5,6 +5,7 @@ fails one transaction and is dropped)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import psycopg
 import pytest
@@ -15,8 +16,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
 def _terminate(database_url: str, pid: int) -> None:
+    """Terminate the backend and wait until it is gone (pg_terminate_backend only signals)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        for _ in range(500):
+            gone = conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,))
+            if gone.fetchone() is None:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"backend {pid} still there")
 
 
 async def _backend(database: Database) -> int:
