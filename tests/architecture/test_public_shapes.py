@@ -80,6 +80,7 @@ ANSWERS: Mapping[str, type[BaseModel]] = {
 BODIES: Mapping[str, type[BaseModel]] = {
     "NewTask": tasks.models.TaskRequest,
     "CancelRequest": tasks.models.CancelRequest,
+    "TaskInput": tasks.models.InputRequest,
     "NewWebhookEndpoint": notifier.WebhookEndpointRequest,
     "WebhookEndpointPatch": notifier.WebhookEndpointUpdate,
     "WebhookReplayRequest": notifier.ReplayRequest,
@@ -237,6 +238,7 @@ def test_every_documented_shape_is_compared() -> None:
         "ProblemDetails",
         "TaskError",
         "TaskLimits",
+        "TaskQuestion",
         "TaskResult",
         "Usage",
         "WsTicket",

@@ -19,8 +19,16 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     aws_credentials: None,  # the tests' own boto3 clients (fault injection) talk to moto
 ) -> Iterator[RunningStack]:
-    """The stack with the scripted model (no provider credentials configured)."""
-    with running_stack(database_url, redis_url, tmp_path_factory.mktemp("relay-stack")) as up:
+    """The stack with the scripted model (no provider credentials configured). Metrics are
+    exported every 2 s (test_human_input reads the agent's), and expired waits for input are
+    failed within a second."""
+    with running_stack(
+        database_url,
+        redis_url,
+        tmp_path_factory.mktemp("relay-stack"),
+        RELAY_METRICS_INTERVAL_SECONDS="2",
+        RELAY_WAIT_EXPIRY_INTERVAL_SECONDS="1",
+    ) as up:
         yield up
 
 

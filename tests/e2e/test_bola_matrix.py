@@ -7,11 +7,11 @@ The matrix is the table ``ROUTES`` below, one row per route (plus a few variants
 A's object named under B's own parent, the WebSocket subscription); each row is one test. The
 table is checked against contracts/openapi.json: a public route with a path parameter that has
 no row fails ``test_every_public_route_with_an_id_has_a_row``, so a route cannot be added without
-its BOLA case. (``POST /v1/tasks/{id}/input``, in DESIGN.md, is not in the document yet: when it
-is, that test asks for its row.)
+its BOLA case.
 
 A's objects are made once for the module, on tenants of the module's own: a finished task with
-an artifact, a running task (long ``/sleep``: a cancel that got through would show), a webhook
+an artifact, a running task (long ``/sleep``: a cancel that got through would show), a task
+waiting for input (an answer that got through would resume it), a webhook
 endpoint at a local receiver whose one delivery (a test event) is in its log; B has a finished
 task and an endpoint of its own for the cross-object variants.
 """
@@ -56,6 +56,7 @@ class World:
     tag: str
     done_task: dict[str, Any]  # A's, succeeded, with an artifact
     running_task: dict[str, Any]  # A's, running for minutes
+    waiting_task: dict[str, Any]  # A's, waiting for an answer
     artifact: dict[str, Any]  # A's, of done_task
     webhook: dict[str, Any]  # A's, with its secret
     b_task: dict[str, Any]  # B's, succeeded
@@ -67,6 +68,7 @@ class World:
         return {
             self.done_task["id"],
             self.running_task["id"],
+            self.waiting_task["id"],
             self.artifact["id"],
             self.webhook["id"],
         }
@@ -125,6 +127,7 @@ async def world(stack: RunningStack) -> AsyncIterator[World]:
                 a.submit("A's secret prompt.\n/steps 1\n/artifact notes.md"), b.submit("/steps 1")
             )
             running = await a.submit("A's long prompt.\n/steps 200\n/sleep 2")
+            waiting = await a.submit("A's question.\n/ask A's secret question?")
             done = await a.finished_task(done["id"], within=60)
             b_task = await b.finished_task(b_task["id"], within=60)
             assert done["status"] == b_task["status"] == "succeeded", (done, b_task)
@@ -133,6 +136,7 @@ async def world(stack: RunningStack) -> AsyncIterator[World]:
             running = await until(
                 lambda: _when_running(a, running["id"]), within=60
             )  # a cancel that got through would move it to cancelling
+            waiting = await until(lambda: _when_waiting(a, waiting["id"]), within=60)
             webhook = await a.create_webhook(
                 f"{receiver.url}/ok/{tag}/a", event_types=["task.failed"], description="A's"
             )
@@ -140,7 +144,18 @@ async def world(stack: RunningStack) -> AsyncIterator[World]:
                 f"{receiver.url}/ok/{tag}/b", event_types=["task.failed"]
             )
             world = World(
-                stack, a, b, receiver, tag, done, running, artifact, webhook, b_task, b_webhook
+                stack,
+                a,
+                b,
+                receiver,
+                tag,
+                done,
+                running,
+                waiting,
+                artifact,
+                webhook,
+                b_task,
+                b_webhook,
             )
             await a_test_delivery_verifies(world)  # one delivery in A's log
             yield world
@@ -149,8 +164,15 @@ async def world(stack: RunningStack) -> AsyncIterator[World]:
                 for endpoint in await client.webhooks():
                     await client.delete_webhook(endpoint["id"])
             await a.http.post(f"/v1/tasks/{running['id']}/cancel")
+            await a.http.post(f"/v1/tasks/{waiting['id']}/cancel")
             await a.aclose()
             await b.aclose()
+
+
+async def _when_waiting(api: PublicApi, task_id: str) -> dict[str, Any] | None:
+    task = await api.task(task_id)
+    assert task["status"] in {"queued", "running", "waiting_for_input"}, task
+    return task if task["status"] == "waiting_for_input" else None
 
 
 async def _when_running(api: PublicApi, task_id: str) -> dict[str, Any] | None:
@@ -165,9 +187,11 @@ async def a_view(world: World) -> dict[str, Any]:
     artifact = await a.http.get(f"/v1/tasks/{done}/artifacts/{world.artifact['id']}")
     assert artifact.status_code == 200, artifact.text
     running = await a.task(world.running_task["id"])
+    waiting = await a.task(world.waiting_task["id"])
     return {
         "done task": await a.task(done),
         "running task": {k: running[k] for k in ("status", "prompt", "metadata", "error")},
+        "waiting task": waiting,
         "artifacts": await a.artifacts(done),
         # the presigned URL and its expiry are new on every answer
         "artifact": {k: v for k, v in artifact.json().items() if not k.startswith("download_url")},
@@ -212,6 +236,10 @@ def _running(world: World) -> dict[str, str]:
     return {"task_id": world.running_task["id"]}
 
 
+def _waiting(world: World) -> dict[str, str]:
+    return {"task_id": world.waiting_task["id"]}
+
+
 def _a_artifact_under_b_task(world: World) -> dict[str, str]:
     return {"task_id": world.b_task["id"], "artifact_id": world.artifact["id"]}
 
@@ -240,6 +268,7 @@ HOOK = "/v1/webhooks/{webhook_id}"
 ROUTES = [
     Route("GET", TASK),
     Route("POST", f"{TASK}/cancel", _running, body=lambda _: {"reason": "B's"}),
+    Route("POST", f"{TASK}/input", _waiting, body=lambda _: {"text": "B's answer"}),
     Route("GET", f"{TASK}/events", _running, stream=True),
     Route("GET", f"{TASK}/events", _running, stream=True, ticket=True, variant="B's ticket"),
     Route("GET", f"{TASK}/artifacts"),
@@ -324,7 +353,13 @@ def assert_missing(response: httpx.Response, world: World) -> dict[str, Any]:
     problem: dict[str, Any] = response.json()
     assert problem["status"] == 404
     assert problem["title"]
-    for secret in (world.done_task["prompt"], world.running_task["prompt"], world.webhook["url"]):
+    secrets = (
+        world.done_task["prompt"],
+        world.running_task["prompt"],
+        world.waiting_task["question"]["text"],
+        world.webhook["url"],
+    )
+    for secret in secrets:
         assert secret not in response.text
     return problem
 

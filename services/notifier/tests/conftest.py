@@ -13,12 +13,17 @@ from relay_shared.events import (
     ArtifactPublished,
     ArtifactPublishedData,
     DomainEvent,
+    ResumePoint,
     TaskCancelled,
     TaskCancelledData,
     TaskCancelRequested,
     TaskCancelRequestedData,
     TaskFailed,
     TaskFailedData,
+    TaskInputProvided,
+    TaskInputProvidedData,
+    TaskInputRequested,
+    TaskInputRequestedData,
     TaskProgressed,
     TaskProgressedData,
     TaskStarted,
@@ -55,6 +60,29 @@ class TaskEvents:
 
     def started(self, attempt: int = 1) -> TaskStarted:
         return TaskStarted.create(TaskStartedData(attempt=attempt, worker_id="w-1"), **self._meta())
+
+    def resumed(self, attempt: int, question_id: UUID, step: int) -> TaskStarted:
+        return TaskStarted.create(
+            TaskStartedData(
+                attempt=attempt,
+                worker_id="w-2",
+                resumed=ResumePoint(question_id=question_id, step=step),
+            ),
+            **self._meta(),
+        )
+
+    def input_requested(self, question_id: UUID, *, attempt: int, step: int) -> TaskInputRequested:
+        return TaskInputRequested.create(
+            TaskInputRequestedData(
+                attempt=attempt, step=step, question_id=question_id, question="Which region?"
+            ),
+            **self._meta(),
+        )
+
+    def input_provided(self, question_id: UUID) -> TaskInputProvided:
+        return TaskInputProvided.create(
+            TaskInputProvidedData(question_id=question_id, text="eu-west-1"), **self._meta()
+        )
 
     def progressed(self, step: int, attempt: int = 1) -> TaskProgressed:
         return TaskProgressed.create(

@@ -122,6 +122,12 @@ class TaskLimits(_Tolerant):
     max_cost_usd: float | None = Field(
         default=None, gt=0, description="Estimated spend allowed (price table), if any."
     )
+    max_wait_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="How long the task may wait for an answer to a question before it fails"
+        " with input_timeout; absent: the agent's default. Waiting is not wall time.",
+    )
 
 
 class TaskSubmittedData(_Tolerant):
@@ -151,9 +157,22 @@ class TaskCancelRequested(DomainEvent):
     data: TaskCancelRequestedData
 
 
+class ResumePoint(_Tolerant):
+    """Where a resumed attempt picks the conversation up: after the answer to ``question_id``,
+    asked in step ``step``. Steps 1..step count as this attempt's (ADR 0022)."""
+
+    question_id: UUID
+    step: int = Field(ge=1)
+
+
 class TaskStartedData(_Tolerant):
-    attempt: int = Field(ge=1, description="1 for the first run; higher after a redelivery.")
+    attempt: int = Field(
+        ge=1, description="1 for the first run; higher after a redelivery or an answer."
+    )
     worker_id: str
+    resumed: ResumePoint | None = Field(
+        default=None, description="Set when the attempt resumes a task after its answer."
+    )
 
 
 class TaskStarted(DomainEvent):
@@ -176,6 +195,34 @@ class TaskProgressed(DomainEvent):
     producer = "agent"
     description = "One agent step finished."
     data: TaskProgressedData
+
+
+class TaskInputRequestedData(_Tolerant):
+    attempt: int = Field(ge=1)
+    step: int = Field(ge=1, description="The step whose tool call asked.")
+    question_id: UUID
+    question: str
+    usage: Usage = Field(default_factory=Usage, description="Usage of the task so far.")
+    cost_usd: float = Field(default=0.0, ge=0, description="Estimated cost of the task so far.")
+
+
+class TaskInputRequested(DomainEvent):
+    name = "task.input_requested"
+    producer = "agent"
+    description = "The task waits for the client's answer to a question; no worker holds it."
+    data: TaskInputRequestedData
+
+
+class TaskInputProvidedData(_Tolerant):
+    question_id: UUID
+    text: str = Field(description="The client's answer.")
+
+
+class TaskInputProvided(DomainEvent):
+    name = "task.input_provided"
+    producer = "tasks"
+    description = "The client answered the task's question; the task resumes on any worker."
+    data: TaskInputProvidedData
 
 
 class TerminalData(_Tolerant):
@@ -278,6 +325,8 @@ CATALOG: Mapping[str, type[DomainEvent]] = {
         TaskCancelRequested,
         TaskStarted,
         TaskProgressed,
+        TaskInputRequested,
+        TaskInputProvided,
         TaskSucceeded,
         TaskFailed,
         TaskCancelled,

@@ -26,6 +26,8 @@ CONTRACT_NAMES = {
     "task.cancel_requested": "tasks",
     "task.started": "agent",
     "task.progressed": "agent",
+    "task.input_requested": "agent",
+    "task.input_provided": "tasks",
     "task.succeeded": "agent",
     "task.failed": "agent",
     "task.cancelled": "agent",

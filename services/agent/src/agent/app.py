@@ -22,6 +22,7 @@ from agent.runner import AttemptRunner
 from agent.running import RunningAttempts
 from agent.service import AgentService
 from agent.settings import AgentSettings
+from agent.waits import WaitExpiry, WaitExpirySweeper
 from agent.work import AttemptWork
 from relay_shared.composition import OpenPorts, compose
 from relay_shared.http import create_service_app
@@ -61,6 +62,7 @@ async def open_ports(settings: AgentSettings, runtime: ServiceRuntime) -> Ports:
             consumer,
             control,
             *recovery,
+            WaitExpirySweeper(service.waits, settings),
             CancelListener(database, runs.channel, service.running),
             runtime.outbox_relay(database, events),
             runtime.housekeeping(database, outbox=True, inbox=True),
@@ -93,6 +95,7 @@ def build(settings: AgentSettings, ports: Ports) -> AgentService:
         retry=retry,
         recorder=recorder,
         running=running,
+        clock=ports.clock,
     )
     runner = AttemptRunner(
         settings, runs=ports.runs, work=work, recorder=recorder, running=running, clock=ports.clock
@@ -101,6 +104,7 @@ def build(settings: AgentSettings, ports: Ports) -> AgentService:
         runner=runner,
         cancellation=Cancellation(ports.runs, running),
         recovery=Recovery(settings, runs=ports.runs, runner=runner),
+        waits=WaitExpiry(ports.runs),
         running=running,
     )
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
 
+from agent.checkpoints import Checkpoint
 from agent.models import RunState, RunStatus
 from agent.pricing import report_usd
 from agent.providers.base import ModelReply
@@ -26,13 +27,15 @@ class Attempt:
     number: int
     cause: EventMetadata
     deadline: float  # on the service's clock: when the wall-time budget runs out
+    began: float = 0.0  # on the service's clock: when this attempt started
+    wall_used_before: float = 0.0  # working time of the attempts before a question (resumed)
     calls: int = 0  # model replies received
     steps: int = 0
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     artifact_ids: list[UUID] = field(default_factory=list)
     writes: Counter[str] = field(default_factory=Counter)
-    finished: bool = False  # a terminal state is committed
+    finished: bool = False  # a terminal state or a wait for input is committed: it is over
     committing: asyncio.Future[Any] | None = None  # the commit in flight, if any
 
     def event(self, cls: type[E], data: Any) -> E:
@@ -76,3 +79,32 @@ def clip(text: str, limit: int) -> str:
 
 def wants_tools(reply: ModelReply) -> bool:
     return reply.stop_reason == "tool_use" and bool(reply.tool_uses)
+
+
+def resumed_attempt(
+    task_id: UUID,
+    tenant_id: str,
+    number: int,
+    *,
+    cause: EventMetadata,
+    checkpoint: Checkpoint,
+    now: float,
+    max_wall_seconds: float,
+) -> Attempt:
+    """The attempt that goes on from a checkpoint: its counters, and the wall time left."""
+    left = max_wall_seconds - checkpoint.wall_used_seconds
+    return Attempt(
+        task_id,
+        tenant_id,
+        number,
+        cause=cause,
+        deadline=now + left,
+        began=now,
+        wall_used_before=checkpoint.wall_used_seconds,
+        calls=checkpoint.calls,
+        steps=checkpoint.step,
+        usage=checkpoint.usage,
+        cost_usd=checkpoint.cost_usd,
+        artifact_ids=list(checkpoint.artifact_ids),
+        writes=checkpoint.write_counts(),
+    )

@@ -24,20 +24,21 @@ class Cancellation:
     async def request(self, requested: TaskCancelRequested) -> None:
         """Record the request; whoever runs the task stops it (NOTIFY, then task.cancelled).
         A task not started yet is recorded as cancelled at once, so it never starts; a run
-        whose holder is gone is cancelled here and now."""
+        whose holder is gone, or that waits for input, is cancelled here and now."""
         meta = requested.metadata
         reason = requested.data.reason
         async with self._runs.transaction() as tx:
             outcome = await tx.request_cancel(meta.task_id, meta.tenant_id, reason)
             if outcome.effect == "before_start":
                 data = TaskCancelledData(attempt=0, reason=reason)
-            elif outcome.effect == "orphaned" and outcome.run is not None:
+            elif outcome.effect in ("orphaned", "waiting") and outcome.run is not None:
                 run = outcome.run
                 data = TaskCancelledData(
                     attempt=run.attempt,
                     steps=run.steps,
                     usage=run.usage,
                     cost_usd=run.cost_usd,
+                    artifact_ids=list(outcome.artifact_ids),
                     reason=reason,
                 )
             else:

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
 
+from agent.checkpoints import Resumption
 from relay_shared.events import EventMetadata, TaskSubmitted, TaskSubmittedData, Usage
 
-RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
+# 'waiting': the run asked its client a question and no worker holds it (checkpoints.py)
+RunStatus = Literal["running", "waiting", "succeeded", "failed", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -29,14 +31,17 @@ class RunState:
 
 @dataclass(frozen=True)
 class Claimed:
-    """This worker now holds the run's lease, as attempt ``attempt``."""
+    """This worker now holds the run's lease, as attempt ``attempt``; ``resume`` is set when the
+    run waited for input and has its answer: the attempt goes on from there."""
 
     attempt: int
+    resume: Resumption | None = None
 
 
 @dataclass(frozen=True)
 class Finished:
-    """The run ended before (or was cancelled before it started): never run it again."""
+    """The run ended before (or was cancelled before it started), or it waits for input, or
+    the answer this delivery brings was already taken: this delivery must not run it."""
 
     status: RunStatus
 
@@ -65,6 +70,7 @@ CancelEffect = Literal[
     "before_start",  # no run yet: recorded as cancelled (attempt 0), so it never starts
     "signalled",  # a live run: flagged and NOTIFYed, its runner stops it
     "orphaned",  # a run whose holder's lease expired: cancelled here and now (``run``)
+    "waiting",  # a run waiting for input (no holder): cancelled here and now (``run``)
     "ignored",  # already finished, or a cancel was already requested
 ]
 
@@ -72,7 +78,8 @@ CancelEffect = Literal[
 @dataclass(frozen=True)
 class CancelOutcome:
     effect: CancelEffect
-    run: RunState | None = None  # the run's totals when ``effect`` is "orphaned"
+    run: RunState | None = None  # the run's totals when ``effect`` is "orphaned" or "waiting"
+    artifact_ids: tuple[UUID, ...] = ()  # with "waiting": uploaded before the question
 
 
 # --- a run whose worker died ----------------------------------------------------------------
@@ -97,3 +104,16 @@ class StaleRun:
             return TaskSubmitted.create(data, tenant_id=self.tenant_id, task_id=self.task_id)
         metadata = EventMetadata.model_validate(self.submitted_metadata)
         return TaskSubmitted(metadata=metadata, data=data)
+
+
+# --- a run that waited too long for its answer ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpiredWait:
+    """A waiting run failed for input_timeout: its totals, and what to cause the event with."""
+
+    run: RunState
+    tenant_id: str
+    artifact_ids: tuple[UUID, ...]
+    submitted_metadata: Mapping[str, Any] | None

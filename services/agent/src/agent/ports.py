@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
-from agent.models import CancelOutcome, Claim, RunFlags, RunState, StaleRun
+from agent.checkpoints import Checkpoint
+from agent.models import CancelOutcome, Claim, ExpiredWait, RunFlags, RunState, StaleRun
 from agent.providers.base import ModelReply, ModelRequest
 from agent.tools import TOOLS, Tool
 from relay_shared.composition import Loops, no_loops
@@ -41,8 +42,30 @@ class RunTransaction(Protocol):
     ) -> Claim:
         """Start the run, or take it over once its lease expired, under a new lease."""
 
+    async def resume(
+        self,
+        task_id: UUID,
+        question_id: UUID,
+        answer: str,
+        *,
+        worker_id: str,
+        lease_seconds: float,
+        wall_seconds: float,
+    ) -> Claim:
+        """Take the run that waits on ``question_id`` (or a resumption of it whose worker died)
+        under a new lease, as its next attempt, with the answer stored."""
+
     async def save(self, state: RunState) -> RunFlags | None:
         """Move the run; None when ``state.attempt`` no longer owns it."""
+
+    async def wait(
+        self, state: RunState, checkpoint: Checkpoint, files: Mapping[str, bytes], *, seconds: float
+    ) -> bool:
+        """Stop the run at its question for at most ``seconds``, saving what it goes on from;
+        False when ``state.attempt`` no longer owns it."""
+
+    async def expire_waits(self, *, limit: int) -> list[ExpiredWait]:
+        """Fail the runs that waited past their deadline (each taken once)."""
 
     async def renew_lease(
         self, task_id: UUID, attempt: int, owner: str, lease_seconds: float

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agent.attempts import Attempt, clip, progress_message
 from agent.budgets import BudgetExceeded
+from agent.checkpoints import Checkpoint
 from agent.models import RunFlags, RunStatus
 from agent.ports import RunStore
 from agent.pricing import report_usd
@@ -26,6 +27,8 @@ from relay_shared.events import (
     TaskCancelledData,
     TaskFailed,
     TaskFailedData,
+    TaskInputRequested,
+    TaskInputRequestedData,
     TaskProgressed,
     TaskProgressedData,
     TaskSucceeded,
@@ -51,6 +54,67 @@ class AttemptRecorder:
         self, attempt: Attempt, reply: ModelReply, uploads: Sequence[ArtifactUploadedData]
     ) -> RunFlags:
         """The step just finished (``attempt.steps``), then the files it wrote."""
+        return await self._record(attempt, "running", self._step_events(attempt, reply, uploads))
+
+    async def ask(
+        self,
+        attempt: Attempt,
+        reply: ModelReply,
+        uploads: Sequence[ArtifactUploadedData],
+        checkpoint: Checkpoint,
+        files: Mapping[str, bytes],
+        *,
+        wait_seconds: float,
+    ) -> RunFlags:
+        """The step that asked, then task.input_requested, with the run stopped at its question
+        (checkpoint and files saved, no lease). A cancel requested meanwhile wins: the step is
+        recorded as usual and the returned flags say so; the run does not wait."""
+        events = self._step_events(attempt, reply, uploads)
+        commit = asyncio.ensure_future(
+            self._commit_ask(attempt, events, checkpoint, files, wait_seconds)
+        )
+        commit.add_done_callback(_retrieve)
+        attempt.committing = commit
+        flags = await asyncio.shield(commit)
+        if attempt.finished:
+            log.info("task %s: attempt %d waits for input", attempt.task_id, attempt.number)
+        return flags
+
+    async def _commit_ask(
+        self,
+        attempt: Attempt,
+        events: list[DomainEvent],
+        checkpoint: Checkpoint,
+        files: Mapping[str, bytes],
+        wait_seconds: float,
+    ) -> RunFlags:
+        async with self._runs.transaction() as tx:
+            # the save proves the attempt owns the run, and locks it against a cancel request
+            flags = await tx.save(attempt.state("running"))
+            if flags is None:
+                raise AttemptSuperseded
+            if not flags.cancel_requested:
+                if not await tx.wait(
+                    attempt.state("running"), checkpoint, files, seconds=wait_seconds
+                ):
+                    raise AttemptSuperseded  # pragma: no cover - the save above owns the row
+                asked = TaskInputRequestedData(
+                    attempt=attempt.number,
+                    step=attempt.steps,
+                    question_id=checkpoint.question.id,
+                    question=checkpoint.question.text,
+                    usage=attempt.usage,
+                    cost_usd=report_usd(attempt.cost_usd),
+                )
+                events = [*events, attempt.event(TaskInputRequested, asked)]
+            await tx.emit(*events)
+        attempt.finished = not flags.cancel_requested
+        return flags
+
+    @staticmethod
+    def _step_events(
+        attempt: Attempt, reply: ModelReply, uploads: Sequence[ArtifactUploadedData]
+    ) -> list[DomainEvent]:
         progressed = TaskProgressedData(
             attempt=attempt.number,
             step=attempt.steps,
@@ -60,7 +124,7 @@ class AttemptRecorder:
         )
         events: list[DomainEvent] = [attempt.event(TaskProgressed, progressed)]
         events += [attempt.event(ArtifactUploaded, u) for u in uploads]
-        return await self._record(attempt, "running", events)
+        return events
 
     async def succeeded(self, attempt: Attempt, reply: ModelReply) -> None:
         summary = reply.text or f"Completed {attempt.steps} steps."

@@ -11,18 +11,21 @@ from psycopg import AsyncConnection
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
+from agent.checkpoints import Checkpoint, Resumption
 from agent.models import (
     CancelOutcome,
     Claim,
     Claimed,
+    ExpiredWait,
     Finished,
     Held,
     RunFlags,
     RunState,
+    RunStatus,
     StaleRun,
 )
 from relay_shared.db import Database
-from relay_shared.events import DomainEvent, Usage
+from relay_shared.events import DomainEvent, TaskSubmittedData, Usage
 from relay_shared.outbox import Outbox
 
 # A new task starts at attempt 1. A run still 'running' whose lease has expired (its worker
@@ -43,7 +46,57 @@ ON CONFLICT (task_id) DO UPDATE
         usage = '{}'::jsonb, cost_usd = 0, started_at = now(), updated_at = now()
     WHERE runs.status = 'running'
       AND (runs.lease_expires_at IS NULL OR runs.lease_expires_at <= now())
-RETURNING attempt
+RETURNING attempt, checkpoint, answer, submitted
+"""
+
+# An answer resumes the run that waits on its question, as the next attempt; a resumed attempt
+# whose worker died (its lease expired) is resumed again by a redelivery of the same answer. The
+# answer is kept with the run: every resumption of it uses the first one stored.
+_RESUME = """
+UPDATE runs
+SET status = 'running', attempt = attempt + 1, worker_id = %(worker_id)s,
+    lease_owner = %(worker_id)s, lease_expires_at = now() + make_interval(secs => %(lease)s),
+    deadline_at = now() + make_interval(secs => coalesce(
+        (submitted -> 'limits' ->> 'max_wall_seconds')::float, %(wall)s)),
+    answer = coalesce(answer, %(answer)s), wait_deadline_at = NULL,
+    started_at = now(), updated_at = now()
+WHERE task_id = %(task_id)s AND question_id = %(question_id)s AND checkpoint IS NOT NULL
+  AND (status = 'waiting'
+       OR (status = 'running' AND answer IS NOT NULL
+           AND (lease_expires_at IS NULL OR lease_expires_at <= now())))
+RETURNING attempt, checkpoint, answer, submitted
+"""
+
+_NOT_RESUMED = """
+SELECT status, question_id = %(question_id)s AND answer IS NOT NULL AS resumed,
+       greatest(extract(epoch FROM greatest(lease_expires_at, deadline_at) - now()), 0)::float
+           AS busy_seconds
+FROM runs WHERE task_id = %(task_id)s
+"""
+
+# The attempt that asked stops here: no lease, no worker; the checkpoint and the workspace's
+# files are what the resumption goes on from.
+_WAIT = """
+UPDATE runs
+SET status = 'waiting', checkpoint = %(checkpoint)s, question_id = %(question_id)s,
+    wait_deadline_at = now() + make_interval(secs => %(wait)s), answer = NULL,
+    lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+WHERE task_id = %(task_id)s AND attempt = %(attempt)s AND status = 'running'
+"""
+
+_FILES = "SELECT path, content FROM run_files WHERE task_id = %s ORDER BY path"
+_FORGET_FILES = "DELETE FROM run_files WHERE task_id = %s"
+_SAVE_FILE = "INSERT INTO run_files (task_id, path, content) VALUES (%s, %s, %s)"
+
+# Runs that waited longer than their max_wait_seconds; taken once (SKIP LOCKED) and failed.
+_EXPIRE_WAITS = """
+UPDATE runs SET status = 'failed', finished_at = now(), updated_at = now(), checkpoint = NULL
+FROM (SELECT task_id, checkpoint AS saved FROM runs
+      WHERE status = 'waiting' AND wait_deadline_at <= now()
+      ORDER BY wait_deadline_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) AS expired
+WHERE runs.task_id = expired.task_id
+RETURNING runs.task_id, tenant_id, attempt, steps, usage, cost_usd, submitted_metadata,
+          expired.saved AS checkpoint
 """
 
 _NOT_CLAIMED = """
@@ -58,7 +111,8 @@ _SAVE = """
 UPDATE runs
 SET status = %(status)s, steps = %(steps)s, usage = %(usage)s, cost_usd = %(cost_usd)s,
     updated_at = now(),
-    finished_at = CASE WHEN %(status)s = 'running' THEN NULL ELSE now() END
+    finished_at = CASE WHEN %(status)s = 'running' THEN NULL ELSE now() END,
+    checkpoint = CASE WHEN %(status)s = 'running' THEN checkpoint END
 WHERE task_id = %(task_id)s AND attempt = %(attempt)s AND status = 'running'
 RETURNING cancel_requested_at IS NOT NULL AS cancel_requested
 """
@@ -88,14 +142,14 @@ RETURNING attempt
 # Repeated and late requests change nothing: the first one on a running run sets the flag.
 _FLAG_CANCEL = """
 UPDATE runs SET cancel_requested_at = now(), cancel_reason = %(reason)s, updated_at = now()
-WHERE task_id = %(task_id)s AND tenant_id = %(tenant_id)s AND status = 'running'
+WHERE task_id = %(task_id)s AND tenant_id = %(tenant_id)s AND status IN ('running', 'waiting')
   AND cancel_requested_at IS NULL
-RETURNING attempt, steps, usage, cost_usd,
+RETURNING attempt, steps, usage, cost_usd, status = 'waiting' AS waiting, checkpoint,
           lease_expires_at IS NULL OR lease_expires_at <= now() AS orphaned
 """
 
 _CANCEL_ORPHAN = """
-UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now()
+UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now(), checkpoint = NULL
 WHERE task_id = %(task_id)s
 """
 
@@ -111,7 +165,7 @@ LIMIT %(limit)s
 
 # Only while still stale: a worker that took the run over in the meantime keeps it.
 _ABANDON = """
-UPDATE runs SET status = 'failed', finished_at = now(), updated_at = now()
+UPDATE runs SET status = 'failed', finished_at = now(), updated_at = now(), checkpoint = NULL
 WHERE task_id = %(task_id)s AND status = 'running'
   AND lease_expires_at < now() - make_interval(secs => %(grace)s)
 RETURNING attempt, steps, usage, cost_usd
@@ -130,6 +184,23 @@ def cancel_channel(schema: str) -> str:
 
 def _flags(row: Mapping[str, Any] | None) -> RunFlags | None:
     return None if row is None else RunFlags(cancel_requested=bool(row["cancel_requested"]))
+
+
+def _totals(row: Mapping[str, Any], task_id: UUID, status: RunStatus) -> RunState:
+    return RunState(
+        task_id,
+        int(row["attempt"]),
+        status,
+        int(row["steps"]),
+        Usage.model_validate(row["usage"]),
+        float(row["cost_usd"]),
+    )
+
+
+def _artifact_ids(checkpoint: Mapping[str, Any] | None) -> tuple[UUID, ...]:
+    if checkpoint is None:
+        return ()
+    return tuple(Checkpoint.model_validate(checkpoint).artifact_ids)
 
 
 class PostgresRunTransaction:
@@ -165,7 +236,7 @@ class PostgresRunTransaction:
         )
         row = await cur.fetchone()
         if row is not None:
-            return Claimed(int(row["attempt"]))
+            return await self._claimed(task_id, row)
         cur = await self._conn.execute(_NOT_CLAIMED, {"task_id": task_id})
         row = await cur.fetchone()
         if row is None:  # pragma: no cover - the INSERT above conflicted with this very row
@@ -173,6 +244,87 @@ class PostgresRunTransaction:
         if row["status"] == "running":
             return Held(float(row["busy_seconds"]))
         return Finished(row["status"])
+
+    async def resume(
+        self,
+        task_id: UUID,
+        question_id: UUID,
+        answer: str,
+        *,
+        worker_id: str,
+        lease_seconds: float,
+        wall_seconds: float,
+    ) -> Claim:
+        params = {
+            "task_id": task_id,
+            "question_id": question_id,
+            "answer": answer,
+            "worker_id": worker_id,
+            "lease": lease_seconds,
+            "wall": wall_seconds,
+        }
+        cur = await self._conn.execute(_RESUME, params)
+        row = await cur.fetchone()
+        if row is not None:
+            return await self._claimed(task_id, row)
+        cur = await self._conn.execute(_NOT_RESUMED, params)
+        row = await cur.fetchone()
+        if row is None:
+            raise LookupError(f"no run {task_id} to resume")  # an answer precedes no question
+        if row["status"] == "running" and row["resumed"]:
+            return Held(float(row["busy_seconds"]))  # resumed by another worker, which lives
+        return Finished(row["status"])  # ended, or waits on a newer question
+
+    async def _claimed(self, task_id: UUID, row: Mapping[str, Any]) -> Claimed:
+        if row["checkpoint"] is None or row["answer"] is None:
+            return Claimed(int(row["attempt"]))
+        cur = await self._conn.execute(_FILES, (task_id,))
+        files = {r["path"]: bytes(r["content"]) for r in await cur.fetchall()}
+        resumption = Resumption(
+            checkpoint=Checkpoint.model_validate(row["checkpoint"]),
+            answer=row["answer"],
+            files=files,
+            submitted=TaskSubmittedData.model_validate(row["submitted"]),
+        )
+        return Claimed(int(row["attempt"]), resumption)
+
+    async def wait(
+        self, state: RunState, checkpoint: Checkpoint, files: Mapping[str, bytes], *, seconds: float
+    ) -> bool:
+        cur = await self._conn.execute(
+            _WAIT,
+            {
+                "task_id": state.task_id,
+                "attempt": state.attempt,
+                "checkpoint": Jsonb(checkpoint.model_dump(mode="json")),
+                "question_id": checkpoint.question.id,
+                "wait": seconds,
+            },
+        )
+        if cur.rowcount != 1:
+            return False
+        await self._conn.execute(_FORGET_FILES, (state.task_id,))
+        if files:
+            async with self._conn.cursor() as many:
+                await many.executemany(
+                    _SAVE_FILE, [(state.task_id, path, data) for path, data in files.items()]
+                )
+        return True
+
+    async def expire_waits(self, *, limit: int) -> list[ExpiredWait]:
+        cur = await self._conn.execute(_EXPIRE_WAITS, {"limit": limit})
+        expired = [
+            ExpiredWait(
+                run=_totals(row, row["task_id"], "failed"),
+                tenant_id=row["tenant_id"],
+                artifact_ids=_artifact_ids(row["checkpoint"]),
+                submitted_metadata=row["submitted_metadata"],
+            )
+            for row in await cur.fetchall()
+        ]
+        for wait in expired:
+            await self._conn.execute(_FORGET_FILES, (wait.run.task_id,))
+        return expired
 
     async def save(self, state: RunState) -> RunFlags | None:
         cur = await self._conn.execute(
@@ -186,7 +338,10 @@ class PostgresRunTransaction:
                 "cost_usd": state.cost_usd,
             },
         )
-        return _flags(await cur.fetchone())
+        flags = _flags(await cur.fetchone())
+        if flags is not None and state.status != "running":
+            await self._conn.execute(_FORGET_FILES, (state.task_id,))
+        return flags
 
     async def renew_lease(
         self, task_id: UUID, attempt: int, owner: str, lease_seconds: float
@@ -207,14 +362,8 @@ class PostgresRunTransaction:
         row = await cur.fetchone()
         if row is None:
             return None
-        return RunState(
-            task_id,
-            int(row["attempt"]),
-            "failed",
-            int(row["steps"]),
-            Usage.model_validate(row["usage"]),
-            float(row["cost_usd"]),
-        )
+        await self._conn.execute(_FORGET_FILES, (task_id,))
+        return _totals(row, task_id, "failed")
 
     async def cancel_reason(self, task_id: UUID) -> str | None:
         cur = await self._conn.execute(
@@ -234,16 +383,12 @@ class PostgresRunTransaction:
         row = await cur.fetchone()
         if row is None:
             return CancelOutcome("ignored")
-        if row["orphaned"]:
+        if row["waiting"] or row["orphaned"]:
             await self._conn.execute(_CANCEL_ORPHAN, params)
-            run = RunState(
-                task_id,
-                int(row["attempt"]),
-                "cancelled",
-                int(row["steps"]),
-                Usage.model_validate(row["usage"]),
-                float(row["cost_usd"]),
-            )
+            await self._conn.execute(_FORGET_FILES, (task_id,))
+            run = _totals(row, task_id, "cancelled")
+            if row["waiting"]:
+                return CancelOutcome("waiting", run, _artifact_ids(row["checkpoint"]))
             return CancelOutcome("orphaned", run)
         # Delivered on commit, to every agent process listening; the runner stops the attempt.
         await self._conn.execute("SELECT pg_notify(%s, %s)", (self._channel, str(task_id)))

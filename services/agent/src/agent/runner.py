@@ -14,17 +14,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from typing import NamedTuple
 
-from agent.attempts import Attempt
+from agent.attempts import Attempt, resumed_attempt
+from agent.checkpoints import Resumption
 from agent.leases import keep_lease
-from agent.models import Claimed, Finished, Held
-from agent.ports import Clock, RunStore
+from agent.models import Claim, Claimed, Finished, Held
+from agent.ports import Clock, RunStore, RunTransaction
 from agent.recording import AttemptRecorder, AttemptSuperseded
 from agent.running import RunningAttempts, StopCause
 from agent.settings import AgentSettings
 from agent.work import AttemptWork
 from relay_shared.consumer import Defer
-from relay_shared.events import TaskLimits, TaskStarted, TaskStartedData, TaskSubmitted
+from relay_shared.events import (
+    EventMetadata,
+    ResumePoint,
+    TaskInputProvided,
+    TaskLimits,
+    TaskStarted,
+    TaskStartedData,
+    TaskSubmitted,
+    TaskSubmittedData,
+)
 from relay_shared.logs import truncate
 from relay_shared.tracing import untraced
 
@@ -37,6 +48,13 @@ DEFER_SLACK_SECONDS = 3
 MAX_DEFER_SECONDS = 11 * 3600
 # How long a stopping attempt may take to hand its run back.
 RELEASE_TIMEOUT_SECONDS = 5.0
+
+
+class _Started(NamedTuple):
+    attempt: Attempt
+    task: TaskSubmittedData
+    limits: TaskLimits
+    resume: Resumption | None
 
 
 class AttemptRunner:
@@ -58,22 +76,55 @@ class AttemptRunner:
         self._clock = clock
 
     async def run(self, submitted: TaskSubmitted) -> None:
-        """Run the task unless it finished or another worker holds it (then Defer). Raises on
-        anything unexpected, handing the run back (lease released) so the redelivered message
-        starts it over as the next attempt."""
-        limits = self._limits_of(submitted)
-        attempt = await self._claim(submitted, limits)
-        if attempt is None:
+        """Run the task unless it finished, waits for input or another worker holds it (then
+        Defer). Raises on anything unexpected, handing the run back (lease released) so the
+        redelivered message starts it over as the next attempt (or resumes it, when it had
+        waited for input and has its answer)."""
+        meta = submitted.metadata
+        async with self._runs.transaction() as tx:
+            claim = await tx.claim(
+                meta.task_id,
+                meta.tenant_id,
+                worker_id=self._settings.worker_id,
+                lease_seconds=self._settings.run_lease_seconds,
+                wall_seconds=self._limits_of(submitted.data).max_wall_seconds,
+                submitted=submitted.data.model_dump(mode="json"),
+                submitted_metadata=meta.model_dump(mode="json"),
+            )
+            started = await self._started(tx, claim, meta, submitted.data)
+        await self._execute(started)
+
+    async def resume(self, provided: TaskInputProvided) -> None:
+        """The client answered: go on from the run's saved question as its next attempt, on
+        this worker, unless the run no longer waits on it (ended, cancelled, answered and
+        resumed by a live worker: then Defer)."""
+        meta = provided.metadata
+        async with self._runs.transaction() as tx:
+            claim = await tx.resume(
+                meta.task_id,
+                provided.data.question_id,
+                provided.data.text,
+                worker_id=self._settings.worker_id,
+                lease_seconds=self._settings.run_lease_seconds,
+                wall_seconds=self._settings.default_max_wall_seconds,
+            )
+            started = await self._started(tx, claim, meta, None)
+        await self._execute(started)
+
+    async def _execute(self, started: _Started | None) -> None:
+        if started is None:
             return
+        attempt, task, limits, resume = started
         log.info(
-            "task %s: attempt %d started (model %s): %r",
+            "task %s: attempt %d %s (model %s): %r",
             attempt.task_id,
             attempt.number,
-            submitted.data.model,
-            truncate(submitted.data.prompt, self._settings.log_prompt_chars),
+            "started" if resume is None else "resumed after its answer",
+            task.model,
+            truncate(task.prompt, self._settings.log_prompt_chars),
         )
         work = asyncio.create_task(
-            self._work.run(attempt, submitted.data, limits),
+            self._work.run(attempt, task, limits, resume),
             name=f"task {attempt.task_id} attempt {attempt.number}",
         )
         with self._running.register(attempt.task_id, attempt.number, work) as running:
@@ -108,10 +159,10 @@ class AttemptRunner:
                 if not attempt.finished:
                     await self._release(attempt)
 
-    def _limits_of(self, submitted: TaskSubmitted) -> TaskLimits:
+    def _limits_of(self, task: TaskSubmittedData) -> TaskLimits:
         """The task's budgets: as submitted, else the agent's defaults (older events)."""
-        if submitted.data.limits is not None:
-            return submitted.data.limits
+        if task.limits is not None:
+            return task.limits
         s = self._settings
         return TaskLimits(
             max_turns=s.default_max_turns,
@@ -119,32 +170,52 @@ class AttemptRunner:
             max_wall_seconds=s.default_max_wall_seconds,
         )
 
-    async def _claim(self, submitted: TaskSubmitted, limits: TaskLimits) -> Attempt | None:
-        meta = submitted.metadata
-        worker = self._settings.worker_id
-        async with self._runs.transaction() as tx:
-            claim = await tx.claim(
-                meta.task_id,
-                meta.tenant_id,
-                worker_id=worker,
-                lease_seconds=self._settings.run_lease_seconds,
-                wall_seconds=limits.max_wall_seconds,
-                submitted=submitted.data.model_dump(mode="json"),
-                submitted_metadata=meta.model_dump(mode="json"),
-            )
-            if isinstance(claim, Claimed):
+    async def _started(
+        self,
+        tx: RunTransaction,
+        claim: Claim,
+        cause: EventMetadata,
+        task: TaskSubmittedData | None,
+    ) -> _Started | None:
+        """What the claim gives: an attempt to run (task.started emitted in its transaction),
+        None when the run must not run now, or Defer while another attempt holds it."""
+        meta = cause
+        if isinstance(claim, Claimed):
+            resume = claim.resume
+            if resume is not None:
+                task = resume.submitted
+            assert task is not None  # a resume claim always brings the run's task
+            limits = self._limits_of(task)
+            now = self._clock()
+            if resume is None:
                 attempt = Attempt(
                     meta.task_id,
                     meta.tenant_id,
                     claim.attempt,
                     cause=meta,
-                    deadline=self._clock() + limits.max_wall_seconds,
+                    deadline=now + limits.max_wall_seconds,
+                    began=now,
                 )
-                started = TaskStartedData(attempt=claim.attempt, worker_id=worker)
-                await tx.emit(attempt.event(TaskStarted, started))
-                return attempt
+                point = None
+            else:
+                attempt = resumed_attempt(
+                    meta.task_id,
+                    meta.tenant_id,
+                    claim.attempt,
+                    cause=meta,
+                    checkpoint=resume.checkpoint,
+                    now=now,
+                    max_wall_seconds=limits.max_wall_seconds,
+                )
+                asked = resume.checkpoint
+                point = ResumePoint(question_id=asked.question.id, step=asked.step)
+            data = TaskStartedData(
+                attempt=claim.attempt, worker_id=self._settings.worker_id, resumed=point
+            )
+            await tx.emit(attempt.event(TaskStarted, data))
+            return _Started(attempt, task, limits, resume)
         if isinstance(claim, Finished):
-            log.info("task %s already %s; not running it again", meta.task_id, claim.status)
+            log.info("task %s is %s; not running it now", meta.task_id, claim.status)
             return None
         assert isinstance(claim, Held)
         # Never acknowledged: if the holder dies, this delivery must still be on the queue.

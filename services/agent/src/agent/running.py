@@ -18,7 +18,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from uuid import UUID
 
+from opentelemetry import metrics
+
 log = logging.getLogger(__name__)
+
+ATTEMPTS_RUNNING = metrics.get_meter("relay").create_up_down_counter(
+    "relay.agent.attempts.running",
+    unit="{attempt}",
+    description="Attempts this process runs now; a task waiting for input holds none.",
+)
 
 
 class StopCause(enum.Enum):
@@ -54,9 +62,11 @@ class RunningAttempts:
         # The run's lease makes this process the task's only runner, so one entry per task.
         running = RunningAttempt(task_id, number, work)
         self._by_task[task_id] = running
+        ATTEMPTS_RUNNING.add(1)
         try:
             yield running
         finally:
+            ATTEMPTS_RUNNING.add(-1)
             if self._by_task.get(task_id) is running:
                 del self._by_task[task_id]
 

@@ -2,6 +2,9 @@
 handlers: run a submitted task as a conversation between a model and the tools, within its
 budgets; stop it when a client cancels it; run again the tasks whose worker died.
 
+A task.input_provided resumes a run that waited for its client's answer (runner.resume, from
+the checkpoint the run saved when the model called ask_user; checkpoints.py).
+
 One task.submitted, in the order the code runs it:
 
     handlers.on_task_submitted
@@ -22,6 +25,7 @@ from agent.cancellation import Cancellation
 from agent.recovery import Recovery
 from agent.runner import AttemptRunner
 from agent.running import RunningAttempts
+from agent.waits import WaitExpiry
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class AgentService:
     runner: AttemptRunner  # task.submitted
     cancellation: Cancellation  # task.cancel_requested
     recovery: Recovery  # runs whose worker died and whose message is gone
+    waits: WaitExpiry  # runs that waited for input past their max_wait_seconds
     # The attempts this process runs, by task: where a cancel request finds the one to stop
     # (the cancel listener reaches it here too).
     running: RunningAttempts

@@ -35,6 +35,9 @@ class AgentSettings(ProviderSettings, ServiceSettings):
     default_max_turns: int = Field(default=50, ge=1)
     default_max_output_tokens: int = Field(default=32000, ge=1)
     default_max_wall_seconds: float = Field(default=1800, gt=0)
+    default_max_wait_seconds: float = Field(
+        default=86400, gt=0, description="How long a task waits for an answer unless it says."
+    )
     model_prices: dict[str, ModelPrice] = Field(
         default_factory=dict, description="JSON; replaces the price table's entry per model."
     )
@@ -63,6 +66,15 @@ class AgentSettings(ProviderSettings, ServiceSettings):
         default=None, description="Parent of per-run workspaces; a temp dir when unset."
     )
     max_file_bytes: int = Field(default=10 * MIB, ge=1)
+    checkpoint_max_bytes: int = Field(
+        default=50 * MIB,
+        ge=0,
+        description="The most workspace a task waiting for input keeps in PostgreSQL; a"
+        " question asked with more is refused (the model goes on without the answer).",
+    )
+    wait_expiry_interval_seconds: float = Field(
+        default=15.0, gt=0, description="How often waits past max_wait_seconds are failed."
+    )
     artifacts_bucket: str = Field(default="", description="Defaults to relay-<env>-artifacts.")
 
     @model_validator(mode="after")

@@ -60,6 +60,20 @@ class ListFilesInput(_Input):
     pass
 
 
+MAX_QUESTION_CHARS = 2000
+
+
+class AskUserInput(_Input):
+    question: str = Field(
+        min_length=1,
+        max_length=MAX_QUESTION_CHARS,
+        description="One clear question for the user, with the context they need to answer.",
+    )
+
+
+ASK_USER = "ask_user"
+
+
 async def write_file(workspace: Workspace, args: WriteFileInput) -> ToolOutcome:
     data = args.content.encode()
     name = await asyncio.to_thread(workspace.write, args.path, data)
@@ -69,6 +83,12 @@ async def write_file(workspace: Workspace, args: WriteFileInput) -> ToolOutcome:
 async def read_file(workspace: Workspace, args: ReadFileInput) -> ToolOutcome:
     data = await asyncio.to_thread(workspace.read, args.path)
     return ToolOutcome(data.decode(errors="replace"))
+
+
+async def ask_user(_workspace: Workspace, _args: AskUserInput) -> ToolOutcome:
+    # The attempt's work answers ask_user itself (it pauses the task, work.py); reaching this
+    # means a registry without that handling ran it, and the model hears so.
+    return ToolOutcome("ask_user is not available here; go on without the answer.", True)
 
 
 async def list_files(workspace: Workspace, _args: ListFilesInput) -> ToolOutcome:
@@ -103,9 +123,29 @@ TOOLS: Mapping[str, Tool] = {
         ),
         define_tool("read_file", "Read a file from the workspace.", ReadFileInput, read_file),
         define_tool("list_files", "List the files in the workspace.", ListFilesInput, list_files),
+        define_tool(
+            ASK_USER,
+            "Ask the user who gave you the task one question and wait for the answer, which"
+            " comes back as this tool's result (the task pauses until then, possibly for"
+            " hours). Ask only when you cannot go on without it; one question at a time.",
+            AskUserInput,
+            ask_user,
+        ),
     )
 }
 TOOL_SPECS = [t.spec for t in TOOLS.values()]
+
+
+def read_input(call: ToolUseBlock, input_model: type[BaseModel]) -> BaseModel | ToolOutcome:
+    """The call's input as the tool's model, or the error result that tells the model why not."""
+    try:
+        return input_model.model_validate(call.input)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        return ToolOutcome(f"Invalid input for {call.name}: {problems}", is_error=True)
 
 
 async def run_tool(
@@ -114,14 +154,9 @@ async def run_tool(
     found = tools.get(call.name)
     if found is None:
         return ToolOutcome(f"Unknown tool {call.name!r}; use one of: {', '.join(tools)}.", True)
-    try:
-        args = found.input_model.model_validate(call.input)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}"
-            for err in exc.errors(include_url=False)
-        )
-        return ToolOutcome(f"Invalid input for {call.name}: {problems}", is_error=True)
+    args = read_input(call, found.input_model)
+    if isinstance(args, ToolOutcome):
+        return args
     try:
         return await found.run(workspace, args)
     except WorkspaceError as exc:

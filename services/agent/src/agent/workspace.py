@@ -10,6 +10,7 @@ import re
 import shutil
 import tempfile
 import unicodedata
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 # Every written file becomes an artifact; names the artifacts service would refuse are refused
@@ -72,6 +73,18 @@ class Workspace:
         return sorted(
             p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()
         )
+
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+    def snapshot(self) -> dict[str, bytes]:
+        """Every file by its name: what a run waiting for input keeps (checkpoints.py)."""
+        return {name: self.root.joinpath(name).read_bytes() for name in self.files()}
+
+    def restore(self, files: Mapping[str, bytes]) -> None:
+        """Write back a snapshot, under the same rules as any write."""
+        for name, data in files.items():
+            self.write(name, data)
 
     def _locate(self, path: str) -> tuple[str, Path]:
         if not path:

@@ -103,7 +103,7 @@ async def test_requests_carry_the_task_tools_and_the_conversation(
 
     first, second = provider.requests
     assert (first.model, first.max_tokens, first.system) == ("scripted", 777, SYSTEM_PROMPT)
-    assert {t.name for t in first.tools} == {"write_file", "read_file", "list_files"}
+    assert {t.name for t in first.tools} == {"write_file", "read_file", "list_files", "ask_user"}
     assert first.messages == [{"role": "user", "content": "/steps 1"}]
     assert [m["role"] for m in second.messages] == ["user", "assistant", "user"]
     result = second.messages[2]["content"][0]
@@ -414,4 +414,4 @@ def test_unknown_provider_fails_at_start_up_listing_known_ones() -> None:
 
 
 def test_handler_registry() -> None:
-    assert set(HANDLERS) == {"task.submitted", "task.cancel_requested"}
+    assert set(HANDLERS) == {"task.submitted", "task.input_provided", "task.cancel_requested"}

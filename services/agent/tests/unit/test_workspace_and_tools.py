@@ -141,7 +141,7 @@ async def test_tool_mistakes_become_error_results(
 
 def test_tool_specs_are_messages_api_tools() -> None:
     specs = {spec.name: spec.model_dump() for spec in TOOL_SPECS}
-    assert set(specs) == {"write_file", "read_file", "list_files"}
+    assert set(specs) == {"write_file", "read_file", "list_files", "ask_user"}
     write = specs["write_file"]["input_schema"]
     assert write["type"] == "object"
     assert set(write["required"]) == {"path", "content"}

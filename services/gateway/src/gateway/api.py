@@ -24,6 +24,7 @@ from gateway.models import (
     NewTask,
     NewWebhookEndpoint,
     Task,
+    TaskInput,
     TaskPage,
     TaskStatus,
     WebhookDeliveryPage,
@@ -159,6 +160,11 @@ async def cancel_submission(request: Request) -> bytes | None:
     return await _json_body(request, CancelRequest, "the cancel request")
 
 
+async def input_submission(request: Request) -> bytes:
+    """The raw body of an answer to a task's question."""
+    return await _json_body(request, TaskInput, "the answer")
+
+
 def relayed(reply: InternalReply, *, headers: dict[str, str] | None = None) -> Response:
     """An internal answer as the client's answer: status and body unchanged, inner headers
     dropped."""
@@ -261,6 +267,30 @@ async def cancel_task(
     body: Annotated[bytes | None, Depends(cancel_submission)],
 ) -> Response:
     return relayed(await gateway.cancel_task(tenant, task_id, body))
+
+
+@router.post(
+    "/tasks/{task_id}/input",
+    status_code=202,
+    response_model=Task,
+    summary="Answer the task's question",
+    description=(
+        "While the task is `waiting_for_input` (its `question` says what it asks, and its "
+        "timeline has a `task.input_requested`), this answers it: the task is `running` again "
+        "at once and resumes on a worker from where it stopped (`task.input_provided`, then a "
+        "`task.started` with `resumed`). A task that waits for no answer, or has been answered "
+        "already, answers 409 and nothing changes."
+    ),
+    responses=problems(400, 404, 409, 413, 415),
+    openapi_extra=json_body(TaskInput),
+)
+async def provide_input(
+    tenant: Tenant,
+    gateway: GatewayDep,
+    task_id: UUID,
+    body: Annotated[bytes, Depends(input_submission)],
+) -> Response:
+    return relayed(await gateway.provide_input(tenant, task_id, body))
 
 
 @router.get(

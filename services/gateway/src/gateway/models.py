@@ -27,7 +27,9 @@ from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from relay_shared.events import CATALOG
 
-TaskStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
+TaskStatus = Literal[
+    "queued", "running", "waiting_for_input", "cancelling", "succeeded", "failed", "cancelled"
+]
 
 # --- Text: every string of a request body --------------------------------------------------------
 
@@ -123,6 +125,14 @@ class NewTaskLimits(BaseModel):
         "Without it the task has no cost limit unless the service sets a default.",
         json_schema_extra={"minimum": 0.01},
     )
+    max_wait_seconds: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="Seconds the task may wait for your answer to a question before it fails "
+        "with `input_timeout`. At least 1; 86400 by default, at most 604800 by default. "
+        "Waiting is not counted as wall time.",
+        json_schema_extra={"minimum": 1},
+    )
 
 
 class NewTask(BaseModel):
@@ -156,6 +166,22 @@ class CancelRequest(BaseModel):
     )
 
 
+class TaskInput(BaseModel):
+    """Body of ``POST /v1/tasks/{id}/input``: the answer to the task's question."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, Field(min_length=1), STORABLE] = Field(
+        description="Your answer, as the agent will read it: not blank, at most 16000 "
+        "characters (a setting of the service; longer is a 413)."
+    )
+    question_id: UUID | None = Field(
+        default=None,
+        description="The `question.id` you answer; when given and the task waits on another "
+        "question (or none), the answer is a 409.",
+    )
+
+
 class TaskLimits(BaseModel):
     """The task's effective budgets: what it asked for, with the defaults filled in."""
 
@@ -163,6 +189,9 @@ class TaskLimits(BaseModel):
     max_output_tokens: int
     max_wall_seconds: float
     max_cost_usd: float | None = Field(description="Null: no cost limit.")
+    max_wait_seconds: float | None = Field(
+        description="Null only for tasks from before questions existed."
+    )
 
 
 class Usage(BaseModel):
@@ -186,6 +215,14 @@ class TaskResult(BaseModel):
     summary: str
 
 
+class TaskQuestion(BaseModel):
+    """What the task asks you; answer with `POST /v1/tasks/{id}/input`."""
+
+    id: UUID
+    text: str
+    asked_at: datetime
+
+
 class Task(BaseModel):
     id: UUID
     status: TaskStatus
@@ -200,6 +237,9 @@ class Task(BaseModel):
     usage: Usage
     error: TaskError | None
     result: TaskResult | None
+    question: TaskQuestion | None = Field(
+        description="Set while the task is `waiting_for_input`; else null."
+    )
 
 
 class TaskPage(BaseModel):

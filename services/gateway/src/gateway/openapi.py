@@ -13,6 +13,7 @@ from gateway.models import (
     NewTask,
     NewWebhookEndpoint,
     ProblemDetails,
+    TaskInput,
     TimelineEvent,
     WebhookEndpointPatch,
     WebhookReplayRequest,
@@ -23,6 +24,7 @@ from relay_shared.problems import PROBLEM_JSON
 HAND_DECLARED = (
     NewTask,
     CancelRequest,
+    TaskInput,
     TimelineEvent,
     NewWebhookEndpoint,
     WebhookEndpointPatch,

@@ -223,6 +223,18 @@ class Gateway:
         )
         return await self._send_for_task(call, task_id)
 
+    async def provide_input(self, tenant_id: str, task_id: UUID, body: bytes) -> InternalReply:
+        """Relay an answer; tasks answers 202, or 409 when the task waits for none."""
+        call = InternalCall(
+            "tasks",
+            "POST",
+            f"/internal/tasks/{task_id}/input",
+            tenant_id,
+            headers={"Content-Type": "application/json"},
+            body=body,
+        )
+        return await self._send_for_task(call, task_id)
+
     async def list_artifacts(self, tenant_id: str, task_id: UUID) -> InternalReply:
         await self._require_task(tenant_id, task_id)
         return await self._send(

@@ -34,6 +34,7 @@ def test_it_lists_the_public_routes_and_nothing_inside(document: dict[str, Any])
         "/v1/tasks",
         "/v1/tasks/{task_id}",
         "/v1/tasks/{task_id}/cancel",
+        "/v1/tasks/{task_id}/input",
         "/v1/tasks/{task_id}/events",
         "/v1/tasks/{task_id}/artifacts",
         "/v1/tasks/{task_id}/artifacts/{artifact_id}",
@@ -123,6 +124,7 @@ def test_the_new_task_body_is_prompt_model_metadata_limits_and_nothing_else(
         "max_output_tokens",
         "max_wall_seconds",
         "max_cost_usd",
+        "max_wait_seconds",
     }
     assert limits["additionalProperties"] is False
     assert "required" not in limits
@@ -165,6 +167,7 @@ def test_answers_are_described(document: dict[str, Any]) -> None:
     assert set(task["properties"]["status"]["enum"]) == {
         "queued",
         "running",
+        "waiting_for_input",
         "cancelling",
         "succeeded",
         "failed",

@@ -6,8 +6,12 @@ them and readiness is a subset check. Rules are a registry keyed by event name.
 
     task.submitted           requires nothing
     task.cancel_requested    requires task.submitted
-    task.started (a)         requires task.submitted
+    task.started (a)         requires task.submitted; resumed after question q in step k: also
+                             task.input_provided (q), and it provides task.progressed (a, 1..k)
+                             (the steps before the question count as the resumed attempt's)
     task.progressed (a, k)   requires task.started (a) and task.progressed (a, k-1) when k > 1
+    task.input_requested     requires task.progressed (a, k), the step that asked (q, a, k)
+    task.input_provided (q)  requires task.input_requested (q)
     artifact.published (a,k) requires task.progressed (a, k), the step that wrote it; without
                              that provenance, task.started (a), or any task.started
     terminal (a, steps, ids) requires task.submitted; when a >= 1 also task.started (a) and
@@ -27,6 +31,8 @@ from relay_shared.events import (
     TaskCancelled,
     TaskCancelRequested,
     TaskFailed,
+    TaskInputProvided,
+    TaskInputRequested,
     TaskProgressed,
     TaskStarted,
     TaskSubmitted,
@@ -50,6 +56,14 @@ def published(artifact_id: UUID) -> str:
     return f"artifact:{artifact_id}"
 
 
+def asked(question_id: UUID) -> str:
+    return f"asked:{question_id}"
+
+
+def answered(question_id: UUID) -> str:
+    return f"answered:{question_id}"
+
+
 @dataclass(frozen=True)
 class Causality:
     provides: frozenset[str] = frozenset()
@@ -66,9 +80,27 @@ def _cancel_requested(_event: TaskCancelRequested) -> Causality:
 
 
 def _started(event: TaskStarted) -> Causality:
+    attempt, resumed = event.data.attempt, event.data.resumed
+    provides = {STARTED_ANY, started(attempt)}
+    requires = {SUBMITTED}
+    if resumed is not None:
+        provides.update(progressed(attempt, step) for step in range(1, resumed.step + 1))
+        requires.add(answered(resumed.question_id))
+    return Causality(provides=frozenset(provides), requires=frozenset(requires))
+
+
+def _input_requested(event: TaskInputRequested) -> Causality:
+    data = event.data
     return Causality(
-        provides=frozenset({STARTED_ANY, started(event.data.attempt)}),
-        requires=frozenset({SUBMITTED}),
+        provides=frozenset({asked(data.question_id)}),
+        requires=frozenset({progressed(data.attempt, data.step)}),
+    )
+
+
+def _input_provided(event: TaskInputProvided) -> Causality:
+    question_id = event.data.question_id
+    return Causality(
+        provides=frozenset({answered(question_id)}), requires=frozenset({asked(question_id)})
     )
 
 
@@ -108,6 +140,8 @@ RULES: Mapping[str, Callable[[Any], Causality]] = {
     TaskCancelRequested.name: _cancel_requested,
     TaskStarted.name: _started,
     TaskProgressed.name: _progressed,
+    TaskInputRequested.name: _input_requested,
+    TaskInputProvided.name: _input_provided,
     ArtifactPublished.name: _artifact_published,
     TaskSucceeded.name: _terminal,
     TaskFailed.name: _terminal,

@@ -386,3 +386,76 @@ def test_changes_name_only_previously_stored_held_events_as_released(
     assert reloaded.changes.released == [started.metadata.event_id]
     assert reloaded.changes.newly_held == []
     assert _types(reloaded) == ["task.submitted", "task.started", "task.progressed"]
+
+
+# --- human input: a question, its answer, and the attempt that resumes ----------------------
+
+
+def _asking_run(task_events: Callable) -> list[DomainEvent]:
+    """Attempt 1 asks in step 2 and waits; attempt 2 resumes after the answer with step 3,
+    which writes the artifact, and succeeds."""
+    events = task_events()
+    question = uuid.uuid4()
+    artifact = uuid.uuid4()
+    run = [
+        events.submitted(),
+        events.started(),
+        events.progressed(1),
+        events.progressed(2),
+        events.input_requested(question, attempt=1, step=2),
+        events.input_provided(question),
+        events.resumed(2, question, step=2),
+        events.progressed(3, attempt=2),
+        events.published(artifact, attempt=2, step=3),
+        events.succeeded(attempt=2, steps=3, artifact_ids=[artifact]),
+    ]
+    return run
+
+
+def _read(run: list[DomainEvent], order: Iterable[DomainEvent]) -> list[str]:
+    timeline = TaskTimeline(run[0].metadata.task_id, "acme")
+    _offer(timeline, order)
+    by_id = {e.metadata.event_id: e for e in run}
+    return [_label(by_id[event_id]) for event_id in _ids(timeline)]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_run_that_waited_for_input_reads_in_causal_order_whatever_the_arrival(
+    task_events: Callable, seed: int
+) -> None:
+    run = _asking_run(task_events)
+    shuffled = list(run)
+    random.Random(seed).shuffle(shuffled)
+
+    assert _read(run, shuffled) == [_label(e) for e in run]
+
+
+def test_the_answer_waits_for_its_question_and_the_resumed_attempt_for_the_answer(
+    task_events: Callable,
+) -> None:
+    run = _asking_run(task_events)
+    submitted, started, step1, step2, asked, answered, resumed, step3, *_ = run
+
+    assert _read(run, [submitted, started, step1, answered, resumed, step3]) == [
+        "task.submitted",
+        "task.started(1)",
+        "task.progressed(1,1)",
+    ]
+    assert _read(run, [submitted, started, step1, answered, resumed, step3, step2, asked]) == [
+        _label(e) for e in run[:8]
+    ]
+
+
+def test_a_task_cancelled_while_waiting_ends_after_its_question(task_events: Callable) -> None:
+    events = task_events()
+    question = uuid.uuid4()
+    run = [
+        events.submitted(),
+        events.started(),
+        events.progressed(1),
+        events.input_requested(question, attempt=1, step=1),
+        events.cancel_requested(),
+        events.cancelled(attempt=1, steps=1),
+    ]
+    assert _read(run, reversed(run))[-1] == "task.cancelled"
+    assert sorted(_read(run, reversed(run))) == sorted(_label(e) for e in run)

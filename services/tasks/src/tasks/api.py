@@ -13,7 +13,14 @@ from relay_shared.internal_auth import InternalCaller
 from relay_shared.tracing import tag_span
 from tasks.errors import TaskNotFound
 from tasks.lifecycle import TaskStatus
-from tasks.models import CancelRequest, Quota, TaskPageView, TaskRequest, TaskView
+from tasks.models import (
+    CancelRequest,
+    InputRequest,
+    Quota,
+    TaskPageView,
+    TaskRequest,
+    TaskView,
+)
 from tasks.service import TaskService
 
 router = APIRouter(prefix="/internal/tasks")
@@ -45,6 +52,14 @@ async def _cancel_request(request: Request) -> CancelRequest:
     # Parsed by hand because the body is optional: no body at all is a cancel without a reason.
     try:
         return CancelRequest.parse(await request.body())
+    except ValidationError as exc:
+        raise _invalid_body(exc) from exc
+
+
+async def _input_request(request: Request, service: Service) -> InputRequest:
+    # Parsed by hand because the length limit is a setting and over it is 413, not 422.
+    try:
+        return service.input.read_request(await request.body())
     except ValidationError as exc:
         raise _invalid_body(exc) from exc
 
@@ -122,4 +137,15 @@ async def cancel_task(
     task = await service.cancellation.request(
         caller.tenant_id, _task_id(task_id), reason=body.reason
     )
+    return TaskView.of(task)
+
+
+@router.post("/{task_id}/input", status_code=202)
+async def provide_input(
+    caller: InternalCaller,
+    service: Service,
+    task_id: str,
+    body: Annotated[InputRequest, Depends(_input_request)],
+) -> TaskView:
+    task = await service.input.provide(caller.tenant_id, _task_id(task_id), body)
     return TaskView.of(task)

@@ -24,7 +24,14 @@ from tasks.handlers import event_dispatcher
 from tasks.models import IntakeRules
 from tasks.ports import Ports
 from tasks.repository import PostgresTaskStore
-from tasks.service import TaskCancellation, TaskIntake, TaskLifecycle, TaskQueries, TaskService
+from tasks.service import (
+    TaskCancellation,
+    TaskInput,
+    TaskIntake,
+    TaskLifecycle,
+    TaskQueries,
+    TaskService,
+)
 from tasks.settings import TasksSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -63,6 +70,7 @@ def build(settings: TasksSettings, ports: Ports) -> TaskService:
         ),
         queries=TaskQueries(ports.store),
         cancellation=TaskCancellation(ports.store),
+        input=TaskInput(ports.store, max_chars=settings.max_input_chars),
         lifecycle=TaskLifecycle(ports.store),
     )
 

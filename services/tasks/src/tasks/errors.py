@@ -74,3 +74,27 @@ class QuotaExceeded(Problem):
             headers={"Retry-After": str(retry_after)},
             limit=limit,
         )
+
+
+class TaskNotWaiting(Problem):
+    """An answer for a task that waits for none (any more), or for another question."""
+
+    def __init__(self, status: str, detail: str | None = None) -> None:
+        super().__init__(
+            409,
+            "Task not waiting for input",
+            detail
+            or f"The task is {status}, not waiting_for_input: there is no question to answer"
+            " (it may have been answered already).",
+            task_status=status,
+        )
+
+
+class AnswerTooLarge(Problem):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            413,
+            "Answer too large",
+            f"The answer must be at most {limit} characters; shorten it.",
+            limit=limit,
+        )

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
 from relay_shared.events import (
     DomainEvent,
     TaskCancelled,
     TaskFailed,
+    TaskInputRequested,
     TaskProgressed,
     TaskStarted,
     TaskSucceeded,
@@ -28,6 +30,7 @@ from relay_shared.events import (
 class TaskStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    WAITING_FOR_INPUT = "waiting_for_input"
     CANCELLING = "cancelling"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -56,6 +59,16 @@ class ProgressMark:
 
 
 @dataclass(frozen=True)
+class PendingQuestion:
+    """The question a waiting task asked, from the step ``mark`` that asked it."""
+
+    id: UUID
+    text: str
+    asked_at: datetime
+    mark: ProgressMark
+
+
+@dataclass(frozen=True)
 class TaskState:
     """The part of a task that lifecycle events change."""
 
@@ -67,6 +80,7 @@ class TaskState:
     progress: ProgressMark | None = None
     error: TaskError | None = None
     summary: str | None = None
+    question: PendingQuestion | None = None  # set while waiting_for_input
 
     @property
     def terminal(self) -> bool:
@@ -84,6 +98,26 @@ def progressed(state: TaskState, event: TaskProgressed) -> TaskState:
     if state.progress is not None and mark <= state.progress:
         return state
     return replace(state, usage=event.data.usage, cost_usd=event.data.cost_usd, progress=mark)
+
+
+def input_requested(state: TaskState, event: TaskInputRequested) -> TaskState:
+    """queued (its task.started not applied yet) or running -> waiting_for_input. A task being
+    cancelled stays cancelling (the agent ends it); a question from a step older than the newest
+    one applied is stale and changes nothing."""
+    data = event.data
+    mark = ProgressMark(data.attempt, data.step)
+    waits = state.status in (TaskStatus.QUEUED, TaskStatus.RUNNING)
+    if not waits or (state.progress is not None and mark < state.progress):
+        return state
+    question = PendingQuestion(data.question_id, data.question, event.metadata.occurred_at, mark)
+    return replace(
+        state,
+        status=TaskStatus.WAITING_FOR_INPUT,
+        question=question,
+        usage=data.usage,
+        cost_usd=data.cost_usd,
+        progress=mark,
+    )
 
 
 def succeeded(state: TaskState, event: TaskSucceeded) -> TaskState:
@@ -113,7 +147,12 @@ def _finished(
 ) -> TaskState:
     # started_at stays as it is, even unset: a terminal event may overtake task.started
     return replace(
-        state, status=status, finished_at=occurred_at, usage=data.usage, cost_usd=data.cost_usd
+        state,
+        status=status,
+        finished_at=occurred_at,
+        usage=data.usage,
+        cost_usd=data.cost_usd,
+        question=None,
     )
 
 
@@ -122,6 +161,7 @@ Transition = Callable[[TaskState, Any], TaskState]
 TRANSITIONS: Mapping[str, Transition] = {
     TaskStarted.name: started,
     TaskProgressed.name: progressed,
+    TaskInputRequested.name: input_requested,
     TaskSucceeded.name: succeeded,
     TaskFailed.name: failed,
     TaskCancelled.name: cancelled,
@@ -136,8 +176,14 @@ def apply(state: TaskState, event: DomainEvent) -> TaskState:
 
 
 def request_cancel(state: TaskState) -> TaskState:
-    """A client asked to cancel: queued or running -> cancelling. Cancelling and terminal tasks
-    stay as they are. The agent's terminal event ends the task; no event moves it back."""
-    if state.status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
-        return replace(state, status=TaskStatus.CANCELLING)
+    """A client asked to cancel: queued, running or waiting -> cancelling. Cancelling and terminal
+    tasks stay as they are. The agent's terminal event ends the task; no event moves it back."""
+    if state.status in (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.WAITING_FOR_INPUT):
+        return replace(state, status=TaskStatus.CANCELLING, question=None)
     return state
+
+
+def provide_input(state: TaskState) -> TaskState:
+    """The client answered: waiting_for_input -> running (the caller checks it waits)."""
+    assert state.status is TaskStatus.WAITING_FOR_INPUT
+    return replace(state, status=TaskStatus.RUNNING, question=None)

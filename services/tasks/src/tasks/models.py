@@ -60,6 +60,7 @@ LIMIT_MINIMA: Mapping[str, float] = {
     "max_output_tokens": 1,
     "max_wall_seconds": 1.0,
     "max_cost_usd": 0.01,
+    "max_wait_seconds": 1.0,
 }
 LimitRanges = Mapping[str, tuple[float, float]]  # budget -> (least, most) a task may ask for
 
@@ -96,8 +97,11 @@ class LimitsRequest(BaseModel):
     max_output_tokens: int | None = None
     max_wall_seconds: FiniteFloat | None = None
     max_cost_usd: FiniteFloat | None = None
+    max_wait_seconds: FiniteFloat | None = None
 
-    @field_validator("max_turns", "max_output_tokens", "max_wall_seconds", "max_cost_usd")
+    @field_validator(
+        "max_turns", "max_output_tokens", "max_wall_seconds", "max_cost_usd", "max_wait_seconds"
+    )
     @classmethod
     def _within_range(cls, value: float | None, info: ValidationInfo) -> float | None:
         if value is None:
@@ -212,6 +216,30 @@ class CancelRequest(BaseModel):
         return cls.model_validate_json(body) if body.strip() else cls()
 
 
+class InputRequest(BaseModel):
+    """The body of ``POST /internal/tasks/{id}/input``: the answer to the pending question.
+
+    Parse it with ``InputRequest.parse``: the length limit is a setting, and a text over it is
+    413 (``AnswerTooLarge``), not 422.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: Text
+    question_id: UUID | None = None  # when given, it must be the question the task waits on
+
+    @classmethod
+    def parse(cls, body: bytes) -> InputRequest:
+        return cls.model_validate_json(body)
+
+    @field_validator("text")
+    @classmethod
+    def _text_is_usable(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("the answer must not be blank")
+        return text
+
+
 class PagePosition(BaseModel):
     """Where a page of the newest-first task list ended: the last task's sort key."""
 
@@ -277,6 +305,14 @@ class ResultView(BaseModel):
     summary: str
 
 
+class QuestionView(BaseModel):
+    """The question a ``waiting_for_input`` task asks; answer it with POST .../input."""
+
+    id: UUID
+    text: str
+    asked_at: datetime
+
+
 class TaskView(BaseModel):
     """Task JSON, the shape the gateway passes through to clients."""
 
@@ -293,6 +329,7 @@ class TaskView(BaseModel):
     usage: UsageView
     error: ErrorView | None
     result: ResultView | None
+    question: QuestionView | None = None  # set while the task is waiting_for_input
 
     @classmethod
     def of(cls, task: Task) -> TaskView:
@@ -315,6 +352,11 @@ class TaskView(BaseModel):
             if state.error
             else None,
             result=ResultView(summary=state.summary) if state.summary is not None else None,
+            question=QuestionView(
+                id=state.question.id, text=state.question.text, asked_at=state.question.asked_at
+            )
+            if state.question
+            else None,
         )
 
 

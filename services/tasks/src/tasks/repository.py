@@ -16,7 +16,14 @@ from relay_shared import inbox
 from relay_shared.db import Database
 from relay_shared.events import DomainEvent, TaskLimits, Usage
 from relay_shared.outbox import Outbox
-from tasks.lifecycle import TERMINAL_STATUSES, ProgressMark, TaskError, TaskState, TaskStatus
+from tasks.lifecycle import (
+    TERMINAL_STATUSES,
+    PendingQuestion,
+    ProgressMark,
+    TaskError,
+    TaskState,
+    TaskStatus,
+)
 from tasks.models import IdempotencyRecord, NewTask, PagePosition, Task, TenantUsage
 
 _TERMINAL = sorted(TERMINAL_STATUSES)
@@ -75,8 +82,8 @@ class PostgresTaskTransaction:
     async def insert_task(self, tenant_id: str, task_id: UUID, new: NewTask) -> Task:
         cur = await self._conn.execute(
             "INSERT INTO tasks (id, tenant_id, status, prompt, model, metadata, max_turns,"
-            " max_output_tokens, max_wall_seconds, max_cost_usd)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+            " max_output_tokens, max_wall_seconds, max_cost_usd, max_wait_seconds)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
             (
                 task_id,
                 tenant_id,
@@ -88,6 +95,7 @@ class PostgresTaskTransaction:
                 new.limits.max_output_tokens,
                 new.limits.max_wall_seconds,
                 new.limits.max_cost_usd,
+                new.limits.max_wait_seconds,
             ),
         )
         row = await cur.fetchone()
@@ -129,6 +137,7 @@ class PostgresTaskTransaction:
 
     async def save_state(self, tenant_id: str, task_id: UUID, state: TaskState) -> bool:
         # The status guard repeats the state machine's rule in SQL: a terminal task never changes.
+        question = state.question
         cur = await self._conn.execute(
             "UPDATE tasks SET status = %(status)s, started_at = %(started_at)s,"
             " finished_at = %(finished_at)s, input_tokens = %(input)s,"
@@ -136,7 +145,10 @@ class PostgresTaskTransaction:
             " cache_read_input_tokens = %(cache_read)s, cost_usd = %(cost)s,"
             " progress_attempt = %(attempt)s, progress_step = %(step)s,"
             " error_code = %(error_code)s, error_message = %(error_message)s,"
-            " error_budget = %(error_budget)s, result_summary = %(summary)s, updated_at = now()"
+            " error_budget = %(error_budget)s, result_summary = %(summary)s,"
+            " question_id = %(question_id)s, question = %(question)s,"
+            " question_asked_at = %(question_asked_at)s, question_attempt = %(question_attempt)s,"
+            " question_step = %(question_step)s, updated_at = now()"
             " WHERE tenant_id = %(tenant)s AND id = %(id)s AND status <> ALL(%(terminal)s)",
             {
                 "status": state.status.value,
@@ -153,6 +165,11 @@ class PostgresTaskTransaction:
                 "error_message": state.error.message if state.error else None,
                 "error_budget": state.error.budget if state.error else None,
                 "summary": state.summary,
+                "question_id": question.id if question else None,
+                "question": question.text if question else None,
+                "question_asked_at": question.asked_at if question else None,
+                "question_attempt": question.mark.attempt if question else None,
+                "question_step": question.mark.step if question else None,
                 "tenant": tenant_id,
                 "id": task_id,
                 "terminal": [s.value for s in _TERMINAL],
@@ -237,6 +254,14 @@ def _state(row: dict[str, Any]) -> TaskState:
         if row["error_code"] is not None
         else None,
         summary=row["result_summary"],
+        question=PendingQuestion(
+            row["question_id"],
+            row["question"],
+            row["question_asked_at"].astimezone(UTC),
+            ProgressMark(row["question_attempt"], row["question_step"]),
+        )
+        if row["question_id"] is not None
+        else None,
     )
 
 
@@ -248,6 +273,7 @@ def _limits(row: dict[str, Any]) -> TaskLimits | None:
         max_output_tokens=row["max_output_tokens"],
         max_wall_seconds=row["max_wall_seconds"],
         max_cost_usd=row["max_cost_usd"],
+        max_wait_seconds=row["max_wait_seconds"],
     )
 
 

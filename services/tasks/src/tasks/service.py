@@ -13,6 +13,8 @@ from relay_shared.events import (
     DomainEvent,
     TaskCancelRequested,
     TaskCancelRequestedData,
+    TaskInputProvided,
+    TaskInputProvidedData,
     TaskSubmitted,
     TaskSubmittedData,
 )
@@ -20,16 +22,19 @@ from relay_shared.publisher import EventTooLarge
 from tasks import lifecycle
 from tasks.cursor import decode_cursor, encode_cursor
 from tasks.errors import (
+    AnswerTooLarge,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     QuotaExceeded,
     TaskAlreadyFinished,
     TaskNotFound,
+    TaskNotWaiting,
     TaskTooLarge,
 )
 from tasks.lifecycle import TaskStatus
 from tasks.models import (
     IdempotencyRecord,
+    InputRequest,
     IntakeRules,
     NewTask,
     PagePosition,
@@ -201,6 +206,48 @@ class TaskCancellation:
         return task
 
 
+class TaskInput:
+    """A client's answer to the question a waiting task asked: the task runs again and the agent
+    is told (task.input_provided), once; any other answer is refused and changes nothing."""
+
+    def __init__(self, store: TaskStore, *, max_chars: int) -> None:
+        self._store = store
+        self._max_chars = max_chars
+
+    def read_request(self, body: bytes) -> InputRequest:
+        """The answer, validated (ValidationError); AnswerTooLarge over the length limit."""
+        answer = InputRequest.parse(body)
+        if len(answer.text) > self._max_chars:
+            raise AnswerTooLarge(self._max_chars)
+        return answer
+
+    async def provide(self, tenant_id: str, task_id: UUID, answer: InputRequest) -> Task:
+        async with self._store.transaction() as tx:
+            # the row lock queues concurrent answers here: the first one wins, the rest get 409
+            before = await tx.lock_state(tenant_id, task_id)
+            if before is None:
+                raise TaskNotFound
+            question = before.question
+            if before.status is not TaskStatus.WAITING_FOR_INPUT or question is None:
+                raise TaskNotWaiting(before.status.value)
+            if answer.question_id is not None and answer.question_id != question.id:
+                raise TaskNotWaiting(
+                    before.status.value,
+                    f"The task waits on question {question.id}, not {answer.question_id}.",
+                )
+            await tx.save_state(tenant_id, task_id, lifecycle.provide_input(before))
+            await tx.publish(
+                TaskInputProvided.create(
+                    TaskInputProvidedData(question_id=question.id, text=answer.text),
+                    tenant_id=tenant_id,
+                    task_id=task_id,
+                )
+            )
+            task = await tx.task(tenant_id, task_id)
+        assert task is not None  # locked above, so still there
+        return task
+
+
 class UnknownTask(LookupError):
     """A lifecycle event for a task this service does not hold."""
 
@@ -247,4 +294,5 @@ class TaskService:
     intake: TaskIntake
     queries: TaskQueries
     cancellation: TaskCancellation
+    input: TaskInput
     lifecycle: TaskLifecycle

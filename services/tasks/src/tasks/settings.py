@@ -47,6 +47,13 @@ class TasksSettings(ServiceSettings):
         default=None, description="Unset: no cost limit unless the task asks for one."
     )
     limit_max_cost_usd: float = 100.0
+    default_max_wait_seconds: float = Field(
+        default=86400.0, description="How long a task waits for an answer unless it asks."
+    )
+    limit_max_wait_seconds: float = 7 * 86400.0
+    max_input_chars: int = Field(
+        default=16000, ge=1, description="The longest answer to a task's question (else 413)."
+    )
 
     @field_validator("allowed_models", mode="before")
     @classmethod
@@ -80,6 +87,7 @@ class TasksSettings(ServiceSettings):
             max_output_tokens=self.default_max_output_tokens,
             max_wall_seconds=self.default_max_wall_seconds,
             max_cost_usd=self.default_max_cost_usd,
+            max_wait_seconds=self.default_max_wait_seconds,
         )
 
     def limit_ranges(self) -> LimitRanges:
@@ -88,5 +96,6 @@ class TasksSettings(ServiceSettings):
             "max_output_tokens": self.limit_max_output_tokens,
             "max_wall_seconds": self.limit_max_wall_seconds,
             "max_cost_usd": self.limit_max_cost_usd,
+            "max_wait_seconds": self.limit_max_wait_seconds,
         }
         return {name: (minimum, maxima[name]) for name, minimum in LIMIT_MINIMA.items()}

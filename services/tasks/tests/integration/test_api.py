@@ -56,6 +56,7 @@ async def test_submit_stores_the_task_and_its_outbox_row_together(
             "max_output_tokens": 32000,
             "max_wall_seconds": 1800.0,
             "max_cost_usd": None,
+            "max_wait_seconds": 86400.0,
         },
     }
     assert task["limits"] == outbox["detail"]["data"]["limits"]

@@ -84,6 +84,7 @@ async def test_effective_limits_are_stored_in_their_columns(
         "max_output_tokens": 32000,
         "max_wall_seconds": 90.5,
         "max_cost_usd": 3.0,
+        "max_wait_seconds": 86400.0,
     }
 
 

@@ -77,7 +77,11 @@ async def test_submitted_task_reaches_the_agent_queue(
     assert (event.metadata.task_id, event.metadata.tenant_id) == (task_id, tenant)
     assert (event.data.prompt, event.data.model) == ("go", "claude-haiku-4-5")
     assert event.data.limits == TaskLimits(
-        max_turns=3, max_output_tokens=32000, max_wall_seconds=1800, max_cost_usd=None
+        max_turns=3,
+        max_output_tokens=32000,
+        max_wall_seconds=1800,
+        max_cost_usd=None,
+        max_wait_seconds=86400,
     )
 
     async def outbox() -> list[dict[str, Any]]:

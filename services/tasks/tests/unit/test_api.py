@@ -17,6 +17,9 @@ from relay_shared.events import (
     TaskCancelRequested,
     TaskFailed,
     TaskFailedData,
+    TaskInputProvided,
+    TaskInputRequested,
+    TaskInputRequestedData,
     TaskProgressed,
     TaskProgressedData,
     TaskStarted,
@@ -37,13 +40,14 @@ if TYPE_CHECKING:
 
 TASK_KEYS = {
     "id", "status", "prompt", "model", "metadata", "limits", "created_at", "updated_at",
-    "started_at", "finished_at", "usage", "error", "result",
+    "started_at", "finished_at", "usage", "error", "result", "question",
 }  # fmt: skip
 DEFAULT_LIMITS = {
     "max_turns": 50,
     "max_output_tokens": 32000,
     "max_wall_seconds": 1800.0,
     "max_cost_usd": None,
+    "max_wait_seconds": 86400.0,
 }
 
 
@@ -101,8 +105,9 @@ async def test_submit_stores_a_queued_task_and_its_submitted_event(
         lambda c, h: c.get("/internal/tasks", headers=h),
         lambda c, h: c.get(f"/internal/tasks/{uuid4()}", headers=h),
         lambda c, h: c.post(f"/internal/tasks/{uuid4()}/cancel", headers=h),
+        lambda c, h: c.post(f"/internal/tasks/{uuid4()}/input", json={"text": "a"}, headers=h),
     ],
-    ids=["submit", "list", "get", "cancel"],
+    ids=["submit", "list", "get", "cancel", "input"],
 )
 @pytest.mark.parametrize("who", ["nobody", "wrong audience", "foreign signer", "not bearer"])
 async def test_every_route_needs_a_gateway_token_for_tasks(
@@ -680,3 +685,166 @@ async def test_an_error_that_is_not_a_budget_has_a_null_budget(
         "message": "400 from the model",
         "budget": None,
     }
+
+
+# --- human input ------------------------------------------------------------------------------
+
+
+async def waiting_task(
+    client: httpx.AsyncClient, auth: Headers, service: TaskService
+) -> tuple[str, UUID]:
+    """A task that runs and asked a question; returns its id and the question's."""
+    task_id = (await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"]
+    question_id = uuid4()
+    await record(
+        service,
+        TaskStarted.create(
+            TaskStartedData(attempt=1, worker_id="w"), tenant_id="acme", task_id=UUID(task_id)
+        ),
+        TaskInputRequested.create(
+            TaskInputRequestedData(
+                attempt=1, step=1, question_id=question_id, question="Which region?"
+            ),
+            tenant_id="acme",
+            task_id=UUID(task_id),
+        ),
+    )
+    return task_id, question_id
+
+
+def answers(store: InMemoryTaskStore) -> list[TaskInputProvided]:
+    return [e for e in store.outbox if isinstance(e, TaskInputProvided)]
+
+
+async def answer(
+    client: httpx.AsyncClient, headers: dict[str, str], task_id: str, body: object
+) -> httpx.Response:
+    return await client.post(f"/internal/tasks/{task_id}/input", json=body, headers=headers)
+
+
+async def test_a_waiting_task_shows_its_question_and_the_answer_resumes_it_once(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore, service: TaskService
+) -> None:
+    task_id, question_id = await waiting_task(client, auth, service)
+    waiting = (await client.get(f"/internal/tasks/{task_id}", headers=auth("acme"))).json()
+    assert waiting["status"] == "waiting_for_input"
+    assert (waiting["question"]["id"], waiting["question"]["text"]) == (
+        str(question_id),
+        "Which region?",
+    )
+
+    response = await answer(
+        client, auth("acme"), task_id, {"text": "eu-west-1", "question_id": str(question_id)}
+    )
+
+    assert response.status_code == 202
+    assert (response.json()["status"], response.json()["question"]) == ("running", None)
+    [provided] = answers(store)
+    assert (provided.data.question_id, provided.data.text) == (question_id, "eu-west-1")
+    assert (provided.metadata.tenant_id, str(provided.metadata.task_id)) == ("acme", task_id)
+
+    again = await answer(client, auth("acme"), task_id, {"text": "us-east-1"})
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+    assert again.json()["task_status"] == "running"
+    assert len(answers(store)) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"text": ""}, 422),
+        ({"text": "   \n"}, 422),
+        ({}, 422),
+        ({"text": 5}, 422),
+        ({"text": "ok", "extra": 1}, 422),
+        ({"text": "ok", "question_id": "nope"}, 422),
+        ({"text": "x" * 16001}, 413),
+        ({"text": "ok", "question_id": str(UUID(int=7))}, 409),
+    ],
+    ids=["empty", "blank", "missing", "not text", "unknown field", "bad id", "too long", "other q"],
+)
+async def test_a_bad_answer_is_a_problem_and_changes_nothing(
+    client: httpx.AsyncClient,
+    auth: Headers,
+    store: InMemoryTaskStore,
+    service: TaskService,
+    body: object,
+    status: int,
+) -> None:
+    task_id, _ = await waiting_task(client, auth, service)
+
+    response = await answer(client, auth("acme"), task_id, body)
+
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    task = (await client.get(f"/internal/tasks/{task_id}", headers=auth("acme"))).json()
+    assert (task["status"], answers(store)) == ("waiting_for_input", [])
+
+
+async def test_the_longest_answer_allowed_is_taken(
+    client: httpx.AsyncClient, auth: Headers, service: TaskService
+) -> None:
+    task_id, _ = await waiting_task(client, auth, service)
+    response = await answer(client, auth("acme"), task_id, {"text": "x" * 16000})
+    assert response.status_code == 202
+
+
+async def test_an_answer_for_a_task_that_does_not_wait_is_a_409(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore
+) -> None:
+    task_id = (await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"]
+
+    response = await answer(client, auth("acme"), task_id, {"text": "too early"})
+
+    assert response.status_code == 409
+    assert response.json()["task_status"] == "queued"
+    assert answers(store) == []
+
+
+@pytest.mark.parametrize("who", ["other tenant", "missing", "malformed"])
+async def test_an_answer_for_another_tenants_missing_or_malformed_task_is_404(
+    client: httpx.AsyncClient,
+    auth: Headers,
+    store: InMemoryTaskStore,
+    service: TaskService,
+    who: str,
+) -> None:
+    task_id, _ = await waiting_task(client, auth, service)
+    target, tenant = {
+        "other tenant": (task_id, "globex"),
+        "missing": (str(uuid4()), "acme"),
+        "malformed": ("not-a-uuid", "acme"),
+    }[who]
+
+    response = await answer(client, auth(tenant), target, {"text": "mine now"})
+
+    assert response.status_code == 404
+    task = (await client.get(f"/internal/tasks/{task_id}", headers=auth("acme"))).json()
+    assert (task["status"], answers(store)) == ("waiting_for_input", [])
+
+
+async def test_concurrent_answers_resume_the_task_once(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore, service: TaskService
+) -> None:
+    task_id, _ = await waiting_task(client, auth, service)
+
+    responses = await asyncio.gather(
+        *(answer(client, auth("acme"), task_id, {"text": f"answer {n}"}) for n in range(5))
+    )
+
+    assert sorted(r.status_code for r in responses) == [202, 409, 409, 409, 409]
+    assert len(answers(store)) == 1
+
+
+async def test_a_waiting_task_can_be_cancelled(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore, service: TaskService
+) -> None:
+    task_id, _ = await waiting_task(client, auth, service)
+
+    response = await cancel(client, auth("acme"), task_id)
+
+    assert (response.json()["status"], response.json()["question"]) == ("cancelling", None)
+    assert len(cancel_requests(store)) == 1
+    late = await answer(client, auth("acme"), task_id, {"text": "too late"})
+    assert late.status_code == 409

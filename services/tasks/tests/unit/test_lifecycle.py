@@ -14,6 +14,8 @@ from relay_shared.events import (
     TaskCancelledData,
     TaskFailed,
     TaskFailedData,
+    TaskInputRequested,
+    TaskInputRequestedData,
     TaskProgressed,
     TaskProgressedData,
     TaskStarted,
@@ -24,11 +26,13 @@ from relay_shared.events import (
 )
 from tasks.lifecycle import (
     TERMINAL_STATUSES,
+    PendingQuestion,
     ProgressMark,
     TaskError,
     TaskState,
     TaskStatus,
     apply,
+    provide_input,
     request_cancel,
 )
 
@@ -314,3 +318,83 @@ def test_a_cancel_request_moves_a_live_task_to_cancelling(
 )
 def test_a_cancel_request_leaves_cancelling_and_finished_tasks_alone(state: TaskState) -> None:
     assert request_cancel(state) is state
+
+
+# --- human input ------------------------------------------------------------------------------
+
+QUESTION_ID = uuid4()
+ASKED_USAGE = Usage(input_tokens=30, output_tokens=9)
+
+
+def input_requested(attempt: int = 1, step: int = 2, at: datetime = T1) -> TaskInputRequested:
+    return TaskInputRequested.create(
+        TaskInputRequestedData(
+            attempt=attempt,
+            step=step,
+            question_id=QUESTION_ID,
+            question="Which region?",
+            usage=ASKED_USAGE,
+            cost_usd=0.5,
+        ),
+        tenant_id="acme",
+        task_id=TASK_ID,
+        occurred_at=at,
+    )
+
+
+def waiting(base: TaskState, attempt: int = 1, step: int = 2) -> TaskState:
+    mark = ProgressMark(attempt, step)
+    return replace(
+        base,
+        status=TaskStatus.WAITING_FOR_INPUT,
+        usage=ASKED_USAGE,
+        cost_usd=0.5,
+        progress=mark,
+        question=PendingQuestion(QUESTION_ID, "Which region?", T1, mark),
+    )
+
+
+@pytest.mark.parametrize(
+    "before", [RUNNING_AT_STEP_2, RUNNING, QUEUED], ids=["running", "running-no-step", "queued"]
+)
+def test_a_question_makes_a_live_task_wait(before: TaskState) -> None:
+    """Queued too: the question can overtake task.started (a later task.started keeps it)."""
+    after = apply(before, input_requested())
+    assert after == waiting(before)
+    assert apply(after, started()).status is TaskStatus.WAITING_FOR_INPUT
+
+
+def test_a_question_older_than_the_newest_step_is_stale() -> None:
+    at_step_3 = replace(RUNNING, progress=ProgressMark(1, 3))
+    assert apply(at_step_3, input_requested(step=2)) is at_step_3
+
+
+def test_a_task_being_cancelled_does_not_start_waiting() -> None:
+    assert apply(CANCELLING_AT_STEP_2, input_requested()) is CANCELLING_AT_STEP_2
+
+
+def test_a_late_step_of_the_asking_attempt_leaves_a_waiting_task_waiting() -> None:
+    state = waiting(RUNNING_AT_STEP_2)
+    assert apply(state, progressed(1, 2)) is state
+    assert apply(state, progressed(1, 1)) is state
+
+
+def test_the_answer_makes_the_task_run_again_without_its_question() -> None:
+    state = waiting(RUNNING_AT_STEP_2)
+    after = provide_input(state)
+    assert after.status is TaskStatus.RUNNING
+    assert after.question is None
+    assert after.progress == state.progress  # the resumed attempt's steps come after it
+
+
+def test_a_waiting_task_can_be_cancelled_or_end() -> None:
+    state = waiting(RUNNING_AT_STEP_2)
+    cancelling = request_cancel(state)
+    assert (cancelling.status, cancelling.question) == (TaskStatus.CANCELLING, None)
+    timed_out = apply(state, failed())
+    assert (timed_out.status, timed_out.question) == (TaskStatus.FAILED, None)
+
+
+@pytest.mark.parametrize("state", TERMINAL_STATES, ids=lambda s: s.status.value)
+def test_a_question_never_reopens_a_finished_task(state: TaskState) -> None:
+    assert apply(state, input_requested()) is state

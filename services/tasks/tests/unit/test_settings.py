@@ -15,14 +15,20 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert settings.allowed_models == ("claude-opus-4-1", "claude-sonnet-4-5", "claude-haiku-4-5")
     assert settings.default_model == "claude-sonnet-4-5"
     assert settings.default_limits() == TaskLimits(
-        max_turns=50, max_output_tokens=32000, max_wall_seconds=1800, max_cost_usd=None
+        max_turns=50,
+        max_output_tokens=32000,
+        max_wall_seconds=1800,
+        max_cost_usd=None,
+        max_wait_seconds=86400,
     )
     assert settings.limit_ranges() == {
         "max_turns": (1, 200),
         "max_output_tokens": (1, 200_000),
         "max_wall_seconds": (1.0, 21600.0),
         "max_cost_usd": (0.01, 100.0),
+        "max_wait_seconds": (1.0, 604800.0),
     }
+    assert settings.max_input_chars == 16000
 
 
 def test_models_and_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,7 +44,11 @@ def test_models_and_limits_come_from_the_environment(monkeypatch: pytest.MonkeyP
 
     assert settings.allowed_models == ("claude-haiku-4-5", "claude-opus-4-1")
     assert settings.default_limits() == TaskLimits(
-        max_turns=10, max_output_tokens=32000, max_wall_seconds=30, max_cost_usd=0.5
+        max_turns=10,
+        max_output_tokens=32000,
+        max_wall_seconds=30,
+        max_cost_usd=0.5,
+        max_wait_seconds=86400,
     )
     assert settings.limit_ranges()["max_turns"] == (1, 20)
     assert settings.limit_ranges()["max_wall_seconds"] == (1.0, 60.0)

@@ -8,6 +8,8 @@ conversation already holds, so a re-run of a task replays exactly the same scrip
     /sleep S        seconds of think time before every reply (default 0)
     /artifact NAME  a file to write (repeatable; default one result.md)
     /fail MESSAGE   end with ProviderError("scripted_failure", MESSAGE) instead of a summary
+    /ask QUESTION   first ask the user QUESTION (ask_user) and wait for the answer, then go on;
+                    the summary quotes the answer
 """
 
 from __future__ import annotations
@@ -35,15 +37,19 @@ class Script:
     sleep: float = 0.0
     artifacts: tuple[str, ...] = (DEFAULT_ARTIFACT,)
     fail: str | None = None
+    ask: str | None = None
 
     def writes_on(self, turn: int) -> list[str]:
         """Artifact names written on reply ``turn``: all of them on the last step, where a model
         writes up its result; the earlier steps look around (list_files)."""
         return list(self.artifacts) if turn == self.steps else []
 
-    def summary(self) -> str:
+    def summary(self, answer: str | None = None) -> str:
         plural = "" if self.steps == 1 else "s"
-        return f"Completed {self.steps} step{plural}; wrote {', '.join(self.artifacts)}."
+        done = f"Completed {self.steps} step{plural}; wrote {', '.join(self.artifacts)}."
+        if self.ask is None:
+            return done
+        return f"{done} Asked {self.ask!r}; the answer was {answer!r}."
 
     def artifact_content(self, name: str, turn: int) -> str:
         return (
@@ -59,6 +65,7 @@ class _Draft:
     sleep: float = 0.0
     artifacts: list[str] = field(default_factory=list)
     fail: str | None = None
+    ask: str | None = None
 
 
 def _invalid(directive: str, value: str, expected: str) -> ProviderError:
@@ -95,11 +102,18 @@ def _set_fail(draft: _Draft, value: str) -> None:
     draft.fail = value or DEFAULT_FAILURE
 
 
+def _set_ask(draft: _Draft, value: str) -> None:
+    if not value:
+        raise _invalid("ask", value, "a question")
+    draft.ask = value
+
+
 DIRECTIVES: dict[str, Callable[[_Draft, str], None]] = {
     "steps": _set_steps,
     "sleep": _set_sleep,
     "artifact": _add_artifact,
     "fail": _set_fail,
+    "ask": _set_ask,
 }
 
 
@@ -118,6 +132,7 @@ def parse_script(prompt: str) -> Script:
         sleep=draft.sleep,
         artifacts=tuple(draft.artifacts) or (DEFAULT_ARTIFACT,),
         fail=draft.fail,
+        ask=draft.ask,
     )
 
 
@@ -130,6 +145,22 @@ def prompt_of(request: ModelRequest) -> str:
     return "\n".join(b.get("text", "") for b in content if b.get("type") == "text")
 
 
+ASK_ID = "toolu_scripted_ask"
+
+
+def answer_of(request: ModelRequest) -> str | None:
+    """The answer the conversation holds to the scripted question, if any."""
+    for message in request.messages:
+        content = message.get("content")
+        if message.get("role") != "user" or not isinstance(content, list):
+            continue
+        for block in content:
+            if block.get("type") == "tool_result" and block.get("tool_use_id") == ASK_ID:
+                answer = block.get("content")
+                return answer if isinstance(answer, str) else None
+    return None
+
+
 def usage_for(turn: int) -> Usage:
     return Usage(input_tokens=100 + 10 * turn, output_tokens=20)
 
@@ -140,9 +171,15 @@ class ScriptedProvider:
 
     async def complete(self, request: ModelRequest) -> ModelReply:
         script = parse_script(prompt_of(request))
-        turn = 1 + sum(1 for m in request.messages if m.get("role") == "assistant")
+        replies = sum(1 for m in request.messages if m.get("role") == "assistant")
         if script.sleep:
             await self._sleep(script.sleep)
+        if script.ask is not None:
+            if replies == 0:
+                ask = ToolUseBlock(id=ASK_ID, name="ask_user", input={"question": script.ask})
+                return ModelReply(content=[ask], stop_reason="tool_use", usage=usage_for(0))
+            replies -= 1  # the question was a reply of its own before the script's steps
+        turn = 1 + replies
         if turn <= script.steps:
             return ModelReply(
                 content=self._tool_uses(script, turn), stop_reason="tool_use", usage=usage_for(turn)
@@ -150,7 +187,7 @@ class ScriptedProvider:
         if script.fail is not None:
             raise ProviderError("scripted_failure", script.fail, retryable=False)
         return ModelReply(
-            content=[TextBlock(text=script.summary())],
+            content=[TextBlock(text=script.summary(answer_of(request)))],
             stop_reason="end_turn",
             usage=usage_for(turn),
         )
