@@ -12,7 +12,15 @@ import httpx
 import pytest
 
 from relay_devkit.api_client import PublicApi
-from relay_devkit.fakes import ApiError, FakeAnthropicApi, Reply, Text, TokenUsage, writes_file
+from relay_devkit.fakes import (
+    ApiError,
+    FakeAnthropicApi,
+    Reply,
+    Text,
+    TokenUsage,
+    ToolUse,
+    writes_file,
+)
 from relay_devkit.testing import eventually, fresh_database
 from relay_ops.stack.process import RunningStack, running_stack
 
@@ -200,3 +208,38 @@ async def test_no_api_key_or_provider_key_reaches_a_log_line_or_a_span(
         text = path.read_text(errors="replace")
         for secret in (api_key, PROVIDER_KEY, wrong):
             assert secret not in text, f"{path.name} holds a key"
+
+
+async def test_the_model_asks_with_ask_user_and_goes_on_with_the_answer(
+    claude_api: PublicApi, fake_model: tuple[FakeAnthropicApi, str]
+) -> None:
+    """A real tool_use of ask_user through the SDK: the task waits, and the next request the
+    model gets answers that call with the client's text."""
+    fake, _ = fake_model
+    ask = ToolUse("ask_user", {"question": "Which region should I deploy to?"})
+    fake.script(Reply([ask], PER_REPLY), Reply([Text("Deployed to the region you chose.")]))
+    calls_before = len(fake.calls)
+    task = await claude_api.submit("Deploy the service.")
+
+    waiting = await eventually(
+        lambda: claude_api.task(task["id"]),
+        until=lambda t: t["status"] == "waiting_for_input",
+        within=30,
+    )
+    assert waiting["question"]["text"] == "Which region should I deploy to?"
+    assert len(fake.calls) - calls_before == 1  # nothing more is asked of the model meanwhile
+    answered = await claude_api.http.post(
+        f"/v1/tasks/{task['id']}/input", json={"text": "eu-central-1"}
+    )
+    assert answered.status_code == 202, answered.text
+
+    final = await claude_api.finished_task(task["id"], within=60)
+    assert final["status"] == "succeeded", final
+    assert final["result"]["summary"] == "Deployed to the region you chose."
+    first, second = fake.calls[calls_before:]
+    assert "ask_user" in {tool["name"] for tool in first.body["tools"]}
+    # the conversation goes on where it stopped: the assistant turn that asked, then the answer
+    assert second.body["messages"][-2]["content"][0]["id"] == ask.id
+    assert second.body["messages"][-1]["content"] == [
+        {"type": "tool_result", "tool_use_id": ask.id, "content": "eu-central-1", "is_error": False}
+    ]

@@ -37,14 +37,18 @@ def timeline_problems(task_id: str, events: list[TimelineEvent]) -> list[str]:
     if not events or events[0].event != "task.submitted":
         problems.append(f"{task_id}: does not start with task.submitted")
     steps: dict[int, list[int]] = {}
+    first_step: dict[int, int] = {}  # an attempt resumed after an answer goes on after its step
     for event in events:
+        data = event.data["data"]
+        if event.event == "task.started" and data.get("resumed"):
+            first_step[data["attempt"]] = data["resumed"]["step"] + 1
         if event.event == "task.progressed":
-            data = event.data["data"]
             steps.setdefault(data["attempt"], []).append(data["step"])
     # Each step once, none missing, in order: the notifier holds an early step until its
     # predecessor comes, however long an outage or a crash kept that one in a queue (ADR 0005).
     for attempt, numbers in steps.items():
-        if numbers != list(range(1, len(numbers) + 1)):
+        first = first_step.get(attempt, 1)
+        if numbers != list(range(first, first + len(numbers))):
             problems.append(f"{task_id}: attempt {attempt} steps {numbers}")
     return problems
 

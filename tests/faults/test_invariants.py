@@ -62,3 +62,17 @@ def test_a_gap_two_terminals_and_a_repeated_step_are_each_found() -> None:
     assert timeline_problems("t", missing) == ["t: attempt 1 steps [1, 3]"]
     not_last = _timeline(SUBMITTED, STARTED, SUCCEEDED, _progress(1, 1))
     assert timeline_problems("t", not_last) == ["t: terminal event is not last"]
+
+
+def test_a_resumed_attempt_goes_on_after_the_step_that_asked() -> None:
+    resumed = ("task.started", {"attempt": 2, "resumed": {"question_id": "q", "step": 1}})
+    asked = ("task.input_requested", {})
+    answered = ("task.input_provided", {})
+    events = _timeline(
+        SUBMITTED, STARTED, _progress(1, 1), asked, answered, resumed, _progress(2, 2), SUCCEEDED
+    )
+    assert timeline_problems("t", events) == []
+    restarted = _timeline(
+        SUBMITTED, STARTED, _progress(1, 1), asked, answered, resumed, _progress(2, 1), SUCCEEDED
+    )
+    assert timeline_problems("t", restarted) == ["t: attempt 2 steps [1]"]

@@ -166,3 +166,25 @@ async def test_prompt_given_as_content_blocks() -> None:
     call = reply.tool_uses[0]
     assert isinstance(call, ToolUseBlock)
     assert call.input["path"] == "out.txt"
+
+
+async def test_ask_asks_first_then_follows_the_script_and_quotes_the_answer() -> None:
+    provider = ScriptedProvider()
+    prompt = "Deploy\n/ask Which region?\n/steps 1"
+
+    replies = await _converse(provider, prompt, 3)
+
+    [ask] = replies[0].tool_uses
+    assert (ask.name, ask.input) == ("ask_user", {"question": "Which region?"})
+    assert [call.name for call in replies[1].tool_uses] == ["write_file"]
+    assert replies[2].stop_reason == "end_turn"
+    # _request answers every call with "ok": that is the answer the summary quotes
+    assert replies[2].text == (
+        "Completed 1 step; wrote result.md. Asked 'Which region?'; the answer was 'ok'."
+    )
+
+
+def test_ask_needs_a_question() -> None:
+    with pytest.raises(ProviderError) as caught:
+        parse_script("/ask")
+    assert caught.value.code == "invalid_directive"
