@@ -239,3 +239,22 @@ def test_the_view_shows_each_event_once_with_steps_out_of_the_expected_total() -
     ]
     assert view.rows[4].detail == "step 3/3: did 3 (330 in / 60 out tokens)"
     assert view.outcome == "task.succeeded"
+
+
+def test_the_view_shows_a_question_its_answer_and_the_resumed_attempt() -> None:
+    view = TimelineView("t")
+    question = {"question_id": "q", "question": "Which region?", "attempt": 1, "step": 1}
+    for seq, (kind, data) in enumerate(
+        [
+            ("task.input_requested", question),
+            ("task.input_provided", {"question_id": "q", "text": "eu-west-1"}),
+            ("task.started", {"attempt": 2, "worker_id": "w", "resumed": {"step": 1}}),
+        ],
+        1,
+    ):
+        view.add({"type": kind, "seq": seq, "data": data})
+    assert [(row.label, row.detail) for row in view.rows] == [
+        ("question", "Which region? (answer with POST …/input)"),
+        ("answer", "eu-west-1"),
+        ("started", "attempt 2 on worker w (resumed after the answer)"),
+    ]

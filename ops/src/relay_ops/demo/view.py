@@ -48,7 +48,16 @@ def _submitted(data: Data, _steps: int | None) -> str:
 
 
 def _started(data: Data, _steps: int | None) -> str:
-    return f"attempt {data.get('attempt', '?')} on worker {data.get('worker_id', '?')}"
+    resumed = " (resumed after the answer)" if data.get("resumed") else ""
+    return f"attempt {data.get('attempt', '?')} on worker {data.get('worker_id', '?')}{resumed}"
+
+
+def _asked(data: Data, _steps: int | None) -> str:
+    return f"{data.get('question', '')} (answer with POST …/input)"
+
+
+def _answered(data: Data, _steps: int | None) -> str:
+    return str(data.get("text", ""))
 
 
 def _progressed(data: Data, steps: int | None) -> str:
@@ -81,6 +90,8 @@ DESCRIBERS: dict[str, tuple[str, str, Describer]] = {
     "task.submitted": ("submitted", "cyan", _submitted),
     "task.started": ("started", "cyan", _started),
     "task.progressed": ("progress", "white", _progressed),
+    "task.input_requested": ("question", "bold yellow", _asked),
+    "task.input_provided": ("answer", "yellow", _answered),
     "artifact.published": ("artifact", "magenta", _published),
     "task.cancel_requested": ("cancelling", "yellow", _cancel),
     "task.succeeded": ("succeeded", "bold green", _succeeded),
