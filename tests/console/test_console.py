@@ -1,11 +1,12 @@
 """The web console in headless Chromium against a real `relay up` (issue 13's acceptance): sign
-in, submit, the timeline filling live, artifacts, cancel, tenancy, reconnects, webhooks and
-screenshots.
+in, submit, the timeline filling live, artifacts, cancel, answering a question, tenancy,
+reconnects, webhooks and screenshots.
 
 Every test runs in its own browser context and fails on a CSP violation, an uncaught page error
 or a dialog (conftest.py). The scripted model runs the tasks: `/steps N` tool turns, `/sleep S`
-before each reply, `/artifact NAME` files; each artifact is Markdown naming the prompt's first
-line, which is how the sanitizing test gets markup into an artifact.
+before each reply, `/artifact NAME` files, `/ask QUESTION` one question to wait on; each
+artifact is Markdown naming the prompt's first line, which is how the sanitizing test gets
+markup into an artifact.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Locator, expect
+from playwright.async_api import Locator, Route, expect
 from standardwebhooks import Webhook
 
 from relay_devkit.api_client import PublicApi
@@ -336,6 +337,101 @@ async def test_a_long_task_is_cancelled_from_its_page(
     assert events[-1] == "task.cancelled"
     assert "task.cancel_requested" in events
     assert (await api.finished_task(task["id"]))["status"] == "cancelled"
+
+
+# --- answering a question ----------------------------------------------------------------------
+
+
+async def test_a_question_is_answered_on_the_task_page_and_the_task_carries_on_with_it(
+    tab: ConsoleTab, api: PublicApi, api_key: str, screenshots: Path
+) -> None:
+    await tab.sign_in(api_key)
+    await tab.testid("nav-new-task").click()
+    await tab.testid("new-task-prompt").fill("Pick a region\n/ask Which region?\n/steps 1")
+    await tab.testid("new-task-max_wait_seconds").fill("600")
+    await tab.testid("new-task-submit").click()
+    page = tab.testid("task-page")
+    await expect(page).to_be_visible()
+    task_id = await page.get_attribute("data-task-id")
+    assert task_id is not None
+
+    # the question shows up live, above the timeline
+    box = tab.testid("answer-box")
+    await expect(tab.testid("answer-question")).to_have_text("Which region?")
+    await expect(page).to_have_attribute("data-status", "waiting_for_input")
+    await expect(tab.testid("task-status")).to_have_text("Waiting for input")
+    asked = tab.page.locator('[data-testid="timeline-entry"][data-type="task.input_requested"]')
+    await expect(asked).to_contain_text("Which region?")
+    assert (await api.task(task_id))["limits"]["max_wait_seconds"] == 600  # from the form
+    await shoot(tab, screenshots, "task-waiting")
+
+    # the list shows the task waiting too
+    await tab.testid("nav-tasks").click()
+    row = tab.page.locator(f'[data-testid="task-row"][data-task-id="{task_id}"]')
+    await expect(row).to_have_attribute("data-status", "waiting_for_input")
+    await expect(row.get_by_test_id("task-status")).to_have_text("Waiting for input")
+    await expect(row.get_by_test_id("task-question")).to_have_text("Asks: Which region?")
+    await row.get_by_test_id("task-link").click()
+    await expect(box).to_be_visible()
+
+    # a blank answer is not sent
+    await tab.testid("answer-submit").click()
+    await expect(box.get_by_test_id("field-error")).to_have_text("Enter an answer.")
+    await expect(page).to_have_attribute("data-status", "waiting_for_input")
+
+    # answered from the keyboard: the labelled field, Tab to the button, Enter
+    field = tab.page.get_by_label("Your answer")
+    await field.fill("eu-west-1, please")
+    await field.press("Tab")
+    await expect(tab.testid("answer-submit")).to_be_focused()
+    await tab.page.keyboard.press("Enter")
+
+    await expect(box).to_have_count(0)  # gone once the task runs again
+    await expect(tab.testid("timeline-state")).to_have_attribute("data-state", "ended")
+    await expect(page).to_have_attribute("data-status", "succeeded")
+    await expect(tab.testid("task-result")).to_contain_text("eu-west-1, please")
+    provided = tab.page.locator('[data-testid="timeline-entry"][data-type="task.input_provided"]')
+    await expect(provided).to_contain_text("eu-west-1, please")
+    started = tab.page.locator('[data-testid="timeline-entry"][data-type="task.started"]')
+    await expect(started.last).to_contain_text("Resumed after your answer")
+    events = await assert_same_as_the_api(tab, api, task_id)
+    assert events.index("task.input_requested") < events.index("task.input_provided")
+    assert events[-1] == "task.succeeded"
+
+    # a second answer, through the API: refused with a problem, and nothing changes
+    again = await api.http.post(f"/v1/tasks/{task_id}/input", json={"text": "us-east-1"})
+    assert again.status_code == 409, again.text
+    assert again.headers["content-type"].startswith("application/problem+json")
+    assert again.json()["status"] == 409
+    assert "eu-west-1, please" in (await api.task(task_id))["result"]["summary"]
+
+
+async def test_an_answer_after_one_from_elsewhere_shows_the_conflict(
+    tab: ConsoleTab, api: PublicApi, api_key: str
+) -> None:
+    task = await api.submit("Pick a zone\n/ask Which zone?\n/steps 1")
+    await tab.sign_in(api_key)
+    await tab.go(f"#/tasks/{task['id']}")
+    await expect(tab.testid("answer-question")).to_have_text("Which zone?")
+
+    async def answered_elsewhere_first(route: Route) -> None:
+        """Someone else's answer lands while the console's is on its way."""
+        first = await api.http.post(f"/v1/tasks/{task['id']}/input", json={"text": "zone b"})
+        assert first.status_code == 202, first.text
+        await route.continue_()
+
+    await tab.page.route("**/v1/tasks/*/input", answered_elsewhere_first)
+    await tab.testid("answer-text").fill("zone a")
+    await tab.testid("answer-submit").click()
+    error = tab.testid("answer-error")
+    await expect(error).to_have_attribute("data-status", "409")
+    await expect(error).to_contain_text("already been answered")
+    await expect(tab.testid("answer-box")).to_have_count(0)
+    await expect(tab.testid("task-page")).to_have_attribute("data-status", "succeeded")
+    await expect(tab.testid("task-result")).to_contain_text("zone b")
+    await expect(error).to_be_visible()  # still there to read after the task moved on
+    await tab.testid("answer-error-dismiss").click()
+    await expect(error).to_have_count(0)
 
 
 # --- tenancy -----------------------------------------------------------------------------------

@@ -6,9 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import stat
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -86,6 +89,61 @@ def test_json_output_parses_one_object_per_line(env: dict[str, str]) -> None:
     seqs = [json.loads(line)["seq"] for line in events.stdout.splitlines()]
     assert seqs == list(range(1, len(seqs) + 1))
     assert len(seqs) >= 3
+
+
+def test_follow_shows_the_question_and_tasks_input_answers_it(env: dict[str, str]) -> None:
+    """`--follow` prints the question with how to answer it and keeps following; `tasks input`
+    (another process, as a person in another shell) answers, and the follow ends succeeded."""
+    follow = subprocess.Popen(
+        [CLI, "tasks", "submit", "Pick a region\n/ask Which region?\n/steps 1",
+         "--max-wait-seconds", "600", "--follow"],
+        env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in follow.stdout or []])
+    reader.start()
+    try:
+        seen = _lines_until(lines, "answer it: ", within=60)
+        task_id = seen[0].split()[1]
+        assert seen[-2].strip() == "? Which region?"
+        assert seen[-1].strip() == f'answer it: relay-client tasks input {task_id} "<answer>"'
+        assert follow.poll() is None  # still following
+
+        answered = run("tasks", "input", task_id, "eu-west-1", "--json", env=env)
+        assert answered.returncode == 0, answered.stderr
+        assert json.loads(answered.stdout)["status"] == "running"
+        assert follow.wait(timeout=60) == 0, follow.stderr.read() if follow.stderr else ""
+    finally:
+        follow.kill()
+        reader.join()
+    rest = _lines_until(lines, "", within=0)
+    assert rest[-1].strip() == "succeeded"
+    assert any("task.input_provided" in line and "eu-west-1" in line for line in rest)
+    task = json.loads(run("tasks", "get", task_id, "--json", env=env).stdout)
+    assert "eu-west-1" in task["result"]["summary"]
+    assert task["limits"]["max_wait_seconds"] == 600
+
+    again = run("tasks", "input", task_id, "us-east-1", env=env)
+    assert again.returncode == 3  # the API refused it
+    assert "409" in again.stderr
+    blank = run("tasks", "input", task_id, " ", env=env)
+    assert blank.returncode == 2
+
+
+def _lines_until(lines: queue.Queue[str], marker: str, *, within: float) -> list[str]:
+    """Lines from ``lines`` up to the first that holds ``marker`` ("": every line there is)."""
+    deadline = time.monotonic() + within
+    taken: list[str] = []
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            assert not marker, f"no {marker!r} line in {taken}"
+            return taken
+        taken.append(line.rstrip("\n"))
+        if marker and marker in line:
+            return taken
 
 
 def test_usage_errors_exit_2_and_api_errors_exit_3(env: dict[str, str]) -> None:

@@ -17,8 +17,10 @@ from relay_client import (
     Artifact,
     AsyncRelay,
     ChecksumMismatchError,
+    ConflictError,
     NotFoundError,
     Relay,
+    Task,
     TimelineEvent,
     UnprocessableEntityError,
     WebhookVerificationError,
@@ -153,6 +155,60 @@ async def test_errors_carry_the_problem_and_another_tenants_task_is_not_found(
     with pytest.raises(UnprocessableEntityError) as invalid:
         await relay.tasks.create("Bad limits.", limits={"max_turns": 0})
     assert "limits.max_turns" in str(invalid.value)  # the message says what to fix
+
+
+async def test_a_question_is_answered_and_the_task_carries_on_with_the_answer(
+    relay: AsyncRelay, stack: RunningStack, api_key: str
+) -> None:
+    task = await relay.tasks.create("Pick a region\n/ask Which region?\n/steps 1")
+    async for event in relay.tasks.events(task.id):
+        if event.type == "task.input_requested":
+            break  # the iterator is left here: the task waits, and the stream would wait too
+    assert event.data["question"] == "Which region?"
+    waiting = await _waiting(relay, task.id)
+    assert waiting.question is not None
+    assert waiting.question.text == "Which region?"
+    assert str(waiting.question.id) == event.data["question_id"]
+    assert waiting.id in [t.id async for t in relay.tasks.list(status="waiting_for_input")]
+
+    answered = await relay.tasks.input(task.id, "eu-west-1", question_id=waiting.question.id)
+    assert answered.status == "running"
+    assert answered.question is None
+    done = await relay.tasks.wait(task.id, timeout=60)
+    assert done.status == "succeeded"
+    assert done.result is not None
+    assert "eu-west-1" in done.result.summary
+
+    # the timeline has it all, and the events iterator took the new types as they came
+    kinds = [(e.type, e.data) async for e in relay.tasks.events(task.id)]
+    provided = [data for kind, data in kinds if kind == "task.input_provided"]
+    assert provided == [{"question_id": str(waiting.question.id), "text": "eu-west-1"}]
+    resumed = [data["resumed"] for kind, data in kinds if kind == "task.started"][-1]
+    assert resumed["question_id"] == str(waiting.question.id)
+
+    # a second answer to the same question: 409 with the problem, from either client
+    with pytest.raises(ConflictError) as again:
+        await relay.tasks.input(task.id, "us-east-1", question_id=waiting.question.id)
+    assert again.value.problem is not None
+    assert again.value.problem.status == 409
+    assert again.value.status_code == 409
+
+    def blocking() -> None:
+        with Relay(stack.gateway_url, api_key) as client, pytest.raises(ConflictError):
+            client.tasks.input(task.id, "us-east-1")
+
+    await asyncio.to_thread(blocking)
+    assert (await relay.tasks.get(task.id)).result == done.result  # nothing changed
+
+
+async def _waiting(relay: AsyncRelay, task_id: uuid.UUID, *, within: float = 15) -> Task:
+    """The task once its record says it waits for input (the tasks service applies the
+    question from its own queue, a moment after the timeline shows it)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while (task := await relay.tasks.get(task_id)).status != "waiting_for_input":
+        assert asyncio.get_running_loop().time() < deadline, f"still {task.status}"
+        await asyncio.sleep(0.1)
+    return task
 
 
 async def test_webhooks_made_with_the_client_verify_with_its_secret(relay: AsyncRelay) -> None:

@@ -39,6 +39,20 @@ describe("Api", () => {
     expect(calls[0]?.init.body).toBe('{"prompt":"hi"}');
   });
 
+  it("posts an answer with the question it answers, and throws a 409 as a problem", async () => {
+    const { calls, fetcher } = fakeFetch([
+      json(202, { id: "t", status: "running", question: null }),
+      json(409, { title: "Task not waiting for input", status: 409, detail: "The task is running." }, "application/problem+json"),
+    ]);
+    const api = new Api("k", undefined, fetcher);
+    await expect(api.answerTask("t/1", "eu-west-1", "q-1")).resolves.toMatchObject({ status: "running" });
+    expect(calls[0]?.url).toBe("/v1/tasks/t%2F1/input");
+    expect(calls[0]?.init.method).toBe("POST");
+    expect(calls[0]?.init.body).toBe('{"text":"eu-west-1","question_id":"q-1"}');
+    await expect(api.answerTask("t", "again")).rejects.toMatchObject({ status: 409, title: "Task not waiting for input" });
+    expect(calls[1]?.init.body).toBe('{"text":"again"}');
+  });
+
   it("throws the problem and signs out on a 401", async () => {
     let signedOut = 0;
     const { fetcher } = fakeFetch([json(401, { title: "Unauthorized", status: 401, detail: "Unknown API key." }, "application/problem+json")]);

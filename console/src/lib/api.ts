@@ -114,6 +114,12 @@ export class Api {
     return this.request<Task>("POST", `/v1/tasks/${seg(id)}/cancel`, { body: {} });
   }
 
+  /** Answers the question a `waiting_for_input` task asks; 409 when it no longer waits for it. */
+  answerTask(id: string, text: string, questionId?: string) {
+    const body = questionId === undefined ? { text } : { text, question_id: questionId };
+    return this.request<Task>("POST", `/v1/tasks/${seg(id)}/input`, { body });
+  }
+
   listArtifacts(taskId: string, signal?: AbortSignal) {
     return this.request<{ items: Artifact[] }>("GET", `/v1/tasks/${seg(taskId)}/artifacts`, { signal });
   }

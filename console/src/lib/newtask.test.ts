@@ -8,6 +8,7 @@ const form = (over: Partial<NewTaskForm> = {}): NewTaskForm => ({
   maxOutputTokens: "",
   maxWallSeconds: "",
   maxCostUsd: "",
+  maxWaitSeconds: "",
   metadata: [],
   ...over,
 });
@@ -24,6 +25,7 @@ describe("buildNewTask", () => {
         maxTurns: "10",
         maxCostUsd: "0.5",
         maxWallSeconds: "90.5",
+        maxWaitSeconds: "600",
         metadata: [{ key: "team", value: "docs" }, { key: "", value: "" }],
       }),
     );
@@ -32,7 +34,7 @@ describe("buildNewTask", () => {
       body: {
         prompt: "Write a report.\n/steps 3",
         model: "claude-haiku-4-5",
-        limits: { max_turns: 10, max_cost_usd: 0.5, max_wall_seconds: 90.5 },
+        limits: { max_turns: 10, max_cost_usd: 0.5, max_wall_seconds: 90.5, max_wait_seconds: 600 },
         metadata: { team: "docs" },
       },
     });
@@ -44,12 +46,13 @@ describe("buildNewTask", () => {
         prompt: "  ",
         maxTurns: "2.5",
         maxOutputTokens: "0",
+        maxWaitSeconds: "soon",
         metadata: [{ key: "", value: "orphan" }, { key: "a", value: "1" }, { key: "a", value: "2" }],
       }),
     );
     expect(result.ok).toBe(false);
     if (result.ok) return;
-    expect(Object.keys(result.errors).sort()).toEqual(["limits.max_output_tokens", "limits.max_turns", "metadata", "prompt"]);
+    expect(Object.keys(result.errors).sort()).toEqual(["limits.max_output_tokens", "limits.max_turns", "limits.max_wait_seconds", "metadata", "prompt"]);
     expect(result.errors.metadata).toHaveLength(2);
   });
 });

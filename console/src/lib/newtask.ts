@@ -8,6 +8,7 @@ export interface NewTaskForm {
   maxOutputTokens: string;
   maxWallSeconds: string;
   maxCostUsd: string;
+  maxWaitSeconds: string;
   metadata: { key: string; value: string }[];
 }
 
@@ -16,6 +17,7 @@ export const LIMIT_FIELDS = [
   { name: "max_output_tokens", form: "maxOutputTokens", label: "Max output tokens", integer: true, min: 1, hint: "Over all model calls (up to 200,000 by default)." },
   { name: "max_wall_seconds", form: "maxWallSeconds", label: "Max wall time (seconds)", integer: false, min: 1, hint: "How long the task may run (up to 21,600 by default)." },
   { name: "max_cost_usd", form: "maxCostUsd", label: "Max cost (USD)", integer: false, min: 0.01, hint: "Estimated spend allowed (0.01–100 by default); empty: no cost limit." },
+  { name: "max_wait_seconds", form: "maxWaitSeconds", label: "Max wait for an answer (seconds)", integer: false, min: 1, hint: "How long the task may wait for your answer to a question before it fails (86,400, a day, by default); waiting is not wall time." },
 ] as const;
 
 /** The form fields a server error can point at (problem `errors[].location` without `body.`). */

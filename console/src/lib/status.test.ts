@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isTerminal, laterStatus, statusAfterEvent, statusFromEvents } from "./status";
+import { isTerminal, laterStatus, recordBehind, statusAfterEvent, statusFromEvents } from "./status";
 
 describe("statusAfterEvent", () => {
   it("follows the lifecycle", () => {
@@ -44,6 +44,18 @@ describe("laterStatus", () => {
     expect(laterStatus("waiting_for_input", "running")).toBe("running");
     expect(laterStatus("cancelling", "cancelled")).toBe("cancelled");
     expect(laterStatus("succeeded", "succeeded")).toBe("succeeded");
+  });
+});
+
+describe("recordBehind", () => {
+  it("says when a fetched record has not yet caught up with a finish or a question", () => {
+    expect(recordBehind("succeeded", "running")).toBe(true);
+    expect(recordBehind("succeeded", "succeeded")).toBe(false);
+    expect(recordBehind("waiting_for_input", "running")).toBe(true);
+    expect(recordBehind("waiting_for_input", "queued")).toBe(true);
+    expect(recordBehind("waiting_for_input", "waiting_for_input")).toBe(false);
+    expect(recordBehind("waiting_for_input", "cancelling")).toBe(false);
+    expect(recordBehind("running", "queued")).toBe(false); // no reason to read again
   });
 });
 

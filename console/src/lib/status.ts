@@ -5,6 +5,7 @@ import type { TaskStatus } from "./types";
 export const FILTER_STATUSES: readonly TaskStatus[] = [
   "queued",
   "running",
+  "waiting_for_input",
   "cancelling",
   "succeeded",
   "failed",
@@ -80,6 +81,15 @@ const RANK: Record<TaskStatus, number> = {
  */
 export function laterStatus(shown: TaskStatus, fetched: TaskStatus): TaskStatus {
   return RANK[fetched] >= RANK[shown] ? fetched : shown;
+}
+
+/**
+ * A freshly fetched task record has not caught up with what its timeline already shows: a
+ * finish, or a question (the tasks service applies the same events from its own queue).
+ */
+export function recordBehind(timeline: TaskStatus, fetched: TaskStatus): boolean {
+  if (isTerminal(timeline)) return !isTerminal(fetched);
+  return timeline === "waiting_for_input" && RANK[fetched] <= RANK[timeline] && fetched !== timeline;
 }
 
 /** The status a task's timeline implies on its own (from `queued`, event by event). */

@@ -135,6 +135,42 @@ describe("describeEvent", () => {
   });
 });
 
+describe("human input", () => {
+  it("labels the question, the answer and the attempt that resumes after it", () => {
+    const asked = describeEvent(ev(3, "task.input_requested", { attempt: 1, step: 1, question_id: "q", question: "Which region?" }));
+    expect(asked).toMatchObject({ label: "Asked a question", detail: "Which region?", tone: "warn" });
+    expect(describeEvent(ev(4, "task.input_provided", { question_id: "q", text: "eu-west-1" }))).toMatchObject({
+      label: "Answered",
+      detail: "eu-west-1",
+    });
+    const resumed = describeEvent(ev(5, "task.started", { attempt: 2, worker_id: "w-2", resumed: { question_id: "q", step: 1 } }));
+    expect(resumed).toEqual({ label: "Resumed after your answer", detail: "attempt 2 on w-2", tone: "info" });
+    expect(describeEvent(ev(2, "task.started", { attempt: 1, worker_id: "w-1", resumed: null })).label).toBe("Started");
+  });
+
+  it("counts the steps before the question in the attempt that resumes after it", () => {
+    const events = [
+      ev(1, "task.submitted"),
+      ev(2, "task.started", { attempt: 1 }),
+      ev(3, "task.progressed", { attempt: 1, step: 1 }),
+      ev(4, "task.input_requested", { attempt: 1, step: 2, question_id: "q", question: "?" }),
+    ];
+    expect(stepsOfLatestAttempt(events)).toBe(2);
+    const resumed = [...events, ev(5, "task.input_provided", { question_id: "q", text: "a" }), ev(6, "task.started", { attempt: 2, resumed: { question_id: "q", step: 2 } })];
+    expect(stepsOfLatestAttempt(resumed)).toBe(2);
+    expect(stepsOfLatestAttempt([...resumed, ev(7, "task.progressed", { attempt: 2, step: 3 })])).toBe(3);
+  });
+
+  it("shows the usage a question reported while the task waits", () => {
+    const zero = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cost_usd: 0 };
+    const events = [
+      ev(1, "task.progressed", { usage: { input_tokens: 100, output_tokens: 10 }, cost_usd: 0.001 }),
+      ev(2, "task.input_requested", { usage: { input_tokens: 250, output_tokens: 30 }, cost_usd: 0.002 }),
+    ];
+    expect(liveUsage(zero, events)).toMatchObject({ input_tokens: 250, output_tokens: 30, cost_usd: 0.002 });
+  });
+});
+
 describe("liveUsage", () => {
   const zero = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cost_usd: 0 };
 

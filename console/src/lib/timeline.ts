@@ -135,7 +135,9 @@ export function describeEvent(event: TimelineEvent): EventText {
       const attempt = num(d.attempt);
       const worker = str(d.worker_id);
       const parts = [attempt !== null ? `attempt ${attempt}` : "", worker ? `on ${worker}` : ""];
-      return { label: "Started", detail: parts.filter(Boolean).join(" "), tone: "info" };
+      // an attempt that picks the conversation up again after the answer to a question
+      const label = resumedStep(event) !== null ? "Resumed after your answer" : "Started";
+      return { label, detail: parts.filter(Boolean).join(" "), tone: "info" };
     }
     case "task.progressed": {
       const step = num(d.step);
@@ -159,9 +161,9 @@ export function describeEvent(event: TimelineEvent): EventText {
     case "task.cancelled":
       return { label: "Cancelled", detail: withUsage(str(d.reason) ?? "", d), tone: "warn" };
     case "task.input_requested":
-      return { label: "Waiting for input", detail: str(d.question) ?? "", tone: "warn" };
+      return { label: "Asked a question", detail: str(d.question) ?? "", tone: "warn" };
     case "task.input_provided":
-      return { label: "Input provided", detail: "", tone: "info" };
+      return { label: "Answered", detail: str(d.text) ?? "", tone: "info" };
     case "artifact.published": {
       const size = num(d.size);
       const name = str(d.name) ?? "artifact";
@@ -172,33 +174,45 @@ export function describeEvent(event: TimelineEvent): EventText {
   }
 }
 
+/** The step a `task.started` resumes after (its `resumed.step`), or null for a fresh attempt. */
+export function resumedStep(event: TimelineEvent): number | null {
+  if (event.type !== "task.started") return null;
+  const resumed = event.data.resumed;
+  if (typeof resumed !== "object" || resumed === null) return null;
+  return num((resumed as Record<string, unknown>).step) ?? 0;
+}
+
+const STEP_EVENTS = new Set(["task.started", "task.progressed", "task.input_requested"]);
+
 /**
  * Steps (model calls) of the task's latest attempt, from its `task.progressed` events: what the
- * max_turns budget is counted against (a redelivered task starts a new attempt).
+ * max_turns budget is counted against (a redelivered task starts a new attempt). An attempt
+ * resumed after an answer carries on from the step that asked (`resumed.step`), so those count.
  */
 export function stepsOfLatestAttempt(events: readonly TimelineEvent[]): number {
   let attempt = 0;
   for (const event of events) {
     const a = num(event.data.attempt);
-    if ((event.type === "task.started" || event.type === "task.progressed") && a !== null && a > attempt) attempt = a;
+    if (STEP_EVENTS.has(event.type) && a !== null && a > attempt) attempt = a;
   }
   let steps = 0;
   for (const event of events) {
-    if (event.type !== "task.progressed") continue;
     const a = num(event.data.attempt);
-    const step = num(event.data.step);
-    if ((a === null || a === attempt) && step !== null && step > steps) steps = step;
+    if (a !== null && a !== attempt) continue;
+    const step = event.type === "task.started" ? resumedStep(event) : STEP_EVENTS.has(event.type) ? num(event.data.step) : null;
+    if (step !== null && step > steps) steps = step;
   }
   return steps;
 }
 
 /**
  * The usage to show while a task runs: the task JSON's (updated by the service when the task
- * ends), or, when larger, what the latest attempt's last `task.progressed` event reported so far.
+ * ends), or, when larger, what the last `task.progressed` (or `task.input_requested`, which
+ * carries the usage so far too) reported.
  */
 export function liveUsage(usage: Usage, events: readonly TimelineEvent[]): Usage {
   let latest: TimelineEvent | undefined;
-  for (const event of events) if (event.type === "task.progressed") latest = event;
+  for (const event of events) if (event.type === "task.progressed" || event.type === "task.input_requested") latest = event;
   const reported = latest?.data.usage;
   if (latest === undefined || typeof reported !== "object" || reported === null) return usage;
   const r = reported as Record<string, unknown>;

@@ -1,8 +1,8 @@
 // The public API's shapes (contracts/openapi.json). Only what the console reads is typed; extra
 // fields are tolerated.
 
-/** Task statuses the API reports today, plus `waiting_for_input` (DESIGN.md, *Human input*),
- * which the contract names but the public API does not return yet. */
+/** Task statuses (Task.status in openapi.json); `waiting_for_input`: the task asked a question
+ * and waits for the answer (DESIGN.md, *Human input*). */
 export type TaskStatus =
   | "queued"
   | "running"
@@ -25,12 +25,21 @@ export interface TaskLimits {
   max_output_tokens: number;
   max_wall_seconds: number;
   max_cost_usd: number | null;
+  /** How long the task may wait for an answer (seconds); absent on tasks from before it. */
+  max_wait_seconds?: number | null;
 }
 
 export interface TaskError {
   code: string;
   message: string;
   budget: string | null;
+}
+
+/** The question a `waiting_for_input` task asks; answered with POST /v1/tasks/{id}/input. */
+export interface Question {
+  id: string;
+  text: string;
+  asked_at: string;
 }
 
 export interface Task {
@@ -47,6 +56,8 @@ export interface Task {
   usage: Usage;
   error: TaskError | null;
   result: { summary: string } | null;
+  /** Set while the task is `waiting_for_input`, else null (absent from older servers). */
+  question?: Question | null;
 }
 
 export interface Page<T> {
@@ -133,6 +144,8 @@ export const WEBHOOK_EVENT_TYPES = [
   "task.cancel_requested",
   "task.started",
   "task.progressed",
+  "task.input_requested",
+  "task.input_provided",
   "task.succeeded",
   "task.failed",
   "task.cancelled",

@@ -15,6 +15,7 @@ const EMPTY: NewTaskForm = {
   maxOutputTokens: "",
   maxWallSeconds: "",
   maxCostUsd: "",
+  maxWaitSeconds: "",
   metadata: [],
 };
 

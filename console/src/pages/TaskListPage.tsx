@@ -6,6 +6,7 @@ import { isAbort } from "../lib/api";
 import { excerpt, formatTime, formatUsd } from "../lib/format";
 import { ApiError, networkError } from "../lib/problem";
 import { href, navigate } from "../lib/router";
+import { questionAfterEvent } from "../lib/question";
 import { FILTER_STATUSES, STATUS_LABELS, isTerminalEvent, laterStatus, statusAfterEvent } from "../lib/status";
 import type { Task, TaskStatus, TimelineEvent } from "../lib/types";
 
@@ -125,7 +126,10 @@ export function TaskListPage({ status: rawStatus }: { status: string }) {
         items: s.items.map((t) => {
           if (t.id !== event.task_id) return t;
           const next = statusAfterEvent(t.status, event.type);
-          return next === t.status ? t : { ...t, status: next, updated_at: event.occurred_at };
+          const current = t.question ?? null;
+          const question = questionAfterEvent(current, event);
+          if (next === t.status && question === current) return t;
+          return { ...t, status: next, question, updated_at: event.occurred_at };
         }),
       }));
       if (isTerminalEvent(event.type)) refreshRow(event.task_id); // final usage and cost
@@ -195,6 +199,11 @@ function TaskRow({ task }: { task: Task }) {
         <a href={href.task(task.id)} class="task-link" data-testid="task-link">{title}</a>
         <StatusBadge status={task.status} />
       </div>
+      {task.status === "waiting_for_input" && task.question && (
+        <p class="task-row-question" data-testid="task-question">
+          <strong>Asks:</strong> {excerpt(task.question.text)}
+        </p>
+      )}
       <div class="task-row-meta muted">
         <span title={task.created_at}>{formatTime(task.created_at)}</span>
         <span>{task.model}</span>

@@ -12,7 +12,8 @@ import {
   formatUsd,
 } from "../lib/format";
 import { href, isUuid } from "../lib/router";
-import { isTerminal, laterStatus, statusFromEvents } from "../lib/status";
+import { pendingQuestion, secondsWaiting } from "../lib/question";
+import { isTerminal, laterStatus, recordBehind, statusFromEvents } from "../lib/status";
 import {
   EMPTY_TIMELINE,
   type Timeline,
@@ -23,6 +24,7 @@ import {
   stepsOfLatestAttempt,
 } from "../lib/timeline";
 import type { Task, TaskStatus, TimelineEvent } from "../lib/types";
+import { AnswerBox } from "./AnswerBox";
 import { ArtifactsPanel } from "./ArtifactsPanel";
 import { TaskNotFound } from "./NotFoundPage";
 
@@ -50,8 +52,8 @@ function TaskView({ id }: { id: string }) {
   /**
    * Re-reads the task (usage, status, result) shortly after events, at most every 400 ms. The
    * record may lag the timeline a moment (the tasks service applies the same events from its own
-   * queue): while it has not caught up with a finish the timeline saw, it is read again (up to
-   * 10 times) to get the result and the final usage.
+   * queue): while it has not caught up with a finish or a question the timeline saw, it is read
+   * again (up to 10 times in a row) to get the result, the final usage or the question.
    */
   const scheduleRefresh = useCallback(
     (delay = 400) => {
@@ -61,7 +63,9 @@ function TaskView({ id }: { id: string }) {
         api.getTask(id).then(
           (fresh) => {
             setTask(() => fresh);
-            if (isTerminal(timelineStatus.current) && !isTerminal(fresh.status) && lagRetries.current < 10) {
+            if (!recordBehind(timelineStatus.current, fresh.status)) {
+              lagRetries.current = 0;
+            } else if (lagRetries.current < 10) {
               lagRetries.current++;
               scheduleRefresh(1000);
             }
@@ -162,9 +166,7 @@ function TaskDetails({
       </div>
 
       <Outcome task={task} />
-      {/* Seam for answering a question (task.input_requested → POST /v1/tasks/{id}/input):
-          the public API does not offer it yet, so nothing is rendered here. When it does, an
-          <AnswerBox task={task} /> goes here, shown while task.status === "waiting_for_input". */}
+      <AnswerBox task={task} question={pendingQuestion(task, timeline.events)} onTask={onTask} reload={reload} />
 
       <div class="columns">
         <div class="column-main">
@@ -314,7 +316,9 @@ function Budget({ label, used, limit, format, testId }: { label: string; used: n
 function UsagePanel({ task, events }: { task: Task; events: readonly TimelineEvent[] }) {
   const running = task.started_at !== null && task.finished_at === null;
   const now = useNow(running);
-  const wall = elapsedSeconds(task.started_at, task.finished_at, now) ?? 0;
+  // waiting for an answer is not wall time (the budget counts running only)
+  const finished = task.finished_at === null ? now : Date.parse(task.finished_at);
+  const wall = Math.max(0, (elapsedSeconds(task.started_at, task.finished_at, now) ?? 0) - secondsWaiting(events, finished));
   const steps = stepsOfLatestAttempt(events);
   const u = isTerminal(task.status) ? task.usage : liveUsage(task.usage, events);
   const limits = task.limits;

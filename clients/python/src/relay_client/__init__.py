@@ -38,6 +38,7 @@ from relay_client.models import (
     TaskError,
     TaskLimits,
     TaskPage,
+    TaskQuestion,
     TaskResult,
     TimelineEvent,
     Usage,
@@ -47,6 +48,8 @@ from relay_client.models import (
     WebhookSecret,
 )
 from relay_client.webhooks import verify_webhook
+
+Question = TaskQuestion  # the name the README uses; TaskQuestion is the OpenAPI component's
 
 __all__ = [
     "APIConnectionError",
@@ -65,6 +68,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "ProblemDetails",
+    "Question",
     "RateLimitError",
     "Relay",
     "RelayError",
@@ -73,6 +77,7 @@ __all__ = [
     "TaskError",
     "TaskLimits",
     "TaskPage",
+    "TaskQuestion",
     "TaskResult",
     "TimelineEvent",
     "UnprocessableEntityError",

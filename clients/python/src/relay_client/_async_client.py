@@ -160,6 +160,16 @@ class Tasks:
             await self._client._request("POST", f"/v1/tasks/{task_id}/cancel", json=body), Task
         )
 
+    async def input(self, task_id: Id, text: str, *, question_id: Id | None = None) -> Task:
+        """Answer the question a ``waiting_for_input`` task asks (``task.question``); the task
+        resumes and this returns it ``running``. Pass ``question_id`` (``task.question.id``) to
+        answer that question only: ConflictError (409) when the task is not waiting for it, e.g.
+        it was answered already."""
+        body = params(text=text, question_id=str(question_id) if question_id else None)
+        return parse(
+            await self._client._request("POST", f"/v1/tasks/{task_id}/input", json=body), Task
+        )
+
     async def events(self, task_id: Id, *, after: int = 0) -> AsyncIterator[TimelineEvent]:
         """The task's timeline after seq ``after``, then live, until its terminal event. A
         dropped connection is resumed with ``Last-Event-ID``: every event once, in order."""
@@ -187,7 +197,8 @@ class Tasks:
 
     async def wait(self, task_id: Id, *, timeout: float | None = None) -> Task:  # noqa: ASYNC109
         """The task once it has ended (succeeded, failed or cancelled), following its events.
-        Raises TimeoutError after ``timeout`` seconds."""
+        Raises TimeoutError after ``timeout`` seconds. A task that asks a question waits for its
+        answer (``input``) meanwhile, and so does this."""
         async with asyncio.timeout(timeout):
             async for _event in self.events(task_id):
                 pass

@@ -158,6 +158,15 @@ class Tasks:
         response = self._client._request("POST", f"/v1/tasks/{task_id}/cancel", json=body)
         return parse(response, Task)
 
+    def input(self, task_id: Id, text: str, *, question_id: Id | None = None) -> Task:
+        """Answer the question a ``waiting_for_input`` task asks (``task.question``); the task
+        resumes and this returns it ``running``. Pass ``question_id`` (``task.question.id``) to
+        answer that question only: ConflictError (409) when the task is not waiting for it, e.g.
+        it was answered already."""
+        body = params(text=text, question_id=str(question_id) if question_id else None)
+        response = self._client._request("POST", f"/v1/tasks/{task_id}/input", json=body)
+        return parse(response, Task)
+
     def events(self, task_id: Id, *, after: int = 0) -> Iterator[TimelineEvent]:
         """The task's timeline after seq ``after``, then live, until its terminal event. A
         dropped connection is resumed with ``Last-Event-ID``: every event once, in order."""
@@ -186,7 +195,8 @@ class Tasks:
     def wait(self, task_id: Id, *, timeout: float | None = None) -> Task:
         """The task once it has ended (succeeded, failed or cancelled). Without a timeout it
         follows the task's events; with one it asks every half second (a blocking stream cannot
-        be interrupted at a deadline), and raises TimeoutError after ``timeout`` seconds."""
+        be interrupted at a deadline), and raises TimeoutError after ``timeout`` seconds. A task
+        that asks a question waits for its answer (``input``) meanwhile, and so does this."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if deadline is None:
             for _event in self.events(task_id):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 try:
     import typer
@@ -31,10 +32,11 @@ from relay_client.errors import RelayError
 from relay_client.models import TaskStatus, TimelineEvent
 
 TASK_FAILED, API_ERROR = 1, 3
+INPUT_REQUESTED = "task.input_requested"
 PROFILE_ENV = "RELAY_PROFILE_FILE"
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
-tasks_app = typer.Typer(help="Submit, list, follow and cancel tasks.", no_args_is_help=True)
+tasks_app = typer.Typer(help="Submit, list, follow, answer and cancel tasks.", no_args_is_help=True)
 artifacts_app = typer.Typer(help="A task's files.", no_args_is_help=True)
 webhooks_app = typer.Typer(help="Webhook endpoints and their deliveries.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
@@ -126,6 +128,9 @@ def submit(  # noqa: PLR0917 - typer passes each option as an argument
     ] = None,
     max_turns: Annotated[int | None, typer.Option(help="Model calls allowed.")] = None,
     max_cost_usd: Annotated[float | None, typer.Option(help="Spend allowed, in USD.")] = None,
+    max_wait_seconds: Annotated[
+        float | None, typer.Option(help="How long a question may wait for your answer.")
+    ] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Makes a retry safe.")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Watch it to the end.")] = False,
     download: Annotated[
@@ -133,9 +138,14 @@ def submit(  # noqa: PLR0917 - typer passes each option as an argument
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Submit a task; with --follow, show its progress live and exit 1 if it does not succeed."""
+    """Submit a task; with --follow, show its progress live and exit 1 if it does not succeed.
+    When it asks a question, --follow shows it and keeps following: answer with `tasks input`."""
     pairs = dict(_pair(item) for item in metadata or [])
-    limits = {"max_turns": max_turns, "max_cost_usd": max_cost_usd}
+    limits = {
+        "max_turns": max_turns,
+        "max_cost_usd": max_cost_usd,
+        "max_wait_seconds": max_wait_seconds,
+    }
     with client() as relay:
         task = relay.tasks.create(
             prompt,
@@ -183,17 +193,39 @@ def _follow(relay: Relay, task_id: str, as_json: bool) -> None:
         return
     with err.status("waiting for the first event…") as status:
         for event in relay.tasks.events(task_id):
-            out.print(_line(event))
+            _show(event)
             status.update(_progress(event))
+
+
+def _show(event: TimelineEvent) -> None:
+    """One event as a line; a question also as what it asks and how to answer it."""
+    out.print(_line(event))
+    if event.type == INPUT_REQUESTED:
+        question = str(event.data.get("question", ""))
+        # soft_wrap: the command stays one line to copy, however narrow the terminal
+        out.print(f"  [bold yellow]? {escape(question)}[/]", soft_wrap=True)
+        hint = f'    answer it: relay-client tasks input {event.task_id} "<answer>"'
+        out.print(hint, markup=False, soft_wrap=True)
 
 
 def _line(event: TimelineEvent) -> str:
     data = event.data
-    detail = data.get("message") or data.get("summary") or data.get("name") or ""
+    detail = (
+        data.get("message")
+        or data.get("summary")
+        or data.get("name")
+        or data.get("question")
+        or data.get("text")
+        or ""
+    )
+    if event.type == "task.started" and data.get("resumed"):
+        detail = "resumed after the answer"
     return f"  [dim]#{event.seq:<3}[/] {event.type:<22} {escape(str(detail))[:100]}"
 
 
 def _progress(event: TimelineEvent) -> str:
+    if event.type == INPUT_REQUESTED:
+        return "waiting for your answer (relay-client tasks input)"
     usage = event.data.get("usage") or {}
     tokens = usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
     cost = event.data.get("cost_usd")
@@ -237,7 +269,7 @@ def list_tasks(
 
 
 def _status(value: str | None) -> TaskStatus | None:
-    allowed = ("queued", "running", "cancelling", "succeeded", "failed", "cancelled")
+    allowed: tuple[str, ...] = get_args(TaskStatus)
     if value is not None and value not in allowed:
         raise typer.BadParameter(f"one of {', '.join(allowed)}", param_hint="--status")
     return value  # type: ignore[return-value]  # checked above
@@ -254,6 +286,10 @@ def get_task(task_id: str, as_json: JsonOption = False) -> None:
     out.print(f"[bold]{task.id}[/]  {task.status}  {task.model}")
     out.print(f"  usage: {task.usage.input_tokens:,} in / {task.usage.output_tokens:,} out, "
               f"${task.usage.cost_usd:.4f}")  # fmt: skip
+    if task.question:
+        out.print(f"  [bold yellow]asks: {escape(task.question.text)}[/]")
+        hint = f'  answer it: relay-client tasks input {task.id} "<answer>"'
+        out.print(hint, markup=False, soft_wrap=True)
     if task.result:
         out.print(f"  result: {escape(task.result.summary)}")
     if task.error:
@@ -275,6 +311,28 @@ def cancel_task(
         out.print(f"{task.id}: {task.status}")
 
 
+@tasks_app.command("input")
+def answer_task(
+    task_id: str,
+    text: Annotated[str, typer.Argument(help="Your answer; - reads it from stdin.")],
+    question_id: Annotated[
+        str | None, typer.Option(help="Answer only this question (refused if it is not pending).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer the question a task waits on (status waiting_for_input); the task carries on."""
+    if text == "-":
+        text = sys.stdin.read().removesuffix("\n")  # `echo ANSWER |` adds one
+    if not text.strip():
+        raise typer.BadParameter("the answer is empty", param_hint="TEXT")
+    with client() as relay:
+        task = relay.tasks.input(task_id, text, question_id=question_id)
+    if as_json:
+        emit(task)
+    else:
+        out.print(f"{task.id}: answered; {task.status}")
+
+
 @tasks_app.command("events")
 def task_events(
     task_id: str,
@@ -284,7 +342,7 @@ def task_events(
     """The task's timeline, then live until it ends."""
     with client() as relay:
         for event in relay.tasks.events(task_id, after=after):
-            emit(event) if as_json else out.print(_line(event))
+            emit(event) if as_json else _show(event)
 
 
 # --- artifacts -------------------------------------------------------------------------------

@@ -60,7 +60,8 @@ class NotFoundError(APIStatusError):
 
 
 class ConflictError(APIStatusError):
-    """409: not now: a cancel of a finished task, or a create whose key's first call is still
+    """409: not now: a cancel of a finished task, an answer for a task that is not waiting for
+    that question (answered already, or finished), or a create whose key's first call is still
     in flight."""
 
 

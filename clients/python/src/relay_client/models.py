@@ -10,7 +10,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-TaskStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
+TaskStatus = Literal[
+    "queued", "running", "waiting_for_input", "cancelling", "succeeded", "failed", "cancelled"
+]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 TERMINAL_EVENTS: frozenset[str] = frozenset({f"task.{s}" for s in TERMINAL_STATUSES})
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
@@ -25,6 +27,7 @@ class TaskLimits(Model):
     max_output_tokens: int
     max_wall_seconds: float
     max_cost_usd: float | None
+    max_wait_seconds: float | None = None  # absent on tasks from before human input
 
 
 class NewTaskLimits(Model):
@@ -34,6 +37,7 @@ class NewTaskLimits(Model):
     max_output_tokens: int | None = None
     max_wall_seconds: float | None = None
     max_cost_usd: float | None = None
+    max_wait_seconds: float | None = None  # how long a question may wait for its answer
 
 
 class Usage(Model):
@@ -54,6 +58,15 @@ class TaskResult(Model):
     summary: str
 
 
+class TaskQuestion(Model):
+    """What a ``waiting_for_input`` task asks; answer it with ``tasks.input`` (also exported
+    as ``relay_client.Question``)."""
+
+    id: UUID
+    text: str
+    asked_at: datetime
+
+
 class Task(Model):
     id: UUID
     status: TaskStatus
@@ -68,11 +81,17 @@ class Task(Model):
     usage: Usage
     error: TaskError | None
     result: TaskResult | None
+    question: TaskQuestion | None = None  # set while the task is waiting_for_input
 
     @property
     def done(self) -> bool:
         """The task has ended (succeeded, failed or cancelled): it changes no more."""
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def waiting(self) -> bool:
+        """The task asked ``question`` and waits for the answer (``tasks.input``)."""
+        return self.status == "waiting_for_input"
 
 
 class TaskPage(Model):
