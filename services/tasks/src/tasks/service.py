@@ -4,7 +4,7 @@ lifecycle events."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from opentelemetry import metrics
@@ -235,6 +235,19 @@ class TaskInput:
                     before.status.value,
                     f"The task waits on question {question.id}, not {answer.question_id}.",
                 )
+            waited = await tx.task(tenant_id, task_id)
+            assert waited is not None  # locked above
+            limits = waited.limits
+            if limits is not None and limits.max_wait_seconds is not None:
+                # the agent fails the task for input_timeout from then on: too late to resume it
+                ended = question.asked_at + timedelta(seconds=limits.max_wait_seconds)
+                if datetime.now(UTC) >= ended:
+                    raise TaskNotWaiting(
+                        before.status.value,
+                        f"The wait for an answer ended at {ended.isoformat()}"
+                        f" (max_wait_seconds {limits.max_wait_seconds:g}); the task is failing"
+                        " with input_timeout.",
+                    )
             await tx.save_state(tenant_id, task_id, lifecycle.provide_input(before))
             await tx.publish(
                 TaskInputProvided.create(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
@@ -848,3 +848,27 @@ async def test_a_waiting_task_can_be_cancelled(
     assert len(cancel_requests(store)) == 1
     late = await answer(client, auth("acme"), task_id, {"text": "too late"})
     assert late.status_code == 409
+
+
+async def test_an_answer_after_the_wait_has_ended_is_a_409(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore, service: TaskService
+) -> None:
+    task_id = (
+        await submit(client, auth("acme"), {"prompt": "hi", "limits": {"max_wait_seconds": 60}})
+    ).json()["id"]
+    question_id = uuid4()
+    await record(
+        service,
+        TaskInputRequested.create(
+            TaskInputRequestedData(attempt=1, step=1, question_id=question_id, question="Q?"),
+            tenant_id="acme",
+            task_id=UUID(task_id),
+            occurred_at=datetime.now(UTC) - timedelta(seconds=61),
+        ),
+    )
+
+    response = await answer(client, auth("acme"), task_id, {"text": "too late"})
+
+    assert response.status_code == 409
+    assert "input_timeout" in response.json()["detail"]
+    assert answers(store) == []
