@@ -4,7 +4,7 @@ UV := $(shell ./scripts/ensure-uv)
 RUN := $(UV) run --frozen
 
 .DEFAULT_GOAL := help
-.PHONY: help install up demo test test-faults tf-local-smoke terraform-check bench lint lint-docker typecheck contracts contracts-check unit integration e2e clean console-build console-check console-deploy browser
+.PHONY: help install up demo test test-faults tf-local-smoke terraform-check bench lint lint-docker typecheck contracts contracts-check unit integration e2e clean console-build console-check console-deploy browser images compose-smoke container-engine base-image
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -53,6 +53,31 @@ lint: install ## ruff lint and format check
 lint-docker: install ## hadolint the Dockerfiles; check docker-compose.yml against the Compose Specification
 	$(RUN) hadolint services/*/Dockerfile deploy/tools.Dockerfile
 	$(RUN) check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+
+# --- Container images and the compose stack, with docker where a daemon answers, else podman
+# (scripts/container-engine installs and configures it; docs/adr/0021-images-without-docker.md).
+# RELAY_LOCAL_BASE=1: no registry reachable, so the base image is made here (scripts/base-image)
+# and compose-smoke runs local stand-ins for postgres, redis and the collector (deploy/smoke/).
+# Every setting: README.md, "Images and the compose smoke".
+RELAY_IMAGE_TAG ?= local
+PYTHON_IMAGE ?=
+RELAY_LOCAL_BASE ?= 0
+RELAY_SMOKE_GATEWAY_PORT ?= 18000
+RELAY_SMOKE_MOTO_PORT ?= 18055
+IMAGE_SETTINGS = RELAY_IMAGE_TAG='$(RELAY_IMAGE_TAG)' PYTHON_IMAGE='$(PYTHON_IMAGE)' RELAY_LOCAL_BASE='$(RELAY_LOCAL_BASE)'
+
+container-engine: ## set up a container engine: docker if its daemon answers, else podman (installed via apt-get)
+	@scripts/container-engine
+
+base-image: ## make the local python base image (mmdebstrap + import) for hosts that reach no registry
+	scripts/base-image
+
+images: ## build the five service images and the tools image (PYTHON_IMAGE, RELAY_IMAGE_TAG, RELAY_LOCAL_BASE)
+	$(IMAGE_SETTINGS) scripts/build-images
+
+compose-smoke: install images ## docker-compose.yml up on those images, one task through the API, the containers checked, down
+	$(IMAGE_SETTINGS) RELAY_SMOKE_GATEWAY_PORT='$(RELAY_SMOKE_GATEWAY_PORT)' \
+	  RELAY_SMOKE_MOTO_PORT='$(RELAY_SMOKE_MOTO_PORT)' PATH="$(CURDIR)/.venv/bin:$$PATH" scripts/compose-smoke
 
 typecheck: install ## mypy (strict) over every package
 	$(RUN) mypy

@@ -15,10 +15,12 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /app
+# watchfiles (uvicorn[standard]'s --reload) is for development only: never installed here.
 # Third-party dependencies from the lock file alone: this layer changes only with uv.lock.
 COPY pyproject.toml uv.lock README.md ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-workspace --package relay-ops
+    uv sync --frozen --no-dev --no-install-workspace --package relay-ops \
+      --no-install-package watchfiles
 # The workspace stays in its source layout (an editable install): `relay` reads
 # contracts/routing.yaml beside its source (ops/src/relay_ops/routing.py).
 COPY contracts contracts
@@ -26,7 +28,8 @@ COPY shared shared
 COPY services services
 COPY ops ops
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --package relay-ops
+    uv sync --frozen --no-dev --package relay-ops \
+      --no-install-package watchfiles
 
 FROM ${PYTHON_IMAGE}
 ARG VERSION=dev
