@@ -176,6 +176,7 @@ class SqsConsumer:
         max_backoff_seconds: int = 300,
         grace_seconds: float = 30.0,
         max_deferrals: int = 1000,
+        delete_linger_seconds: float = 0.0,
         name: str = "consumer",
     ) -> None:
         self._client = client
@@ -187,6 +188,7 @@ class SqsConsumer:
         self._visibility_timeout = visibility_timeout
         self._grace = grace_seconds
         self._max_deferrals = max_deferrals
+        self._delete_linger = delete_linger_seconds
         self._name = name
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -520,16 +522,42 @@ class SqsConsumer:
             )
 
     async def _delete_loop(self) -> None:
-        """Delete succeeded messages, batching whatever has queued up (at most 10 per call)."""
+        """Delete succeeded messages, at most 10 per call: the first one waits up to the linger
+        for others to share its call (not once the consumer is stopping)."""
+        loop = asyncio.get_running_loop()
         while True:
             handles = [await self._deletes.get()]
-            while len(handles) < 10 and not self._deletes.empty():
-                handles.append(self._deletes.get_nowait())
+            until = loop.time() + self._delete_linger
+            while len(handles) < 10:
+                if not self._deletes.empty():
+                    handles.append(self._deletes.get_nowait())
+                    continue
+                left = until - loop.time()
+                if left <= 0 or self._stopping.is_set():
+                    break
+                handle = await self._next_delete(left)
+                if handle is None:
+                    break
+                handles.append(handle)
             try:
                 await self._delete(handles)
             finally:
                 for _ in handles:
                     self._deletes.task_done()
+
+    async def _next_delete(self, within: float) -> str | None:
+        """The next handle to delete if one comes within ``within`` seconds and the consumer
+        is not told to stop meanwhile; else None."""
+        getter = asyncio.ensure_future(self._deletes.get())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({getter, stopping}, timeout=within, return_when="FIRST_COMPLETED")
+        finally:
+            stopping.cancel()
+            getter.cancel()  # no-op once it has its handle
+            # a cancelled get() takes nothing off the queue; let the cancellation land
+            await asyncio.gather(getter, stopping, return_exceptions=True)
+        return None if getter.cancelled() else getter.result()
 
     async def _delete(self, handles: list[str]) -> None:
         entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]

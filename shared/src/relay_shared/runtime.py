@@ -201,6 +201,7 @@ class ServiceRuntime:
             visibility_timeout=settings.consumer_visibility_timeout,
             grace_seconds=settings.shutdown_grace_seconds,
             max_deferrals=settings.consumer_max_deferrals,
+            delete_linger_seconds=settings.consumer_delete_linger_seconds,
             name=name,
         )
 

@@ -88,6 +88,14 @@ class ServiceSettings(BaseSettings):
         le=43200,
         description="A message whose handler met a dependency outage comes back after this.",
     )
+    consumer_delete_linger_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        le=5,
+        description="How long a handled message's delete waits for others to share its"
+        " DeleteMessageBatch call (fewer SQS calls; a crash inside it redelivers what was"
+        " handled, which the handlers' idempotence absorbs). 0: delete at once.",
+    )
     consumer_max_deferrals: int = Field(
         default=1000,
         ge=0,

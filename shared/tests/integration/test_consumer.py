@@ -247,3 +247,65 @@ async def test_cancelling_the_consumer_hands_in_flight_messages_back(sqs: Any) -
     await asyncio.gather(task, return_exceptions=True)
     again = await sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
     assert [m["Body"] for m in again.get("Messages", [])] == ["held"]
+
+
+class _CountingDeletes:
+    """The SQS client, counting DeleteMessageBatch calls and the handles in each."""
+
+    def __init__(self, sqs: Any) -> None:
+        self._sqs = sqs
+        self.batches: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sqs, name)
+
+    async def delete_message_batch(self, **kwargs: Any) -> Any:
+        self.batches.append(len(kwargs["Entries"]))
+        return await self._sqs.delete_message_batch(**kwargs)
+
+
+@pytest.mark.parametrize(("linger", "calls"), [(0.0, 5), (5.0, 1)])
+async def test_deletes_of_messages_handled_apart_share_a_call_within_the_linger(
+    sqs: Any, linger: float, calls: int
+) -> None:
+    url, _ = await _queue(sqs)
+    counting = _CountingDeletes(sqs)
+    done: list[str] = []
+
+    async def handler(message: ReceivedMessage) -> None:
+        done.append(message.body)
+
+    consumer = SqsConsumer(counting, url, handler, wait_seconds=1, delete_linger_seconds=linger)
+    task = asyncio.create_task(consumer.run())
+    try:
+        for n in range(5):  # one at a time, each handled before the next is sent
+            await _send(sqs, url, [f"m{n}"])
+
+            async def handled(expected: int = n + 1) -> bool:
+                return len(done) == expected
+
+            await eventually(handled)
+        await eventually(lambda: _depth(sqs, url), until=lambda depth: depth == 0, within=10)
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, 10)
+
+    assert sum(counting.batches) == 5
+    assert len(counting.batches) == calls
+
+
+async def test_a_stopping_consumer_deletes_at_once_whatever_the_linger(sqs: Any) -> None:
+    url, _ = await _queue(sqs)
+    await _send(sqs, url, ["last"])
+    handled = asyncio.Event()
+
+    async def handler(message: ReceivedMessage) -> None:
+        handled.set()
+
+    consumer = SqsConsumer(sqs, url, handler, wait_seconds=1, delete_linger_seconds=60.0)
+    task = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(handled.wait(), 10)
+    consumer.stop()
+    # the last long poll (1 s) and the delete, not the minute of linger
+    await asyncio.wait_for(task, 10)
+    assert await _depth(sqs, url) == 0
