@@ -174,12 +174,12 @@ class AttemptRunner:
         self,
         tx: RunTransaction,
         claim: Claim,
-        cause: EventMetadata,
+        meta: EventMetadata,
         task: TaskSubmittedData | None,
     ) -> _Started | None:
-        """What the claim gives: an attempt to run (task.started emitted in its transaction),
-        None when the run must not run now, or Defer while another attempt holds it."""
-        meta = cause
+        """What the claim gives: an attempt to run (task.started emitted in its transaction,
+        caused by ``meta``'s event), None when the run must not run now, or Defer while
+        another attempt holds it."""
         if isinstance(claim, Claimed):
             resume = claim.resume
             if resume is not None:
