@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import os
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,3 +91,47 @@ async def rss_peaks(bench: Bench, programs: Iterable[str]) -> AsyncIterator[dict
     finally:
         stop.set()
         await sampler
+
+
+@contextlib.contextmanager
+def profiled(
+    bench: Bench, name: str, programs: Iterable[str], seconds: float, *, client: bool = False
+) -> Iterator[None]:
+    """With ``bench.profile``: py-spy samples each program (100 Hz, without stopping it) for
+    ``seconds`` and writes ``<name>-<program>.svg`` there, a flame graph of where its CPU went;
+    with ``client`` the bench's own process too (``<name>-client.svg``: the load it makes)."""
+    if bench.profile is None:
+        yield
+        return
+    bench.profile.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    pids = {program: bench.stack.pid(program) for program in programs}
+    if client:
+        pids["client"] = os.getpid()
+    samplers = [
+        subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(math.ceil(seconds)),
+                "--rate",
+                "100",
+                "--nonblocking",
+                "--format",
+                "flamegraph",
+                "--output",
+                str(bench.profile / f"{name}-{program}.svg"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for program, pid in pids.items()
+    ]
+    try:
+        yield
+    finally:
+        for sampler in samplers:
+            sampler.wait(timeout=seconds + 60)

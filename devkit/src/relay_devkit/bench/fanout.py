@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from relay_devkit.bench.common import MIB, Bench, rss_peaks, submit
+from relay_devkit.bench.common import MIB, Bench, profiled, rss_peaks, submit
 from relay_devkit.bench.procstat import environ, open_files_limit
 from relay_devkit.bench.report import Section, ms, table
 from relay_devkit.bench.sse import Followed, follow
@@ -29,6 +29,7 @@ PROGRAMS = ("gateway", "notifier")  # whose memory is measured
 WITHIN = 120  # seconds a follower may take, connecting included
 # A consumer's long poll lasts up to RELAY_CONSUMER_WAIT_SECONDS (20 s by default); plus margin.
 ABANDONED_POLL_SECONDS = 22.0
+PROFILE_SECONDS = 20.0  # --profile: the ramp of the top level and the first live events
 
 # How one follower of a task starts: (session, task id, set once the stream is open) → its events
 Start = Callable[[aiohttp.ClientSession, str, asyncio.Event], Coroutine[Any, Any, Followed]]
@@ -142,10 +143,13 @@ async def _run(
     *,
     paced_by: Series | None = None,
     probe: Start | None = None,
+    profile_as: str | None = None,
 ) -> None:
     """Each level on its own task; followers come in the ramp, or, ``paced_by`` another series,
     each when its counterpart there started (the same arrival schedule). A ``probe``, one more
-    follower on another path opened before the others, gives each level's paired delays."""
+    follower on another path opened before the others, gives each level's paired delays. With
+    ``--profile``, ``profile_as`` names the flame graphs of the top level (gateway, notifier
+    and the followers' own process, over its first PROFILE_SECONDS)."""
     series_began = time.monotonic()
     await _restart(bench)
     for level in levels:
@@ -169,11 +173,14 @@ async def _run(
             else:
                 connecting = asyncio.Semaphore(CONNECTING)
                 followers = [_ramped(start, connecting, starts) for _ in range(level)]
-            async with rss_peaks(bench, PROGRAMS) as peaks:
-                results = await asyncio.gather(*followers, return_exceptions=True)
-                probed = await asyncio.gather(
-                    *([probing] if probing else []), return_exceptions=True
-                )
+            top = profile_as is not None and level == max(levels)
+            sampling = (PROGRAMS, PROFILE_SECONDS) if top else ((), 0.0)
+            with profiled(bench, profile_as or "", *sampling, client=top):
+                async with rss_peaks(bench, PROGRAMS) as peaks:
+                    results = await asyncio.gather(*followers, return_exceptions=True)
+                    probed = await asyncio.gather(
+                        *([probing] if probing else []), return_exceptions=True
+                    )
         followed = [r for r in results if isinstance(r, Followed)]
         paired = [d for p in probed if isinstance(p, Followed) for d in paired_delays(followed, p)]
         errors = Counter(_why(r) for r in results if not isinstance(r, Followed))
@@ -253,8 +260,8 @@ async def fan_out(bench: Bench) -> Section:
     sse_levels = [1, 50, 200] if bench.quick else [1, 100, 500, 1000]
     ws_levels = [1, 50, 200] if bench.quick else [1, 100, 1000]
     sse, relayed, direct = _paths(bench)
-    await _run(bench, sse, sse_levels)
-    await _run(bench, relayed, ws_levels, probe=direct.start)
+    await _run(bench, sse, sse_levels, profile_as="fanout-sse")
+    await _run(bench, relayed, ws_levels, probe=direct.start, profile_as="fanout-ws")
     await _run(bench, direct, ws_levels, paced_by=relayed)
     limits = {p: open_files_limit(bench.stack.pid(p)) for p in PROGRAMS}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import resource
 import signal
@@ -14,13 +13,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 
-from relay_devkit.bench.common import Bench
+from relay_devkit.bench.common import Bench, profiled
 from relay_devkit.bench.loadgen import LoadResult, closed_loop, open_loop
 from relay_devkit.bench.procstat import busy_share, cpu_seconds, machine_ticks
 from relay_devkit.bench.report import Section, ms, table
@@ -56,44 +54,6 @@ def baseline_server() -> Iterator[tuple[str, int]]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def profiled(bench: Bench, programs: Iterable[str], seconds: float) -> Iterator[None]:
-    """With ``bench.profile``: py-spy samples each program (100 Hz, without stopping it) for
-    ``seconds`` and writes ``intake-<program>.svg`` there, a flame graph of where its CPU went."""
-    if bench.profile is None:
-        yield
-        return
-    bench.profile.mkdir(parents=True, exist_ok=True)
-    spy = Path(sys.executable).with_name("py-spy")
-    samplers = [
-        subprocess.Popen(
-            [
-                str(spy),
-                "record",
-                "--pid",
-                str(bench.stack.pid(program)),
-                "--duration",
-                str(math.ceil(seconds)),
-                "--rate",
-                "100",
-                "--nonblocking",
-                "--format",
-                "flamegraph",
-                "--output",
-                str(bench.profile / f"intake-{program}.svg"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for program in programs
-    ]
-    try:
-        yield
-    finally:
-        for sampler in samplers:
-            sampler.wait(timeout=seconds + 60)
 
 
 @contextlib.contextmanager
@@ -216,7 +176,7 @@ async def intake(bench: Bench) -> Section:
         )
     with (
         paused(bench, ("agent", "notifier", "artifacts", "moto")),
-        profiled(bench, ("gateway", "tasks"), seconds + INTAKE_WARMUP),
+        profiled(bench, "intake", ("gateway", "tasks"), seconds + INTAKE_WARMUP),
     ):
         peak = await _load(
             "Relay, emulator paused (outbox after)", pids, seconds, lambda: _closed(*relay, seconds)
