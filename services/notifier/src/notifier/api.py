@@ -10,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, WebSocket
 from pydantic import BaseModel, Field
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 
 from notifier.edge import EdgeDelivery, UnknownConnection
 from notifier.models import (
@@ -78,9 +78,9 @@ async def task_events(
         # An EventSource reconnects whenever a stream ends; 204 is the SSE way to say "stop".
         return Response(status_code=204)
 
-    async def frames() -> AsyncIterator[ServerSentEvent]:
+    async def frames() -> AsyncIterator[bytes]:
         async for event in stream.follow(task_id, caller.tenant_id, after_seq=after_seq):
-            yield ServerSentEvent(id=str(event.seq), event=event.type, data=event.client_json())
+            yield event.sse_frame
 
     return EventSourceResponse(frames(), ping=notifier.heartbeat_seconds)
 

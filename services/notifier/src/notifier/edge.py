@@ -230,7 +230,7 @@ class EdgeDelivery:
             cursor.task_id, cursor.tenant_id, sent, limit=READ_BATCH
         ):
             for event in batch:
-                await self._poster.post(cursor.connection_id, event.client_json())
+                await self._poster.post(cursor.connection_id, event.client_json)
                 sent = event.seq
                 if event.terminal:
                     if cursor.explicit:

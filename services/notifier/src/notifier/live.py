@@ -80,7 +80,8 @@ class Subscription:
         """The next live event; ``None`` when the reader should re-read the timeline instead
         (nothing arrived ``within`` seconds, the feed re-subscribed, or this listener lagged)."""
         try:
-            return await asyncio.wait_for(self._queue.get(), within)
+            async with asyncio.timeout(within):  # no task per call, as wait_for makes
+                return await self._queue.get()
         except TimeoutError:
             return None
 

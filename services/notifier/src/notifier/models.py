@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from sse_starlette import ServerSentEvent
 
 from relay_shared.events import (
     TERMINAL_EVENTS,
@@ -53,8 +55,16 @@ class TimelineEvent(BaseModel):
     def terminal(self) -> bool:
         return self.type in TERMINAL_EVENTS
 
+    # Computed once per event, however many followers are sent it (a live event is one object
+    # shared by every local subscription). The model is frozen, so neither can go stale.
+    @cached_property
     def client_json(self) -> str:
         return self.model_dump_json()
+
+    @cached_property
+    def sse_frame(self) -> bytes:
+        """The event as one SSE frame: ``id:`` = seq, ``event:`` = name, ``data:`` = JSON."""
+        return ServerSentEvent(id=str(self.seq), event=self.type, data=self.client_json).encode()
 
     def live_message(self) -> str:
         """What goes on the Redis channel: the client JSON plus the owning tenant."""

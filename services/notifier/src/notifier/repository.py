@@ -251,7 +251,7 @@ def _delivery_params(event: TimelineEvent) -> dict[str, Any]:
         "type": event.type,
         "task_id": event.task_id,
         "seq": event.seq,
-        "body": event.client_json(),
+        "body": event.client_json,
         "traceparent": event.traceparent,
         "tenant_id": event.tenant_id,
     }
@@ -600,7 +600,7 @@ async def _queue_replay(
                         e.type,
                         e.task_id,
                         e.seq,
-                        e.client_json(),
+                        e.client_json,
                     )
                     for e in events
                 ],

@@ -214,4 +214,4 @@ class LiveSession:
         self._sent.move_to_end(event.task_id)
         if len(self._sent) > SENT_TASKS_TRACKED:
             self._sent.popitem(last=False)
-        await self.outbox.put(event.client_json())
+        await self.outbox.put(event.client_json)

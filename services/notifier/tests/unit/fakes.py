@@ -266,7 +266,7 @@ class InMemoryWebhookStore:
                 type=event.type,
                 task_id=event.task_id,
                 seq=event.seq,
-                body=event.client_json(),
+                body=event.client_json,
                 traceparent=traceparent,
                 created_at=self._clock() + timedelta(microseconds=len(self.rows)),
                 next_attempt_at=self._clock(),

@@ -50,5 +50,5 @@ def test_the_channel_names_env_and_task() -> None:
 
 def test_the_live_message_carries_the_tenant_but_the_client_json_does_not() -> None:
     event = _event(1)
-    assert "tenant_id" not in event.client_json()
+    assert "tenant_id" not in event.client_json
     assert TimelineEvent.from_live_message(event.live_message()) == event

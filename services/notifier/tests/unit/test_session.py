@@ -80,7 +80,7 @@ async def test_a_subscription_sends_history_then_live_then_end(
     # exactly the JSON of an SSE data: line
     stored = await fakes.store.events_after(t.task_id, "acme", 0, limit=10)
     assert [json.dumps(e, sort_keys=True) for e in events] == [
-        json.dumps(json.loads(s.client_json()), sort_keys=True) for s in stored
+        json.dumps(json.loads(s.client_json), sort_keys=True) for s in stored
     ]
     assert session.subscriptions == 0  # an ended subscription is gone
     await session.close()

@@ -244,7 +244,7 @@ async def test_appended_events_are_delivered_signed_with_the_event_as_body(
     for sent in fakes.sender.sent:
         payload = json.loads(sent.body)
         event = events[payload["seq"] - 1]
-        assert sent.body.decode() == event.client_json()  # exactly what SSE shows
+        assert sent.body.decode() == event.client_json  # exactly what SSE shows
         assert sent.headers["webhook-id"] == str(event.event_id)
         assert sent.headers["content-type"] == "application/json"
         assert sent.url == URL
