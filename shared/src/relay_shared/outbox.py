@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row, tuple_row
 
 from relay_shared.backoff import Backoff
-from relay_shared.db import Database
+from relay_shared.db import Database, execute_rows
 from relay_shared.events import DomainEvent
 from relay_shared.loops import sleep_until_stopped
 from relay_shared.publisher import EventBridgePublisher, OutboundEvent, PublishOutcome
@@ -59,10 +59,7 @@ class Outbox:
             outbound.check_size(reserve=TRACE_CONTEXT_BYTES)
             rows.append((outbound.event_id, outbound.source, outbound.detail_type, outbound.detail))
         async with conn.cursor() as cur:
-            if len(rows) == 1:  # the usual case: executemany's pipeline costs more than it saves
-                await cur.execute(_INSERT, rows[0])
-            else:
-                await cur.executemany(_INSERT, rows)
+            await execute_rows(cur, _INSERT, rows)
 
 
 _INSERT = (

@@ -29,7 +29,7 @@ from notifier.webhook_records import (
     DeliveryRecord,
     EndpointRecord,
 )
-from relay_shared.db import Database
+from relay_shared.db import Database, execute_rows
 
 Connection = AsyncConnection[dict[str, Any]]
 
@@ -172,7 +172,8 @@ async def _save(conn: Connection, timeline: TaskTimeline) -> int:
     queued = 0
     async with conn.cursor() as cur:
         if changes.appended:
-            await cur.executemany(
+            await execute_rows(
+                cur,
                 "INSERT INTO timeline_events"
                 " (task_id, seq, event_id, tenant_id, type, occurred_at, data)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -194,7 +195,8 @@ async def _save(conn: Connection, timeline: TaskTimeline) -> int:
                 "DELETE FROM held_events WHERE event_id = ANY(%s)", (changes.released,)
             )
         if changes.newly_held:
-            await cur.executemany(
+            await execute_rows(
+                cur,
                 "INSERT INTO held_events (event_id, task_id, tenant_id, type, occurred_at, data,"
                 " provides, requires, terminal, held_since, traceparent)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -216,7 +218,8 @@ async def _save(conn: Connection, timeline: TaskTimeline) -> int:
                 ],
             )
         if changes.late:
-            await cur.executemany(
+            await execute_rows(
+                cur,
                 "INSERT INTO late_events (event_id, task_id, tenant_id, type, occurred_at, data)"
                 " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
                 [
@@ -260,8 +263,7 @@ def _delivery_params(event: TimelineEvent) -> dict[str, Any]:
 async def _queue_deliveries(cur: Any, appended: list[TimelineEvent]) -> int:
     """Queue webhook deliveries for events just appended, in the append's transaction; returns
     how many (rowcount sums the statements)."""
-    await cur.executemany(_QUEUE_DELIVERIES, [_delivery_params(e) for e in appended])
-    return max(int(cur.rowcount), 0)
+    return await execute_rows(cur, _QUEUE_DELIVERIES, [_delivery_params(e) for e in appended])
 
 
 _ENDPOINT_COLUMNS = (
