@@ -30,8 +30,9 @@ COMMANDS = [
     ".venv/bin/python -m relay_devkit.bench --quick --out /tmp/bench.md    # fewer tasks (~5 min)",
     ".venv/bin/python -m relay_devkit.bench --only fanout --state-dir /tmp/s --out /tmp/f.md",
     ".venv/bin/python -m relay_devkit.bench --only webhooks --quick --out /tmp/w.md    # ~2 min",
-    "# flame graphs (py-spy) of gateway and tasks under the intake load; profiling slows them,",
-    "# so a profiled run's figures are not compared with others",
+    "# flame graphs (py-spy): intake-* (gateway, tasks under the intake load), costs-alone-* and",
+    "# costs-load-* (the five services), fanout-sse-* and fanout-ws-* (gateway, notifier, the",
+    "# followers' process); profiling slows them, so a profiled run's figures are not compared",
     ".venv/bin/python -m relay_devkit.bench --only intake --profile docs/profiles --out /tmp/p.md",
 ]
 

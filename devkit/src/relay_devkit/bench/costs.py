@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from relay_devkit.bench.common import Bench, run_task, submit
+from relay_devkit.bench.common import Bench, profiled, run_task, submit
 from relay_devkit.bench.metrics_files import Key, difference, latest_totals
 from relay_devkit.bench.procstat import cpu_seconds
 from relay_devkit.bench.report import Section, ms, table
@@ -18,6 +18,7 @@ from relay_devkit.bench.stats import ratio
 from relay_ops.stack.config import SERVICES
 
 COUNTERS = frozenset({"relay.aws.calls", "relay.aws.events.sent"})
+PROFILE_SECONDS = 20.0  # --profile: longer than either window takes here
 EVENTS_SENT: Key = ("relay.aws.events.sent", "")
 
 
@@ -100,8 +101,12 @@ async def aws_and_cpu(bench: Bench) -> Section:
 
             await asyncio.gather(*(one() for _ in range(load_n)))
 
-    single, _ = await measure(bench, alone())
-    load, _ = await measure(bench, loaded())
+    # --profile: where each service's CPU goes in each window (the samplers run a fixed time,
+    # long enough for the window on this machine; they sample only what runs, so not idling)
+    with profiled(bench, "costs-alone", SERVICES, PROFILE_SECONDS):
+        single, _ = await measure(bench, alone())
+    with profiled(bench, "costs-load", SERVICES, PROFILE_SECONDS):
+        load, _ = await measure(bench, loaded())
     a_calls, l_calls = single.net_calls(idle), load.net_calls(idle)
     ops = sorted(set(a_calls) | set(l_calls))
     rows: list[list[Any]] = [
