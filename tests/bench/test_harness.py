@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from relay_devkit.bench.concurrency import agent_runs
 from relay_devkit.bench.fanout import Level, Series, kib_per_connection, paired_delays
 from relay_devkit.bench.latency import HOPS, hop_split, index_spans
 from relay_devkit.bench.loadgen import closed_loop
@@ -320,6 +321,35 @@ def _span(service: str, name: str, start: float, end: float, **attributes: str) 
         attributes={"relay.task_id": "t1", **attributes},
         links=[],
     )
+
+
+def test_an_agent_run_is_split_into_the_emulators_calls_and_the_agents_own_time() -> None:
+    submitted = {"relay.event.type": "task.submitted"}
+    spans = [
+        # a later delivery of the same task (a redelivery), written first: not its first run
+        _span("agent", "process q-agent", 6.0, 6.5, **submitted),
+        _span("agent", "process q-agent", 1.0, 5.0, **submitted),
+        replace(_span("agent", "chat scripted", 1.1, 3.1), kind="CLIENT"),
+        replace(_span("agent", "S3.PutObject", 3.2, 3.5), kind="CLIENT"),  # the emulator's
+        replace(_span("agent", "SQS.ChangeMessageVisibility", 4.0, 4.1), kind="CLIENT"),
+        # after the run (the outbox's send) or another service's: not the run's calls
+        replace(_span("agent", "EventBridge.PutEvents", 5.1, 5.3), kind="CLIENT"),
+        replace(_span("artifacts", "S3.GetObject", 3.6, 3.9), kind="CLIENT"),
+        # a database or tool span inside the run stays the agent's own time
+        _span("agent", "execute_tool write_file", 3.1, 3.6),
+        # another task's run, in another trace
+        replace(
+            _span("agent", "process q-agent", 2.0, 4.0, **submitted),
+            trace_id=2,
+            attributes={"relay.task_id": "t2", **submitted},
+        ),
+    ]
+    runs = agent_runs(spans)
+    assert set(runs) == {"t1", "t2"}
+    assert runs["t1"].held == pytest.approx(4.0)
+    assert runs["t1"].aws == pytest.approx(0.4)
+    assert runs["t1"].own == pytest.approx(3.6)
+    assert (runs["t2"].held, runs["t2"].aws) == pytest.approx((2.0, 0.0))
 
 
 def test_the_hop_split_adds_up_to_submit_to_terminal() -> None:
