@@ -283,6 +283,24 @@ def test_fan_out_memory_per_connection_and_lag_over_followers() -> None:
     assert series.kib_per_connection("gateway") == pytest.approx(102.4)
 
 
+def test_steady_lag_counts_only_events_after_the_last_stream_opened() -> None:
+    base = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+
+    def arrival(occurred: float, received: float) -> Arrival:
+        at = datetime.fromtimestamp(base + occurred, UTC).isoformat().replace("+00:00", "Z")
+        return Arrival("e", {"occurred_at": at}, base + received)
+
+    early = Followed(opened=base, arrivals=[arrival(1, 3.0), arrival(5, 5.1)])
+    late = Followed(opened=base + 2, arrivals=[arrival(1, 2.0), arrival(5, 5.3)])
+    level = Level(2, [early, late], Counter(), 2.0, {})
+    # live lags: early's event 1 (2 s: a follower was still connecting) and both of event 5
+    assert level.lag.count == 3
+    assert level.lag.p99 == pytest.approx(2.0, abs=0.05)
+    # once both were open, only event 5: 0.1 and 0.3 s
+    assert level.steady_lag.count == 2
+    assert level.steady_lag.p50 == pytest.approx(0.2)
+
+
 def test_the_relays_delay_is_paired_event_for_event() -> None:
     """Each live event's arrival at each follower minus its arrival at the probe; history
     (before either opened) and events the probe did not get are left out."""

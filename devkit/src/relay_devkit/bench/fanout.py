@@ -57,6 +57,20 @@ class Level:
     def lag(self) -> Latency:
         return Latency.of([lag for f in self.followed for lag in f.live_lags()])
 
+    @property
+    def steady_lag(self) -> Latency:
+        """Lag of the events that occurred once every stream was open: delivery alone, with
+        no follower still connecting (each reads the history and opens a connection upstream)."""
+        all_open = max((f.opened for f in self.followed), default=0.0)
+        return Latency.of(
+            [
+                a.received - a.occurred
+                for f in self.followed
+                for a in f.arrivals
+                if a.occurred >= all_open
+            ]
+        )
+
 
 @dataclass
 class Series:
@@ -238,6 +252,7 @@ def _row(series: Series, level: Level, *, label: bool) -> list[Any]:
         summary.count,
         ms(summary.p50),
         ms(summary.p99),
+        ms(level.steady_lag.p99),
         ratio(summary.p50, series.levels[0].lag.p50),
         level.all_open_after,
         level.peaks["gateway"],
@@ -249,6 +264,7 @@ COLUMNS = [
     "deliveries",
     "lag p50 ms",
     "lag p99 ms",
+    "lag p99 once all open ms",
     "p50 / 1 connection",
     "all open after s",
     "gateway RSS MiB",
@@ -272,7 +288,9 @@ async def fan_out(bench: Bench) -> Section:
         f"(aiohttp, one process; they connect {CONNECTING} at a time, each next one as soon "
         "as a stream opens, and then all stay open together). Lag is each event's "
         "`occurred_at` → its arrival at a follower, counted only for events that occurred "
-        "after that follower's stream opened (earlier ones are history replayed on connect). "
+        "after that follower's stream opened (earlier ones are history replayed on connect); "
+        "'once all open' counts only the events that occurred after the last stream opened, "
+        "when no follower is still connecting. "
         "RSS is each process's peak, sampled every 0.2 s. Baseline: one follower, in the "
         "same run.\n\n"
         "WebSocket: the same, with N clients (`websockets`, same process, same ramp), each "
