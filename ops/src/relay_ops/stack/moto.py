@@ -19,17 +19,7 @@ def free_port() -> int:
 
 
 def moto_command(port: int, host: str = "127.0.0.1") -> list[str]:
-    """moto serving ``port`` at once (kept-alive connections, as on AWS: moto_door.py)."""
-    return [
-        sys.executable,
-        "-m",
-        "relay_ops.stack.moto_door",
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--open",
-    ]
+    return [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
 
 
 def moto_door_command(port: int, host: str, private_port: int) -> list[str]:
