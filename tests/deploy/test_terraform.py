@@ -594,20 +594,8 @@ def test_every_queue_and_dlq_is_encrypted_with_the_platforms_key_for_the_rules_a
 
     # each consumer's role: the key through SQS only. Their documents are read at apply (they
     # name queue ARNs not known before); the gateway's, with no queue, is read when planning.
-    documents = {
-        change["address"]: change["change"]["after"]
-        for change in plan["resource_changes"]
-        if change["change"]["actions"] == ["read"]
-    } | {
-        resource["address"]: resource["values"]
-        for resource in _resources(plan["prior_state"]["values"]["root_module"])
-        if resource["mode"] == "data"
-    }
     for name in (*QUEUE_SERVICES, "gateway"):
-        document = documents[
-            f'{relay}module.service["{name}"].data.aws_iam_policy_document.task[0]'
-        ]
-        by_sid = {s["sid"]: s for s in document["statement"]}
+        by_sid = _task_statements(plan, name)
         if name == "gateway":
             assert "OwnQueuesKey" not in by_sid
             continue
@@ -628,6 +616,44 @@ def test_every_queue_and_dlq_is_encrypted_with_the_platforms_key_for_the_rules_a
     for queue in local:
         assert queue["after"]["sqs_managed_sse_enabled"] is True
         assert queue["after"]["kms_master_key_id"] is None
+
+
+def _task_statements(plan: dict[str, Any], service: str) -> dict[str, dict[str, Any]]:
+    """The service's task-role policy statements by sid. Consumers' documents are read at apply
+    (they name queue ARNs not known before); the gateway's, with no queue, when planning."""
+    documents = {
+        change["address"]: change["change"]["after"]
+        for change in plan["resource_changes"]
+        if change["change"]["actions"] == ["read"]
+    } | {
+        resource["address"]: resource["values"]
+        for resource in _resources(plan["prior_state"]["values"]["root_module"])
+        if resource["mode"] == "data"
+    }
+    address = f'module.relay.module.service["{service}"].data.aws_iam_policy_document.task[0]'
+    return {s["sid"]: s for s in documents[address]["statement"]}
+
+
+def test_the_agent_may_only_create_artifacts_and_the_artifacts_service_only_read_them(
+    hardening_plans: dict[str, dict[str, Any]],
+) -> None:
+    plan = hardening_plans["dev"]
+
+    def s3_actions(statements: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+        return {
+            sid: sorted(a for a in s["actions"] if a.startswith("s3:"))
+            for sid, s in statements.items()
+            if any(a.startswith("s3:") for a in s["actions"])
+        }
+
+    agent = _task_statements(plan, "agent")
+    assert s3_actions(agent) == {"UploadArtifacts": ["s3:PutObject"]}
+    # a PUT without If-None-Match is denied: an object, once verified, cannot be replaced
+    assert agent["UploadArtifacts"]["condition"] == [
+        {"test": "Null", "variable": "s3:if-none-match", "values": ["false"]}
+    ]
+    artifacts = _task_statements(plan, "artifacts")
+    assert s3_actions(artifacts) == {"VerifyAndServe": ["s3:GetObject"]}  # no write, no delete
 
 
 def test_postgres_logs_no_parameter_value_of_a_slow_or_failed_statement(

@@ -59,8 +59,8 @@ async def test_a_poison_message_is_dead_lettered_then_redriven_once(
     await all_terminal(api, [task_id], within=60)
     tenant = "faults"
     artifact_id = uuid.uuid4()
-    key = f"staging/{tenant}/{task_id}/{artifact_id}/late.md"
-    # the agent's announcement of a file that is not in the staging area (yet): the artifacts
+    key = f"artifacts/{tenant}/{task_id}/{artifact_id}/1/late.md"
+    # the agent's announcement of a file that is not uploaded (yet): the artifacts
     # service cannot verify it, fails on every receive, and the queue dead-letters it
     uploaded = ArtifactUploaded.create(
         ArtifactUploadedData(
@@ -71,6 +71,7 @@ async def test_a_poison_message_is_dead_lettered_then_redriven_once(
             sha256=hashlib.sha256(CONTENT).hexdigest(),
             bucket=fault_stack.bucket,
             key=key,
+            attempt=1,
         ),
         tenant_id=tenant,
         task_id=uuid.UUID(task_id),
@@ -99,9 +100,15 @@ async def test_a_poison_message_is_dead_lettered_then_redriven_once(
     assert "late.md" not in [a["name"] for a in await api.artifacts(task_id)]
     assert str(uploaded.metadata.event_id) in _relay_dlq(fault_stack, "show", "artifacts")
 
-    # fix the cause: the file arrives in the staging area; then redrive
+    # fix the cause: the file arrives, uploaded as the agent uploads (with its SHA-256); redrive
     s3: Any = boto3.client("s3", endpoint_url=fault_stack.moto_endpoint, region_name="us-east-1")
-    s3.put_object(Bucket=fault_stack.bucket, Key=key, Body=CONTENT, ContentType="text/markdown")
+    s3.put_object(
+        Bucket=fault_stack.bucket,
+        Key=key,
+        Body=CONTENT,
+        ContentType="text/markdown",
+        ChecksumAlgorithm="SHA256",
+    )
     _relay_dlq(fault_stack, "redrive", "artifacts")
 
     async def late_artifacts() -> list[dict[str, Any]]:

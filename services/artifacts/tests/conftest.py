@@ -41,7 +41,9 @@ def uploaded(
             size=len(body) if size is None else size,
             sha256=sha256 or hashlib.sha256(body).hexdigest(),
             bucket=bucket,
-            key=key if key is not None else f"staging/{tenant_id}/{task_id}/{artifact_id}/{name}",
+            key=key
+            if key is not None
+            else upload_key(tenant_id, task_id, artifact_id, attempt, name),
             attempt=attempt,
             step=step,
         ),
@@ -51,11 +53,20 @@ def uploaded(
     )
 
 
+def upload_key(
+    tenant_id: str, task_id: UUID, artifact_id: UUID, attempt: int | None, name: str
+) -> str:
+    """Where the agent uploads (agent.artifacts.upload_key)."""
+    return f"artifacts/{tenant_id}/{task_id}/{artifact_id}/{attempt}/{name}"
+
+
 def again(event: ArtifactUploaded) -> ArtifactUploaded:
     """The same upload under a new event id: the agent re-running the task (the next attempt,
-    writing the same file in the same step)."""
-    attempt = event.data.attempt
-    data = event.data.model_copy(update={"attempt": attempt and attempt + 1})
+    writing the same file in the same step, to that attempt's own key)."""
+    meta, data = event.metadata, event.data
+    attempt = (data.attempt or 0) + 1
+    key = upload_key(meta.tenant_id, meta.task_id, data.artifact_id, attempt, data.name)
+    data = data.model_copy(update={"attempt": attempt, "key": key})
     return ArtifactUploaded.create(
         data, tenant_id=event.metadata.tenant_id, task_id=event.metadata.task_id
     )

@@ -292,14 +292,16 @@ class ArtifactUploadedData(ArtifactProvenance):
     size: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     bucket: str
-    key: str = Field(description="Object key in the staging prefix.")
+    key: str = Field(
+        description="Where the agent uploaded the file: its attempt's own key under artifacts/."
+    )
 
 
 class ArtifactUploaded(DomainEvent):
     name = "artifact.uploaded"
     producer = "agent"
     client_visible = False
-    description = "A file is in the staging area, waiting for verification (internal)."
+    description = "A file is uploaded and waits for verification (internal)."
     data: ArtifactUploadedData
 
 

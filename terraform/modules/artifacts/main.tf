@@ -1,5 +1,6 @@
-# The artifacts bucket: the agent writes staging/, the artifacts service verifies each object
-# and copies it to artifacts/, then deletes the staged one. Unverified staging objects expire.
+# The artifacts bucket: the agent uploads each file once under artifacts/ (a new key per
+# attempt, checksummed); the artifacts service verifies it with a HEAD and serves it from there
+# (ADR 0023). staging/ is where agents before ADR 0023 uploaded; its rule expires what they left.
 
 resource "aws_s3_bucket" "this" {
   #checkov:skip=CKV_AWS_144:artifacts are reproducible task output kept in one region; versioning covers deletes

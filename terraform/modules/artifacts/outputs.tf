@@ -4,7 +4,7 @@ output "name" {
 }
 
 output "arn" {
-  description = "Bucket ARN (IAM policies: staging/* and artifacts/* under it)."
+  description = "Bucket ARN (IAM policies: artifacts/* under it)."
   value       = aws_s3_bucket.this.arn
 }
 

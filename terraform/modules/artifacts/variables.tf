@@ -10,7 +10,7 @@ variable "kms_key_arn" {
 }
 
 variable "staging_expiry_days" {
-  description = "Days before an unverified staging/ object is deleted (the artifacts service publishes within seconds)."
+  description = "Days before an object under staging/ (where agents before ADR 0023 uploaded) is deleted."
   type        = number
   default     = 1
 }

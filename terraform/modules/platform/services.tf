@@ -100,10 +100,18 @@ locals {
     # Candidates with a `when`; the agent gets those that apply to its provider.
     agent = [for statement in [
       {
+        # Each attempt uploads once, to its own new key, where the artifact is served from
+        # after the artifacts service verifies it: creating is allowed, overwriting is not
+        # (a PUT without If-None-Match is refused; ADR 0023).
         when      = true
-        sid       = "StageArtifacts"
+        sid       = "UploadArtifacts"
         actions   = ["s3:PutObject"]
-        resources = ["${local.bucket_arn}/staging/*"]
+        resources = ["${local.bucket_arn}/artifacts/*"]
+        conditions = [{
+          test     = "Null"
+          variable = "s3:if-none-match"
+          values   = ["false"]
+        }]
       },
       {
         when      = true
@@ -174,19 +182,16 @@ locals {
     ] : statement if statement.when]
     artifacts = [
       {
-        sid       = "VerifyAndClearStaging"
-        actions   = ["s3:GetObject", "s3:DeleteObject"]
-        resources = ["${local.bucket_arn}/staging/*"]
-      },
-      {
-        # PutObject: the publishing copy; GetObject: presigned downloads are signed as this role
-        sid       = "PublishAndServe"
-        actions   = ["s3:PutObject", "s3:GetObject"]
+        # GetObject covers the HEAD that verifies an upload and the presigned downloads, which
+        # are signed as this role; it neither writes nor deletes objects (ADR 0023)
+        sid       = "VerifyAndServe"
+        actions   = ["s3:GetObject"]
         resources = ["${local.bucket_arn}/artifacts/*"]
       },
       {
+        # Decrypt: a presigned download is read with this role's grant
         sid       = "ArtifactsKey"
-        actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        actions   = ["kms:Decrypt"]
         resources = [aws_kms_key.artifacts.arn]
       },
     ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 
 import pytest
 
+from agent.artifacts import S3StagingArea
 from agent.handlers import event_dispatcher
 from relay_shared.events import TaskSubmitted, TaskSubmittedData
 
@@ -58,7 +60,7 @@ async def test_submitted_task_runs_to_success_with_a_verified_staged_artifact(
         assert hashlib.sha256(body).hexdigest() == upload["sha256"]
         assert obj["ContentType"] == upload["content_type"]
         assert upload["key"] == (
-            f"staging/acme/{event.metadata.task_id}/{upload['artifact_id']}/{upload['name']}"
+            f"artifacts/acme/{event.metadata.task_id}/{upload['artifact_id']}/1/{upload['name']}"
         )
         assert b"Quarterly report" in body
         assert b"step 3 of 3" in body
@@ -141,3 +143,20 @@ async def test_crashed_attempt_is_rerun_as_the_next_attempt(runtime, counting) -
     run = await runtime.run_row(event.metadata.task_id)
     assert run is not None
     assert (run["status"], run["attempt"], run["steps"]) == ("succeeded", 2, 2)
+
+
+async def test_an_upload_is_written_once_and_a_retried_put_keeps_the_first_bytes(runtime) -> None:
+    area = S3StagingArea(runtime.s3, runtime.settings.artifacts_bucket)
+    key = f"artifacts/acme/{uuid.uuid4()}/{uuid.uuid4()}/1/report.md"
+    first, second = b"first bytes", b"other bytes"
+    await area.put(key, first, content_type="text/markdown", sha256=hashlib.sha256(first).digest())
+    # a PUT retried after its first try landed: If-None-Match refuses it, and that is no error
+    await area.put(key, second, content_type="text/plain", sha256=hashlib.sha256(second).digest())
+
+    head = await runtime.s3.head_object(
+        Bucket=runtime.settings.artifacts_bucket, Key=key, ChecksumMode="ENABLED"
+    )
+    assert head["ContentLength"] == len(first)
+    assert head["ContentType"] == "text/markdown"
+    # S3 keeps the checksum: what the artifacts service verifies without reading the bytes
+    assert base64.b64decode(head["ChecksumSHA256"]) == hashlib.sha256(first).digest()

@@ -38,7 +38,7 @@ async def test_stage_uploads_and_describes_the_object() -> None:
     )
     expected_id = uuid.uuid5(task, "out/report.md#1")
     assert uploaded.artifact_id == expected_id
-    assert uploaded.key == f"staging/acme/{task}/{expected_id}/out/report.md"
+    assert uploaded.key == f"artifacts/acme/{task}/{expected_id}/2/out/report.md"
     assert (uploaded.size, uploaded.sha256) == (len(data), hashlib.sha256(data).hexdigest())
     assert (uploaded.bucket, uploaded.content_type) == ("relay-test-artifacts", "text/markdown")
     assert (uploaded.attempt, uploaded.step) == (2, 3)  # the step that wrote it

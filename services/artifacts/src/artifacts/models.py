@@ -13,11 +13,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 @dataclass(frozen=True)
 class ObjectDigest:
-    """What a staged object's bytes are, as read from the object store."""
+    """What an uploaded object's bytes are, as the object store vouches for them."""
 
     size: int
-    sha256: str
-    etag: str  # names the exact bytes digested: the publishing copy is conditioned on it
+    sha256: str | None  # hex; None when the object was stored without a SHA-256 checksum
 
 
 class ArtifactStatus(StrEnum):

@@ -45,22 +45,9 @@ class Artifacts(Protocol):
 
 
 class ObjectStore(Protocol):
-    async def digest(self, bucket: str, key: str) -> ObjectDigest | None:
-        """Size and sha256 of the object's bytes, or None when there is no such object."""
-
-    async def copy(
-        self,
-        bucket: str,
-        source_key: str,
-        target_key: str,
-        *,
-        if_match: str,
-        content_type: str,
-        sha256: str,
-    ) -> None:
-        """Copy within ``bucket``; fails if the source is no longer the ``if_match`` version."""
-
-    async def delete(self, bucket: str, key: str) -> None: ...
+    async def describe(self, bucket: str, key: str) -> ObjectDigest | None:
+        """The object's size and the SHA-256 S3 verified when it was uploaded (None when it was
+        uploaded without one), without reading its bytes; None when there is no such object."""
 
 
 class DownloadLinks(Protocol):

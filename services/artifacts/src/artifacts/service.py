@@ -1,4 +1,4 @@
-"""Use cases: verify and publish staged uploads; list artifacts and hand out download links.
+"""Use cases: verify and publish uploads; list artifacts and hand out download links.
 ``ArtifactService`` holds both: what routes and handlers use."""
 
 from __future__ import annotations
@@ -9,14 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from artifacts.models import Artifact, ArtifactStatus, ObjectDigest
+from artifacts.models import Artifact, ArtifactStatus
 from artifacts.ports import Artifacts, DownloadLinks, ObjectStore
-from artifacts.verification import (
-    content_problem,
-    declaration_problem,
-    printable,
-    published_key,
-)
+from artifacts.verification import content_problem, declaration_problem, printable
 from relay_shared.events import ArtifactPublished, ArtifactPublishedData, ArtifactUploaded
 
 log = logging.getLogger(__name__)
@@ -27,12 +22,16 @@ _PUBLISHED_EVENTS = uuid5(NAMESPACE_URL, "urn:relay:event:artifact.published")
 
 
 class StagingObjectMissing(RuntimeError):
-    """The upload's staging object is not there: the message is retried, then dead-lettered."""
+    """The uploaded object is not there: the message is retried, then dead-lettered."""
 
 
 class ArtifactPublishing:
     """artifact.uploaded -> a verified, published artifact and artifact.published, or a
-    rejected record when the staged bytes are not what the agent declared."""
+    rejected record when the uploaded bytes are not what the agent declared.
+
+    The object is published where the agent uploaded it (its attempt's own key, written once):
+    verifying is a HEAD for the size and the SHA-256 S3 checked on upload, publishing is the
+    record and the event in one transaction (ADR 0023)."""
 
     def __init__(self, artifacts: Artifacts, objects: ObjectStore, *, bucket: str) -> None:
         self._artifacts = artifacts
@@ -47,19 +46,14 @@ class ArtifactPublishing:
             return
         if await self._already_published(upload.artifact_id):
             return  # a duplicate event, or the agent re-running the task: nothing new
-        staged = await self._objects.digest(upload.bucket, upload.key)
-        if staged is None:
-            # after a successful publish the staging object is gone: a redelivery lands here
-            if await self._artifacts.find(upload.artifact_id) is not None:
-                log.info("artifact %s already recorded; upload event ignored", upload.artifact_id)
-                return
-            raise StagingObjectMissing(f"no staging object s3://{upload.bucket}/{upload.key}")
-        problem = content_problem(upload, staged)
+        stored = await self._objects.describe(upload.bucket, upload.key)
+        if stored is None:
+            raise StagingObjectMissing(f"no uploaded object s3://{upload.bucket}/{upload.key}")
+        problem = content_problem(upload, stored)
         if problem:
             await self._reject(event, problem)
             return
-        if await self._publish(event, staged):
-            await self._discard_staging(event)
+        await self._publish(event)
 
     async def _already_published(self, artifact_id: UUID) -> bool:
         current = await self._artifacts.find(artifact_id)
@@ -68,29 +62,18 @@ class ArtifactPublishing:
             log.info("artifact %s already published; upload event ignored", artifact_id)
         return published
 
-    async def _publish(self, event: ArtifactUploaded, staged: ObjectDigest) -> bool:
-        upload = event.data
-        target_key = published_key(event)
-        artifact = _record(event, ArtifactStatus.PUBLISHED, object_key=target_key)
+    async def _publish(self, event: ArtifactUploaded) -> None:
+        artifact = _record(event, ArtifactStatus.PUBLISHED, object_key=event.data.key)
         async with self._artifacts.transaction() as tx:
             if not await tx.claim(event):
-                return False
-            # Copy under the per-artifact lock: two uploads of one id can never leave the
-            # published object holding other bytes than the record describes.
-            current = await tx.lock_artifact(upload.artifact_id)
+                return
+            # under the per-artifact lock: of two attempts' uploads of one id, one is published
+            current = await tx.lock_artifact(artifact.id)
             if not _may_replace(current, artifact):
                 log.info("artifact %s already recorded; upload event ignored", artifact.id)
-                return False
-            await self._objects.copy(
-                upload.bucket,
-                upload.key,
-                target_key,
-                if_match=staged.etag,
-                content_type=upload.content_type,
-                sha256=upload.sha256,
-            )
+                return
             if not await tx.record(artifact):
-                return False
+                return
             await tx.announce(_announcement(event))
         log.info(
             "published artifact %s (%s, %d bytes) of task %s",
@@ -99,7 +82,6 @@ class ArtifactPublishing:
             artifact.size,
             artifact.task_id,
         )
-        return True
 
     async def _reject(self, event: ArtifactUploaded, reason: str) -> None:
         artifact = _record(event, ArtifactStatus.REJECTED, rejection_reason=reason)
@@ -107,7 +89,7 @@ class ArtifactPublishing:
             if not await tx.claim(event):
                 return
             await tx.record(artifact)  # never overwrites an existing record
-        # the staging object stays as evidence; the bucket's lifecycle rule expires it
+        # the object stays as evidence; nothing hands out a link to it
         log.warning(
             "rejected artifact %s (%r) of task %s: %s",
             artifact.id,
@@ -115,13 +97,6 @@ class ArtifactPublishing:
             artifact.task_id,
             reason,
         )
-
-    async def _discard_staging(self, event: ArtifactUploaded) -> None:
-        try:
-            await self._objects.delete(event.data.bucket, event.data.key)
-        except Exception as exc:
-            # published already; the lifecycle rule expires staging/ objects after a day
-            log.warning("could not delete staging object %s: %s", event.data.key, exc)
 
 
 def _may_replace(current: Artifact | None, candidate: Artifact) -> bool:

@@ -1,9 +1,10 @@
-"""S3 (aiobotocore) for the object store and download links ports: reading staged uploads,
-publishing them, and presigned download links."""
+"""S3 (aiobotocore) for the object store and download links ports: what an upload holds, as S3
+vouches for it, and presigned download links."""
 
 from __future__ import annotations
 
-import hashlib
+import base64
+import binascii
 from typing import Any
 from urllib.parse import quote
 
@@ -11,8 +12,7 @@ from botocore.exceptions import ClientError
 
 from artifacts.models import ObjectDigest
 
-_CHUNK_BYTES = 1024 * 1024
-# GetObject answers NoSuchKey; HEAD-style errors carry the bare status
+# HEAD answers carry only the bare status
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
@@ -20,44 +20,25 @@ class S3ObjectStore:
     def __init__(self, s3: Any) -> None:
         self._s3 = s3
 
-    async def digest(self, bucket: str, key: str) -> ObjectDigest | None:
+    async def describe(self, bucket: str, key: str) -> ObjectDigest | None:
         try:
-            response = await self._s3.get_object(Bucket=bucket, Key=key)
+            head = await self._s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _MISSING:
                 return None
             raise
-        hasher = hashlib.sha256()
-        size = 0
-        # streamed: an artifact never has to fit in memory
-        async with response["Body"] as body:
-            async for chunk in body.iter_chunks(_CHUNK_BYTES):
-                hasher.update(chunk)
-                size += len(chunk)
-        return ObjectDigest(size=size, sha256=hasher.hexdigest(), etag=response["ETag"])
+        return ObjectDigest(size=head["ContentLength"], sha256=_hex(head.get("ChecksumSHA256")))
 
-    async def copy(
-        self,
-        bucket: str,
-        source_key: str,
-        target_key: str,
-        *,
-        if_match: str,
-        content_type: str,
-        sha256: str,
-    ) -> None:
-        await self._s3.copy_object(
-            Bucket=bucket,
-            Key=target_key,
-            CopySource={"Bucket": bucket, "Key": source_key},
-            CopySourceIfMatch=if_match,
-            MetadataDirective="REPLACE",
-            ContentType=content_type,
-            Metadata={"sha256": sha256},
-        )
 
-    async def delete(self, bucket: str, key: str) -> None:
-        await self._s3.delete_object(Bucket=bucket, Key=key)
+def _hex(checksum: str | None) -> str | None:
+    """S3's base64 full-object SHA-256 as hex; None for none, or for a multipart upload's
+    checksum of part checksums (``...-N``), which does not name the bytes' own digest."""
+    if not checksum or "-" in checksum:
+        return None
+    try:
+        return base64.b64decode(checksum, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return None
 
 
 class S3DownloadLinks:

@@ -1,20 +1,20 @@
 """What makes an upload publishable, written as data: each rule is keyed by the reason a
-rejection records. Declaration rules are checked before the object is read; the content check
-compares the bytes actually staged with what the agent declared."""
+rejection records. Declaration rules are checked before the object is looked at; the content
+check compares what S3 vouches the uploaded bytes are (size, SHA-256) with what the agent
+declared."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from uuid import UUID
 
 from artifacts.models import ObjectDigest
 from relay_shared.events import ArtifactUploaded, ArtifactUploadedData
 
 MAX_NAME_CHARS = 255
-# CopyObject copies at most 5 GiB in one request; larger objects would need a multipart copy.
-MAX_COPY_BYTES = 5 * 1024**3
+# One PutObject holds at most 5 GiB: the agent uploads each file in one request.
+MAX_UPLOAD_BYTES = 5 * 1024**3
 
 _ABSOLUTE = re.compile(r"^(?:/|\\|[A-Za-z]:)")
 _TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
@@ -51,13 +51,14 @@ DECLARATION_RULES: Mapping[str, UploadRule] = {
     "content type is not a media type": lambda event, _bucket: (
         not _MEDIA_TYPE.fullmatch(event.data.content_type)
     ),
-    f"size is over {MAX_COPY_BYTES} bytes, the most S3 copies in one request": (
-        lambda event, _bucket: event.data.size > MAX_COPY_BYTES
+    f"size is over {MAX_UPLOAD_BYTES} bytes, the most one S3 upload holds": (
+        lambda event, _bucket: event.data.size > MAX_UPLOAD_BYTES
     ),
     "object is not in the artifacts bucket": lambda event, bucket: event.data.bucket != bucket,
-    # the key names the tenant and task: an upload cannot point at another task's files
-    "object key is not the artifact's staging key": lambda event, _bucket: (
-        event.data.key != staging_key(event)
+    # the key names the tenant, task and attempt: an upload cannot point at another task's
+    # files, nor at what another attempt uploaded
+    "object key is not the artifact's upload key": lambda event, _bucket: (
+        event.data.key != upload_key(event)
     ),
 }
 
@@ -69,27 +70,26 @@ def declaration_problem(event: ArtifactUploaded, *, bucket: str) -> str | None:
     )
 
 
-def content_problem(declared: ArtifactUploadedData, staged: ObjectDigest) -> str | None:
-    """How the staged bytes differ from the declaration, or None when they match."""
+def content_problem(declared: ArtifactUploadedData, stored: ObjectDigest) -> str | None:
+    """How the uploaded object differs from the declaration, or None when it matches."""
+    if stored.sha256 is None:
+        return "uploaded object has no SHA-256 checksum"
     for field in ("size", "sha256"):
-        actual, expected = getattr(staged, field), getattr(declared, field)
+        actual, expected = getattr(stored, field), getattr(declared, field)
         if actual != expected:
-            return f"staged object's {field} is {actual}, declared {expected}"
+            return f"uploaded object's {field} is {actual}, declared {expected}"
     return None
 
 
-def _key(prefix: str, tenant_id: str, task_id: UUID, artifact_id: UUID, name: str) -> str:
-    return f"{prefix}/{tenant_id}/{task_id}/{artifact_id}/{name}"
-
-
-def staging_key(event: ArtifactUploaded) -> str:
+def upload_key(event: ArtifactUploaded) -> str | None:
+    """The agent's key for this artifact and attempt (agent.artifacts.upload_key); None for an
+    upload that names no attempt (an agent before provenance), which no key can match."""
     meta, data = event.metadata, event.data
-    return _key("staging", meta.tenant_id, meta.task_id, data.artifact_id, data.name)
-
-
-def published_key(event: ArtifactUploaded) -> str:
-    meta, data = event.metadata, event.data
-    return _key("artifacts", meta.tenant_id, meta.task_id, data.artifact_id, data.name)
+    if data.attempt is None:
+        return None
+    return (
+        f"artifacts/{meta.tenant_id}/{meta.task_id}/{data.artifact_id}/{data.attempt}/{data.name}"
+    )
 
 
 def printable(text: str) -> str:

@@ -63,7 +63,9 @@ async def s3(settings: ArtifactsSettings) -> AsyncIterator[Any]:
 
 async def publish_directly(settings: ArtifactsSettings, s3: Any, event: ArtifactUploaded) -> None:
     """Seed one published artifact through the use case (the app has migrated the schema)."""
-    await s3.put_object(Bucket=settings.artifacts_bucket, Key=event.data.key, Body=BODY)
+    await s3.put_object(
+        Bucket=settings.artifacts_bucket, Key=event.data.key, Body=BODY, ChecksumAlgorithm="SHA256"
+    )
     db = service_database(settings)
     await db.open()
     try:
@@ -83,7 +85,9 @@ async def test_upload_on_the_bus_is_published_to_subscribers(
     upload_event: Upload,
 ) -> None:
     event = upload_event(BODY, bucket=topology.bucket, name="résumé.md")
-    await s3.put_object(Bucket=topology.bucket, Key=event.data.key, Body=BODY)
+    await s3.put_object(
+        Bucket=topology.bucket, Key=event.data.key, Body=BODY, ChecksumAlgorithm="SHA256"
+    )
     received: list[DomainEvent] = []
 
     async with (

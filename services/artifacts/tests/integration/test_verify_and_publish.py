@@ -17,7 +17,6 @@ from artifacts.repository import PostgresArtifacts
 from artifacts.service import ArtifactPublishing, StagingObjectMissing
 from artifacts.settings import ArtifactsSettings
 from artifacts.storage import S3DownloadLinks, S3ObjectStore
-from artifacts.verification import published_key
 from relay_ops.stack.topology import Topology
 from relay_shared.aws import aws_client
 from relay_shared.db import Database, service_database
@@ -26,7 +25,7 @@ from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX, migrate
 
 pytestmark = pytest.mark.integration
 
-BODY = b"# Report\n\n" + b"line of findings\n" * 4000  # several chunks' worth when streamed
+BODY = b"# Report\n\n" + b"line of findings\n" * 4000
 Upload = Callable[..., ArtifactUploaded]
 Rerun = Callable[[ArtifactUploaded], ArtifactUploaded]
 
@@ -38,8 +37,13 @@ class Rig:
     bucket: str
     publishing: ArtifactPublishing
 
-    async def stage(self, event: ArtifactUploaded, body: bytes = BODY) -> None:
-        await self.s3.put_object(Bucket=self.bucket, Key=event.data.key, Body=body)
+    async def stage(
+        self, event: ArtifactUploaded, body: bytes = BODY, *, checksummed: bool = True
+    ) -> None:
+        """Upload as the agent does: S3 is given the body's SHA-256 (computed by botocore) and
+        keeps it with the object."""
+        checksum = {"ChecksumAlgorithm": "SHA256"} if checksummed else {}
+        await self.s3.put_object(Bucket=self.bucket, Key=event.data.key, Body=body, **checksum)
 
     async def exists(self, key: str) -> bool:
         try:
@@ -80,7 +84,7 @@ async def rig(
         await db.close()
 
 
-async def test_matching_upload_is_recorded_announced_and_moved(
+async def test_matching_upload_is_recorded_announced_and_served_in_place(
     rig: Rig, upload_event: Upload
 ) -> None:
     event = upload_event(BODY, bucket=rig.bucket, name="out/report.md", attempt=2, step=3)
@@ -97,7 +101,7 @@ async def test_matching_upload_is_recorded_announced_and_moved(
         event.data.sha256,
     )
     assert row["status"] == "published"
-    assert row["object_key"] == published_key(event)
+    assert row["object_key"] == event.data.key
     assert row["created_at"] == event.metadata.occurred_at
     [outbox] = await rig.query("SELECT detail_type, source, detail FROM outbox")
     assert (outbox["detail_type"], outbox["source"]) == ("artifact.published", "relay.artifacts")
@@ -115,28 +119,31 @@ async def test_matching_upload_is_recorded_announced_and_moved(
     assert detail["metadata"]["task_id"] == str(event.metadata.task_id)
     [claimed] = await rig.query("SELECT subscriber, event_id FROM inbox")
     assert claimed == {"subscriber": "artifacts", "event_id": event.metadata.event_id}
-    published = await rig.s3.get_object(Bucket=rig.bucket, Key=published_key(event))
+    published = await rig.s3.get_object(Bucket=rig.bucket, Key=row["object_key"])
     async with published["Body"] as stream:
         assert hashlib.sha256(await stream.read()).hexdigest() == event.data.sha256
-    assert published["ContentType"] == event.data.content_type
-    assert not await rig.exists(event.data.key)
 
 
 async def test_duplicates_and_concurrent_reruns_record_and_announce_once(
     rig: Rig, upload_event: Upload, rerun: Rerun
 ) -> None:
     event = upload_event(BODY, bucket=rig.bucket)
+    second = rerun(event)
     await rig.stage(event)
+    await rig.stage(second, b"the re-run wrote other bytes")
     # the agent's attempt and its re-run race each other to the verifier
-    await asyncio.gather(
-        rig.publishing.handle_upload(event), rig.publishing.handle_upload(rerun(event))
-    )
+    await asyncio.gather(rig.publishing.handle_upload(event), rig.publishing.handle_upload(second))
     await rig.publishing.handle_upload(event)  # redelivery after success
-    await rig.stage(event)
-    await rig.publishing.handle_upload(rerun(event))  # a later re-run of the task
+    third = rerun(second)
+    await rig.stage(third)
+    await rig.publishing.handle_upload(third)  # a later re-run of the task
 
-    assert await rig.query("SELECT count(*) AS n FROM artifacts") == [{"n": 1}]
+    [row] = await rig.query("SELECT object_key, sha256 FROM artifacts")
     assert await rig.query("SELECT count(*) AS n FROM outbox") == [{"n": 1}]
+    # whichever upload won, the record describes the bytes at the key it points at
+    published = await rig.s3.get_object(Bucket=rig.bucket, Key=row["object_key"])
+    async with published["Body"] as stream:
+        assert hashlib.sha256(await stream.read()).hexdigest() == row["sha256"]
 
 
 @pytest.mark.parametrize("declared", [{"size": len(BODY) - 1}, {"sha256": "ab" * 32}])
@@ -150,11 +157,24 @@ async def test_mismatched_upload_is_rejected_and_not_announced(
 
     [row] = await rig.query("SELECT status, rejection_reason, object_key FROM artifacts")
     assert row["status"] == "rejected"
-    assert row["rejection_reason"].startswith(f"staged object's {next(iter(declared))} is ")
+    assert row["rejection_reason"].startswith(f"uploaded object's {next(iter(declared))} is ")
     assert row["object_key"] is None
     assert await rig.query("SELECT * FROM outbox") == []
-    assert not await rig.exists(published_key(event))
-    assert await rig.exists(event.data.key)
+    assert await rig.exists(event.data.key)  # kept as evidence, never served
+
+
+async def test_upload_s3_holds_no_checksum_for_is_rejected(rig: Rig, upload_event: Upload) -> None:
+    event = upload_event(BODY, bucket=rig.bucket)
+    await rig.stage(event, checksummed=False)
+
+    await rig.publishing.handle_upload(event)
+
+    [row] = await rig.query("SELECT status, rejection_reason FROM artifacts")
+    assert row == {
+        "status": "rejected",
+        "rejection_reason": "uploaded object has no SHA-256 checksum",
+    }
+    assert await rig.query("SELECT * FROM outbox") == []
 
 
 async def test_unsafe_name_with_nul_is_recorded_as_rejected(rig: Rig, upload_event: Upload) -> None:
@@ -171,9 +191,7 @@ async def test_unsafe_name_with_nul_is_recorded_as_rejected(rig: Rig, upload_eve
     assert await rig.query("SELECT * FROM outbox") == []
 
 
-async def test_missing_staging_object_raises_and_records_nothing(
-    rig: Rig, upload_event: Upload
-) -> None:
+async def test_missing_object_raises_and_records_nothing(rig: Rig, upload_event: Upload) -> None:
     event = upload_event(BODY, bucket=rig.bucket)
 
     with pytest.raises(StagingObjectMissing):

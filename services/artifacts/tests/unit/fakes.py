@@ -15,71 +15,34 @@ from artifacts.ports import Ports
 from relay_shared.events import DomainEvent
 
 
-class PreconditionFailed(Exception):
-    """The copy source is no longer the version that was verified (S3 answers 412)."""
-
-
 @dataclass
 class StoredObject:
     body: bytes
     content_type: str = "application/octet-stream"
-    metadata: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def etag(self) -> str:
-        return f'"{hashlib.md5(self.body).hexdigest()}"'  # S3's ETag of a simple upload
+    checksummed: bool = True  # uploaded with a SHA-256 checksum, which S3 keeps
 
 
 class InMemoryObjectStore:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], StoredObject] = {}
 
-    def put(self, bucket: str, key: str, body: bytes, content_type: str = "text/plain") -> None:
-        self.objects[bucket, key] = StoredObject(body, content_type)
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        content_type: str = "text/plain",
+        *,
+        checksummed: bool = True,
+    ) -> None:
+        self.objects[bucket, key] = StoredObject(body, content_type, checksummed)
 
-    async def digest(self, bucket: str, key: str) -> ObjectDigest | None:
+    async def describe(self, bucket: str, key: str) -> ObjectDigest | None:
         stored = self.objects.get((bucket, key))
         if stored is None:
             return None
-        return ObjectDigest(
-            size=len(stored.body), sha256=hashlib.sha256(stored.body).hexdigest(), etag=stored.etag
-        )
-
-    async def copy(
-        self,
-        bucket: str,
-        source_key: str,
-        target_key: str,
-        *,
-        if_match: str,
-        content_type: str,
-        sha256: str,
-    ) -> None:
-        source = self.objects.get((bucket, source_key))
-        if source is None or source.etag != if_match:
-            raise PreconditionFailed(source_key)
-        self.objects[bucket, target_key] = StoredObject(
-            source.body, content_type, {"sha256": sha256}
-        )
-
-    async def delete(self, bucket: str, key: str) -> None:
-        self.objects.pop((bucket, key), None)
-
-
-class OverwrittenAfterDigestObjectStore(InMemoryObjectStore):
-    """The staged object is replaced right after it was verified."""
-
-    async def digest(self, bucket: str, key: str) -> ObjectDigest | None:
-        verified = await super().digest(bucket, key)
-        self.put(bucket, key, b"other bytes")
-        return verified
-
-
-class UndeletableObjectStore(InMemoryObjectStore):
-    """S3 goes away just when the staging object is to be deleted."""
-
-    async def delete(self, bucket: str, key: str) -> None:
-        raise ConnectionError("S3 is away")
+        sha256 = hashlib.sha256(stored.body).hexdigest() if stored.checksummed else None
+        return ObjectDigest(size=len(stored.body), sha256=sha256)
 
 
 class InMemoryDownloadLinks:

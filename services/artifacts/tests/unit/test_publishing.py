@@ -8,21 +8,12 @@ from collections.abc import Callable
 
 import pytest
 
-from artifacts.app import build
 from artifacts.models import ArtifactStatus
 from artifacts.service import ArtifactPublishing, ArtifactService, StagingObjectMissing
-from artifacts.verification import published_key
 from relay_shared.events import ArtifactPublished, ArtifactUploaded
 
 from .conftest import SETTINGS
-from .fakes import (
-    Fakes,
-    InMemoryArtifacts,
-    InMemoryObjectStore,
-    OverwrittenAfterDigestObjectStore,
-    PreconditionFailed,
-    UndeletableObjectStore,
-)
+from .fakes import Fakes, InMemoryArtifacts, InMemoryObjectStore
 
 BUCKET = SETTINGS.artifacts_bucket
 BODY = b"# Result\n\nAll done.\n"
@@ -45,8 +36,14 @@ def publishing(service: ArtifactService) -> ArtifactPublishing:
     return service.publishing
 
 
-def stage(objects: InMemoryObjectStore, event: ArtifactUploaded, body: bytes = BODY) -> None:
-    objects.put(event.data.bucket, event.data.key, body)
+def stage(
+    objects: InMemoryObjectStore,
+    event: ArtifactUploaded,
+    body: bytes = BODY,
+    *,
+    checksummed: bool = True,
+) -> None:
+    objects.put(event.data.bucket, event.data.key, body, checksummed=checksummed)
 
 
 async def test_matching_upload_is_published(
@@ -69,10 +66,9 @@ async def test_matching_upload_is_published(
         event.data.sha256,
     )
     assert record.created_at == event.metadata.occurred_at
-    published = objects.objects[BUCKET, published_key(event)]
-    assert published.body == BODY
-    assert published.content_type == event.data.content_type
-    assert (BUCKET, event.data.key) not in objects.objects  # staging copy removed
+    # served from where the agent uploaded it: nothing copied, nothing deleted
+    assert record.object_key == event.data.key
+    assert list(objects.objects) == [(BUCKET, event.data.key)]
     [announced] = artifacts.outbox.values()
     assert isinstance(announced, ArtifactPublished)
     assert announced.data.model_dump() == {
@@ -100,12 +96,14 @@ async def test_duplicates_and_reruns_publish_once(
     event = upload_event(BODY)
     stage(objects, event)
     await publishing.handle_upload(event)
-    await publishing.handle_upload(event)  # redelivery: the staging object is gone now
+    await publishing.handle_upload(event)  # redelivery
     second = rerun(event)
-    stage(objects, second)  # the re-run staged the same file again
+    stage(objects, second, b"what the re-run wrote")  # to its own attempt's key
     await publishing.handle_upload(second)
 
     assert len(artifacts.records) == 1
+    # the record still describes the object it points at: the first upload
+    assert artifacts.records[event.data.artifact_id].object_key == event.data.key
     [announced] = artifacts.outbox.values()
     assert isinstance(announced, ArtifactPublished)
     # one artifact, one announcement: it names the upload that got published
@@ -113,21 +111,22 @@ async def test_duplicates_and_reruns_publish_once(
     assert announced.metadata.causation_id == str(event.metadata.event_id)
 
 
-async def test_upload_without_provenance_is_published_without_it(
+async def test_upload_without_an_attempt_is_rejected(
     publishing: ArtifactPublishing,
     artifacts: InMemoryArtifacts,
     objects: InMemoryObjectStore,
     upload_event: Upload,
 ) -> None:
-    event = upload_event(BODY, attempt=None, step=None)  # from an agent before provenance
+    # an agent before provenance: its key cannot be one attempt's, so it is not published
+    event = upload_event(BODY, attempt=None, step=None)
     stage(objects, event)
 
     await publishing.handle_upload(event)
 
-    [announced] = artifacts.outbox.values()
-    assert isinstance(announced, ArtifactPublished)
-    assert (announced.data.attempt, announced.data.step) == (None, None)
-    assert announced.data.artifact_id == event.data.artifact_id
+    record = artifacts.records[event.data.artifact_id]
+    assert record.status is ArtifactStatus.REJECTED
+    assert record.rejection_reason == "object key is not the artifact's upload key"
+    assert artifacts.outbox == {}
 
 
 async def test_upload_with_only_an_attempt_keeps_it(
@@ -149,8 +148,11 @@ async def test_upload_with_only_an_attempt_keeps_it(
 @pytest.mark.parametrize(
     ("declared", "reason"),
     [
-        ({"size": len(BODY) + 1}, f"staged object's size is {len(BODY)}, declared {len(BODY) + 1}"),
-        ({"sha256": "0" * 64}, f"staged object's sha256 is {hashlib.sha256(BODY).hexdigest()}"),
+        (
+            {"size": len(BODY) + 1},
+            f"uploaded object's size is {len(BODY)}, declared {len(BODY) + 1}",
+        ),
+        ({"sha256": "0" * 64}, f"uploaded object's sha256 is {hashlib.sha256(BODY).hexdigest()}"),
     ],
 )
 async def test_mismatch_is_rejected_and_not_published(
@@ -174,9 +176,26 @@ async def test_mismatch_is_rejected_and_not_published(
     assert record.rejection_reason.startswith(reason)
     assert record.object_key is None
     assert artifacts.outbox == {}
-    assert (BUCKET, published_key(event)) not in objects.objects
-    assert (BUCKET, event.data.key) in objects.objects  # kept as evidence until it expires
+    assert (BUCKET, event.data.key) in objects.objects  # kept as evidence, never served
     assert "rejected artifact" in caplog.text
+
+
+async def test_upload_without_a_checksum_is_rejected(
+    publishing: ArtifactPublishing,
+    artifacts: InMemoryArtifacts,
+    objects: InMemoryObjectStore,
+    upload_event: Upload,
+) -> None:
+    # the right bytes, but S3 never checked them: nothing vouches for them without a read
+    event = upload_event(BODY)
+    stage(objects, event, checksummed=False)
+
+    await publishing.handle_upload(event)
+
+    record = artifacts.records[event.data.artifact_id]
+    assert record.status is ArtifactStatus.REJECTED
+    assert record.rejection_reason == "uploaded object has no SHA-256 checksum"
+    assert artifacts.outbox == {}
 
 
 async def test_unsafe_name_is_rejected_without_reading_the_object(
@@ -184,7 +203,7 @@ async def test_unsafe_name_is_rejected_without_reading_the_object(
 ) -> None:
     event = upload_event(BODY, name="../../etc/passwd\x00")
 
-    await publishing.handle_upload(event)  # nothing staged: the object is never needed
+    await publishing.handle_upload(event)  # nothing uploaded: the object is never looked at
 
     record = artifacts.records[event.data.artifact_id]
     assert record.status is ArtifactStatus.REJECTED
@@ -193,7 +212,7 @@ async def test_unsafe_name_is_rejected_without_reading_the_object(
     assert artifacts.outbox == {}
 
 
-async def test_missing_staging_object_raises_for_a_retry(
+async def test_missing_object_raises_for_a_retry(
     publishing: ArtifactPublishing, artifacts: InMemoryArtifacts, upload_event: Upload
 ) -> None:
     event = upload_event(BODY)
@@ -203,23 +222,6 @@ async def test_missing_staging_object_raises_for_a_retry(
 
     assert artifacts.records == {}
     assert artifacts.inbox == set()  # nothing claimed: the retry does the work
-
-
-async def test_missing_staging_object_of_a_rejected_artifact_is_a_no_op(
-    publishing: ArtifactPublishing,
-    artifacts: InMemoryArtifacts,
-    objects: InMemoryObjectStore,
-    upload_event: Upload,
-    rerun: Rerun,
-) -> None:
-    event = upload_event(BODY, size=1)
-    stage(objects, event)
-    await publishing.handle_upload(event)
-    objects.objects.clear()  # the lifecycle rule expired the staging object
-
-    await publishing.handle_upload(rerun(event))
-
-    assert artifacts.records[event.data.artifact_id].status is ArtifactStatus.REJECTED
 
 
 async def test_good_reupload_supersedes_a_rejected_one(
@@ -247,36 +249,6 @@ async def test_good_reupload_supersedes_a_rejected_one(
     assert (second.data.attempt, second.data.step) == (2, 1)
     assert (announced.data.attempt, announced.data.step) == (2, 1)
     assert announced.metadata.causation_id == str(second.metadata.event_id)
-
-
-async def test_changed_object_between_check_and_copy_records_nothing(upload_event: Upload) -> None:
-    fakes = Fakes(objects=OverwrittenAfterDigestObjectStore())
-    artifacts = fakes.artifacts
-    event = upload_event(BODY)
-    stage(fakes.objects, event)
-
-    with pytest.raises(PreconditionFailed):
-        await build(SETTINGS, fakes.ports()).publishing.handle_upload(event)
-
-    assert artifacts.records == {}
-    assert artifacts.inbox == set()
-    assert artifacts.outbox == {}
-
-
-async def test_failed_staging_delete_still_publishes(
-    upload_event: Upload, caplog: pytest.LogCaptureFixture
-) -> None:
-    fakes = Fakes(objects=UndeletableObjectStore())
-    artifacts = fakes.artifacts
-    event = upload_event(BODY)
-    stage(fakes.objects, event)
-
-    with caplog.at_level(logging.WARNING):
-        await build(SETTINGS, fakes.ports()).publishing.handle_upload(event)
-
-    assert artifacts.records[event.data.artifact_id].status is ArtifactStatus.PUBLISHED
-    assert len(artifacts.outbox) == 1
-    assert "could not delete staging object" in caplog.text
 
 
 async def test_same_artifact_id_in_another_task_is_not_published(

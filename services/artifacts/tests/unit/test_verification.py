@@ -13,8 +13,7 @@ from artifacts.verification import (
     content_problem,
     declaration_problem,
     printable,
-    published_key,
-    staging_key,
+    upload_key,
 )
 from relay_shared.events import ArtifactUploaded
 
@@ -70,7 +69,22 @@ def test_key_of_another_task_is_rejected(upload_event: Upload) -> None:
     honest = upload_event(b"x", tenant_id="globex")
     forged = upload_event(b"x", tenant_id="acme", key=honest.data.key)
     assert declaration_problem(forged, bucket=BUCKET) == (
-        "object key is not the artifact's staging key"
+        "object key is not the artifact's upload key"
+    )
+
+
+def test_key_of_another_attempt_is_rejected(upload_event: Upload) -> None:
+    # what attempt 1 uploaded cannot be declared again by attempt 2 (nor the other way)
+    first = upload_event(b"x", attempt=1)
+    forged = upload_event(
+        b"x",
+        attempt=2,
+        task_id=first.metadata.task_id,
+        artifact_id=first.data.artifact_id,
+        key=first.data.key,
+    )
+    assert declaration_problem(forged, bucket=BUCKET) == (
+        "object key is not the artifact's upload key"
     )
 
 
@@ -80,15 +94,15 @@ def test_oversized_declaration_is_rejected(upload_event: Upload) -> None:
     assert problem.startswith("size is over")
 
 
-def test_keys_name_tenant_task_and_artifact(upload_event: Upload) -> None:
-    event = upload_event(b"x", name="out/report.md", tenant_id="acme")
-    tail = f"acme/{event.metadata.task_id}/{event.data.artifact_id}/out/report.md"
-    assert staging_key(event) == f"staging/{tail}"
-    assert published_key(event) == f"artifacts/{tail}"
+def test_keys_name_tenant_task_artifact_and_attempt(upload_event: Upload) -> None:
+    event = upload_event(b"x", name="out/report.md", tenant_id="acme", attempt=3)
+    assert upload_key(event) == (
+        f"artifacts/acme/{event.metadata.task_id}/{event.data.artifact_id}/3/out/report.md"
+    )
 
 
 def _digest(body: bytes) -> ObjectDigest:
-    return ObjectDigest(size=len(body), sha256=hashlib.sha256(body).hexdigest(), etag='"e"')
+    return ObjectDigest(size=len(body), sha256=hashlib.sha256(body).hexdigest())
 
 
 def test_matching_content_has_no_problem(upload_event: Upload) -> None:
@@ -97,16 +111,21 @@ def test_matching_content_has_no_problem(upload_event: Upload) -> None:
 
 def test_size_mismatch_is_named(upload_event: Upload) -> None:
     problem = content_problem(upload_event(b"hello").data, _digest(b"hello!"))
-    assert problem == "staged object's size is 6, declared 5"
+    assert problem == "uploaded object's size is 6, declared 5"
 
 
 def test_sha256_mismatch_is_named(upload_event: Upload) -> None:
     declared = upload_event(b"hello").data
     problem = content_problem(declared, _digest(b"HELLO"))
     assert problem == (
-        f"staged object's sha256 is {hashlib.sha256(b'HELLO').hexdigest()}, "
+        f"uploaded object's sha256 is {hashlib.sha256(b'HELLO').hexdigest()}, "
         f"declared {declared.sha256}"
     )
+
+
+def test_an_object_without_a_checksum_is_not_vouched_for(upload_event: Upload) -> None:
+    problem = content_problem(upload_event(b"hello").data, ObjectDigest(size=5, sha256=None))
+    assert problem == "uploaded object has no SHA-256 checksum"
 
 
 def test_printable_replaces_control_characters() -> None:
