@@ -166,8 +166,8 @@ async def aws_and_cpu(bench: Bench) -> Section:
     services_cpu = sum(l_cpu[p] for p in SERVICES) / load_n
     section.reading = (
         f"Alone, a task costs {a_total:.0f} AWS calls; under load {l_total:.0f}. The fixed "
-        f"part is S3 ({a_s3:.0f} calls: the agent's upload, then the artifacts service's "
-        "read to verify, copy to its final key and delete). The rest amortises: each "
+        f"part is S3 ({a_s3:.0f} calls: the agent's upload, checksummed, then the artifacts "
+        "service's HEAD that verifies it; ADR 0023). The rest amortises: each "
         "outbox relay sends what is pending in one PutEvents (up to ten entries), "
         f"{ratio(single.events_sent(), a_puts):.1f} entries per call alone and "
         f"{ratio(load.events_sent(), l_puts):.1f} under load, and one ReceiveMessage returns "

@@ -185,7 +185,7 @@ async def overhead_latency(bench: Bench) -> Section:
         f"'{largest[0]}' at {ms(largest[1]):.0f} ms (the agent's database writes, the "
         "artifact's S3 upload and its outbox, all through the emulator here). The last hop "
         "waits for `artifact.published`, which the artifacts service sends after verifying "
-        "and copying the upload: the timeline keeps events in order and the terminal event "
+        "the upload (a HEAD): the timeline keeps events in order and the terminal event "
         f"last. The tail comes most from '{tail[0]}' (p99 {ms(tail[2]):.0f} ms against p50 "
         f"{ms(tail[1]):.0f} ms); the machine's two cores are shared by seven processes and "
         "the client."
