@@ -76,7 +76,9 @@ class Database:
             # PoolTimeout: short enough that an API answers 503 promptly
             timeout=acquire_timeout,
             reconnect_timeout=RECONNECT_WINDOW_SECONDS,
-            kwargs={"row_factory": dict_row},
+            # autocommit: a transaction is explicit (``transaction``), and a lone statement
+            # (``statement``) commits by itself, without a BEGIN and a COMMIT round trip
+            kwargs={"row_factory": dict_row, "autocommit": True},
             # A connection killed by the server (restart, pg_terminate_backend) while idle is
             # dropped here instead of failing the next request that borrows it.
             check=self._check_if_idle,
@@ -104,6 +106,13 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection[dict[str, Any]]]:
         async with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncConnection[dict[str, Any]]]:
+        """A pooled connection for one statement, which commits on its own (atomic by itself:
+        a ``WITH ... INSERT`` writing to several tables is one round trip)."""
+        async with self._pool.connection() as conn:
             yield conn
 
     async def connect(self, *, autocommit: bool = False) -> AsyncConnection[Any]:

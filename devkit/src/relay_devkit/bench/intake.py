@@ -203,8 +203,8 @@ async def intake(bench: Bench) -> Section:
         f"A closed loop of {INTAKE_CONCURRENCY} concurrent clients (`relay_devkit.bench.loadgen`, "
         f"aiohttp, keep-alive) for {seconds:.0f} s after a {INTAKE_WARMUP:.0f} s warm-up, each "
         "POSTing a small task. Relay: the gateway (API key, rate limits, validation, internal "
-        "token) → the tasks service (validation, quota, one PostgreSQL transaction: task row + "
-        "outbox row) → 202. The agent, notifier and artifacts processes are paused (SIGSTOP) "
+        "token) → the tasks service (validation, quota, one PostgreSQL statement: task row + "
+        "outbox row; no Idempotency-Key) → 202. The agent, notifier and artifacts processes are paused (SIGSTOP) "
         "meanwhile, as they are not on the intake path. Relay runs three ways: as in use, the "
         "tasks service's outbox relay publishing each task.submitted to the emulator meanwhile; "
         "with the emulator paused too, so that the cores measure Relay alone (on AWS, "
@@ -288,6 +288,6 @@ def _reading(base: IntakeRun, in_use: IntakeRun, peak: IntakeRun, half: IntakeRu
         f"{ms(half.result.latency.p50):.1f}). What Relay adds per request over the bare "
         "endpoint: a second HTTP hop (gateway → tasks), the API-key check (remembered for "
         "RELAY_API_KEY_CACHE_SECONDS), the rate limiter's Redis call, a second validation, one "
-        "PostgreSQL transaction (task row + outbox row, NOTIFY), and the OpenTelemetry spans "
+        "PostgreSQL statement (task row + outbox row, NOTIFY), and the OpenTelemetry spans "
         "(server, client, Redis) the bare app does not have."
     )

@@ -67,6 +67,7 @@ def build(settings: TasksSettings, ports: Ports) -> TaskService:
                 limit_ranges=settings.limit_ranges(),
             ),
             idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
+            clock=ports.clock,
         ),
         queries=TaskQueries(ports.store),
         cancellation=TaskCancellation(ports.store),

@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -280,6 +280,15 @@ class IdempotencyRecord:
 
     request_hash: str
     task_id: UUID
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """An Idempotency-Key to remember with the task it creates, until ``ttl`` from now."""
+
+    key: str
+    request_hash: str
+    ttl: timedelta
 
 
 @dataclass(frozen=True)

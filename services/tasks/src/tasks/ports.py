@@ -4,22 +4,28 @@ adapter (``repository.py``), unit tests with the fake in tests/unit/fakes.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 from uuid import UUID
 
 from relay_shared.composition import Loops, no_loops
 from relay_shared.events import DomainEvent
 from tasks.lifecycle import TaskState, TaskStatus
-from tasks.models import IdempotencyRecord, NewTask, PagePosition, Task, TenantUsage
+from tasks.models import IdempotencyClaim, IdempotencyRecord, PagePosition, Task, TenantUsage
 
 
 class TaskTransaction(Protocol):
     """Everything done through one of these commits together, or not at all."""
 
-    async def insert_task(self, tenant_id: str, task_id: UUID, new: NewTask) -> Task: ...
+    async def insert_task(
+        self, task: Task, submitted: DomainEvent, *, key: IdempotencyClaim | None = None
+    ) -> None:
+        """Store a new task, its ``task.submitted`` in the outbox and, with ``key``, the key's
+        record (replacing an expired one); EventTooLarge stores nothing."""
+        ...
 
     async def task(self, tenant_id: str, task_id: UUID) -> Task | None: ...
 
@@ -50,12 +56,6 @@ class TaskTransaction(Protocol):
         """The key's record, unless there is none or it has expired."""
         ...
 
-    async def remember_idempotency_key(
-        self, tenant_id: str, key: str, record: IdempotencyRecord, ttl: timedelta
-    ) -> None:
-        """Record the key (replacing an expired record) until ``ttl`` from now."""
-        ...
-
     async def claim(self, event: DomainEvent) -> bool:
         """Record ``event`` as handled; False if it was handled before."""
         ...
@@ -68,12 +68,22 @@ class TaskTransaction(Protocol):
 class TaskStore(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[TaskTransaction]: ...
 
+    async def insert_task(self, task: Task, submitted: DomainEvent) -> None:
+        """``TaskTransaction.insert_task`` on its own, atomic without a transaction around it:
+        a submission with nothing to read or hold first."""
+        ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
 
 @dataclass(frozen=True)
 class Ports:
     """What the tasks service needs from outside the process."""
 
     store: TaskStore
+    clock: Callable[[], datetime] = utc_now  # a new task's created_at
     # what runs beside the HTTP server in production, given the built service: the SQS
     # consumer, the outbox relay and housekeeping
     loops: Loops = no_loops

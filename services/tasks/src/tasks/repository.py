@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 from relay_shared import inbox
 from relay_shared.db import Database
 from relay_shared.events import DomainEvent, TaskLimits, Usage
-from relay_shared.outbox import Outbox
+from relay_shared.outbox import OUTBOX_INSERT, Outbox, outbox_row
 from tasks.lifecycle import (
     TERMINAL_STATUSES,
     PendingQuestion,
@@ -24,7 +24,7 @@ from tasks.lifecycle import (
     TaskState,
     TaskStatus,
 )
-from tasks.models import IdempotencyRecord, NewTask, PagePosition, Task, TenantUsage
+from tasks.models import IdempotencyClaim, IdempotencyRecord, PagePosition, Task, TenantUsage
 
 _TERMINAL = sorted(TERMINAL_STATUSES)
 
@@ -73,34 +73,70 @@ class PostgresTaskStore:
         async with self._db.transaction() as conn:
             yield PostgresTaskTransaction(conn, subscriber=self._subscriber)
 
+    async def insert_task(self, task: Task, submitted: DomainEvent) -> None:
+        async with self._db.statement() as conn:
+            await _insert_task(conn, task, submitted, None)
+
+
+_INSERT_TASK = (
+    "INSERT INTO tasks (id, tenant_id, status, prompt, model, metadata, max_turns,"
+    " max_output_tokens, max_wall_seconds, max_cost_usd, max_wait_seconds, created_at, updated_at)"
+    " VALUES (%(id)s, %(tenant)s, %(status)s, %(prompt)s, %(model)s, %(metadata)s, %(max_turns)s,"
+    " %(max_output_tokens)s, %(max_wall_seconds)s, %(max_cost_usd)s, %(max_wait_seconds)s,"
+    " %(created_at)s, %(created_at)s)"
+)
+_REMEMBER_KEY = (
+    "INSERT INTO idempotency_keys (tenant_id, key, request_hash, task_id, expires_at)"
+    " VALUES (%(tenant)s, %(key)s, %(request_hash)s, %(id)s, now() + %(ttl)s)"
+    " ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = excluded.request_hash,"
+    " task_id = excluded.task_id, created_at = excluded.created_at,"
+    " expires_at = excluded.expires_at"
+)
+# A submission is one statement (one round trip): the task, the key's record and the outbox row
+# are sibling writes of one WITH, atomic together; the key's foreign key is checked at its end.
+_SUBMIT = f"WITH task AS ({_INSERT_TASK}) {OUTBOX_INSERT}"
+_SUBMIT_WITH_KEY = f"WITH task AS ({_INSERT_TASK}), key AS ({_REMEMBER_KEY}) {OUTBOX_INSERT}"
+
+
+async def _insert_task(
+    conn: AsyncConnection[Any],
+    task: Task,
+    submitted: DomainEvent,
+    key: IdempotencyClaim | None,
+) -> None:
+    limits = task.limits
+    if limits is None:  # only tasks stored before budgets existed lack them
+        raise ValueError(f"new task {task.id} has no limits")
+    params: dict[str, Any] = outbox_row(submitted) | {
+        "id": task.id,
+        "tenant": task.tenant_id,
+        "status": task.state.status.value,
+        "prompt": task.prompt,
+        "model": task.model,
+        "metadata": Jsonb(dict(task.metadata)),
+        "max_turns": limits.max_turns,
+        "max_output_tokens": limits.max_output_tokens,
+        "max_wall_seconds": limits.max_wall_seconds,
+        "max_cost_usd": limits.max_cost_usd,
+        "max_wait_seconds": limits.max_wait_seconds,
+        "created_at": task.created_at,
+    }
+    if key is None:
+        await conn.execute(_SUBMIT, params)
+        return
+    params |= {"key": key.key, "request_hash": key.request_hash, "ttl": key.ttl}
+    await conn.execute(_SUBMIT_WITH_KEY, params)
+
 
 class PostgresTaskTransaction:
     def __init__(self, conn: AsyncConnection[dict[str, Any]], *, subscriber: str) -> None:
         self._conn = conn
         self._subscriber = subscriber
 
-    async def insert_task(self, tenant_id: str, task_id: UUID, new: NewTask) -> Task:
-        cur = await self._conn.execute(
-            "INSERT INTO tasks (id, tenant_id, status, prompt, model, metadata, max_turns,"
-            " max_output_tokens, max_wall_seconds, max_cost_usd, max_wait_seconds)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
-            (
-                task_id,
-                tenant_id,
-                TaskStatus.QUEUED.value,
-                new.prompt,
-                new.model,
-                Jsonb(new.metadata),
-                new.limits.max_turns,
-                new.limits.max_output_tokens,
-                new.limits.max_wall_seconds,
-                new.limits.max_cost_usd,
-                new.limits.max_wait_seconds,
-            ),
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        return _task(row)
+    async def insert_task(
+        self, task: Task, submitted: DomainEvent, *, key: IdempotencyClaim | None = None
+    ) -> None:
+        await _insert_task(self._conn, task, submitted, key)
 
     async def task(self, tenant_id: str, task_id: UUID) -> Task | None:
         cur = await self._conn.execute(
@@ -205,24 +241,6 @@ class PostgresTaskTransaction:
         )
         row = await cur.fetchone()
         return IdempotencyRecord(row["request_hash"], row["task_id"]) if row else None
-
-    async def remember_idempotency_key(
-        self, tenant_id: str, key: str, record: IdempotencyRecord, ttl: timedelta
-    ) -> None:
-        await self._conn.execute(
-            "INSERT INTO idempotency_keys (tenant_id, key, request_hash, task_id, expires_at)"
-            " VALUES (%(tenant)s, %(key)s, %(hash)s, %(task)s, now() + %(ttl)s)"
-            " ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = excluded.request_hash,"
-            " task_id = excluded.task_id, created_at = excluded.created_at,"
-            " expires_at = excluded.expires_at",
-            {
-                "tenant": tenant_id,
-                "key": key,
-                "hash": record.request_hash,
-                "task": record.task_id,
-                "ttl": ttl,
-            },
-        )
 
     async def claim(self, event: DomainEvent) -> bool:
         return await inbox.claim(self._conn, self._subscriber, event)

@@ -3,6 +3,8 @@ lifecycle events."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
@@ -31,9 +33,9 @@ from tasks.errors import (
     TaskNotWaiting,
     TaskTooLarge,
 )
-from tasks.lifecycle import TaskStatus
+from tasks.lifecycle import TaskState, TaskStatus
 from tasks.models import (
-    IdempotencyRecord,
+    IdempotencyClaim,
     InputRequest,
     IntakeRules,
     NewTask,
@@ -44,7 +46,7 @@ from tasks.models import (
     TaskRequest,
     TenantUsage,
 )
-from tasks.ports import TaskStore, TaskTransaction
+from tasks.ports import TaskStore, TaskTransaction, utc_now
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,18 @@ def _check_quota(quota: Quota, usage: TenantUsage) -> None:
 
 
 class TaskIntake:
-    def __init__(self, store: TaskStore, *, rules: IntakeRules, idempotency_ttl: timedelta) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        *,
+        rules: IntakeRules,
+        idempotency_ttl: timedelta,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._store = store
         self._rules = rules
         self._idempotency_ttl = idempotency_ttl
+        self._clock = clock
 
     def read_request(self, body: bytes) -> TaskRequest:
         """The request body, validated against this service's rules (raises ValidationError)."""
@@ -104,6 +114,12 @@ class TaskIntake:
         repeated Idempotency-Key answers with its task, whatever the quotas say now."""
         new = request.with_defaults(self._rules)
         quota = quota or Quota()
+        if idempotency_key is None and not quota.any:
+            # nothing to read or hold first: the task and its event go in one statement
+            task, submitted = self._new_task(tenant_id, new)
+            with _too_large():
+                await self._store.insert_task(task, submitted)
+            return Submission(task, replayed=False)
         async with self._store.transaction() as tx:
             if idempotency_key is None:
                 return Submission(await self._accept(tx, tenant_id, new, quota), replayed=False)
@@ -114,15 +130,15 @@ class TaskIntake:
     ) -> Submission:
         # The lock serialises requests that share a key; a request that cannot take it at once
         # runs beside the original, which has not committed yet, so it can only be told to retry.
+        # (The lookup is a statement of its own: one taken with the lock would read from before
+        # it, and miss the record of a transaction that committed meanwhile.)
         if not await tx.try_lock_idempotency_key(tenant_id, key):
             raise IdempotencyKeyInFlight
         request_hash = new.request_hash()
         record = await tx.idempotency_record(tenant_id, key)
         if record is None:
-            task = await self._accept(tx, tenant_id, new, quota)
-            await tx.remember_idempotency_key(
-                tenant_id, key, IdempotencyRecord(request_hash, task.id), self._idempotency_ttl
-            )
+            claim = IdempotencyClaim(key, request_hash, self._idempotency_ttl)
+            task = await self._accept(tx, tenant_id, new, quota, key=claim)
             return Submission(task, replayed=False)
         if record.request_hash != request_hash:
             raise IdempotencyKeyReused
@@ -132,24 +148,51 @@ class TaskIntake:
         return Submission(original, replayed=True)
 
     async def _accept(
-        self, tx: TaskTransaction, tenant_id: str, new: NewTask, quota: Quota
+        self,
+        tx: TaskTransaction,
+        tenant_id: str,
+        new: NewTask,
+        quota: Quota,
+        *,
+        key: IdempotencyClaim | None = None,
     ) -> Task:
         if quota.any:
             _check_quota(quota, await tx.tenant_usage(tenant_id))
-        task = await tx.insert_task(tenant_id, uuid4(), new)
+        task, submitted = self._new_task(tenant_id, new)
+        with _too_large():
+            await tx.insert_task(task, submitted, key=key)
+        return task
+
+    def _new_task(self, tenant_id: str, new: NewTask) -> tuple[Task, TaskSubmitted]:
+        now = self._clock()
+        task = Task(
+            id=uuid4(),
+            tenant_id=tenant_id,
+            prompt=new.prompt,
+            model=new.model,
+            metadata=dict(new.metadata),
+            limits=new.limits,
+            created_at=now,
+            updated_at=now,
+            state=TaskState(),
+        )
         submitted = TaskSubmitted.create(
             TaskSubmittedData(
                 prompt=new.prompt, model=new.model, metadata=new.metadata, limits=new.limits
             ),
             tenant_id=tenant_id,
             task_id=task.id,
-            occurred_at=task.created_at,
+            occurred_at=now,
         )
-        try:
-            await tx.publish(submitted)
-        except EventTooLarge as exc:
-            raise TaskTooLarge from exc
-        return task
+        return task, submitted
+
+
+@contextmanager
+def _too_large() -> Iterator[None]:
+    try:
+        yield
+    except EventTooLarge as exc:
+        raise TaskTooLarge from exc
 
 
 class TaskQueries:

@@ -13,7 +13,7 @@ from uuid import UUID
 from relay_shared.events import DomainEvent
 from relay_shared.outbox import to_outbound
 from tasks.lifecycle import TaskState, TaskStatus
-from tasks.models import IdempotencyRecord, NewTask, PagePosition, Task, TenantUsage
+from tasks.models import IdempotencyClaim, IdempotencyRecord, PagePosition, Task, TenantUsage
 from tasks.ports import Ports
 
 
@@ -35,6 +35,10 @@ class InMemoryTaskStore:
         self.now += timedelta(milliseconds=1)
         return self.now
 
+    async def insert_task(self, task: Task, submitted: DomainEvent) -> None:
+        async with self.transaction() as tx:
+            await tx.insert_task(task, submitted)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[InMemoryTaskTransaction]:
         async with self._serial:
@@ -50,21 +54,14 @@ class InMemoryTaskTransaction:
     def __init__(self, store: InMemoryTaskStore) -> None:
         self._s = store
 
-    async def insert_task(self, tenant_id: str, task_id: UUID, new: NewTask) -> Task:
-        now = self._s.tick()
-        task = Task(
-            id=task_id,
-            tenant_id=tenant_id,
-            prompt=new.prompt,
-            model=new.model,
-            metadata=dict(new.metadata),
-            limits=new.limits,
-            created_at=now,
-            updated_at=now,
-            state=TaskState(),
-        )
-        self._s.tasks[task_id] = task
-        return task
+    async def insert_task(
+        self, task: Task, submitted: DomainEvent, *, key: IdempotencyClaim | None = None
+    ) -> None:
+        await self.publish(submitted)  # first: an event too large stores nothing
+        self._s.tasks[task.id] = task
+        if key is not None:
+            record = IdempotencyRecord(key.request_hash, task.id)
+            self._s.keys[(task.tenant_id, key.key)] = (record, self._s.now + key.ttl)
 
     async def task(self, tenant_id: str, task_id: UUID) -> Task | None:
         task = self._s.tasks.get(task_id)
@@ -117,11 +114,6 @@ class InMemoryTaskTransaction:
             return None
         return entry[0]
 
-    async def remember_idempotency_key(
-        self, tenant_id: str, key: str, record: IdempotencyRecord, ttl: timedelta
-    ) -> None:
-        self._s.keys[(tenant_id, key)] = (record, self._s.now + ttl)
-
     async def claim(self, event: DomainEvent) -> bool:
         if event.metadata.event_id in self._s.handled:
             return False
@@ -150,4 +142,4 @@ class Fakes:
     store: InMemoryTaskStore = field(default_factory=InMemoryTaskStore)
 
     def ports(self) -> Ports:
-        return Ports(store=self.store)
+        return Ports(store=self.store, clock=self.store.tick)
