@@ -90,7 +90,7 @@ class Housekeeping:
     async def _delete(self, statement: str, older_than: timedelta) -> int:
         deleted = 0
         for _ in range(MAX_BATCHES):
-            async with self._db.transaction() as conn:
+            async with self._db.statement() as conn:
                 cur = await conn.execute(statement, (older_than.total_seconds(), self._batch_size))
                 count = cur.rowcount
             deleted += count

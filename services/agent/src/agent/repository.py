@@ -410,7 +410,7 @@ class PostgresRuns:
             yield PostgresRunTransaction(conn, self._outbox, self.channel)
 
     async def stale(self, *, grace_seconds: float, limit: int) -> list[StaleRun]:
-        async with self._db.transaction() as conn:
+        async with self._db.statement() as conn:
             cur = await conn.execute(_STALE, {"grace": grace_seconds, "limit": limit})
             rows = await cur.fetchall()
         return [

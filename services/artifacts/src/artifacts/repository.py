@@ -68,11 +68,11 @@ class PostgresArtifacts:
             yield _PostgresTransaction(conn, self._outbox)
 
     async def find(self, artifact_id: UUID) -> Artifact | None:
-        async with self._db.transaction() as conn:
+        async with self._db.statement() as conn:
             return await _select_one(conn, "id = %s", (artifact_id,))
 
     async def published_for_task(self, tenant_id: str, task_id: UUID) -> list[Artifact]:
-        async with self._db.transaction() as conn:
+        async with self._db.statement() as conn:
             cur = await conn.execute(
                 f"{_SELECT} WHERE tenant_id = %s AND task_id = %s AND status = 'published'"
                 " ORDER BY created_at, id",
@@ -81,7 +81,7 @@ class PostgresArtifacts:
             return [_artifact(row) for row in await cur.fetchall()]
 
     async def published(self, tenant_id: str, task_id: UUID, artifact_id: UUID) -> Artifact | None:
-        async with self._db.transaction() as conn:
+        async with self._db.statement() as conn:
             return await _select_one(
                 conn,
                 "id = %s AND tenant_id = %s AND task_id = %s AND status = 'published'",

@@ -123,7 +123,7 @@ class PostgresKeyStore:
 
     async def tenant_for(self, raw_key: str) -> str | None:
         try:
-            async with self._database.transaction() as conn:
+            async with self._database.statement() as conn:
                 return await ApiKeys(conn).tenant_for_hash(key_hash(raw_key))
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise KeyStoreUnavailable(str(exc)) from exc
@@ -190,7 +190,7 @@ class PostgresLimitOverrides:
 
     async def override_for(self, tenant_id: str) -> LimitOverride | None:
         try:
-            async with self._database.transaction() as conn:
+            async with self._database.statement() as conn:
                 return await RateLimitOverrides(conn).get(tenant_id)
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise LimitOverridesUnavailable(str(exc)) from exc

@@ -95,7 +95,7 @@ class PostgresTimelineStore:
             locked.deliveries_queued = await _save(conn, timeline)
 
     async def tasks_holding_since(self, held_before: datetime, *, limit: int) -> list[UUID]:
-        async with self._db.transaction() as conn:
+        async with self._db.statement() as conn:
             cur = await conn.execute(
                 "SELECT task_id FROM held_events WHERE held_since <= %s"
                 " GROUP BY task_id ORDER BY min(held_since) LIMIT %s",
@@ -104,7 +104,7 @@ class PostgresTimelineStore:
             return [row["task_id"] for row in await cur.fetchall()]
 
     async def head(self, task_id: UUID) -> TimelineHead | None:
-        async with self._db.transaction() as conn:
+        async with self._db.statement() as conn:
             cur = await conn.execute(
                 "SELECT tenant_id, terminal_seq FROM timelines WHERE task_id = %s", (task_id,)
             )
@@ -114,7 +114,7 @@ class PostgresTimelineStore:
     async def events_after(
         self, task_id: UUID, tenant_id: str, after_seq: int, *, limit: int
     ) -> list[TimelineEvent]:
-        async with self._db.transaction() as conn:
+        async with self._db.statement() as conn:
             cur = await conn.execute(
                 "SELECT type, seq, task_id, occurred_at, data, event_id, tenant_id"
                 " FROM timeline_events WHERE task_id = %s AND tenant_id = %s AND seq > %s"
@@ -336,7 +336,7 @@ class PostgresWebhookStore:
             return True
 
     async def endpoints(self, tenant_id: str) -> list[EndpointRecord]:
-        async with self._db.transaction() as conn:
+        async with self._db.statement() as conn:
             cur = await conn.execute(
                 f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = %s"  # noqa: S608
                 " ORDER BY created_at, id",
@@ -345,7 +345,7 @@ class PostgresWebhookStore:
             return [_endpoint(row) for row in await cur.fetchall()]
 
     async def endpoint(self, tenant_id: str, endpoint_id: UUID) -> EndpointRecord | None:
-        async with self._db.transaction() as conn:
+        async with self._db.statement() as conn:
             cur = await conn.execute(
                 f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"  # noqa: S608 - fixed columns
                 " WHERE tenant_id = %s AND id = %s",
@@ -389,7 +389,7 @@ class PostgresWebhookStore:
         return None if row is None else _endpoint(row)
 
     async def delete_endpoint(self, tenant_id: str, endpoint_id: UUID) -> bool:
-        async with self._db.transaction() as conn:
+        async with self._db.statement() as conn:
             cur = await conn.execute(
                 "DELETE FROM webhook_endpoints WHERE tenant_id = %s AND id = %s",
                 (tenant_id, endpoint_id),
@@ -399,7 +399,7 @@ class PostgresWebhookStore:
     async def rotate_secret(
         self, tenant_id: str, endpoint_id: UUID, sealed_secret: str, previous_until: datetime
     ) -> bool:
-        async with self._db.transaction() as conn:
+        async with self._db.statement() as conn:
             cur = await conn.execute(
                 "UPDATE webhook_endpoints SET previous_secret = secret,"
                 " previous_secret_expires_at = %s, secret = %s, updated_at = now()"
@@ -425,7 +425,7 @@ class PostgresWebhookStore:
         if after is not None:
             where.append("(created_at, id) < (%(created_at)s, %(id)s)")
             params |= {"created_at": after.created_at, "id": after.id}
-        async with self._db.transaction() as conn:
+        async with self._db.statement() as conn:
             cur = await conn.execute(
                 f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries"  # noqa: S608 - fixed fragments
                 f" WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
@@ -466,7 +466,7 @@ class PostgresWebhookStore:
             )
 
     async def queue_test(self, endpoint: EndpointRecord, event_id: UUID, body: str) -> None:
-        async with self._db.transaction() as conn:
+        async with self._db.statement() as conn:
             await conn.execute(
                 "INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_id, type, body,"
                 " next_attempt_at) VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, now())",
@@ -476,7 +476,7 @@ class PostgresWebhookStore:
     async def claim_due(
         self, bounds: ClaimBounds, *, lease_seconds: float
     ) -> list[ClaimedDelivery]:
-        async with self._db.transaction() as conn:
+        async with self._db.statement() as conn:
             cur = await conn.execute(
                 # rank due rows per endpoint, counting what is already in flight to it; of those
                 # within the endpoint bound, rank per tenant the same way; take the oldest
@@ -563,7 +563,7 @@ class PostgresWebhookStore:
                 )
 
     async def backlog(self) -> int:
-        async with self._db.transaction() as conn:
+        async with self._db.statement() as conn:
             cur = await conn.execute(
                 "SELECT count(*) AS n FROM webhook_deliveries d"
                 " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
@@ -573,7 +573,7 @@ class PostgresWebhookStore:
         return 0 if row is None else int(row["n"])
 
     async def purge_finished(self, before: datetime) -> int:
-        async with self._db.transaction() as conn:
+        async with self._db.statement() as conn:
             cur = await conn.execute(
                 "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND last_attempt_at < %s",
                 (before,),

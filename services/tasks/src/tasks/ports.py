@@ -68,6 +68,11 @@ class TaskTransaction(Protocol):
 class TaskStore(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[TaskTransaction]: ...
 
+    def reads(self) -> AbstractAsyncContextManager[TaskTransaction]:
+        """For reads of one statement each, which need no transaction around them: no BEGIN
+        and COMMIT round trips. Never for writes."""
+        ...
+
     async def insert_task(self, task: Task, submitted: DomainEvent) -> None:
         """``TaskTransaction.insert_task`` on its own, atomic without a transaction around it:
         a submission with nothing to read or hold first."""

@@ -73,6 +73,11 @@ class PostgresTaskStore:
         async with self._db.transaction() as conn:
             yield PostgresTaskTransaction(conn, subscriber=self._subscriber)
 
+    @asynccontextmanager
+    async def reads(self) -> AsyncIterator[PostgresTaskTransaction]:
+        async with self._db.statement() as conn:
+            yield PostgresTaskTransaction(conn, subscriber=self._subscriber)
+
     async def insert_task(self, task: Task, submitted: DomainEvent) -> None:
         async with self._db.statement() as conn:
             await _insert_task(conn, task, submitted, None)

@@ -200,7 +200,7 @@ class TaskQueries:
         self._store = store
 
     async def get(self, tenant_id: str, task_id: UUID) -> Task:
-        async with self._store.transaction() as tx:
+        async with self._store.reads() as tx:
             task = await tx.task(tenant_id, task_id)
         if task is None:
             raise TaskNotFound
@@ -210,7 +210,7 @@ class TaskQueries:
         self, tenant_id: str, *, status: TaskStatus | None, limit: int, cursor: str | None
     ) -> TaskPage:
         after = decode_cursor(cursor) if cursor is not None else None
-        async with self._store.transaction() as tx:
+        async with self._store.reads() as tx:
             # one extra row tells whether another page follows
             tasks = await tx.tasks(tenant_id, status=status, after=after, limit=limit + 1)
         if len(tasks) <= limit:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -38,6 +38,9 @@ class InMemoryTaskStore:
     async def insert_task(self, task: Task, submitted: DomainEvent) -> None:
         async with self.transaction() as tx:
             await tx.insert_task(task, submitted)
+
+    def reads(self) -> AbstractAsyncContextManager[InMemoryTaskTransaction]:
+        return self.transaction()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[InMemoryTaskTransaction]:
