@@ -67,12 +67,14 @@ class PostgresTimelineStore:
     @asynccontextmanager
     async def locked(self, task_id: UUID, tenant_id: str) -> AsyncIterator[LockedRow]:
         async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO timelines (task_id, tenant_id) VALUES (%s, %s)"
-                " ON CONFLICT (task_id) DO NOTHING",
-                (task_id, tenant_id),
-            )
             timeline = await self._load(conn, task_id, skip_locked=False)
+            if timeline is None:  # the task's first event: create the row, then lock it
+                await conn.execute(
+                    "INSERT INTO timelines (task_id, tenant_id) VALUES (%s, %s)"
+                    " ON CONFLICT (task_id) DO NOTHING",
+                    (task_id, tenant_id),
+                )
+                timeline = await self._load(conn, task_id, skip_locked=False)
             if timeline is None:  # pragma: no cover - inserted above in this transaction
                 raise RuntimeError(f"timeline {task_id} vanished")
             if timeline.tenant_id != tenant_id:
@@ -164,32 +166,49 @@ def _held_entry(row: dict[str, Any]) -> HeldEntry:
     return HeldEntry(entry, row["held_since"])
 
 
+_INSERT_EVENT = (
+    "INSERT INTO timeline_events (task_id, seq, event_id, tenant_id, type, occurred_at, data)"
+    " VALUES (%(task_id)s, %(seq)s, %(event_id)s, %(tenant_id)s, %(type)s, %(occurred_at)s,"
+    " %(data)s)"
+)
+_UPDATE_TIMELINE = (
+    "UPDATE timelines SET last_seq = %(last_seq)s, terminal_seq = %(terminal_seq)s,"
+    " provided = %(provided)s, updated_at = now() WHERE task_id = %(task_id)s"
+)
+
+
+def _event_params(event: TimelineEvent) -> dict[str, Any]:
+    return {
+        "task_id": event.task_id,
+        "seq": event.seq,
+        "event_id": event.event_id,
+        "tenant_id": event.tenant_id,
+        "type": event.type,
+        "occurred_at": event.occurred_at,
+        "data": Jsonb(event.data),
+    }
+
+
+def _timeline_params(timeline: TaskTimeline) -> dict[str, Any]:
+    return {
+        "last_seq": timeline.last_seq,
+        "terminal_seq": timeline.terminal_seq,
+        "provided": sorted(timeline.provided),
+        "task_id": timeline.task_id,
+    }
+
+
 async def _save(conn: Connection, timeline: TaskTimeline) -> int:
     """Write the timeline's changes; returns how many webhook deliveries that queued."""
     changes = timeline.changes
     if changes.empty:
         return 0
+    if len(changes.appended) == 1 and not (changes.newly_held or changes.released or changes.late):
+        return await _append_one(conn, timeline, changes.appended[0])
     queued = 0
     async with conn.cursor() as cur:
         if changes.appended:
-            await execute_rows(
-                cur,
-                "INSERT INTO timeline_events"
-                " (task_id, seq, event_id, tenant_id, type, occurred_at, data)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (
-                        e.task_id,
-                        e.seq,
-                        e.event_id,
-                        e.tenant_id,
-                        e.type,
-                        e.occurred_at,
-                        Jsonb(e.data),
-                    )
-                    for e in changes.appended
-                ],
-            )
+            await execute_rows(cur, _INSERT_EVENT, [_event_params(e) for e in changes.appended])
         if changes.released:
             await cur.execute(
                 "DELETE FROM held_events WHERE event_id = ANY(%s)", (changes.released,)
@@ -229,12 +248,18 @@ async def _save(conn: Connection, timeline: TaskTimeline) -> int:
             )
         if changes.appended:
             queued = await _queue_deliveries(cur, changes.appended)
-        await cur.execute(
-            "UPDATE timelines SET last_seq = %s, terminal_seq = %s, provided = %s,"
-            " updated_at = now() WHERE task_id = %s",
-            (timeline.last_seq, timeline.terminal_seq, sorted(timeline.provided), timeline.task_id),
-        )
+        await cur.execute(_UPDATE_TIMELINE, _timeline_params(timeline))
     return queued
+
+
+async def _append_one(conn: Connection, timeline: TaskTimeline, event: TimelineEvent) -> int:
+    """The usual change, one event appended in order and nothing held or released, as one
+    statement: the event, its webhook deliveries and the timeline's new head together."""
+    cur = await conn.execute(
+        _APPEND_ONE, _event_params(event) | _delivery_params(event) | _timeline_params(timeline)
+    )
+    row = await cur.fetchone()
+    return 0 if row is None else int(row["queued"])
 
 
 # One delivery per enabled endpoint of the tenant whose filter takes the event.
@@ -245,6 +270,13 @@ _QUEUE_DELIVERIES = (
     " %(body)s, %(traceparent)s, now()"
     " FROM webhook_endpoints e"
     " WHERE e.tenant_id = %(tenant_id)s AND e.enabled AND e.event_types && ARRAY[%(type)s, '*']"
+)
+
+
+# One statement of fixed fragments (no input in the text):
+_APPEND_ONE = (
+    f"WITH appended AS ({_INSERT_EVENT}), queued AS ({_QUEUE_DELIVERIES} RETURNING 1)"  # noqa: S608
+    f" {_UPDATE_TIMELINE} RETURNING (SELECT count(*) FROM queued) AS queued"
 )
 
 

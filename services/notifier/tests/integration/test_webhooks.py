@@ -97,6 +97,26 @@ async def test_appended_events_reach_a_receiver_signed_and_are_logged(
         await settled(logged, within=5)
 
 
+async def test_an_append_wakes_the_worker_for_the_endpoints_that_take_its_event(
+    harness: Harness, task_events: Callable
+) -> None:
+    """The append queues a delivery per endpoint whose filter takes the event, and the count it
+    returns wakes the delivery worker: nothing waits for the worker's next poll."""
+    slow_poll = FAST | {"webhooks_poll_interval_seconds": 60.0}
+    async with serve_receiver() as hooks, harness.replica(**slow_poll) as replica:
+        await _create(replica, harness, f"{hooks.url}/ok/all")
+        await _create(replica, harness, f"{hooks.url}/ok/done", event_types=["task.succeeded"])
+        submitted = task_events().run(steps=1)[0]
+        await replica.dispatch(submitted)
+
+        async def arrived() -> None:
+            assert len(hooks.at("/ok/all")) == 1
+
+        await settled(arrived, within=5)
+        assert hooks.at("/ok/done") == []
+        assert await harness.rows("SELECT type FROM webhook_deliveries") == [("task.submitted",)]
+
+
 async def test_a_failed_attempt_is_retried_with_the_same_webhook_id(
     harness: Harness, task_events: Callable
 ) -> None:
