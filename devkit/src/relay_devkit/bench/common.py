@@ -66,9 +66,12 @@ async def submit(session: aiohttp.ClientSession, prompt: str) -> tuple[str, floa
     return str(body["id"]), began
 
 
-async def run_task(session: aiohttp.ClientSession, prompt: str) -> tuple[str, float, Followed]:
+async def run_task(
+    session: aiohttp.ClientSession, prompt: str, *, within: float = 120
+) -> tuple[str, float, Followed]:
+    """Submit a task and follow it to its end, for up to ``within`` seconds."""
     task_id, began = await submit(session, prompt)
-    return task_id, began, await follow(session, f"/v1/tasks/{task_id}/events")
+    return task_id, began, await follow(session, f"/v1/tasks/{task_id}/events", within=within)
 
 
 @contextlib.asynccontextmanager

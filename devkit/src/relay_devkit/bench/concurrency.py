@@ -66,6 +66,10 @@ def _is_aws_call(span: SpanRecord) -> bool:
     return span.kind == "CLIENT" and bool(operation) and service[:1].isupper()
 
 
+FOLLOW_SECONDS = 120.0
+FOLLOW_SECONDS_PER_TASK = 0.5
+
+
 async def agent_concurrency(bench: Bench) -> Section:
     levels = [1, 8, 32] if bench.quick else [1, 8, 32, 64, 128, 256, 512]
     prompt = "/steps 1\n/sleep 2"
@@ -78,7 +82,11 @@ async def agent_concurrency(bench: Bench) -> Section:
             pids = {p: bench.stack.pid(p) for p in ("agent", "moto")}
             cpu0 = {p: cpu_seconds(pid) for p, pid in pids.items()}
             began = time.monotonic()
-            runs = await asyncio.gather(*(run_task(session, prompt) for _ in range(level)))
+            # the last of N tasks waits behind the others on a slow machine: time to match
+            within = FOLLOW_SECONDS + level * FOLLOW_SECONDS_PER_TASK
+            runs = await asyncio.gather(
+                *(run_task(session, prompt, within=within) for _ in range(level))
+            )
             wall = time.monotonic() - began
             cpu = {p: cpu_seconds(pid) - cpu0[p] for p, pid in pids.items()}
         took, start_delay = [], []
