@@ -3,6 +3,7 @@ that answers 503 while the service is still starting."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -121,6 +122,17 @@ def register_settings_secrets(settings: ServiceSettings) -> None:
             register_secret(secret)
 
 
+def freeze_heap() -> None:
+    """Move everything alive once start-up is done (modules, the app, pydantic schemas, the AWS
+    clients' service models: a few hundred thousand objects) out of the garbage collector's
+    reach. Without it every full collection walks them all, 90-130 ms during which the process
+    answers nothing (seen as latency spikes under steady load: docs/benchmarks.md, intake);
+    after it a full collection walks only what came later, ~2 ms. Only for a service process
+    (``serve``): frozen objects are never collected, and a test process builds many apps."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve(app_factory: str | Callable[[], FastAPI], settings: ServiceSettings) -> None:
     """Run a service's HTTP server (``python -m <service>``); SIGTERM stops it gracefully.
 
@@ -153,6 +165,7 @@ def serve(app_factory: str | Callable[[], FastAPI], settings: ServiceSettings) -
         server.should_exit = True  # a graceful stop, as on SIGTERM
 
     runtime.on_failure = stop_serving
+    runtime.on_ready = freeze_heap
     try:
         server.run()
     finally:

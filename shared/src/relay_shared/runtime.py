@@ -115,6 +115,8 @@ class ServiceRuntime:
         # Set by relay_shared.http.serve: a real process stops its server when start-up fails
         # (and exits with status 1); in tests the failure is raised by wait_ready instead.
         self.on_failure: Callable[[], None] | None = None
+        # Also set by serve: what a real process does once start-up is done (see http.py).
+        self.on_ready: Callable[[], None] | None = None
         self.aws = AwsCalls()
         self._start = start
         self._backoff = backoff or Backoff(maximum=settings.startup_max_backoff_seconds)
@@ -275,6 +277,8 @@ class ServiceRuntime:
     async def _run(self, app: FastAPI) -> None:
         try:
             async with self._resources, self._start(app, self):
+                if self.on_ready is not None:
+                    self.on_ready()
                 self.phase = "ready"
                 self._settled.set()
                 log.info("%s is ready", self.service)

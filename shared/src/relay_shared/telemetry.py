@@ -69,8 +69,13 @@ from opentelemetry.util.types import Attributes
 from relay_shared.logs import MASK
 from relay_shared.settings import ServiceSettings
 
-# what the local files hold: one span or one metrics batch per line
-FILE_FLUSH_MILLIS = 1000
+# Spans leave in small batches, often. An export runs in the processor's thread but holds the
+# GIL while it encodes (~35 µs a span as JSON lines, ~80 µs as OTLP protobuf): a batch of the
+# SDK's default 512 took 20-40 ms, and the event loop ran at half speed meanwhile, a latency
+# spike each time (docs/benchmarks.md, intake p99). The standard OTEL_BSP_* variables still
+# override both.
+SPAN_EXPORT_BATCH = 64
+SPAN_EXPORT_DELAY_MILLIS = 200
 PROBE_URLS = "healthz,readyz"
 _TICKET_PARAM = re.compile(r"(ticket=)[^&\s]*")
 
@@ -221,8 +226,7 @@ def configure_telemetry(
     exporters = _exporters(settings, files)
     if exporters is not None:
         span_exporter, metric_exporter = exporters
-        delay = FILE_FLUSH_MILLIS if files else 5000
-        processors.append(BatchSpanProcessor(span_exporter, schedule_delay_millis=delay))
+        processors.append(span_processor(span_exporter))
         readers.append(
             PeriodicExportingMetricReader(
                 metric_exporter,
@@ -245,6 +249,17 @@ def configure_telemetry(
     if instrument:
         instrument_libraries(sql=settings.trace_sql)
     return Telemetry(tracer_provider, meter_provider, files)
+
+
+def span_processor(exporter: SpanExporter) -> BatchSpanProcessor:
+    def default(variable: str, value: int) -> int | None:
+        return None if variable in os.environ else value  # None: the SDK reads the variable
+
+    return BatchSpanProcessor(
+        exporter,
+        schedule_delay_millis=default("OTEL_BSP_SCHEDULE_DELAY", SPAN_EXPORT_DELAY_MILLIS),
+        max_export_batch_size=default("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", SPAN_EXPORT_BATCH),
+    )
 
 
 def _exporters(settings: ServiceSettings, files: list[IO[str]]) -> tuple[SpanExporter, Any] | None:

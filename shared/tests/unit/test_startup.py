@@ -117,6 +117,19 @@ async def test_a_failure_that_is_not_an_outage_fails_start_up_for_good() -> None
         assert (await client.get("/things")).status_code == 503
 
 
+async def test_the_ready_hook_runs_once_the_service_is_built_before_its_routes_serve() -> None:
+    """``serve`` freezes the start-up heap there (http.freeze_heap): everything start-up made
+    must exist by then, and no request may be in flight while the collector walks it."""
+    seen: list[tuple[str, object]] = []
+    app = _app(lambda runtime: asyncio.sleep(0.05, result="connected"))
+    runtime: ServiceRuntime = app.state.runtime
+    runtime.on_ready = lambda: seen.append((runtime.phase, getattr(app.state, "built", None)))
+    async with _client(app) as client:
+        await wait_ready(app)
+        assert (await client.get("/things")).json() == {"built": "connected"}
+    assert seen == [("starting", "connected")]
+
+
 async def test_stopping_while_waiting_for_a_dependency_ends_start_up_promptly() -> None:
     never = Gate()
     app = _app(lambda runtime: runtime.until_available("PostgreSQL", never.attempt))

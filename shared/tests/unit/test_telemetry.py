@@ -7,6 +7,7 @@ import json
 import logging
 import time
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from opentelemetry.context import Context
@@ -28,10 +29,13 @@ from relay_shared.logs import (
     truncate,
 )
 from relay_shared.telemetry import (
+    SPAN_EXPORT_BATCH,
+    SPAN_EXPORT_DELAY_MILLIS,
     JsonLinesSpanExporter,
     NoClientRoots,
     instrument_app,
     instrument_libraries,
+    span_processor,
 )
 from relay_shared.tracing import (
     current_traceparent,
@@ -220,3 +224,23 @@ def test_the_span_file_holds_what_to_json_would_write() -> None:
     lines = out.getvalue().splitlines()
     assert [json.loads(line) for line in lines] == [json.loads(s.to_json()) for s in finished]
     assert [json.loads(line)["name"] for line in lines] == ["inner", "outer"]
+
+
+def test_spans_leave_in_small_batches_unless_the_standard_variables_say_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch holds the GIL while it is encoded: the SDK's default of 512 spans stalled the
+    event loop for tens of ms (telemetry.SPAN_EXPORT_BATCH)."""
+
+    def batching() -> tuple[float, int]:
+        processor = span_processor(JsonLinesSpanExporter(io.StringIO()))
+        try:
+            batch = processor._batch_processor
+            return batch._schedule_delay * 1000, batch._max_export_batch_size
+        finally:
+            processor.shutdown()
+
+    assert batching() == (SPAN_EXPORT_DELAY_MILLIS, SPAN_EXPORT_BATCH)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "5000")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512")
+    assert batching() == (5000, 512)
