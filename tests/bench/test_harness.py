@@ -439,6 +439,35 @@ async def test_the_load_generator_times_expected_answers_only() -> None:
     assert all(0 < took < 0.3 for took in result.latencies)
 
 
+async def test_keyed_load_sends_a_new_idempotency_key_with_every_request() -> None:
+    seen: list[tuple[str | None, str | None]] = []
+
+    async def submit(request: Request) -> JSONResponse:
+        seen.append((request.headers.get("idempotency-key"), request.headers.get("authorization")))
+        return JSONResponse({}, status_code=202)
+
+    app = Starlette(routes=[Route("/v1/tasks", submit, methods=["POST"])])
+    async with serve_app(app) as url:
+        for keyed in (True, False):
+            seen.clear()
+            await closed_loop(
+                f"{url}/v1/tasks",
+                body={"prompt": "hi"},
+                headers={"Authorization": "Bearer k"},
+                concurrency=2,
+                seconds=0.2,
+                warmup=0.0,
+                keyed=keyed,
+            )
+            keys = [key for key, _ in seen]
+            assert {auth for _, auth in seen} == {"Bearer k"}
+            if keyed:
+                assert None not in keys
+                assert len(set(keys)) == len(keys) > 2
+            else:
+                assert set(keys) == {None}
+
+
 def _iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
 

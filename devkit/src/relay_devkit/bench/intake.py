@@ -126,7 +126,9 @@ async def _load(
     return IntakeRun(label, result, cpu, busy_share(ticks, machine_ticks()))
 
 
-def _closed(url: str, headers: dict[str, str] | None, seconds: float) -> Awaitable[LoadResult]:
+def _closed(
+    url: str, headers: dict[str, str] | None, seconds: float, *, keyed: bool = False
+) -> Awaitable[LoadResult]:
     return closed_loop(
         f"{url}/v1/tasks",
         body=BODY,
@@ -134,6 +136,7 @@ def _closed(url: str, headers: dict[str, str] | None, seconds: float) -> Awaitab
         concurrency=INTAKE_CONCURRENCY,
         seconds=seconds,
         warmup=INTAKE_WARMUP,
+        keyed=keyed,
     )
 
 
@@ -197,21 +200,33 @@ async def intake(bench: Bench) -> Section:
                 warmup=INTAKE_WARMUP,
             ),
         )
-    runs = [base, in_use, peak, half]
+    with paused(bench, ("agent", "notifier", "artifacts", "moto")):
+        keyed = await _load(
+            "Relay, emulator paused, an Idempotency-Key on each request",
+            pids,
+            seconds,
+            lambda: _closed(*relay, seconds, keyed=True),
+        )
+    runs = [base, in_use, peak, half, keyed]
     section = Section(
         "Intake: POST /v1/tasks",
         f"A closed loop of {INTAKE_CONCURRENCY} concurrent clients (`relay_devkit.bench.loadgen`, "
         f"aiohttp, keep-alive) for {seconds:.0f} s after a {INTAKE_WARMUP:.0f} s warm-up, each "
         "POSTing a small task. Relay: the gateway (API key, rate limits, validation, internal "
         "token) → the tasks service (validation, quota, one PostgreSQL statement: task row + "
-        "outbox row; no Idempotency-Key) → 202. The agent, notifier and artifacts processes are"
-        " paused (SIGSTOP) meanwhile, as they are not on the intake path. Relay runs three "
+        "outbox row; no Idempotency-Key; the bench's tenant has no active-task quota, which by "
+        "default adds its lock and a usage read) → 202. The agent, notifier and artifacts "
+        "processes are paused (SIGSTOP) meanwhile, as they are not on the intake path. Relay "
+        "runs four "
         "ways: as in use, the tasks service's outbox relay publishing each task.submitted to "
         "the emulator meanwhile; with the emulator paused too, so that the cores measure Relay "
         "alone (on AWS, EventBridge is not on them) and the outbox publishes after the window, "
-        "its drain timed on its own; and, emulator paused again, an open loop at half the peak "
+        "its drain timed on its own; emulator paused again, an open loop at half the peak "
         "rate of the run before (requests at fixed times whatever the answers; latency from "
-        "each request's scheduled time). Baseline: a bare FastAPI app on uvicorn (one process, "
+        "each request's scheduled time); and a last closed loop, emulator paused, that sends a new "
+        "Idempotency-Key with every request, as relay-client does: the tasks service then takes "
+        "the key's advisory lock and looks it up before the statement (ADR 0020). Baseline: "
+        "a bare FastAPI app on uvicorn (one process, "
         "as each service is) taking the gateway's own body model, `gateway.models.NewTask`, "
         "answering 202 at "
         "once; same generator, same run. CPU is utime+stime per answered request (servers: the "
@@ -252,11 +267,13 @@ async def intake(bench: Bench) -> Section:
         "task.submitted of the runs before is waiting in them); on AWS PutEvents takes tens of "
         "milliseconds whatever the queues hold.",
     ]
-    section.reading = _reading(base, in_use, peak, half)
+    section.reading = _reading(base, in_use, peak, half, keyed)
     return section
 
 
-def _reading(base: IntakeRun, in_use: IntakeRun, peak: IntakeRun, half: IntakeRun) -> str:
+def _reading(
+    base: IntakeRun, in_use: IntakeRun, peak: IntakeRun, half: IntakeRun, keyed: IntakeRun
+) -> str:
     cores = os.cpu_count() or 1
 
     def per(run: IntakeRun, program: str) -> float:
@@ -286,7 +303,11 @@ def _reading(base: IntakeRun, in_use: IntakeRun, peak: IntakeRun, half: IntakeRu
         f"Relay answers {in_use.result.throughput:.0f} requests/s "
         f"({ratio(in_use.result.throughput, base.result.throughput):.2f}x). At half its peak "
         f"rate the p99 is {ms(half.result.latency.p99):.1f} ms (p50 "
-        f"{ms(half.result.latency.p50):.1f}). What Relay adds per request over the bare "
+        f"{ms(half.result.latency.p50):.1f}). With an Idempotency-Key on every request it "
+        f"answered {keyed.result.throughput:.0f} requests/s at {ms(per(keyed, 'tasks')):.2f} ms "
+        f"of tasks CPU each (keyless {ms(per(peak, 'tasks')):.2f}): the key's lock and lookup "
+        "are two more statements in a transaction, five round trips where the keyless "
+        "submission has one. What Relay adds per request over the bare "
         "endpoint: a second HTTP hop (gateway → tasks), the API-key check (remembered for "
         "RELAY_API_KEY_CACHE_SECONDS), the rate limiter's Redis call, a second validation, one "
         "PostgreSQL statement (task row + outbox row, NOTIFY), and the OpenTelemetry spans "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,9 +42,11 @@ async def closed_loop(
     seconds: float,
     warmup: float = 1.0,
     expect: int = 202,
+    keyed: bool = False,
 ) -> LoadResult:
     """POST ``body`` as JSON to ``url`` from ``concurrency`` workers; answers during the
-    warm-up are not recorded. Any other status, or a transport error, is counted, not timed."""
+    warm-up are not recorded. Any other status, or a transport error, is counted, not timed.
+    ``keyed``: each request carries an Idempotency-Key of its own, as relay-client sends."""
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     timeout = aiohttp.ClientTimeout(total=30)
     result = LoadResult(seconds=seconds)
@@ -56,9 +59,10 @@ async def closed_loop(
 
         async def worker() -> None:
             while (now := loop.time()) < stop:
+                key = {"Idempotency-Key": uuid.uuid4().hex} if keyed else None
                 began = time.perf_counter()
                 try:
-                    async with session.post(url, json=body) as response:
+                    async with session.post(url, json=body, headers=key) as response:
                         await response.read()
                         status: int | str = response.status
                 except (aiohttp.ClientError, TimeoutError) as exc:
