@@ -5,6 +5,7 @@ offline; the bench itself runs in `make bench` only."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import os
@@ -23,7 +24,15 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from relay_devkit.bench.concurrency import agent_runs
-from relay_devkit.bench.fanout import Level, Series, kib_per_connection, paired_delays
+from relay_devkit.bench.fanout import (
+    Level,
+    OpenWatch,
+    Series,
+    SteadyCpu,
+    kib_per_connection,
+    paired_delays,
+    steady_cpu,
+)
 from relay_devkit.bench.latency import HOPS, hop_split, index_spans
 from relay_devkit.bench.loadgen import closed_loop
 from relay_devkit.bench.metrics_files import counter_totals, difference, latest_totals
@@ -299,6 +308,55 @@ def test_steady_lag_counts_only_events_after_the_last_stream_opened() -> None:
     # once both were open, only event 5: 0.1 and 0.3 s
     assert level.steady_lag.count == 2
     assert level.steady_lag.p50 == pytest.approx(0.2)
+
+
+def test_cpu_per_delivery_counts_what_arrived_once_every_stream_was_open() -> None:
+    base = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    data = {"occurred_at": datetime.fromtimestamp(base, UTC).isoformat()}
+    arrivals = [Arrival("e", data, base + t) for t in (1.0, 2.5, 3.0)]
+    followed = [Followed(opened=base, arrivals=arrivals), Followed(opened=base + 2)]
+    level = Level(2, followed, Counter(), 2.0, {}, steady=SteadyCpu(base + 2, {"notifier": 0.2}))
+    assert level.steady_deliveries == 2  # the one before base + 2 was sent while connecting
+    assert level.cpu_per_delivery("notifier") == pytest.approx(0.1)
+    assert math.isnan(Level(2, followed, Counter(), 2.0, {}).cpu_per_delivery("notifier"))
+
+
+async def test_the_steady_window_starts_when_the_last_follower_opens_or_fails() -> None:
+    watch = OpenWatch(3)
+    gates = [asyncio.Event() for _ in range(3)]
+    finish = asyncio.Event()
+
+    async def opens(gate: asyncio.Event, opened: asyncio.Event) -> Followed:
+        await gate.wait()
+        opened.set()
+        await finish.wait()  # still following after it opened
+        return Followed()
+
+    async def fails(gate: asyncio.Event, opened: asyncio.Event) -> Followed:
+        await gate.wait()
+        raise ConnectionError("refused")
+
+    starts = [opens, opens, fails]
+    followers = [
+        asyncio.create_task(watch.watching(functools.partial(start, gate))(asyncio.Event()))
+        for start, gate in zip(starts, gates, strict=True)
+    ]
+    async with steady_cpu({"me": os.getpid()}, watch.everyone) as measured:
+        for gate in gates[:2]:
+            gate.set()
+            await asyncio.sleep(0.01)
+            assert not watch.everyone.is_set()
+        gates[2].set()  # the last one fails without opening: the window starts all the same
+        await asyncio.wait_for(watch.everyone.wait(), 1)  # while two are still following
+        finish.set()
+        await asyncio.gather(*followers, return_exceptions=True)
+    assert len(measured) == 1
+    assert measured[0].cpu["me"] >= 0
+
+    never = OpenWatch(1)
+    async with steady_cpu({"me": os.getpid()}, never.everyone) as nothing:
+        pass
+    assert nothing == []
 
 
 def test_the_relays_delay_is_paired_event_for_event() -> None:

@@ -5,19 +5,21 @@ relaying each client's connection through the gateway costs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
+import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
 from relay_devkit.bench.common import MIB, Bench, profiled, rss_peaks, submit
-from relay_devkit.bench.procstat import environ, open_files_limit
+from relay_devkit.bench.procstat import cpu_seconds, environ, open_files_limit
 from relay_devkit.bench.report import Section, ms, table
 from relay_devkit.bench.sse import Followed, follow
 from relay_devkit.bench.stats import Latency, ratio
@@ -26,6 +28,7 @@ from relay_shared.internal_auth import TokenIssuer
 
 CONNECTING = 50  # followers connecting at a time: they arrive in a quick ramp, not one burst
 PROGRAMS = ("gateway", "notifier")  # whose memory is measured
+FOLLOWERS = "followers"  # this process, as a program whose CPU is measured
 WITHIN = 120  # seconds a follower may take, connecting included
 # A consumer's long poll lasts up to RELAY_CONSUMER_WAIT_SECONDS (20 s by default); plus margin.
 ABANDONED_POLL_SECONDS = 22.0
@@ -48,6 +51,22 @@ class Level:
     starts: list[float] = field(default_factory=list)  # seconds from submit, each follower's
     # each live event's arrival at each follower minus its arrival at a probe on another path
     paired: list[float] = field(default_factory=list)
+    steady: SteadyCpu | None = None  # CPU from the moment every stream was open to the end
+
+    @property
+    def steady_deliveries(self) -> int:
+        """Events that reached a follower once every stream was open (the steady window)."""
+        if self.steady is None:
+            return 0
+        return sum(1 for f in self.followed for a in f.arrivals if a.received >= self.steady.since)
+
+    def cpu_per_delivery(self, program: str) -> float:
+        """CPU seconds ``program`` spent per event delivered to one follower in the steady
+        window: what one more follower of an event costs it; NaN when nothing was measured."""
+        deliveries = self.steady_deliveries
+        if self.steady is None or not deliveries:
+            return math.nan
+        return self.steady.cpu[program] / deliveries
 
     @property
     def failed(self) -> int:
@@ -104,6 +123,67 @@ def paired_delays(followed: Sequence[Followed], probe: Followed) -> list[float]:
         for a in f.arrivals
         if a.occurred >= f.opened and a.data["seq"] in at
     ]
+
+
+@dataclass(frozen=True)
+class SteadyCpu:
+    since: float  # time.time() when the last follower's stream opened
+    cpu: dict[str, float]  # program → CPU seconds from then to the level's end
+
+
+class OpenWatch:
+    """Tells when every follower of a level is open (or has failed before opening)."""
+
+    def __init__(self, followers: int) -> None:
+        self._left = followers
+        self.everyone = asyncio.Event()
+        if followers <= 0:
+            self.everyone.set()
+
+    def _one(self) -> None:
+        self._left -= 1
+        if self._left <= 0:
+            self.everyone.set()
+
+    def watching(self, start: Follower) -> Follower:
+        """``start``, counted once when its stream opens, or when it ends without opening."""
+
+        async def follower(opened: asyncio.Event) -> Followed:
+            waiting = asyncio.create_task(opened.wait())
+            waiting.add_done_callback(lambda done: None if done.cancelled() else self._one())
+            try:
+                return await start(opened)
+            finally:
+                if not waiting.done():
+                    waiting.cancel()  # ended before its stream opened
+                    self._one()
+
+        return follower
+
+
+@contextlib.asynccontextmanager
+async def steady_cpu(
+    pids: Mapping[str, int], everyone: asyncio.Event
+) -> AsyncIterator[list[SteadyCpu]]:
+    """CPU of each process from the moment ``everyone`` is set until the block ends; the list
+    holds the one measurement, or nothing when the block ended first."""
+    measured: list[SteadyCpu] = []
+    began: list[tuple[float, dict[str, float]]] = []
+
+    async def mark() -> None:
+        await everyone.wait()
+        began.append((time.time(), {p: cpu_seconds(pid) for p, pid in pids.items()}))
+
+    marking = asyncio.create_task(mark())
+    try:
+        yield measured
+    finally:
+        marking.cancel()
+        if began:
+            since, cpu0 = began[0]
+            measured.append(
+                SteadyCpu(since, {p: cpu_seconds(pid) - cpu0[p] for p, pid in pids.items()})
+            )
 
 
 def _why(failure: BaseException) -> str:
@@ -171,7 +251,8 @@ async def _run(
         async with bench.session(limit=0, force_close=True) as session:
             # long enough for every follower to be connected for most of the task's events
             task_id, began = await submit(session, _prompt(level))
-            start = functools.partial(series.start, session, task_id)
+            watch = OpenWatch(level)
+            start = watch.watching(functools.partial(series.start, session, task_id))
             probing: asyncio.Task[Followed] | None = None
             if probe is not None:
                 probe_open = asyncio.Event()
@@ -190,7 +271,10 @@ async def _run(
             top = profile_as is not None and level == max(levels)
             sampling = (PROGRAMS, PROFILE_SECONDS) if top else ((), 0.0)
             with profiled(bench, profile_as or "", *sampling, client=top):
-                async with rss_peaks(bench, PROGRAMS) as peaks:
+                async with (
+                    rss_peaks(bench, PROGRAMS) as peaks,
+                    steady_cpu(_cpu_pids(bench), watch.everyone) as steady,
+                ):
                     results = await asyncio.gather(*followers, return_exceptions=True)
                     probed = await asyncio.gather(
                         *([probing] if probing else []), return_exceptions=True
@@ -208,9 +292,14 @@ async def _run(
                 peaks={p: peaks[p] / MIB for p in PROGRAMS},
                 starts=sorted(at - began for at in starts),
                 paired=paired,
+                steady=steady[0] if steady else None,
             )
         )
     print(f"  fanout, {series.label}: {time.monotonic() - series_began:.0f} s", flush=True)
+
+
+def _cpu_pids(bench: Bench) -> dict[str, int]:
+    return {**{p: bench.stack.pid(p) for p in PROGRAMS}, FOLLOWERS: os.getpid()}
 
 
 def _paths(bench: Bench) -> tuple[Series, Series, Series]:
@@ -368,6 +457,39 @@ async def fan_out(bench: Bench) -> Section:
             digits=0,
         )
     )
+    section.body.append(
+        "CPU per delivery: each process's CPU from the moment the last stream of a level "
+        "opened to the level's end, over the events delivered to followers meanwhile (one event"
+        " to one follower is one delivery): what one more follower of an event costs each "
+        "process, its write and the scheduling around it. The process's other work in the "
+        "window (metrics export, consumers' polls) is in it too, which is why the figure is "
+        "larger at 100 followers than at 1,000. The followers' own process (reading and parsing "
+        "every stream) is on the same cores."
+    )
+    section.body.append(
+        table(
+            [
+                "path",
+                "connections",
+                "deliveries once all open",
+                "gateway µs per delivery",
+                "notifier µs per delivery",
+                "followers' process µs per delivery",
+            ],
+            [
+                [
+                    p.label,
+                    lv.connections,
+                    lv.steady_deliveries,
+                    *(1e6 * lv.cpu_per_delivery(x) for x in (*PROGRAMS, FOLLOWERS)),
+                ]
+                for p in (sse, relayed, direct)
+                for lv in p.levels
+                if lv.connections > 1
+            ],
+            digits=0,
+        )
+    )
     errors = {
         p.label: sum((lv.errors for lv in p.levels), Counter[str]()) for p in (sse, relayed, direct)
     }
@@ -391,6 +513,9 @@ def _reading(sse: Series, relayed: Series, direct: Series, failed: int) -> str:
     first, last = sse.levels[0], sse.levels[-1]
     r, d = relayed.levels[-1], direct.levels[-1]
     relay, relay_one = Latency.of(r.paired), Latency.of(relayed.levels[0].paired)
+    cores = os.cpu_count() or 1
+    per_delivery = sum(last.cpu_per_delivery(x) for x in (*PROGRAMS, FOLLOWERS))
+    spread = 1e3 * last.connections * per_delivery / cores
     text = (
         "An event reaches the notifier once, is published once on Redis and read once by the "
         "notifier's one shared subscriber connection; from there each follower costs a write "
@@ -399,7 +524,13 @@ def _reading(sse: Series, relayed: Series, direct: Series, failed: int) -> str:
         f"PostgreSQL). Over SSE, from 1 to {last.connections} followers the lag p50 goes from "
         f"{ms(first.lag.p50):.0f} to {ms(last.lag.p50):.0f} ms and p99 from "
         f"{ms(first.lag.p99):.0f} to {ms(last.lag.p99):.0f} ms, as each process writes every "
-        "stream from one event loop, on two cores that also run the followers' client. "
+        "stream from one event loop, on two cores that also run the followers' client: "
+        f"each event to each follower cost the notifier "
+        f"{1e6 * last.cpu_per_delivery('notifier'):.0f} µs of CPU, the gateway "
+        f"{1e6 * last.cpu_per_delivery('gateway'):.0f} µs and the followers' process "
+        f"{1e6 * last.cpu_per_delivery(FOLLOWERS):.0f} µs, so the last of "
+        f"{last.connections} followers gets an event after about {spread:.0f} ms of that work "
+        f"spread over the {cores} cores. "
         f"Memory per follower: about {sse.kib_per_connection('gateway'):.0f} KiB in the "
         f"gateway and {sse.kib_per_connection('notifier'):.0f} KiB in the notifier. "
         "A WebSocket follower takes the same path, the gateway holding one upstream "
