@@ -17,6 +17,14 @@ from tasks.lifecycle import TaskState, TaskStatus
 from tasks.models import IdempotencyClaim, IdempotencyRecord, PagePosition, Task, TenantUsage
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """An event's inbox claim and, if it is the first, its task's state, locked."""
+
+    first: bool  # False: handled before (nothing else was read)
+    state: TaskState | None = None  # None: the tenant has no such task
+
+
 class TaskTransaction(Protocol):
     """Everything done through one of these commits together, or not at all."""
 
@@ -56,8 +64,9 @@ class TaskTransaction(Protocol):
         """The key's record, unless there is none or it has expired."""
         ...
 
-    async def claim(self, event: DomainEvent) -> bool:
-        """Record ``event`` as handled; False if it was handled before."""
+    async def claim_locking(self, event: DomainEvent) -> Claimed:
+        """Record ``event`` as handled and, the first time, lock its task's state until the
+        transaction ends (one round trip for both)."""
         ...
 
     async def publish(self, event: DomainEvent) -> None:

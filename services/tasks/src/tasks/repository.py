@@ -25,6 +25,7 @@ from tasks.lifecycle import (
     TaskStatus,
 )
 from tasks.models import IdempotencyClaim, IdempotencyRecord, PagePosition, Task, TenantUsage
+from tasks.ports import Claimed
 
 _TERMINAL = sorted(TERMINAL_STATUSES)
 
@@ -101,6 +102,17 @@ _REMEMBER_KEY = (
 # are sibling writes of one WITH, atomic together; the key's foreign key is checked at its end.
 _SUBMIT = f"WITH task AS ({_INSERT_TASK}) {OUTBOX_INSERT}"
 _SUBMIT_WITH_KEY = f"WITH task AS ({_INSERT_TASK}), key AS ({_REMEMBER_KEY}) {OUTBOX_INSERT}"
+# A lifecycle event's inbox claim and, only if it is the first, its task's row locked: one
+# statement. The lock re-reads the row if another transaction changed it meanwhile (READ
+# COMMITTED's recheck of a locked row), so the state is the newest committed one. One row always:
+# ``first`` and the task's columns (NULL when not first, or when the tenant has no such task).
+_CLAIM_LOCKING = (
+    f"WITH claim AS ({inbox.CLAIM_INSERT} RETURNING 1),"  # noqa: S608 - a constant statement
+    " task AS (SELECT * FROM tasks WHERE tenant_id = %(tenant)s AND id = %(id)s"
+    " AND EXISTS (SELECT FROM claim) FOR UPDATE)"
+    " SELECT EXISTS (SELECT FROM claim) AS first, task.* FROM (VALUES (1)) AS one (unused)"
+    " LEFT JOIN task ON true"
+)
 
 
 async def _insert_task(
@@ -247,8 +259,16 @@ class PostgresTaskTransaction:
         row = await cur.fetchone()
         return IdempotencyRecord(row["request_hash"], row["task_id"]) if row else None
 
-    async def claim(self, event: DomainEvent) -> bool:
-        return await inbox.claim(self._conn, self._subscriber, event)
+    async def claim_locking(self, event: DomainEvent) -> Claimed:
+        cur = await self._conn.execute(
+            _CLAIM_LOCKING,
+            inbox.claim_row(self._subscriber, event)
+            | {"tenant": event.metadata.tenant_id, "id": event.metadata.task_id},
+        )
+        row = await cur.fetchone()
+        if row is None or not row["first"]:
+            return Claimed(first=False)
+        return Claimed(first=True, state=_state(row) if row["id"] is not None else None)
 
     async def publish(self, event: DomainEvent) -> None:
         await Outbox().add(self._conn, event)

@@ -317,9 +317,10 @@ class TaskLifecycle:
     async def record(self, event: DomainEvent) -> None:
         tenant_id, task_id = event.metadata.tenant_id, event.metadata.task_id
         async with self._store.transaction() as tx:
-            if not await tx.claim(event):
+            claimed = await tx.claim_locking(event)
+            if not claimed.first:
                 return  # handled before: a redelivery or a duplicate
-            before = await tx.lock_state(tenant_id, task_id)
+            before = claimed.state
             if before is None:
                 # raising rolls back the claim, so the message is retried and ends in the DLQ
                 raise UnknownTask(f"{event.name} {event.metadata.event_id} for task {task_id}")

@@ -3,6 +3,7 @@ bus -> the tasks queue -> the consumer -> the task row. Plus exactly-once on Pos
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -35,9 +36,9 @@ from relay_shared.publisher import EventBridgePublisher
 from tasks.app import MIGRATIONS, build
 from tasks.lifecycle import TaskState, TaskStatus
 from tasks.models import TaskRequest
-from tasks.ports import Ports
+from tasks.ports import Claimed, Ports
 from tasks.repository import PostgresTaskStore
-from tasks.service import TaskService
+from tasks.service import TaskService, UnknownTask
 from tasks.settings import TasksSettings
 
 if TYPE_CHECKING:
@@ -270,3 +271,63 @@ async def test_sql_refuses_to_change_a_terminal_task(
         await database.close()
     task = await service_on_postgres.queries.get("acme", task_id)
     assert task.state.status is TaskStatus.FAILED
+
+
+async def test_an_event_for_another_tenants_task_is_refused_and_not_claimed(
+    service_on_postgres: TaskService, db: psycopg.AsyncConnection[Any]
+) -> None:
+    submission = await service_on_postgres.intake.submit("acme", TaskRequest(prompt="hi"))
+    foreign = TaskStarted.create(
+        TaskStartedData(attempt=1, worker_id="w"), tenant_id="other", task_id=submission.task.id
+    )
+    with pytest.raises(UnknownTask):
+        await service_on_postgres.lifecycle.record(foreign)
+    cur = await db.execute(
+        "SELECT count(*) AS n FROM inbox WHERE event_id = %s", (foreign.metadata.event_id,)
+    )
+    assert await cur.fetchone() == {"n": 0}  # rolled back: a retry meets the same answer
+    task = await service_on_postgres.queries.get("acme", submission.task.id)
+    assert task.state.status == "queued"
+
+
+async def test_the_claim_locks_the_task_until_commit_and_the_next_one_reads_what_it_saved(
+    service_on_postgres: TaskService, database_url: str, db_schema: str
+) -> None:
+    """Two lifecycle events of one task in two transactions: the second's claim waits for the
+    first's commit and then reads the state the first saved, not the one from before."""
+    submission = await service_on_postgres.intake.submit("acme", TaskRequest(prompt="hi"))
+    task_id = submission.task.id
+    started = TaskStarted.create(
+        TaskStartedData(attempt=1, worker_id="w"), tenant_id="acme", task_id=task_id
+    )
+    progressed = TaskProgressed.create(
+        TaskProgressedData(attempt=1, step=1, message="m", usage=Usage(output_tokens=9)),
+        tenant_id="acme",
+        task_id=task_id,
+    )
+    database = Database(database_url, db_schema)
+    await database.open()
+    store = PostgresTaskStore(database)
+    try:
+        async with store.transaction() as first:
+            claimed = await first.claim_locking(started)
+            assert claimed.first
+            assert claimed.state is not None
+            assert claimed.state.status is TaskStatus.QUEUED
+            await first.save_state("acme", task_id, TaskState(status=TaskStatus.RUNNING))
+
+            async def second() -> Claimed:
+                async with store.transaction() as tx:
+                    return await tx.claim_locking(progressed)
+
+            waiting = asyncio.create_task(second())
+            await asyncio.sleep(0.5)
+            assert not waiting.done()  # held by the first transaction's lock
+        claimed = await asyncio.wait_for(waiting, 5)
+        assert claimed.first
+        assert claimed.state is not None
+        assert claimed.state.status is TaskStatus.RUNNING
+        async with store.transaction() as again:
+            assert await again.claim_locking(progressed) == Claimed(first=False)
+    finally:
+        await database.close()

@@ -14,7 +14,7 @@ from relay_shared.events import DomainEvent
 from relay_shared.outbox import to_outbound
 from tasks.lifecycle import TaskState, TaskStatus
 from tasks.models import IdempotencyClaim, IdempotencyRecord, PagePosition, Task, TenantUsage
-from tasks.ports import Ports
+from tasks.ports import Claimed, Ports
 
 
 class InMemoryTaskStore:
@@ -117,11 +117,12 @@ class InMemoryTaskTransaction:
             return None
         return entry[0]
 
-    async def claim(self, event: DomainEvent) -> bool:
+    async def claim_locking(self, event: DomainEvent) -> Claimed:
         if event.metadata.event_id in self._s.handled:
-            return False
+            return Claimed(first=False)
         self._s.handled.add(event.metadata.event_id)
-        return True
+        meta = event.metadata
+        return Claimed(first=True, state=await self.lock_state(meta.tenant_id, meta.task_id))
 
     async def publish(self, event: DomainEvent) -> None:
         to_outbound(event).check_size()  # the real outbox refuses oversized events the same way
