@@ -26,7 +26,7 @@ OPEN_FILES = 8192
 
 COMMANDS = [
     "# PostgreSQL and Redis running locally, as for make test (README); no Docker, no AWS",
-    "make bench    # = .venv/bin/python -m relay_devkit.bench --out docs/benchmarks.md (~8 min)",
+    "make bench    # = .venv/bin/python -m relay_devkit.bench --out docs/benchmarks.md (~13 min)",
     ".venv/bin/python -m relay_devkit.bench --quick --out /tmp/bench.md    # fewer tasks (~5 min)",
     ".venv/bin/python -m relay_devkit.bench --only fanout --state-dir /tmp/s --out /tmp/f.md",
     ".venv/bin/python -m relay_devkit.bench --only webhooks --quick --out /tmp/w.md    # ~2 min",
