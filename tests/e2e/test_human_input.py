@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from httpx_sse import aconnect_sse
 
 from relay_devkit.api_client import PublicApi, TimelineEvent
 from relay_devkit.testing import eventually
@@ -136,6 +138,34 @@ async def test_an_answer_before_the_question_is_a_409_and_changes_nothing(api: P
     waiting = await _waiting(api, task["id"])
     assert waiting["question"]["text"] == "Which region?"
     await api.http.post(f"/v1/tasks/{task['id']}/cancel")
+
+
+async def _question_on_the_stream(api: PublicApi, task_id: str) -> str:
+    """The question id of the task's first task.input_requested, as a follower sees it."""
+    async with aconnect_sse(
+        api.http, "GET", f"/v1/tasks/{task_id}/events", timeout=httpx.Timeout(30)
+    ) as source:
+        async for sse in source.aiter_sse():
+            if sse.event == "task.input_requested":
+                question_id: str = json.loads(sse.data)["data"]["question_id"]
+                return question_id
+    raise AssertionError(f"task {task_id}'s stream ended without a question")
+
+
+async def test_an_answer_sent_the_moment_the_question_shows_on_the_stream_is_taken(
+    api: PublicApi,
+) -> None:
+    """The stream can show the question before the task record has it (separate queues): an
+    answer naming it waits for the record instead of being refused as answered already."""
+    tasks = [await api.submit(f"ask {n}\n/ask Which zone?\n/steps 1") for n in range(10)]
+    for task in tasks:
+        question_id = await _question_on_the_stream(api, task["id"])
+        answered = await _answer(api, task["id"], {"text": "zone b", "question_id": question_id})
+        assert answered.status_code == 202, answered.text
+        assert answered.json()["status"] == "running"
+    for task in tasks:
+        done = await api.finished_task(task["id"], within=60)
+        assert (done["status"], "zone b" in done["result"]["summary"]) == ("succeeded", True)
 
 
 async def test_bad_answers_are_problems_and_change_nothing(

@@ -162,7 +162,9 @@ class Tasks:
         """Answer the question a ``waiting_for_input`` task asks (``task.question``); the task
         resumes and this returns it ``running``. Pass ``question_id`` (``task.question.id``) to
         answer that question only: ConflictError (409) when the task is not waiting for it, e.g.
-        it was answered already."""
+        it was answered already. Answering from a ``task.input_requested`` event, pass its
+        ``question_id``: the service then waits a moment for a question its record has not
+        applied yet instead of refusing it."""
         body = params(text=text, question_id=str(question_id) if question_id else None)
         response = self._client._request("POST", f"/v1/tasks/{task_id}/input", json=body)
         return parse(response, Task)

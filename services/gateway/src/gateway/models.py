@@ -177,8 +177,12 @@ class TaskInput(BaseModel):
     )
     question_id: UUID | None = Field(
         default=None,
-        description="The `question.id` you answer; when given and the task waits on another "
-        "question (or none), the answer is a 409.",
+        description="The `question.id` you answer (from the task or its "
+        "`task.input_requested` event); when given and the task waits on another question, or "
+        "was answered on this one already, the answer is a 409. Send it when you answer from the "
+        "event: the event can reach you a moment before the task record has the question, and "
+        "an answer naming a question the record has not seen yet waits for it (up to 5 s by "
+        "default) instead of a 409.",
     )
 
 

@@ -71,7 +71,11 @@ def build(settings: TasksSettings, ports: Ports) -> TaskService:
         ),
         queries=TaskQueries(ports.store),
         cancellation=TaskCancellation(ports.store),
-        input=TaskInput(ports.store, max_chars=settings.max_input_chars),
+        input=TaskInput(
+            ports.store,
+            max_chars=settings.max_input_chars,
+            catch_up_seconds=settings.input_catch_up_seconds,
+        ),
         lifecycle=TaskLifecycle(ports.store),
     )
 

@@ -81,6 +81,7 @@ class TaskState:
     error: TaskError | None = None
     summary: str | None = None
     question: PendingQuestion | None = None  # set while waiting_for_input
+    answered: UUID | None = None  # the question the last answer went to
 
     @property
     def terminal(self) -> bool:
@@ -186,4 +187,5 @@ def request_cancel(state: TaskState) -> TaskState:
 def provide_input(state: TaskState) -> TaskState:
     """The client answered: waiting_for_input -> running (the caller checks it waits)."""
     assert state.status is TaskStatus.WAITING_FOR_INPUT
-    return replace(state, status=TaskStatus.RUNNING, question=None)
+    assert state.question is not None
+    return replace(state, status=TaskStatus.RUNNING, question=None, answered=state.question.id)

@@ -201,7 +201,8 @@ class PostgresTaskTransaction:
             " error_budget = %(error_budget)s, result_summary = %(summary)s,"
             " question_id = %(question_id)s, question = %(question)s,"
             " question_asked_at = %(question_asked_at)s, question_attempt = %(question_attempt)s,"
-            " question_step = %(question_step)s, updated_at = now()"
+            " question_step = %(question_step)s, answered_question_id = %(answered)s,"
+            " updated_at = now()"
             " WHERE tenant_id = %(tenant)s AND id = %(id)s AND status <> ALL(%(terminal)s)",
             {
                 "status": state.status.value,
@@ -223,6 +224,7 @@ class PostgresTaskTransaction:
                 "question_asked_at": question.asked_at if question else None,
                 "question_attempt": question.mark.attempt if question else None,
                 "question_step": question.mark.step if question else None,
+                "answered": state.answered,
                 "tenant": tenant_id,
                 "id": task_id,
                 "terminal": [s.value for s in _TERMINAL],
@@ -305,6 +307,7 @@ def _state(row: dict[str, Any]) -> TaskState:
         )
         if row["question_id"] is not None
         else None,
+        answered=row["answered_question_id"],
     )
 
 

@@ -3,6 +3,8 @@ lifecycle events."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from uuid import UUID, uuid4
 
 from opentelemetry import metrics
 
+from relay_shared.backoff import Backoff
 from relay_shared.events import (
     DomainEvent,
     TaskCancelRequested,
@@ -249,13 +252,44 @@ class TaskCancellation:
         return task
 
 
+# How an early answer looks again for its question (see TaskInput): soon at first (the record
+# is usually a fraction of a second behind), then less often, so that a client naming questions
+# that never come costs a dozen reads in the catch-up window, not a hundred.
+CATCH_UP_POLLS = Backoff(initial=0.02, maximum=0.5, jitter=False)
+
+
+class QuestionNotRecordedYet(Exception):
+    """An answer names a question the record has not applied (yet) while the task runs."""
+
+    def __init__(self, status: TaskStatus) -> None:
+        super().__init__(status.value)
+        self.status = status
+
+
+def _may_not_have_recorded(state: TaskState, question_id: UUID | None) -> bool:
+    """Whether the named question may be on its way to the record: the task runs (or has not
+    been seen to start) and the question is not the one it was last answered on. An answer
+    without a question id, or to a question answered already, is refused at once."""
+    return (
+        question_id is not None
+        and question_id != state.answered
+        and state.status in (TaskStatus.QUEUED, TaskStatus.RUNNING)
+    )
+
+
 class TaskInput:
     """A client's answer to the question a waiting task asked: the task runs again and the agent
-    is told (task.input_provided), once; any other answer is refused and changes nothing."""
+    is told (task.input_provided), once; any other answer is refused and changes nothing.
 
-    def __init__(self, store: TaskStore, *, max_chars: int) -> None:
+    The record applies the agent's task.input_requested from this service's own queue, so it
+    can lag the timeline (and a webhook) that already show the question: an answer naming a
+    question the record has not seen, for a task that runs, waits up to ``catch_up_seconds``
+    for the record to catch up instead of being refused at once."""
+
+    def __init__(self, store: TaskStore, *, max_chars: int, catch_up_seconds: float) -> None:
         self._store = store
         self._max_chars = max_chars
+        self._catch_up_seconds = catch_up_seconds
 
     def read_request(self, body: bytes) -> InputRequest:
         """The answer, validated (ValidationError); AnswerTooLarge over the length limit."""
@@ -265,6 +299,24 @@ class TaskInput:
         return answer
 
     async def provide(self, tenant_id: str, task_id: UUID, answer: InputRequest) -> Task:
+        deadline = time.monotonic() + self._catch_up_seconds
+        looks = 0
+        while True:
+            try:
+                return await self._provide(tenant_id, task_id, answer)
+            except QuestionNotRecordedYet as early:
+                looks += 1
+                if time.monotonic() >= deadline:
+                    raise TaskNotWaiting(
+                        early.status.value,
+                        f"The task is {early.status.value} and has not asked question"
+                        f" {answer.question_id} (or its question has not reached this service"
+                        f" within {self._catch_up_seconds:g} s).",
+                    ) from None
+            # no lock is held meanwhile: the consumer needs the row to apply the question
+            await asyncio.sleep(min(CATCH_UP_POLLS.delay(looks), deadline - time.monotonic()))
+
+    async def _provide(self, tenant_id: str, task_id: UUID, answer: InputRequest) -> Task:
         async with self._store.transaction() as tx:
             # the row lock queues concurrent answers here: the first one wins, the rest get 409
             before = await tx.lock_state(tenant_id, task_id)
@@ -272,6 +324,8 @@ class TaskInput:
                 raise TaskNotFound
             question = before.question
             if before.status is not TaskStatus.WAITING_FOR_INPUT or question is None:
+                if _may_not_have_recorded(before, answer.question_id):
+                    raise QuestionNotRecordedYet(before.status)
                 raise TaskNotWaiting(before.status.value)
             if answer.question_id is not None and answer.question_id != question.id:
                 raise TaskNotWaiting(

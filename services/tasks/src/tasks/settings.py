@@ -54,6 +54,12 @@ class TasksSettings(ServiceSettings):
     max_input_chars: int = Field(
         default=16000, ge=1, description="The longest answer to a task's question (else 413)."
     )
+    input_catch_up_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long an answer naming a question this service has not recorded yet "
+        "(the timeline can show it a moment before) waits for it before a 409.",
+    )
 
     @field_validator("allowed_models", mode="before")
     @classmethod

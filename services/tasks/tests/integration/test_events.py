@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
@@ -20,6 +20,8 @@ from relay_shared.events import (
     DomainEvent,
     TaskFailed,
     TaskFailedData,
+    TaskInputRequested,
+    TaskInputRequestedData,
     TaskLimits,
     TaskProgressed,
     TaskProgressedData,
@@ -34,8 +36,9 @@ from relay_shared.migrations import KIT_INBOX, KIT_OUTBOX, migrate
 from relay_shared.outbox import to_outbound
 from relay_shared.publisher import EventBridgePublisher
 from tasks.app import MIGRATIONS, build
+from tasks.errors import TaskNotWaiting
 from tasks.lifecycle import TaskState, TaskStatus
-from tasks.models import TaskRequest
+from tasks.models import InputRequest, TaskRequest
 from tasks.ports import Claimed, Ports
 from tasks.repository import PostgresTaskStore
 from tasks.service import TaskService, UnknownTask
@@ -331,3 +334,41 @@ async def test_the_claim_locks_the_task_until_commit_and_the_next_one_reads_what
             assert await again.claim_locking(progressed) == Claimed(first=False)
     finally:
         await database.close()
+
+
+async def test_an_early_answer_waits_without_the_row_lock_while_the_consumer_records_its_question(
+    service_on_postgres: TaskService, db: psycopg.AsyncConnection[Any]
+) -> None:
+    """The answer names a question the row lacks: it waits, and must not hold the row's lock
+    meanwhile, or the consumer could not apply the question it waits for (on PostgreSQL)."""
+    service = service_on_postgres
+    task_id = (await service.intake.submit("acme", TaskRequest(prompt="hi"))).task.id
+    await service.lifecycle.record(
+        TaskStarted.create(
+            TaskStartedData(attempt=1, worker_id="w"), tenant_id="acme", task_id=task_id
+        )
+    )
+    question_id = uuid4()
+    asked = TaskInputRequested.create(
+        TaskInputRequestedData(attempt=1, step=1, question_id=question_id, question="Which zone?"),
+        tenant_id="acme",
+        task_id=task_id,
+    )
+
+    async def question_arrives_later() -> None:
+        await asyncio.sleep(0.3)
+        async with asyncio.timeout(5):  # a lock held by the waiting answer would stop it here
+            await service.lifecycle.record(asked)
+
+    answered, _ = await asyncio.gather(
+        service.input.provide("acme", task_id, InputRequest(text="b", question_id=question_id)),
+        question_arrives_later(),
+    )
+
+    assert answered.state.status is TaskStatus.RUNNING
+    cur = await db.execute("SELECT answered_question_id FROM tasks WHERE id = %s", (task_id,))
+    assert (await cur.fetchone())["answered_question_id"] == question_id
+    with pytest.raises(TaskNotWaiting):  # the same question again: refused, nothing waits
+        await service.input.provide(
+            "acme", task_id, InputRequest(text="c", question_id=question_id)
+        )

@@ -802,6 +802,84 @@ async def test_an_answer_for_a_task_that_does_not_wait_is_a_409(
     assert answers(store) == []
 
 
+def question_event(task_id: str, question_id: UUID) -> TaskInputRequested:
+    return TaskInputRequested.create(
+        TaskInputRequestedData(attempt=1, step=1, question_id=question_id, question="Which zone?"),
+        tenant_id="acme",
+        task_id=UUID(task_id),
+    )
+
+
+async def test_an_answer_that_overtakes_its_question_waits_for_the_record_to_catch_up(
+    client: httpx.AsyncClient, auth: Headers, store: InMemoryTaskStore, service: TaskService
+) -> None:
+    """The timeline (or a webhook) shows task.input_requested before this service has applied
+    it from its own queue: a client answering at once names a question the record lacks."""
+    task_id = (await submit(client, auth("acme"), {"prompt": "hi"})).json()["id"]
+    question_id = uuid4()
+    started = TaskStarted.create(
+        TaskStartedData(attempt=1, worker_id="w"), tenant_id="acme", task_id=UUID(task_id)
+    )
+    await record(service, started)
+
+    async def question_arrives_later() -> None:
+        await asyncio.sleep(0.3)
+        await record(service, question_event(task_id, question_id))
+
+    body = {"text": "zone b", "question_id": str(question_id)}
+    response, _ = await asyncio.gather(
+        answer(client, auth("acme"), task_id, body), question_arrives_later()
+    )
+
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "running"
+    [provided] = answers(store)
+    assert (provided.data.question_id, provided.data.text) == (question_id, "zone b")
+
+
+async def test_an_answer_to_a_question_that_never_comes_is_refused_after_the_catch_up(
+    settings: TasksSettings,
+    open_client: OpenClient,
+    auth: Headers,
+    store: InMemoryTaskStore,
+    service: TaskService,
+) -> None:
+    async with open_client(settings.model_copy(update={"input_catch_up_seconds": 0.2})) as http:
+        task_id = (await submit(http, auth("acme"), {"prompt": "hi"})).json()["id"]
+        asked = str(uuid4())
+
+        response = await answer(http, auth("acme"), task_id, {"text": "a", "question_id": asked})
+
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["task_status"] == "queued"
+    assert f"has not asked question {asked}" in response.json()["detail"]
+    assert answers(store) == []
+
+
+async def test_a_second_answer_to_an_answered_question_is_refused_without_waiting(
+    settings: TasksSettings,
+    open_client: OpenClient,
+    auth: Headers,
+    store: InMemoryTaskStore,
+    service: TaskService,
+) -> None:
+    """The record knows the question it was answered on: a repeat is a conflict at once, not a
+    question that may still be on its way."""
+    async with open_client(settings.model_copy(update={"input_catch_up_seconds": 60})) as http:
+        task_id, question_id = await waiting_task(http, auth, service)
+        body = {"text": "zone a", "question_id": str(question_id)}
+        assert (await answer(http, auth("acme"), task_id, body)).status_code == 202
+
+        async with asyncio.timeout(10):  # far below the 60 s a wait would take
+            again = await answer(http, auth("acme"), task_id, body | {"text": "zone b"})
+
+    assert again.status_code == 409
+    assert again.json()["task_status"] == "running"
+    assert "answered already" in again.json()["detail"]
+    assert [a.data.text for a in answers(store)] == ["zone a"]
+
+
 @pytest.mark.parametrize("who", ["other tenant", "missing", "malformed"])
 async def test_an_answer_for_another_tenants_missing_or_malformed_task_is_404(
     client: httpx.AsyncClient,
