@@ -9,6 +9,7 @@ import {
   pendingQuestion,
   questionAfterEvent,
   secondsWaiting,
+  shownStatus,
 } from "./question";
 import type { Task, TaskStatus, TimelineEvent } from "./types";
 
@@ -45,6 +46,32 @@ function task(status: TaskStatus, over: Partial<Task> = {}): Task {
 const asked = (seq: number, id = Q1, question = "Which region?") =>
   ev(seq, "task.input_requested", { attempt: 1, step: 1, question_id: id, question });
 const answered = (seq: number, id = Q1, text = "eu-west-1") => ev(seq, "task.input_provided", { question_id: id, text });
+
+describe("shownStatus", () => {
+  const start = [ev(1, "task.submitted"), ev(2, "task.started", { attempt: 1 })];
+  const question = { id: Q1, text: "Which region?", asked_at: new Date(T0).toISOString() };
+  const waiting = task("waiting_for_input", { question });
+
+  it("keeps a record's question while the timeline has not reached it (history loading)", () => {
+    expect(shownStatus(waiting, [])).toBe("waiting_for_input");
+    expect(shownStatus(waiting, start)).toBe("waiting_for_input");
+    expect(shownStatus(waiting, [...start, ev(3, "task.progressed", { attempt: 1, step: 1 })])).toBe("waiting_for_input");
+    expect(shownStatus(waiting, [...start, asked(3)])).toBe("waiting_for_input");
+  });
+
+  it("follows the timeline once it shows the question answered or the task ended", () => {
+    expect(shownStatus(waiting, [...start, asked(3), answered(4)])).toBe("running");
+    expect(shownStatus(waiting, [...start, asked(3), ev(4, "task.cancel_requested")])).toBe("cancelling");
+    expect(shownStatus(waiting, [...start, asked(3), ev(4, "task.failed", { code: "input_timeout" })])).toBe("failed");
+  });
+
+  it("is otherwise the later of the record's and the timeline's", () => {
+    expect(shownStatus(task("running"), [...start, asked(3)])).toBe("waiting_for_input"); // the record lags
+    expect(shownStatus(task("running"), start)).toBe("running");
+    expect(shownStatus(task("succeeded"), start)).toBe("succeeded");
+    expect(shownStatus(task("waiting_for_input"), start)).toBe("running"); // no question to keep
+  });
+});
 
 describe("pendingQuestion", () => {
   const start = [ev(1, "task.submitted"), ev(2, "task.started", { attempt: 1 })];

@@ -2,7 +2,8 @@
 // answer the form may send, what an error answer means, and how long the task has waited.
 import { formatInt } from "./format";
 import type { ApiError } from "./problem";
-import type { Question, Task, TimelineEvent } from "./types";
+import { laterStatus, statusFromEvents } from "./status";
+import type { Question, Task, TaskStatus, TimelineEvent } from "./types";
 
 /** The longest answer the API takes by default (longer: 413). The service's setting may differ,
  * so the form only says how close an answer is; the API decides. */
@@ -50,6 +51,24 @@ export function pendingQuestion(task: Task, events: readonly TimelineEvent[]): Q
   if (pending !== null || ended) return pending;
   const recorded = task.question ?? null;
   return recorded !== null && !answered.has(recorded.id) ? recorded : null;
+}
+
+/**
+ * The status the task page shows: the record's, or the timeline's when that is further along
+ * (`laterStatus`). One exception: a record that waits on a question the timeline has not reached
+ * yet (its history still loading, or its feed a moment behind) keeps waiting, since the
+ * timeline's `running` is then its past, not news; once the timeline shows that question
+ * answered, or the task ended, the timeline wins again. Without it the question would vanish and
+ * come back while the history loads.
+ */
+export function shownStatus(task: Task, events: readonly TimelineEvent[]): TaskStatus {
+  const fromEvents = statusFromEvents(events);
+  const question = task.question ?? null;
+  if (task.status === "waiting_for_input" && question !== null && (fromEvents === "queued" || fromEvents === "running")) {
+    const { answered, ended } = scan(events);
+    if (!answered.has(question.id) && !ended) return task.status;
+  }
+  return laterStatus(task.status, fromEvents);
 }
 
 /**

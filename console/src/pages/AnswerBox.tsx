@@ -35,9 +35,12 @@ export function AnswerBox({
   const questionId = question?.id ?? null;
   const { clear } = action;
 
-  // A new question starts a clean form.
+  // A new question starts a clean form; the same one shown again (after a moment hidden) keeps
+  // what was typed.
+  const formFor = useRef<string | null>(null);
   useEffect(() => {
-    if (questionId === null) return;
+    if (questionId === null || questionId === formFor.current) return;
+    formFor.current = questionId;
     setText("");
     setInvalid(null);
     clear();

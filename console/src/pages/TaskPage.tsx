@@ -12,8 +12,8 @@ import {
   formatUsd,
 } from "../lib/format";
 import { href, isUuid } from "../lib/router";
-import { pendingQuestion, secondsWaiting } from "../lib/question";
-import { isTerminal, laterStatus, recordBehind, statusFromEvents } from "../lib/status";
+import { pendingQuestion, secondsWaiting, shownStatus } from "../lib/question";
+import { isTerminal, recordBehind, statusFromEvents } from "../lib/status";
 import {
   EMPTY_TIMELINE,
   type Timeline,
@@ -130,7 +130,7 @@ function TaskView({ id }: { id: string }) {
 
 /** The task with the status its timeline implies when that is further along than the record's. */
 function shownTask(task: Task, events: readonly TimelineEvent[]): Task {
-  const status = laterStatus(task.status, statusFromEvents(events));
+  const status = shownStatus(task, events);
   return status === task.status ? task : { ...task, status };
 }
 
