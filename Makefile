@@ -43,7 +43,7 @@ tf-local-smoke: install ## apply terraform/envs/local to moto, run the stack on 
 terraform-check: ## checkov over terraform/ (0 failed checks; each skip gives its reason inline)
 	$(UV) tool run --from $(CHECKOV) checkov -d terraform --framework terraform --quiet --compact --skip-download
 
-bench: install ## benchmarks on a local stack, each beside a same-run baseline; writes docs/benchmarks.md (~8 min)
+bench: install ## benchmarks on a local stack, each beside a same-run baseline; writes docs/benchmarks.md (~13 min)
 	$(RUN) python -m relay_devkit.bench --out docs/benchmarks.md
 
 lint: install ## ruff lint and format check
