@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from relay_devkit.bench.common import PROFILE_FORMATS
 from relay_devkit.bench.concurrency import AGENT_CONCURRENCY
 from relay_devkit.bench.machine import facts
 from relay_devkit.bench.procstat import raise_open_files_limit
@@ -32,7 +33,8 @@ COMMANDS = [
     ".venv/bin/python -m relay_devkit.bench --only webhooks --quick --out /tmp/w.md    # ~2 min",
     "# flame graphs (py-spy): intake-* (gateway, tasks under the intake load), costs-alone-* and",
     "# costs-load-* (the five services), fanout-sse-* and fanout-ws-* (gateway, notifier, the",
-    "# followers' process); profiling slows them, so a profiled run's figures are not compared",
+    "# followers' process, once every stream is open); --profile-format raw for collapsed stacks;",
+    "# profiling slows them, so a profiled run's figures are not compared",
     ".venv/bin/python -m relay_devkit.bench --only intake --profile docs/profiles --out /tmp/p.md",
 ]
 
@@ -51,6 +53,12 @@ def main() -> None:
         "--profile",
         type=Path,
         help="write py-spy flame graphs (SVG) of the services under load here (slows them)",
+    )
+    parser.add_argument(
+        "--profile-format",
+        choices=list(PROFILE_FORMATS),
+        default="flamegraph",
+        help="py-spy's format for --profile: raw is collapsed stacks, one per line, to add up",
     )
     args = parser.parse_args()
     open_files = raise_open_files_limit(OPEN_FILES)
@@ -78,7 +86,13 @@ def main() -> None:
             RELAY_LOG_LEVEL="WARNING",
         ) as stack:
             done = asyncio.run(
-                run_all(stack, quick=args.quick, only=args.only or (), profile=args.profile)
+                run_all(
+                    stack,
+                    quick=args.quick,
+                    only=args.only or (),
+                    profile=args.profile,
+                    profile_format=args.profile_format,
+                )
             )
     report = Report(machine, COMMANDS, stamp, time.monotonic() - started, done)
     args.out.write_text(render(report), encoding="utf-8")

@@ -33,7 +33,8 @@ class Bench:
     key: str
     quick: bool
     tenant: str = TENANT  # the key's tenant
-    profile: Path | None = None  # write py-spy flame graphs of the services here
+    profile: Path | None = None  # write py-spy profiles of the services here
+    profile_format: str = "flamegraph"  # one of PROFILE_FORMATS
 
     @property
     def url(self) -> str:
@@ -96,22 +97,24 @@ async def rss_peaks(bench: Bench, programs: Iterable[str]) -> AsyncIterator[dict
         await sampler
 
 
-@contextlib.contextmanager
-def profiled(
-    bench: Bench, name: str, programs: Iterable[str], seconds: float, *, client: bool = False
-) -> Iterator[None]:
-    """With ``bench.profile``: py-spy samples each program (100 Hz, without stopping it) for
-    ``seconds`` and writes ``<name>-<program>.svg`` there, a flame graph of where its CPU went;
-    with ``client`` the bench's own process too (``<name>-client.svg``: the load it makes)."""
-    if bench.profile is None:
-        yield
-        return
+# py-spy's output formats (--profile-format): a flame graph to look at, or the collapsed stacks
+# ("frame;frame;... count" per line) to add up
+PROFILE_FORMATS = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}
+
+
+def _samplers(
+    bench: Bench, name: str, programs: Iterable[str], seconds: float, *, client: bool
+) -> list[subprocess.Popen[bytes]]:
+    """py-spy sampling each program (100 Hz, without stopping it) for ``seconds``, writing
+    ``<name>-<program>.<ext>`` into ``bench.profile``."""
+    assert bench.profile is not None
     bench.profile.mkdir(parents=True, exist_ok=True)
     spy = Path(sys.executable).with_name("py-spy")
     pids = {program: bench.stack.pid(program) for program in programs}
     if client:
         pids["client"] = os.getpid()
-    samplers = [
+    extension = PROFILE_FORMATS[bench.profile_format]
+    return [
         subprocess.Popen(
             [
                 str(spy),
@@ -124,17 +127,62 @@ def profiled(
                 "100",
                 "--nonblocking",
                 "--format",
-                "flamegraph",
+                bench.profile_format,
                 "--output",
-                str(bench.profile / f"{name}-{program}.svg"),
+                str(bench.profile / f"{name}-{program}.{extension}"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         for program, pid in pids.items()
     ]
+
+
+@contextlib.contextmanager
+def profiled(
+    bench: Bench, name: str, programs: Iterable[str], seconds: float, *, client: bool = False
+) -> Iterator[None]:
+    """With ``bench.profile``: py-spy samples each program for ``seconds`` from now and writes
+    a profile of where its CPU went (a flame graph unless ``--profile-format`` says otherwise);
+    with ``client`` the bench's own process too (``<name>-client``: the load it makes)."""
+    if bench.profile is None:
+        yield
+        return
+    samplers = _samplers(bench, name, programs, seconds, client=client)
     try:
         yield
     finally:
         for sampler in samplers:
             sampler.wait(timeout=seconds + 60)
+
+
+@contextlib.asynccontextmanager
+async def profiled_from(
+    bench: Bench,
+    begin: asyncio.Event,
+    name: str,
+    programs: Iterable[str],
+    seconds: float,
+    *,
+    client: bool = False,
+) -> AsyncIterator[None]:
+    """``profiled``, sampling for ``seconds`` from the moment ``begin`` is set (if the block
+    has not ended by then): a steady window rather than the block's start."""
+    if bench.profile is None:
+        yield
+        return
+    programs = tuple(programs)
+
+    async def sample() -> None:
+        await begin.wait()
+        samplers = _samplers(bench, name, programs, seconds, client=client)
+        await asyncio.to_thread(lambda: [s.wait(timeout=seconds + 60) for s in samplers])
+
+    sampling = asyncio.create_task(sample())
+    try:
+        yield
+    finally:
+        if begin.is_set():
+            await sampling
+        else:
+            sampling.cancel()

@@ -7,18 +7,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import math
 import os
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
-from relay_devkit.bench.common import MIB, Bench, profiled, rss_peaks, submit
+from relay_devkit.bench.common import MIB, Bench, profiled_from, rss_peaks, submit
 from relay_devkit.bench.procstat import cpu_seconds, environ, open_files_limit
 from relay_devkit.bench.report import Section, ms, table
 from relay_devkit.bench.sse import Followed, follow
@@ -32,7 +33,9 @@ FOLLOWERS = "followers"  # this process, as a program whose CPU is measured
 WITHIN = 120  # seconds a follower may take, connecting included
 # A consumer's long poll lasts up to RELAY_CONSUMER_WAIT_SECONDS (20 s by default); plus margin.
 ABANDONED_POLL_SECONDS = 22.0
-PROFILE_SECONDS = 20.0  # --profile: the ramp of the top level and the first live events
+# --profile: the top level from the moment every stream is open (where CPU per delivery is
+# measured), most of the ~23 s its task then runs
+PROFILE_SECONDS = 20.0
 
 # How one follower of a task starts: (session, task id, set once the stream is open) → its events
 Start = Callable[[aiohttp.ClientSession, str, asyncio.Event], Coroutine[Any, Any, Followed]]
@@ -123,6 +126,19 @@ def paired_delays(followed: Sequence[Followed], probe: Followed) -> list[float]:
         for a in f.arrivals
         if a.occurred >= f.opened and a.data["seq"] in at
     ]
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No garbage collection in this process (the followers') while the block runs, all of it
+    after. A full collection walks every arrival recorded so far and pauses the process for
+    100-400 ms, which every follower would report as Relay's lag."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
 
 
 @dataclass(frozen=True)
@@ -243,7 +259,7 @@ async def _run(
     each when its counterpart there started (the same arrival schedule). A ``probe``, one more
     follower on another path opened before the others, gives each level's paired delays. With
     ``--profile``, ``profile_as`` names the flame graphs of the top level (gateway, notifier
-    and the followers' own process, over its first PROFILE_SECONDS)."""
+    and the followers' own process, over PROFILE_SECONDS once every stream is open)."""
     series_began = time.monotonic()
     await _restart(bench)
     for level in levels:
@@ -270,11 +286,12 @@ async def _run(
                 followers = [_ramped(start, connecting, starts) for _ in range(level)]
             top = profile_as is not None and level == max(levels)
             sampling = (PROGRAMS, PROFILE_SECONDS) if top else ((), 0.0)
-            with profiled(bench, profile_as or "", *sampling, client=top):
-                async with (
-                    rss_peaks(bench, PROGRAMS) as peaks,
-                    steady_cpu(_cpu_pids(bench), watch.everyone) as steady,
-                ):
+            async with (
+                profiled_from(bench, watch.everyone, profile_as or "", *sampling, client=top),
+                rss_peaks(bench, PROGRAMS) as peaks,
+                steady_cpu(_cpu_pids(bench), watch.everyone) as steady,
+            ):
+                with collector_paused():
                     results = await asyncio.gather(*followers, return_exceptions=True)
                     probed = await asyncio.gather(
                         *([probing] if probing else []), return_exceptions=True
@@ -375,7 +392,9 @@ async def fan_out(bench: Bench) -> Section:
         f"One task (`{' '.join(_prompt(1).splitlines())}`, ten more steps per 500 followers: "
         "an event about every second) followed by N clients on `GET /v1/tasks/{id}/events` "
         f"(aiohttp, one process; they connect {CONNECTING} at a time, each next one as soon "
-        "as a stream opens, and then all stay open together). Lag is each event's "
+        "as a stream opens, and then all stay open together; that process collects no garbage "
+        "while a level runs, only between levels, since a full collection of what it has "
+        "recorded would pause every follower at once). Lag is each event's "
         "`occurred_at` → its arrival at a follower, counted only for events that occurred "
         "after that follower's stream opened (earlier ones are history replayed on connect); "
         "'once all open' counts only the events that occurred after the last stream opened, "

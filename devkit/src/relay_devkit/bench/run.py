@@ -33,10 +33,15 @@ REPORT_ORDER = ("intake", "latency", "aws", "fanout", "webhooks", "agent", "edge
 
 
 async def run_all(
-    stack: RunningStack, *, quick: bool, only: Sequence[str] = (), profile: Path | None = None
+    stack: RunningStack,
+    *,
+    quick: bool,
+    only: Sequence[str] = (),
+    profile: Path | None = None,
+    profile_format: str = "flamegraph",
 ) -> list[Section]:
     key = await asyncio.to_thread(stack.create_key, TENANT)
-    bench = Bench(stack, key, quick, profile=profile)
+    bench = Bench(stack, key, quick, profile=profile, profile_format=profile_format)
     # the limiter is on every request (its cost is in the figures), never the bottleneck
     await asyncio.to_thread(stack.unthrottle, TENANT)
     results: dict[str, Section] = {}
