@@ -133,6 +133,22 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+def collect_young_less_often(allocations: int) -> None:
+    """Collect the young generation every ``allocations`` allocations instead of Python's 700
+    (0 keeps the current threshold). What a young collection finds alive moves on to older
+    generations, and each object moved adds to the next full collection, which walks every
+    live object made since start-up: with a thousand open streams, 300,000 of them and
+    100-300 ms during which the process answers nothing. Every event fanned out to those
+    streams is in flight (messages, frames, coroutines) for the ~100 ms its writes take, so a
+    young collection every 700 allocations moved some of it on every time, and a full
+    collection came every 20 events or so. Collected 14 times less often, most of it has died
+    by then; garbage in cycles still counts towards the threshold, so it is still collected
+    (docs/adr/0020-intake-hot-path.md)."""
+    if allocations:
+        _, older, oldest = gc.get_threshold()
+        gc.set_threshold(allocations, older, oldest)
+
+
 def serve(app_factory: str | Callable[[], FastAPI], settings: ServiceSettings) -> None:
     """Run a service's HTTP server (``python -m <service>``); SIGTERM stops it gracefully.
 
@@ -165,7 +181,12 @@ def serve(app_factory: str | Callable[[], FastAPI], settings: ServiceSettings) -
         server.should_exit = True  # a graceful stop, as on SIGTERM
 
     runtime.on_failure = stop_serving
-    runtime.on_ready = freeze_heap
+
+    def when_ready() -> None:
+        freeze_heap()
+        collect_young_less_often(settings.gc_young_threshold)
+
+    runtime.on_ready = when_ready
     try:
         server.run()
     finally:

@@ -4,7 +4,8 @@ built, dependencies are waited for, anything else fails start-up for good."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import gc
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,7 +20,7 @@ from psycopg_pool import PoolTimeout
 from relay_devkit.testing import eventually, wait_ready
 from relay_shared.backoff import Backoff
 from relay_shared.consumer import Defer, ReceivedMessage
-from relay_shared.http import create_service_app
+from relay_shared.http import collect_young_less_often, create_service_app
 from relay_shared.readiness import AwsCalls, Check, CheckResult
 from relay_shared.runtime import ServiceRuntime, deferring_outages
 from relay_shared.settings import ServiceSettings
@@ -128,6 +129,22 @@ async def test_the_ready_hook_runs_once_the_service_is_built_before_its_routes_s
         await wait_ready(app)
         assert (await client.get("/things")).json() == {"built": "connected"}
     assert seen == [("starting", "connected")]
+
+
+@pytest.fixture
+def collector_thresholds() -> Iterator[tuple[int, int, int]]:
+    before = gc.get_threshold()
+    yield before
+    gc.set_threshold(*before)
+
+
+def test_young_collections_come_after_the_set_allocations_and_older_ones_as_before(
+    collector_thresholds: tuple[int, int, int],
+) -> None:
+    collect_young_less_often(10_000)
+    assert gc.get_threshold() == (10_000, *collector_thresholds[1:])
+    collect_young_less_often(0)  # RELAY_GC_YOUNG_THRESHOLD=0: left as it is
+    assert gc.get_threshold() == (10_000, *collector_thresholds[1:])
 
 
 async def test_stopping_while_waiting_for_a_dependency_ends_start_up_promptly() -> None:
