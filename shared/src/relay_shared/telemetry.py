@@ -76,7 +76,13 @@ from relay_shared.settings import ServiceSettings
 # override both.
 SPAN_EXPORT_BATCH = 64
 SPAN_EXPORT_DELAY_MILLIS = 200
-PROBE_URLS = "healthz,readyz"
+# No server span for these (regexes searched in the URL, query left out): the probes, and live
+# WebSocket connections (the gateway's /v1/ws, the notifier's /internal/ws). A connection's span
+# would last as long as the connection, hours, and the ASGI instrumentation sets its status again
+# on every frame sent: 6-8 % of the gateway's and the notifier's CPU per frame with 1,000
+# connections open (docs/benchmarks.md, fan-out). What a connection calls (the gateway's check
+# that a subscribed task is the tenant's) is still traced, each call its own trace.
+UNTRACED_URLS = "healthz,readyz,/(v1|internal)/ws$"
 _TICKET_PARAM = re.compile(r"(ticket=)[^&\s]*")
 
 
@@ -300,10 +306,11 @@ def instrument_libraries(*, sql: bool = False) -> None:
 
 
 def instrument_app(app: FastAPI) -> None:
-    """Server spans and HTTP metrics per route; probes and per-message ASGI spans left out."""
+    """Server spans and HTTP metrics per route; probes, live connections (UNTRACED_URLS) and
+    per-message ASGI spans left out."""
     FastAPIInstrumentor.instrument_app(
         app,
-        excluded_urls=PROBE_URLS,
+        excluded_urls=UNTRACED_URLS,
         exclude_spans=["receive", "send"],
         server_request_hook=_redact_url,
     )

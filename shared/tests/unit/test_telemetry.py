@@ -8,7 +8,7 @@ import logging
 import time
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
 from fastapi.testclient import TestClient
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
@@ -183,6 +183,31 @@ def test_a_ticket_in_a_url_stays_out_of_the_server_span(telemetry: Recorded) -> 
     values = [str(v) for span in spans for v in (span.attributes or {}).values()]
     assert any("ticket=[redacted]" in v for v in values)  # the query is there, masked
     assert not any(ticket in v for v in values)
+
+
+def test_a_live_connection_gets_no_server_span_and_a_request_still_does(
+    telemetry: Recorded,
+) -> None:
+    app = FastAPI()
+
+    @app.get("/v1/tasks")
+    async def tasks() -> dict[str, str]:
+        return {}
+
+    @app.websocket("/v1/ws")
+    async def live(websocket: WebSocket) -> None:
+        await websocket.accept()
+        for n in range(3):
+            await websocket.send_text(str(n))
+        await websocket.close()
+
+    instrument_app(app)
+    with TestClient(app) as client:
+        with client.websocket_connect("/v1/ws") as connection:
+            assert [connection.receive_text() for _ in range(3)] == ["0", "1", "2"]
+        assert client.get("/v1/tasks").status_code == 200
+    servers = [s.name for s in telemetry.finished() if s.kind is SpanKind.SERVER]
+    assert servers == ["GET /v1/tasks"]
 
 
 def test_sql_statements_are_traced_only_when_asked() -> None:
