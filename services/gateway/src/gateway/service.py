@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from urllib.parse import quote
 from uuid import UUID
 
+from cachetools import LRUCache
+
 from gateway.keys import looks_like_key
 from gateway.ports import InternalServices, KeyStore, LiveChannel, ReplyStream, Tickets
 from gateway.rate_limits import Admission, RateLimits
@@ -25,6 +27,10 @@ from gateway.upstream import InternalCall, InternalReply, ServiceUnreachable
 from relay_shared.problems import Problem
 
 log = logging.getLogger(__name__)
+
+# Tasks a gateway remembers as confirmed to be a tenant's (the least recently followed dropped):
+# a task's tenant never changes, so a confirmation holds for good; a refusal is never remembered.
+CONFIRMED_TASKS = 10_000
 
 # An internal service refusing the gateway's own token is the gateway's fault, not the client's.
 _NOT_THE_CLIENTS_FAULT = frozenset({401, 403, 407})
@@ -106,6 +112,7 @@ class Gateway:
         self._tickets = tickets
         self.rate_limits = rate_limits
         self.ticket_ttl_seconds = ticket_ttl_seconds
+        self._confirmed: LRUCache[tuple[str, UUID], bool] = LRUCache(CONFIRMED_TASKS)
 
     async def admit(self, tenant_id: str, *, submit: bool = False) -> Admission:
         """Count one request of the tenant against its request rate (and its submit rate when
@@ -137,7 +144,7 @@ class Gateway:
         """Whether the task is this tenant's (asks tasks); raises a Problem when tasks cannot
         say."""
         try:
-            await self._require_task(tenant_id, task_id)
+            await self._confirm_task(tenant_id, task_id)
         except Problem as problem:
             if problem.status == 404:
                 return False
@@ -186,6 +193,16 @@ class Gateway:
                 # the gateway's own answer: the path in the tasks service's problem is internal
                 raise Problem(404, "Not Found", f"No task {task_id}.") from refused
             raise
+
+    async def _confirm_task(self, tenant_id: str, task_id: UUID) -> None:
+        """``_require_task`` where the task itself is not needed: once tasks has confirmed a
+        task as the tenant's, this gateway does not ask again. A thousand clients following
+        one task cost tasks one lookup, not a thousand; the notifier checks the tenant of
+        every stream and subscription itself all the same."""
+        if self._confirmed.get((tenant_id, task_id)):
+            return
+        await self._require_task(tenant_id, task_id)
+        self._confirmed[(tenant_id, task_id)] = True
 
     async def _require_task(self, tenant_id: str, task_id: UUID) -> InternalReply:
         call = InternalCall("tasks", "GET", f"/internal/tasks/{task_id}", tenant_id)
@@ -267,7 +284,7 @@ class Gateway:
         self, tenant_id: str, task_id: UUID, *, last_event_id: str | None, after: str | None
     ) -> ReplyStream:
         """The task's live event stream from the notifier; the caller closes it."""
-        await self._require_task(tenant_id, task_id)
+        await self._confirm_task(tenant_id, task_id)
         call = InternalCall(
             "notifier",
             "GET",

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from .fakes import (
     ACME_KEY,
+    GLOBEX_KEY,
     FakeInternalServices,
     FakeStream,
     json_reply,
@@ -191,3 +192,26 @@ async def test_the_upstream_closes_as_soon_as_the_client_goes(
     assert sent[0]["status"] == 200
     assert stream.sent == 2
     assert stream.closed
+
+
+async def test_a_task_confirmed_as_the_tenants_is_not_asked_about_again_nor_for_another_tenant(
+    acme: httpx.AsyncClient, services: FakeInternalServices
+) -> None:
+    """Many followers of one task cost tasks one lookup; another tenant is still asked about
+    (and refused), and a refusal is not remembered."""
+    for _ in range(3):
+        services.stream_from("notifier", EVENTS_PATH, FakeStream(SSE_CHUNKS))
+        assert (await acme.get(f"/v1/tasks/{TASK}/events")).status_code == 200
+    asked = [c for c in services.calls if c.service == "tasks"]
+    assert [(c.path, c.tenant_id) for c in asked] == [(f"/internal/tasks/{TASK}", "acme")]
+
+    services.answer(
+        "tasks", "GET", f"/internal/tasks/{TASK}", problem_reply(404, "Not Found", "no such task")
+    )
+    globex = {"Authorization": f"Bearer {GLOBEX_KEY}"}
+    for _ in range(2):
+        refused = await acme.get(f"/v1/tasks/{TASK}/events", headers=globex)
+        assert refused.status_code == 404
+    asked = [c for c in services.calls if c.service == "tasks"]
+    assert [c.tenant_id for c in asked] == ["acme", "globex", "globex"]
+    assert [c.tenant_id for c in services.calls if c.service == "notifier"] == ["acme"] * 3
