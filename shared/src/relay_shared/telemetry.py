@@ -80,8 +80,9 @@ SPAN_EXPORT_DELAY_MILLIS = 200
 # WebSocket connections (the gateway's /v1/ws, the notifier's /internal/ws). A connection's span
 # would last as long as the connection, hours, and the ASGI instrumentation sets its status again
 # on every frame sent: 6-8 % of the gateway's and the notifier's CPU per frame with 1,000
-# connections open (docs/benchmarks.md, fan-out). What a connection calls (the gateway's check
-# that a subscribed task is the tenant's) is still traced, each call its own trace.
+# connections open (py-spy under the fan-out bench). What a connection calls (the gateway's check
+# that a subscribed task is the tenant's) then has no trace around it, and a client call never
+# starts one (NoClientRoots): those checks are not traced.
 UNTRACED_URLS = "healthz,readyz,/(v1|internal)/ws$"
 _TICKET_PARAM = re.compile(r"(ticket=)[^&\s]*")
 
