@@ -23,6 +23,7 @@ from gateway.keys import looks_like_key
 from gateway.ports import InternalServices, KeyStore, LiveChannel, ReplyStream, Tickets
 from gateway.rate_limits import Admission, RateLimits
 from gateway.tickets import TicketsUnavailable, looks_like_ticket
+from gateway.timelines import SharedTimelines
 from gateway.upstream import InternalCall, InternalReply, ServiceUnreachable
 from relay_shared.problems import Problem
 
@@ -113,6 +114,7 @@ class Gateway:
         self.rate_limits = rate_limits
         self.ticket_ttl_seconds = ticket_ttl_seconds
         self._confirmed: LRUCache[tuple[str, UUID], bool] = LRUCache(CONFIRMED_TASKS)
+        self.timelines = SharedTimelines()
 
     async def admit(self, tenant_id: str, *, submit: bool = False) -> Admission:
         """Count one request of the tenant against its request rate (and its submit rate when
@@ -283,8 +285,20 @@ class Gateway:
     async def open_timeline(
         self, tenant_id: str, task_id: UUID, *, last_event_id: str | None, after: str | None
     ) -> ReplyStream:
-        """The task's live event stream from the notifier; the caller closes it."""
+        """The task's live event stream (a share of the one this gateway reads from the
+        notifier, timelines.py); the caller closes it. ``last_event_id`` wins over ``after``,
+        both plain decimal seqs."""
         await self._confirm_task(tenant_id, task_id)
+        resume = last_event_id if last_event_id is not None else after
+        return await self.timelines.follow(
+            (tenant_id, task_id),
+            0 if resume is None else int(resume),
+            lambda: self._open_notifier_stream(tenant_id, task_id, last_event_id, after),
+        )
+
+    async def _open_notifier_stream(
+        self, tenant_id: str, task_id: UUID, last_event_id: str | None, after: str | None
+    ) -> ReplyStream:
         call = InternalCall(
             "notifier",
             "GET",

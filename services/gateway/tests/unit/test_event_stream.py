@@ -11,6 +11,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from relay_shared.problems import Problem
+
 from .fakes import (
     ACME_KEY,
     GLOBEX_KEY,
@@ -215,3 +217,29 @@ async def test_a_task_confirmed_as_the_tenants_is_not_asked_about_again_nor_for_
     asked = [c for c in services.calls if c.service == "tasks"]
     assert [c.tenant_id for c in asked] == ["acme", "globex", "globex"]
     assert [c.tenant_id for c in services.calls if c.service == "notifier"] == ["acme"] * 3
+
+
+async def test_followers_share_the_notifier_stream_but_another_tenant_never_joins_it(
+    app: FastAPI, services: FakeInternalServices
+) -> None:
+    """The BOLA case of shared streams (timelines.py): while acme's clients share the task's
+    stream, globex asking for the same task is refused before anything is shared."""
+    stream = FakeStream(SSE_CHUNKS[:2], endless=True)
+    services.stream_from("notifier", EVENTS_PATH, stream)
+    gateway = app.state.service
+    followers = [
+        await gateway.open_timeline("acme", uuid.UUID(TASK), last_event_id=None, after=None)
+        for _ in range(2)
+    ]
+    services.answer(
+        "tasks", "GET", f"/internal/tasks/{TASK}", problem_reply(404, "Not Found", "no such task")
+    )
+
+    with pytest.raises(Problem) as refused:
+        await gateway.open_timeline("globex", uuid.UUID(TASK), last_event_id=None, after=None)
+
+    assert refused.value.status == 404
+    assert [c.tenant_id for c in services.calls if c.service == "notifier"] == ["acme"]
+    for follower in followers:
+        await follower.aclose()
+    assert stream.closed
