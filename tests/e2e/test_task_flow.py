@@ -8,7 +8,7 @@ import hashlib
 import httpx
 import pytest
 
-from relay_devkit.api_client import PublicApi
+from relay_devkit.api_client import PublicApi, TimelineEvent
 
 pytestmark = pytest.mark.e2e
 
@@ -53,6 +53,33 @@ async def test_last_event_id_resumes_after_the_given_seq(api: PublicApi) -> None
         f"/v1/tasks/{task['id']}/events", headers={"Last-Event-ID": str(everything[-1].id)}
     )
     assert (done.status_code, done.content) == (204, b"")
+
+
+async def test_followers_joining_a_running_task_each_get_the_timeline_from_their_resume_point(
+    api: PublicApi,
+) -> None:
+    """Clients following one task share the gateway's one stream from the notifier (ADR 0024):
+    one joining mid-run from the start gets the history then the live events, one resuming
+    with Last-Event-ID gets what follows it, all in order, none twice."""
+    task = await api.submit("/steps 6\n/sleep 0.2")
+    third = asyncio.Event()
+
+    def seen(event: TimelineEvent) -> None:
+        if event.id >= 3:
+            third.set()
+
+    first = asyncio.create_task(api.timeline(task["id"], on_event=seen))
+    await asyncio.wait_for(third.wait(), timeout=30)
+
+    from_start, resumed = await asyncio.gather(
+        api.timeline(task["id"]), api.timeline(task["id"], last_event_id=2)
+    )
+    everything = await first
+
+    assert everything[-1].event == "task.succeeded"
+    assert [e.id for e in everything] == list(range(1, len(everything) + 1))
+    assert from_start == everything
+    assert resumed == everything[2:]
 
 
 async def test_the_task_records_its_outcome_and_usage(api: PublicApi) -> None:

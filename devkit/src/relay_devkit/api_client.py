@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,9 +43,15 @@ class PublicApi:
         return task
 
     async def timeline(
-        self, task_id: str, *, last_event_id: int | None = None, within: float = 60
+        self,
+        task_id: str,
+        *,
+        last_event_id: int | None = None,
+        within: float = 60,
+        on_event: Callable[[TimelineEvent], None] = lambda _: None,
     ) -> list[TimelineEvent]:
-        """Follow the SSE stream until the server ends it (after the terminal event)."""
+        """Follow the SSE stream until the server ends it (after the terminal event);
+        ``on_event`` sees each event as it arrives."""
         headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
         events = []
         async with aconnect_sse(
@@ -62,6 +69,7 @@ class PublicApi:
                     # out an empty event; the SSE spec dispatches nothing for an empty data buffer.
                     continue
                 events.append(TimelineEvent(int(sse.id), sse.event, json.loads(sse.data)))
+                on_event(events[-1])
         return events
 
     async def finished_task(self, task_id: str, *, within: float = 30) -> dict[str, Any]:
