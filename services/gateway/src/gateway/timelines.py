@@ -8,7 +8,8 @@ stream it serves; here a stream is shared only within a (tenant, task) pair, and
 confirmed that the task is that tenant's before a client joins.
 
 A ``TimelineBroadcast`` reads the notifier's stream frame by frame, keeps the frames that carry
-a seq (the last ``HISTORY_BYTES`` of them) and hands each frame to every follower. A client
+a seq (the newest, within ``HISTORY_BYTES`` per broadcast and ``HISTORY_BUDGET_BYTES`` for the
+process) and hands each frame to every follower. A client
 joins with its resume point (``Last-Event-ID``): it gets the kept frames after it, then the live
 ones, in seq order, with no gap and no repeat; a client resuming from further back than the
 broadcast can replay gets a stream of its own from the notifier, as before. A follower whose
@@ -30,8 +31,12 @@ from gateway.ports import ReplyStream
 
 log = logging.getLogger(__name__)
 
-# Frames a broadcast keeps for clients that join behind it, by size (the newest kept).
-HISTORY_BYTES = 4 * 1024 * 1024
+# Frames a broadcast keeps for clients that join behind it, by size (the newest kept), and what
+# all broadcasts of the process keep together: most tasks have one follower, who never needs
+# them, so the process's budget bounds what sharing adds to its memory (a client who finds the
+# frames it needs gone gets a stream of its own, as without sharing).
+HISTORY_BYTES = 1024 * 1024
+HISTORY_BUDGET_BYTES = 64 * 1024 * 1024
 # Frames a follower's client may be behind before its stream ends (they are shared bytes: a
 # backlog costs a reference each, not a copy).
 BACKLOG_FRAMES = 1000
@@ -67,6 +72,16 @@ def frame_seq(frame: bytes) -> int | None:
     end = frame.find(b"\n", start)
     value = frame[start : end if end >= 0 else None].strip()
     return int(value) if value.isdigit() else None
+
+
+class KeptBytes:
+    """What the process's broadcasts keep, together."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def add(self, size: int) -> None:
+        self.bytes += size
 
 
 class TimelineFollower:
@@ -129,11 +144,13 @@ class TimelineBroadcast:
         after: int,
         *,
         backlog_frames: int,
+        kept: KeptBytes,
         on_end: Callable[[TimelineBroadcast], None],
     ) -> None:
         self._upstream = upstream
         self._history: deque[tuple[int, bytes]] = deque()
         self._history_bytes = 0
+        self._kept = kept
         self._complete_after = after  # every seq-carrying frame after this one is kept
         self._followers: set[TimelineFollower] = set()
         self._backlog = backlog_frames
@@ -178,6 +195,7 @@ class TimelineBroadcast:
         if self.ended:
             return
         self.ended = True
+        self._forget_history()
         self._on_end(self)
         for follower in self._followers:
             follower.end()
@@ -203,10 +221,18 @@ class TimelineBroadcast:
     def _keep(self, seq: int, frame: bytes) -> None:
         self._history.append((seq, frame))
         self._history_bytes += len(frame)
-        while self._history_bytes > HISTORY_BYTES and len(self._history) > 1:
-            dropped, old = self._history.popleft()
+        self._kept.add(len(frame))
+        while self._history and (
+            self._history_bytes > HISTORY_BYTES or self._kept.bytes > HISTORY_BUDGET_BYTES
+        ):
+            self._complete_after, old = self._history.popleft()
             self._history_bytes -= len(old)
-            self._complete_after = dropped
+            self._kept.add(-len(old))
+
+    def _forget_history(self) -> None:
+        self._kept.add(-self._history_bytes)
+        self._history.clear()
+        self._history_bytes = 0
 
 
 class SharedTimelines:
@@ -214,6 +240,7 @@ class SharedTimelines:
 
     def __init__(self, *, backlog_frames: int = BACKLOG_FRAMES) -> None:
         self._backlog = backlog_frames
+        self.kept = KeptBytes()
         self._live: dict[Key, TimelineBroadcast] = {}
         # a broadcast being opened: followers arriving meanwhile wait for it instead of each
         # opening a stream of their own (None: it could not be opened)
@@ -247,7 +274,11 @@ class SharedTimelines:
             if upstream.status != 200:
                 return upstream  # nothing to share: 204, or a refusal the caller reads
             broadcast = TimelineBroadcast(
-                upstream, after, backlog_frames=self._backlog, on_end=self._forget(key)
+                upstream,
+                after,
+                backlog_frames=self._backlog,
+                kept=self.kept,
+                on_end=self._forget(key),
             )
             self._live[key] = broadcast
             return broadcast.join(after)

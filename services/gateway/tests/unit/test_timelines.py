@@ -153,6 +153,33 @@ async def test_a_broadcast_keeps_only_its_newest_frames_for_late_clients(
     assert len(notifier.opened) == 2
 
 
+async def test_what_all_broadcasts_keep_together_stays_within_the_process_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(timelines, "HISTORY_BUDGET_BYTES", 4 * len(event(1)))
+    notifier, shared = Notifier(), SharedTimelines()
+    other = ("acme", uuid.uuid4())
+    first = await shared.follow(ACME_TASK, 0, notifier.open)
+    second = await shared.follow(other, 0, notifier.open)
+    notifier.opened[0].feed(*(event(seq) for seq in range(1, 4)))
+    await take(first, 3)
+    notifier.opened[1].feed(*(event(seq) for seq in range(1, 4)))
+    await take(second, 3)
+
+    assert shared.kept.bytes == 4 * len(event(1))
+    # the broadcast that went over the budget gave up its oldest frames; the other kept all
+    assert await take(await shared.follow(ACME_TASK, 0, notifier.open), 3) == b"".join(
+        event(seq) for seq in range(1, 4)
+    )
+    await shared.follow(other, 1, notifier.open)
+    assert len(notifier.opened) == 3
+
+    notifier.opened[0].finish()
+    await take(first, 99)
+    await settle()
+    assert shared.kept.bytes == len(event(1))  # what an ended broadcast kept is let go
+
+
 async def test_a_client_that_stops_reading_is_dropped_and_the_others_go_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
