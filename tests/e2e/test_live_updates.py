@@ -28,7 +28,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from relay_devkit.api_client import PublicApi
+from relay_devkit.api_client import PublicApi, TimelineEvent
 from relay_devkit.testing import fresh_database
 from relay_ops.stack.process import RunningStack, running_stack
 
@@ -837,6 +837,33 @@ async def test_a_notifier_restart_closes_1012_and_after_resumes_without_loss(
         rest = await follow(ws, task["id"], after=seqs(seen)[-1])
     assert_whole_timeline(seen + rest)
     assert parsed(seen + rest) == parsed(await sse_data(live_api, task["id"]))
+
+
+async def test_sse_followers_sharing_a_stream_resume_across_a_notifier_restart_without_loss(
+    live_stack: RunningStack, live_api: PublicApi
+) -> None:
+    """The gateway's one notifier stream for a task's followers (ADR 0024) ends with the
+    notifier; every follower's response ends with it, and each resumes with Last-Event-ID."""
+    task = await live_api.submit("Across a notifier restart, on SSE.\n/steps 4\n/sleep 0.5")
+    third = asyncio.Event()
+
+    def seen(event: TimelineEvent) -> None:
+        if event.id >= 3:
+            third.set()
+
+    following = [
+        asyncio.create_task(live_api.timeline(task["id"], on_event=seen)) for _ in range(3)
+    ]
+    await asyncio.wait_for(third.wait(), timeout=30)
+    old = live_stack.kill("notifier")
+    cut_short = await asyncio.gather(*following)
+    await asyncio.to_thread(live_stack.wait_restarted, "notifier", old)
+
+    for before in cut_short:
+        assert before[-1].event not in TERMINAL
+        whole = before + await live_api.timeline(task["id"], last_event_id=before[-1].id)
+        assert [e.id for e in whole] == list(range(1, len(whole) + 1))
+        assert whole[-1].event == "task.succeeded"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
