@@ -9,10 +9,10 @@ confirmed that the task is that tenant's before a client joins.
 
 A ``TimelineBroadcast`` reads the notifier's stream frame by frame, keeps the frames that carry
 a seq (the newest, within ``HISTORY_BYTES`` per broadcast and ``HISTORY_BUDGET_BYTES`` for the
-process) and hands each frame to every follower. A client
-joins with its resume point (``Last-Event-ID``): it gets the kept frames after it, then the live
-ones, in seq order, with no gap and no repeat; a client resuming from further back than the
-broadcast can replay gets a stream of its own from the notifier, as before. A follower whose
+process) and hands each frame to every follower. A client joins with its resume point
+(``Last-Event-ID``): it gets the kept frames after it, then the live ones, in seq order, with no
+gap and no repeat; a client resuming from further back than the broadcast can replay gets a
+stream of its own from the notifier, as before. A follower whose
 client stops reading falls ``backlog_frames`` behind and its response ends (logged), so one
 slow client never holds the others up; its EventSource resumes with ``Last-Event-ID`` and loses
 nothing. The notifier's heartbeats reach every follower; the broadcast ends when the notifier's
