@@ -35,8 +35,12 @@ test: install lint typecheck contracts-check terraform-check console-check brows
 	$(RUN) pytest -m "not faults and not tf" -n $(TEST_WORKERS) --dist loadfile $(STACK_SUITES:%=--ignore=%)
 	$(RUN) pytest -m "not faults and not tf" $(STACK_SUITES)
 
+# Each fault module runs against a stack of its own (fresh database, own moto, own processes),
+# so FAULT_WORKERS modules run at once; 1 runs them one after another.
+FAULT_WORKERS ?= 2
+
 test-faults: install ## the fault suite: real process kills and outages on a whole local stack
-	$(RUN) pytest -m faults tests/faults
+	$(RUN) pytest -m faults tests/faults $(if $(filter-out 0 1,$(FAULT_WORKERS)),-n $(FAULT_WORKERS) --dist loadfile)
 
 # checkov pins older boto3/aiobotocore than the services use, so it runs in its own
 # environment (uvx) instead of the project's dev dependencies. --skip-download: offline, no call
