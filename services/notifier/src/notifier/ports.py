@@ -32,12 +32,10 @@ class LockedTimeline(Protocol):
     """A timeline loaded under its row lock; its changes are saved when the block ends cleanly."""
 
     timeline: TaskTimeline
+    # the event named to TimelineStore.locked is appended, held or recorded late already: a repeat
+    recorded: bool
     # set when the block has ended: webhook deliveries the save queued (see TimelineStore.locked)
     deliveries_queued: int
-
-    async def has_recorded(self, event_id: UUID) -> bool:
-        """Appended, held or recorded late already: the event is a repeat."""
-        ...
 
 
 class TimelineReader(Protocol):
@@ -51,9 +49,12 @@ class TimelineReader(Protocol):
 
 
 class TimelineStore(TimelineReader, Protocol):
-    def locked(self, task_id: UUID, tenant_id: str) -> AbstractAsyncContextManager[LockedTimeline]:
-        """Lock (creating if needed) the task's timeline; raises TenantMismatch. Saving what
-        was appended also queues its webhook deliveries (one per enabled endpoint of the tenant
+    def locked(
+        self, task_id: UUID, tenant_id: str, *, event_id: UUID | None = None
+    ) -> AbstractAsyncContextManager[LockedTimeline]:
+        """Lock (creating if needed) the task's timeline; raises TenantMismatch. ``recorded``
+        tells whether ``event_id`` is on it already, read under the lock. Saving what was
+        appended also queues its webhook deliveries (one per enabled endpoint of the tenant
         whose filter takes the event), in the same transaction."""
         ...
 

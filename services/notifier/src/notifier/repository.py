@@ -43,21 +43,26 @@ _LOCK_TIMELINE = {
 }
 
 
-class LockedRow:
-    def __init__(self, conn: Connection, timeline: TaskTimeline) -> None:
-        self._conn = conn
-        self.timeline = timeline
-        self.deliveries_queued = 0
+# The timeline's held events, and whether an event is appended, held or recorded late already
+# (by any task: event ids are unique across them), in one round trip. It runs after the row lock
+# is taken, so under READ COMMITTED it sees every writer that held the lock before (a check
+# folded into the locking statement would not: its snapshot predates the wait). The LEFT JOIN
+# gives one row, with NULL columns, when nothing is held.
+_LOAD_HELD = (
+    "SELECT r.recorded, h.event_id, h.task_id, h.tenant_id, h.type, h.occurred_at, h.data,"
+    " h.provides, h.requires, h.terminal, h.held_since, h.traceparent"
+    " FROM (SELECT EXISTS (SELECT 1 FROM timeline_events WHERE event_id = %(event_id)s)"
+    " OR EXISTS (SELECT 1 FROM held_events WHERE event_id = %(event_id)s)"
+    " OR EXISTS (SELECT 1 FROM late_events WHERE event_id = %(event_id)s) AS recorded) AS r"
+    " LEFT JOIN held_events AS h ON h.task_id = %(task_id)s"
+)
 
-    async def has_recorded(self, event_id: UUID) -> bool:
-        cur = await self._conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM timeline_events WHERE event_id = %(id)s)"
-            " OR EXISTS (SELECT 1 FROM held_events WHERE event_id = %(id)s)"
-            " OR EXISTS (SELECT 1 FROM late_events WHERE event_id = %(id)s) AS recorded",
-            {"id": event_id},
-        )
-        row = await cur.fetchone()
-        return bool(row and row["recorded"])
+
+class LockedRow:
+    def __init__(self, timeline: TaskTimeline, *, recorded: bool) -> None:
+        self.timeline = timeline
+        self.recorded = recorded
+        self.deliveries_queued = 0
 
 
 class PostgresTimelineStore:
@@ -65,36 +70,36 @@ class PostgresTimelineStore:
         self._db = database
 
     @asynccontextmanager
-    async def locked(self, task_id: UUID, tenant_id: str) -> AsyncIterator[LockedRow]:
+    async def locked(
+        self, task_id: UUID, tenant_id: str, *, event_id: UUID | None = None
+    ) -> AsyncIterator[LockedRow]:
         async with self._db.transaction() as conn:
-            timeline = await self._load(conn, task_id, skip_locked=False)
-            if timeline is None:  # the task's first event: create the row, then lock it
+            locked = await self._load(conn, task_id, skip_locked=False, event_id=event_id)
+            if locked is None:  # the task's first event: create the row, then lock it
                 await conn.execute(
                     "INSERT INTO timelines (task_id, tenant_id) VALUES (%s, %s)"
                     " ON CONFLICT (task_id) DO NOTHING",
                     (task_id, tenant_id),
                 )
-                timeline = await self._load(conn, task_id, skip_locked=False)
-            if timeline is None:  # pragma: no cover - inserted above in this transaction
+                locked = await self._load(conn, task_id, skip_locked=False, event_id=event_id)
+            if locked is None:  # pragma: no cover - inserted above in this transaction
                 raise RuntimeError(f"timeline {task_id} vanished")
-            if timeline.tenant_id != tenant_id:
+            if locked.timeline.tenant_id != tenant_id:
                 raise TenantMismatch(
                     f"task {task_id} belongs to another tenant than the event's {tenant_id!r}"
                 )
-            locked = LockedRow(conn, timeline)
             yield locked
-            locked.deliveries_queued = await _save(conn, timeline)
+            locked.deliveries_queued = await _save(conn, locked.timeline)
 
     @asynccontextmanager
     async def locked_if_free(self, task_id: UUID) -> AsyncIterator[LockedRow | None]:
         async with self._db.transaction() as conn:
-            timeline = await self._load(conn, task_id, skip_locked=True)
-            if timeline is None:
+            locked = await self._load(conn, task_id, skip_locked=True)
+            if locked is None:
                 yield None
                 return
-            locked = LockedRow(conn, timeline)
             yield locked
-            locked.deliveries_queued = await _save(conn, timeline)
+            locked.deliveries_queued = await _save(conn, locked.timeline)
 
     async def tasks_holding_since(self, held_before: datetime, *, limit: int) -> list[UUID]:
         async with self._db.statement() as conn:
@@ -126,26 +131,25 @@ class PostgresTimelineStore:
             return [TimelineEvent.model_validate(row) for row in await cur.fetchall()]
 
     async def _load(
-        self, conn: Connection, task_id: UUID, *, skip_locked: bool
-    ) -> TaskTimeline | None:
+        self, conn: Connection, task_id: UUID, *, skip_locked: bool, event_id: UUID | None = None
+    ) -> LockedRow | None:
+        """The timeline under its row lock (None: no row, or locked and ``skip_locked``), with
+        whether ``event_id`` is recorded on it already."""
         cur = await conn.execute(_LOCK_TIMELINE[skip_locked], (task_id,))
         row = await cur.fetchone()
         if row is None:
             return None
-        cur = await conn.execute(
-            "SELECT event_id, task_id, tenant_id, type, occurred_at, data, provides, requires,"
-            " terminal, held_since, traceparent FROM held_events WHERE task_id = %s",
-            (task_id,),
-        )
-        held = [_held_entry(h) for h in await cur.fetchall()]
-        return TaskTimeline(
+        cur = await conn.execute(_LOAD_HELD, {"task_id": task_id, "event_id": event_id})
+        rows = await cur.fetchall()
+        timeline = TaskTimeline(
             task_id,
             row["tenant_id"],
             last_seq=row["last_seq"],
             terminal_seq=row["terminal_seq"],
             provided=row["provided"],
-            held=held,
+            held=[_held_entry(h) for h in rows if h["event_id"] is not None],
         )
+        return LockedRow(timeline, recorded=rows[0]["recorded"])
 
 
 def _held_entry(row: dict[str, Any]) -> HeldEntry:

@@ -59,8 +59,10 @@ class TimelineService:
         A repeat (already appended, held or late) changes nothing, so redelivery is safe.
         """
         entry = TimelineEntry.from_event(event)
-        async with self._store.locked(entry.task_id, entry.tenant_id) as locked:
-            if locked.timeline.holds(entry.event_id) or await locked.has_recorded(entry.event_id):
+        async with self._store.locked(
+            entry.task_id, entry.tenant_id, event_id=entry.event_id
+        ) as locked:
+            if locked.recorded:
                 return []
             locked.timeline.offer(entry, now=self._clock())
             appended = locked.timeline.changes.appended

@@ -47,14 +47,8 @@ class _Row:
 class _Locked:
     row: _Row
     timeline: TaskTimeline
+    recorded: bool = False
     deliveries_queued: int = 0
-
-    async def has_recorded(self, event_id: UUID) -> bool:
-        return (
-            any(e.event_id == event_id for e in self.row.events)
-            or event_id in self.row.held
-            or event_id in self.row.late
-        )
 
 
 class InMemoryTimelineStore:
@@ -65,12 +59,19 @@ class InMemoryTimelineStore:
         self.unreadable = False  # reads fail, as while PostgreSQL is away
 
     @asynccontextmanager
-    async def locked(self, task_id: UUID, tenant_id: str) -> AsyncIterator[_Locked]:
+    async def locked(
+        self, task_id: UUID, tenant_id: str, *, event_id: UUID | None = None
+    ) -> AsyncIterator[_Locked]:
         async with self._locks.setdefault(task_id, asyncio.Lock()):
             row = self.rows.setdefault(task_id, _Row(tenant_id))
             if row.tenant_id != tenant_id:
                 raise TenantMismatch(str(task_id))
-            locked = _Locked(row, self._timeline(task_id, row))
+            recorded = event_id is not None and (
+                any(e.event_id == event_id for e in row.events)
+                or event_id in row.held
+                or event_id in row.late
+            )
+            locked = _Locked(row, self._timeline(task_id, row), recorded=recorded)
             yield locked
             self._save(row, locked.timeline)
             locked.deliveries_queued = self._queue_deliveries(locked.timeline)
