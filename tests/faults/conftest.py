@@ -12,9 +12,13 @@ from relay_devkit.testing import fresh_database
 from relay_ops.stack.process import RunningStack, running_stack
 
 # Short timeouts so a killed worker's message and lease come back in seconds, not minutes, and
-# a restart policy of a container runtime that restarts at once.
+# a restart policy of a container runtime that restarts at once. The visibility timeout stays
+# well below the crash run's kill period (a restart, ~2-6 s, then 5-8 s up): a killed worker's
+# messages come back early in its successor's life. At 10 s they came back when the successor
+# was about to be killed too, and on a loaded machine the same few messages were caught by kill
+# after kill until SQS dead-lettered them (ten receives).
 FAST_RECOVERY = {
-    "RELAY_CONSUMER_VISIBILITY_TIMEOUT": "10",
+    "RELAY_CONSUMER_VISIBILITY_TIMEOUT": "6",
     "RELAY_RUN_LEASE_SECONDS": "4",
     "RELAY_SHUTDOWN_GRACE_SECONDS": "5",
     "RELAY_STACK_RESTART_MAX_SECONDS": "1",
