@@ -27,7 +27,10 @@ OPEN = signal.SIGUSR1
 
 def _serve(host: str, port: int, app: Any) -> BaseWSGIServer:
     server = make_server(host, port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, name=f"moto-{port}", daemon=True).start()
+    # a short poll interval: shutdown() waits for the serving loop's next look at its flag
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"moto-{port}", daemon=True
+    ).start()
     return server
 
 
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         servers.append(_serve(args.host, args.port, app))
         print(f"moto: open on {args.host}:{args.port}", flush=True)
     while not stopping.is_set():
-        stopping.wait(0.5)
+        stopping.wait(0.1)
     for server in servers:
         server.shutdown()
 
