@@ -197,6 +197,9 @@ class SqsConsumer:
         self._max_receives: int | None = None
         self._redrive_policy_read = False
         self._poll: asyncio.Future[Any] | None = None  # the receive call in flight
+        # set once a stopping consumer holds no message any more (run() may still be handing
+        # back its abandoned long poll): see relay_shared.loops.Drains
+        self._drained = asyncio.Event()
         self._receive_backoff = Backoff(initial=1.0, maximum=30.0)
         self._delete_backoff = Backoff(initial=0.2, maximum=3.2)
         # a failed message stays invisible 2, 4, 8 ... seconds, by its receive count
@@ -221,6 +224,11 @@ class SqsConsumer:
         """Stop taking messages; ``run`` returns once in-flight messages are done."""
         self._stopping.set()
 
+    async def drained(self) -> None:
+        """Return once a stopping consumer has finished or handed back every message it was
+        handling; ``run`` then only waits out its abandoned long poll (loops.Drains)."""
+        await self._drained.wait()
+
     async def run(self, *, grace_seconds: float | None = None) -> None:
         """Receive until ``stop()``; then let in-flight messages finish within the grace period
         and hand the rest back for prompt redelivery (also when this task is cancelled)."""
@@ -236,6 +244,7 @@ class SqsConsumer:
             for task in unfinished:
                 task.cancel()  # each one makes its message visible again (_process)
             await asyncio.gather(*unfinished, return_exceptions=True)
+            self._drained.set()
             await self._hand_back_abandoned_poll()
             await self._deletes.join()
             deleter.cancel()

@@ -11,7 +11,7 @@ import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import psycopg
 
@@ -24,6 +24,15 @@ class Loop(Protocol):
     async def run(self) -> None: ...
 
     def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Drains(Protocol):
+    """A loop whose stop ends with a tail the next loop need not wait for (a consumer handing
+    back what its abandoned long poll still returns): ``drained`` returns once its stop has done
+    the part that matters to the order, while ``run`` may still be finishing the tail."""
+
+    async def drained(self) -> None: ...
 
 
 class Periodic:
@@ -77,7 +86,9 @@ async def background(loops: Sequence[Loop], *, grace_seconds: float = 30.0) -> A
 
     Pass consumers before the outbox relay: a consumer stops taking messages and finishes what it
     holds within the grace period, and only then is the relay stopped, so the events that work
-    committed are published before the process exits.
+    committed are published before the process exits. The next loop is stopped once the one
+    before has drained (``Drains``; else once its ``run`` has returned); the tails of their
+    stops then run together, and the exit waits for every ``run`` to return.
 
     A loop that dies on its own takes the process down (SIGTERM to itself), so the supervisor
     or the container runtime restarts it rather than leaving a service that answers /healthz
@@ -107,7 +118,23 @@ async def background(loops: Sequence[Loop], *, grace_seconds: float = 30.0) -> A
             loop.stop()
             remaining = max(0.0, deadline - asyncio.get_running_loop().time())
             with contextlib.suppress(TimeoutError, Exception):
-                await asyncio.wait_for(asyncio.shield(task), timeout=remaining)
+                await asyncio.wait_for(_drained(loop, task), timeout=remaining)
+        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+        if remaining > 0:
+            await asyncio.wait(tasks, timeout=remaining)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _drained(loop: Loop, task: asyncio.Task[None]) -> None:
+    """Until ``loop``'s stop has drained what matters to the next loop, or its run ended."""
+    if not isinstance(loop, Drains):
+        await asyncio.shield(task)
+        return
+    drained = asyncio.ensure_future(loop.drained())
+    try:
+        await asyncio.wait({task, drained}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        drained.cancel()
+        await asyncio.gather(drained, return_exceptions=True)

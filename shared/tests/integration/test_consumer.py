@@ -249,6 +249,29 @@ async def test_cancelling_the_consumer_hands_in_flight_messages_back(sqs: Any) -
     assert [m["Body"] for m in again.get("Messages", [])] == ["held"]
 
 
+async def test_a_stopping_consumer_drains_at_once_then_hands_back_what_its_last_poll_gets(
+    sqs: Any,
+) -> None:
+    """The long poll still open when the consumer stops may yet be handed a message: it goes
+    back on the queue at once, not after the visibility timeout. The consumer says it drained
+    before that wait, so the loop stopped after it need not wait too (loops.background)."""
+    url, _ = await _queue(sqs)
+
+    async def handler(message: ReceivedMessage) -> None:
+        raise AssertionError("a stopped consumer handles nothing")
+
+    consumer = SqsConsumer(sqs, url, handler, wait_seconds=20, visibility_timeout=60)
+    task = asyncio.create_task(consumer.run())
+    await asyncio.sleep(0.5)  # the long poll is open
+    consumer.stop()
+    await asyncio.wait_for(consumer.drained(), timeout=1)
+    assert not task.done()  # still waiting on its abandoned poll
+    await _send(sqs, url, ["late"])
+    await asyncio.wait_for(task, timeout=10)
+    again = await sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2)
+    assert [m["Body"] for m in again.get("Messages", [])] == ["late"]
+
+
 class _CountingDeletes:
     """The SQS client, counting DeleteMessageBatch calls and the handles in each."""
 
