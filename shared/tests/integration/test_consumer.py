@@ -260,9 +260,23 @@ async def test_a_stopping_consumer_drains_at_once_then_hands_back_what_its_last_
     async def handler(message: ReceivedMessage) -> None:
         raise AssertionError("a stopped consumer handles nothing")
 
-    consumer = SqsConsumer(sqs, url, handler, wait_seconds=20, visibility_timeout=60)
+    polling = asyncio.Event()
+
+    class _Polls:
+        """The SQS client, saying when a receive call has gone out."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(sqs, name)
+
+        def receive_message(self, **kwargs: Any) -> Any:
+            call = sqs.receive_message(**kwargs)
+            polling.set()
+            return call
+
+    consumer = SqsConsumer(_Polls(), url, handler, wait_seconds=20, visibility_timeout=60)
     task = asyncio.create_task(consumer.run())
-    await asyncio.sleep(0.5)  # the long poll is open
+    await asyncio.wait_for(polling.wait(), timeout=10)
+    await asyncio.sleep(0.2)  # the call reaches the emulator, which holds it open
     consumer.stop()
     await asyncio.wait_for(consumer.drained(), timeout=1)
     assert not task.done()  # still waiting on its abandoned poll
