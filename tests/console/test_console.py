@@ -488,8 +488,10 @@ async def test_another_tenants_task_looks_like_no_task(
 async def test_the_timeline_catches_up_without_gaps_after_the_connection_drops(
     tab: ConsoleTab, api: PublicApi, api_key: str, console_stack: RunningStack
 ) -> None:
-    task = await api.submit("Through a gateway restart.\n/steps 10\n/sleep 0.5")
     await tab.sign_in(api_key)
+    # submitted once the tab is signed in, so that the task still runs when the gateway goes
+    # (a slow sign-in once let a shorter task finish first: nothing was left to reconnect for)
+    task = await api.submit("Through a gateway restart.\n/steps 16\n/sleep 0.5")
     await tab.go(f"#/tasks/{task['id']}")
     seen: list[Seen] = []
     await watch(tab, seen, until_entries=3)
@@ -508,7 +510,7 @@ async def test_the_timeline_catches_up_without_gaps_after_the_connection_drops(
     # the rest of the page caught up too: the task record (its result) and the artifact
     await expect(tab.testid("connection-status")).to_have_attribute("data-state", "connected")
     await expect(tab.testid("task-page")).to_have_attribute("data-status", "succeeded")
-    await expect(tab.testid("task-result")).to_contain_text("Completed 10 steps")
+    await expect(tab.testid("task-result")).to_contain_text("Completed 16 steps")
     await expect(tab.testid("artifact")).to_have_attribute("data-name", "result.md")
 
 
