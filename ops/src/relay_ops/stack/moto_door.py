@@ -8,6 +8,11 @@ a private one at once, through which the stack builds the topology, and the publ
 services' endpoint) from the moment the stack sends SIGUSR1. Until then a service's calls fail
 to connect and its relay retries them later, which loses nothing.
 
+Both ports are served by waitress, not by werkzeug's development server (what `python -m
+moto.server` uses): werkzeug answers every request with `Connection: close`, so each AWS call a
+service makes would open a TCP connection and start a server thread. AWS keeps a client's
+connections alive; so does this (ADR 0025).
+
     python -m relay_ops.stack.moto_door --host H --port PUBLIC --private-port PRIVATE
 """
 
@@ -20,18 +25,22 @@ import threading
 from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import BaseWSGIServer, make_server
+from waitress.server import create_server
 
 OPEN = signal.SIGUSR1
 
+# Requests run on a pool of threads; idle keep-alive connections hold none. Every consumer keeps
+# one long poll (ReceiveMessage, up to 20 s) in a thread: a stack has about six, and a busy one
+# a few dozen calls at once besides (10 connections per client, ~15 clients).
+THREADS = 64
+CONNECTIONS = 1000  # open connections, idle ones included (waitress's default is 100)
 
-def _serve(host: str, port: int, app: Any) -> BaseWSGIServer:
-    server = make_server(host, port, app, threaded=True)
-    # a short poll interval: shutdown() waits for the serving loop's next look at its flag
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"moto-{port}", daemon=True
-    ).start()
-    return server
+
+def _serve(host: str, port: int, app: Any, *, threads: int) -> None:
+    server = create_server(
+        app, host=host, port=port, threads=threads, connection_limit=CONNECTIONS, ident="moto"
+    )
+    threading.Thread(target=server.run, name=f"moto-{port}", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,17 +58,17 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
 
     app = DomainDispatcherApplication(create_backend_app)  # one app, one in-memory AWS
-    servers = [_serve("127.0.0.1", args.private_port, app)]
+    _serve("127.0.0.1", args.private_port, app, threads=THREADS)
     print(f"moto: private endpoint on 127.0.0.1:{args.private_port}", flush=True)
     while not (opened.is_set() or stopping.is_set()):
         opened.wait(0.2)
     if not stopping.is_set():
-        servers.append(_serve(args.host, args.port, app))
+        _serve(args.host, args.port, app, threads=THREADS)
         print(f"moto: open on {args.host}:{args.port}", flush=True)
     while not stopping.is_set():
         stopping.wait(0.1)
-    for server in servers:
-        server.shutdown()
+    # moto's state is in memory and goes with the process: nothing to hand over, so the serving
+    # threads (daemons) end with it, long polls included, rather than being waited for.
 
 
 if __name__ == "__main__":
