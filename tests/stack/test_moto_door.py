@@ -3,6 +3,7 @@ service that reached it before the topology is rebuilt could publish into a bus 
 
 from __future__ import annotations
 
+import http.client
 import os
 import subprocess
 from collections.abc import Iterator
@@ -46,6 +47,29 @@ def test_the_public_port_opens_on_the_signal_onto_what_was_built_through_the_pri
     urls = seen.list_queues()["QueueUrls"]
     assert [url.rsplit("/", 1)[-1] for url in urls] == ["built-before-opening"]
     assert process.poll() is None
+
+
+def test_calls_share_one_connection_as_they_do_on_aws(
+    door: tuple[subprocess.Popen[bytes], str, str],
+) -> None:
+    """werkzeug's server closed every connection: each AWS call paid a TCP connection and a
+    moto thread, a cost of the emulator counted as the services' (ADR 0025)."""
+    process, public, private = door
+    wait_until_up(private)
+    os.kill(process.pid, OPEN)
+    wait_until_up(public, timeout=10)
+    host, port = public.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        for _ in range(3):
+            connection.request("GET", "/moto-api/data.json")
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+            assert response.getheader("Connection", "").lower() != "close"
+            assert not response.will_close  # the next request goes on the same socket
+    finally:
+        connection.close()
 
 
 def test_queue_urls_are_moved_to_the_public_endpoint_and_nothing_else_is() -> None:
