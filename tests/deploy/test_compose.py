@@ -137,8 +137,8 @@ def _container_ports(name: str, service: dict[str, Any], env: dict[str, str]) ->
     if name in IMAGE_PORTS:
         return IMAGE_PORTS[name]
     command = service.get("command") or []
-    if "-p" in command:  # moto server
-        return [int(command[command.index("-p") + 1])]
+    if "--port" in command:  # moto (relay_ops.stack.moto_door)
+        return [int(command[command.index("--port") + 1])]
     return [int(env["RELAY_HTTP_PORT"])]
 
 

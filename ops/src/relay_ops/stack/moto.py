@@ -19,7 +19,8 @@ def free_port() -> int:
 
 
 def moto_command(port: int, host: str = "127.0.0.1") -> list[str]:
-    return [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
+    """moto on ``port`` at once, served with keep-alive as AWS serves (ADR 0025)."""
+    return [sys.executable, "-m", "relay_ops.stack.moto_door", "--host", host, "--port", str(port)]
 
 
 def moto_door_command(port: int, host: str, private_port: int) -> list[str]:

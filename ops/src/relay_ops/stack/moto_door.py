@@ -14,6 +14,7 @@ service makes would open a TCP connection and start a server thread. AWS keeps a
 connections alive; so does this (ADR 0025).
 
     python -m relay_ops.stack.moto_door --host H --port PUBLIC --private-port PRIVATE
+    python -m relay_ops.stack.moto_door --host H --port PORT    # no door: open at once
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True, help="the services' endpoint")
-    parser.add_argument("--private-port", type=int, required=True, help="the stack's, on 127.0.0.1")
+    parser.add_argument(
+        "--private-port", type=int, help="the stack's, on 127.0.0.1; without it PORT opens at once"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))  # moto's own URLs name the public port
 
@@ -58,8 +61,11 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
 
     app = DomainDispatcherApplication(create_backend_app)  # one app, one in-memory AWS
-    _serve("127.0.0.1", args.private_port, app, threads=THREADS)
-    print(f"moto: private endpoint on 127.0.0.1:{args.private_port}", flush=True)
+    if args.private_port is None:
+        opened.set()
+    else:
+        _serve("127.0.0.1", args.private_port, app, threads=THREADS)
+        print(f"moto: private endpoint on 127.0.0.1:{args.private_port}", flush=True)
     while not (opened.is_set() or stopping.is_set()):
         opened.wait(0.2)
     if not stopping.is_set():
