@@ -37,9 +37,9 @@ THREADS = 64
 CONNECTIONS = 1000  # open connections, idle ones included (waitress's default is 100)
 
 
-def _serve(host: str, port: int, app: Any, *, threads: int) -> None:
+def _serve(host: str, port: int, app: Any) -> None:
     server = create_server(
-        app, host=host, port=port, threads=threads, connection_limit=CONNECTIONS, ident="moto"
+        app, host=host, port=port, threads=THREADS, connection_limit=CONNECTIONS, ident="moto"
     )
     threading.Thread(target=server.run, name=f"moto-{port}", daemon=True).start()
 
@@ -64,12 +64,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.private_port is None:
         opened.set()
     else:
-        _serve("127.0.0.1", args.private_port, app, threads=THREADS)
+        _serve("127.0.0.1", args.private_port, app)
         print(f"moto: private endpoint on 127.0.0.1:{args.private_port}", flush=True)
     while not (opened.is_set() or stopping.is_set()):
         opened.wait(0.2)
     if not stopping.is_set():
-        _serve(args.host, args.port, app, threads=THREADS)
+        _serve(args.host, args.port, app)
         print(f"moto: open on {args.host}:{args.port}", flush=True)
     while not stopping.is_set():
         stopping.wait(0.1)
