@@ -120,7 +120,7 @@ async def background(loops: Sequence[Loop], *, grace_seconds: float = 30.0) -> A
             with contextlib.suppress(TimeoutError, Exception):
                 await asyncio.wait_for(_drained(loop, task), timeout=remaining)
         remaining = max(0.0, deadline - asyncio.get_running_loop().time())
-        if remaining > 0:
+        if remaining > 0 and tasks:  # asyncio.wait refuses an empty set
             await asyncio.wait(tasks, timeout=remaining)
         for task in tasks:
             task.cancel()
