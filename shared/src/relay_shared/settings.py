@@ -49,6 +49,11 @@ class ServiceSettings(BaseSettings):
         gt=0,
         description="A WebSocket peer whose send queue stays full this long is closed (1013).",
     )
+    ws_max_subscriptions: int = Field(
+        default=100,
+        ge=1,
+        description="Subscriptions one live connection may hold at once (`*` counts as one).",
+    )
     gc_young_threshold: int = Field(
         default=10_000,
         ge=0,

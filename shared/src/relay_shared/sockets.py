@@ -14,9 +14,11 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
 import anyio
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, TypeAdapter, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,48 @@ UNAUTHENTICATED = 4401
 
 # How long a close may wait for a peer that is not reading before the connection is dropped.
 CLOSE_TIMEOUT_SECONDS = 5.0
+
+
+# --- what a client of a live connection sends (DESIGN.md, *Live updates over WebSocket*): the
+# notifier and the gateway read it alike ---
+
+ALL_TASKS = "*"
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Subscribe(_Frame):
+    type: Literal["subscribe"]
+    task_id: UUID | Literal["*"]
+    after: NonNegativeInt = 0
+
+
+class Unsubscribe(_Frame):
+    type: Literal["unsubscribe"]
+    task_id: UUID | Literal["*"]
+
+
+class Ping(_Frame):
+    type: Literal["ping"]
+
+
+ClientFrame = TypeAdapter[Subscribe | Unsubscribe | Ping](
+    Annotated[Subscribe | Unsubscribe | Ping, Field(discriminator="type")]
+)
+
+
+def parse_frame(text: str) -> Subscribe | Unsubscribe | Ping:
+    """The client's frame; raises ValueError saying what is wrong with it."""
+    try:
+        return ClientFrame.validate_json(text)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'frame'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise ValueError(problems) from exc
 
 
 def control(kind: str, task_id: object = None, **fields: Any) -> str:

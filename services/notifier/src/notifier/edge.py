@@ -41,9 +41,16 @@ from notifier.ports import (
     EdgeCursor,
     TimelineReader,
 )
-from notifier.session import ALL_TASKS, Ping, Subscribe, Unsubscribe, parse_frame
 from notifier.stream import Access, TimelineStream
-from relay_shared.sockets import control, error
+from relay_shared.sockets import (
+    ALL_TASKS,
+    Ping,
+    Subscribe,
+    Unsubscribe,
+    control,
+    error,
+    parse_frame,
+)
 
 log = logging.getLogger(__name__)
 

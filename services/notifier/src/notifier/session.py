@@ -24,56 +24,25 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
 from uuid import UUID
-
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, TypeAdapter, ValidationError
 
 from notifier.models import TimelineEvent
 from notifier.stream import Access, TimelineStream
-from relay_shared.sockets import Outbox, control, error
+from relay_shared.sockets import (
+    ALL_TASKS,
+    Outbox,
+    Ping,
+    Subscribe,
+    Unsubscribe,
+    control,
+    error,
+    parse_frame,
+)
 
 log = logging.getLogger(__name__)
 
-ALL_TASKS = "*"
 # Highest seq sent per task on one connection, for this many tasks (most recent first kept).
 SENT_TASKS_TRACKED = 10_000
-
-
-class _Frame(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class Subscribe(_Frame):
-    type: Literal["subscribe"]
-    task_id: UUID | Literal["*"]
-    after: NonNegativeInt = 0
-
-
-class Unsubscribe(_Frame):
-    type: Literal["unsubscribe"]
-    task_id: UUID | Literal["*"]
-
-
-class Ping(_Frame):
-    type: Literal["ping"]
-
-
-ClientFrame = TypeAdapter[Subscribe | Unsubscribe | Ping](
-    Annotated[Subscribe | Unsubscribe | Ping, Field(discriminator="type")]
-)
-
-
-def parse_frame(text: str) -> Subscribe | Unsubscribe | Ping:
-    """The client's frame; raises ValueError saying what is wrong with it."""
-    try:
-        return ClientFrame.validate_json(text)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'frame'}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        raise ValueError(problems) from exc
 
 
 class LiveSession:

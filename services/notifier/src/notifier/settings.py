@@ -37,11 +37,6 @@ class NotifierSettings(ServiceSettings):
         gt=0,
         description="An idle stream re-reads the timeline this often, in case a publish was lost.",
     )
-    ws_max_subscriptions: int = Field(
-        default=100,
-        ge=1,
-        description="Subscriptions one live connection may hold at once (`*` counts as one).",
-    )
 
     # --- the WebSocket API on the API Gateway edge (edge.py; ADR 0016) ---
     edge_connections_table: str | None = Field(
