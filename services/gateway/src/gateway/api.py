@@ -380,7 +380,6 @@ async def live_updates(websocket: WebSocket) -> None:
         refused = (await gateway.admit(tenant)).problem()
         if refused is not None:
             raise refused
-        upstream = await gateway.open_live(tenant)
     except Problem as problem:
         code = UNAUTHENTICATED if problem.status == 401 else TRY_AGAIN_LATER
         await close(websocket, code, problem.title)
@@ -389,9 +388,9 @@ async def live_updates(websocket: WebSocket) -> None:
         websocket,
         gateway,
         tenant,
-        upstream,
         send_queue_frames=gateway.send_queue_frames,
         send_timeout_seconds=gateway.send_timeout_seconds,
+        max_subscriptions=gateway.max_subscriptions,
     )
 
 

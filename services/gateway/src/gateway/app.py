@@ -147,6 +147,7 @@ def build(settings: GatewaySettings, ports: Ports) -> Gateway:
         ticket_ttl_seconds=settings.ws_ticket_ttl_seconds,
         send_queue_frames=settings.ws_send_queue_frames,
         send_timeout_seconds=settings.ws_send_timeout_seconds,
+        max_subscriptions=settings.ws_max_subscriptions,
     )
 
 

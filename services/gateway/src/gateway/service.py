@@ -20,6 +20,7 @@ from uuid import UUID
 from cachetools import LRUCache
 
 from gateway.keys import looks_like_key
+from gateway.links import SharedLive
 from gateway.ports import InternalServices, KeyStore, LiveChannel, ReplyStream, Tickets
 from gateway.rate_limits import Admission, RateLimits
 from gateway.tickets import TicketsUnavailable, looks_like_ticket
@@ -104,6 +105,7 @@ class Gateway:
         ticket_ttl_seconds: int = 30,
         send_queue_frames: int = 100,
         send_timeout_seconds: float = 10.0,
+        max_subscriptions: int = 100,
     ) -> None:
         # per live connection (live.py)
         self.send_queue_frames = send_queue_frames
@@ -115,6 +117,8 @@ class Gateway:
         self.ticket_ttl_seconds = ticket_ttl_seconds
         self._confirmed: LRUCache[tuple[str, UUID], bool] = LRUCache(CONFIRMED_TASKS)
         self.timelines = SharedTimelines()
+        self.max_subscriptions = max_subscriptions
+        self.live = SharedLive(kept=self.timelines.kept, capacity=max_subscriptions)
 
     async def admit(self, tenant_id: str, *, submit: bool = False) -> Admission:
         """Count one request of the tenant against its request rate (and its submit rate when
@@ -158,8 +162,11 @@ class Gateway:
         task: 404; tasks cannot say now: that answer), or None. None for any other frame: the
         notifier answers the frames it cannot read."""
         task_id = subscribed_task(frame)
-        if task_id is None:
-            return None
+        return None if task_id is None else await self.task_refusal(tenant_id, task_id)
+
+    async def task_refusal(self, tenant_id: str, task_id: UUID) -> Problem | None:
+        """Why the tenant may not follow the task (not its task: 404; tasks cannot say now:
+        that answer), or None."""
         try:
             owned = await self.owns_task(tenant_id, task_id)
         except Problem as problem:

@@ -141,13 +141,15 @@ class FakeChannel:
         self.closed = False
         self.close_code: int | None = None
         self._frames: asyncio.Queue[str | None] = asyncio.Queue()
+        # a test over the synchronous test client pushes frames from its own thread
+        self._loop = asyncio.get_running_loop()
 
     def frame(self, text: str) -> None:
-        self._frames.put_nowait(text)
+        self._loop.call_soon_threadsafe(self._frames.put_nowait, text)
 
     def end(self, code: int = 1001) -> None:
         self.close_code = code
-        self._frames.put_nowait(None)
+        self._loop.call_soon_threadsafe(self._frames.put_nowait, None)
 
     async def send(self, text: str) -> bool:
         if self.close_code is not None:

@@ -23,6 +23,7 @@ from relay_shared.internal_auth import generate_keypair
 from .fakes import (
     ACME_KEY,
     GLOBEX_KEY,
+    FakeChannel,
     FakeInternalServices,
     Fakes,
     FakeStream,
@@ -167,27 +168,49 @@ def test_without_a_key_or_ticket_the_connection_closes_4401(
     assert services.channels == []  # nothing reached the notifier
 
 
+def _subscribed(text: str) -> str:
+    """The notifier's answer to a subscribe frame."""
+    return json.dumps({"type": "subscribed", "task_id": json.loads(text)["task_id"]})
+
+
+def _event(task_id: str, seq: int) -> dict[str, object]:
+    return {"type": "task.progressed", "seq": seq, "task_id": task_id, "data": {}}
+
+
+def _follow(ws: WebSocketTestSession, services: FakeInternalServices, task_id: str) -> FakeChannel:
+    """Subscribe ``ws`` to the task, answering for the notifier; the channel it rides on."""
+    sent = sum(len(c.sent) for c in services.channels)
+    ws.send_json({"type": "subscribe", "task_id": task_id})
+    _soon(lambda: sum(len(c.sent) for c in services.channels) > sent)
+    [channel] = [c for c in services.channels if c.sent and task_id in c.sent[-1]]
+    channel.frame(_subscribed(channel.sent[-1]))
+    assert ws.receive_json() == {"type": "subscribed", "task_id": task_id}
+    return channel
+
+
 def test_a_ticket_opens_one_connection(client: TestClient, services: FakeInternalServices) -> None:
     ticket = _ticket(client)
     with client.websocket_connect(f"/v1/ws?ticket={ticket}") as ws:
-        ws.send_json({"type": "ping"})
-        _soon(lambda: bool(services.channels and services.channels[0].sent))
-        assert json.loads(services.channels[0].sent[0]) == {"type": "ping"}
-        assert services.channels[0].tenant_id == "acme"
+        channel = _follow(ws, services, TASK)
+        assert channel.tenant_id == "acme"
         ws.close()
     assert _closed_with(client, f"/v1/ws?ticket={ticket}") == 4401
     assert len(services.channels) == 1
 
 
-def test_when_the_notifier_cannot_be_reached_the_client_is_told_to_retry(
+def test_when_the_notifier_cannot_be_reached_a_subscription_is_refused_503(
     client: TestClient, services: FakeInternalServices
 ) -> None:
     services.unreachable.add("notifier")
-    headers = {"Authorization": f"Bearer {ACME_KEY}"}
-    assert _closed_with(client, "/v1/ws", headers=headers) == 1013
+    with client.websocket_connect("/v1/ws", headers={"Authorization": f"Bearer {ACME_KEY}"}) as ws:
+        ws.send_json({"type": "subscribe", "task_id": TASK})
+        refused = ws.receive_json()
+        assert (refused["type"], refused["status"], refused["task_id"]) == ("error", 503, TASK)
+        ws.send_json({"type": "ping"})
+        assert ws.receive_json() == {"type": "pong"}  # the connection stays usable
 
 
-# --- /v1/ws: the relay --------------------------------------------------------------------------
+# --- /v1/ws: subscriptions ----------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -210,12 +233,8 @@ def test_a_subscription_to_a_task_that_is_not_the_tenants_never_reaches_the_noti
         "title": "Not Found",
         "detail": f"No task {OTHER_TASK}.",
     }
-    ws.send_json({"type": "subscribe", "task_id": TASK})
-    ws.send_json({"type": "ping"})
-    channel = services.channels[0]
-    _soon(lambda: len(channel.sent) == 2)
-    assert json.loads(channel.sent[0]) == {"type": "subscribe", "task_id": TASK}
-    assert all(OTHER_TASK not in sent for sent in channel.sent)
+    channel = _follow(ws, services, TASK)
+    assert [json.loads(text) for text in channel.sent] == [{"type": "subscribe", "task_id": TASK}]
     asked = [c for c in services.calls if c.service == "tasks"]
     assert [(c.path, c.tenant_id) for c in asked] == [
         (f"/internal/tasks/{OTHER_TASK}", "acme"),
@@ -223,50 +242,105 @@ def test_a_subscription_to_a_task_that_is_not_the_tenants_never_reaches_the_noti
     ]
 
 
-def test_frames_it_cannot_read_go_to_the_notifier_to_answer(
-    live: WebSocketTestSession, services: FakeInternalServices
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        ("{bad", "Unreadable frame: frame: Invalid JSON"),
+        ('{"type": "subscribe", "task_id": "x"}', "Unreadable frame: subscribe.task_id"),
+        ('{"type": "dance"}', "Unreadable frame: frame: Input tag 'dance'"),
+        ('{"type": "subscribe", "task_id": "*", "after": 3}', "`*` has no history"),
+    ],
+)
+def test_frames_it_cannot_take_get_400_and_nothing_reaches_the_notifier(
+    live: WebSocketTestSession, services: FakeInternalServices, text: str, detail: str
 ) -> None:
-    ws = live
-    for text in ["{bad", '{"type": "subscribe", "task_id": "x"}', '{"type": "dance"}']:
-        ws.send_text(text)
-    ws.send_json({"type": "ping"})
-    _soon(lambda: len(services.channels[0].sent) == 4)
-    assert services.channels[0].sent[:3] == [
-        "{bad",
-        '{"type": "subscribe", "task_id": "x"}',
-        '{"type": "dance"}',
-    ]
+    live.send_text(text)
+    refused = live.receive_json()
+    assert (refused["type"], refused["status"]) == ("error", 400)
+    assert refused["detail"].startswith(detail), refused
+    live.send_json({"type": "ping"})
+    assert live.receive_json() == {"type": "pong"}
+    assert services.channels == []
     assert not [c for c in services.calls if c.service == "tasks"]
 
 
-def test_notifier_frames_reach_the_client_and_its_end_closes_with_1012(
-    client: TestClient, services: FakeInternalServices
+def test_notifier_frames_reach_the_client_and_the_connections_end_closes_it_with_1012(
+    live: WebSocketTestSession, services: FakeInternalServices
 ) -> None:
-    headers = {"Authorization": f"Bearer {ACME_KEY}"}
-    with client.websocket_connect("/v1/ws", headers=headers) as ws:
-        _soon(lambda: bool(services.channels))
-        channel = services.channels[0]
-        channel.frame('{"type": "pong"}')
-        channel.frame('{"type": "task.submitted", "seq": 1}')
-        assert ws.receive_json() == {"type": "pong"}
-        assert ws.receive_json() == {"type": "task.submitted", "seq": 1}
-        channel.end()
-        with pytest.raises(WebSocketDisconnect) as closed:
-            ws.receive_text()
+    channel = _follow(live, services, TASK)
+    channel.frame(json.dumps(_event(TASK, 1)))
+    assert live.receive_json() == _event(TASK, 1)
+    channel.end()
+    with pytest.raises(WebSocketDisconnect) as closed:
+        live.receive_text()
     assert closed.value.code == 1012
     _soon(lambda: channel.closed)
 
 
 def test_a_notifier_that_finds_the_gateway_too_slow_makes_it_close_the_client_with_1013(
+    live: WebSocketTestSession, services: FakeInternalServices
+) -> None:
+    channel = _follow(live, services, TASK)
+    channel.end(code=1013)
+    with pytest.raises(WebSocketDisconnect) as closed:
+        live.receive_text()
+    assert closed.value.code == 1013
+
+
+def test_clients_following_one_task_share_one_notifier_subscription(
     client: TestClient, services: FakeInternalServices
 ) -> None:
     headers = {"Authorization": f"Bearer {ACME_KEY}"}
-    with client.websocket_connect("/v1/ws", headers=headers) as ws:
-        _soon(lambda: bool(services.channels))
-        services.channels[0].end(code=1013)
-        with pytest.raises(WebSocketDisconnect) as closed:
-            ws.receive_text()
-    assert closed.value.code == 1013
+    with (
+        client.websocket_connect("/v1/ws", headers=headers) as first,
+        client.websocket_connect("/v1/ws", headers=headers) as second,
+    ):
+        channel = _follow(first, services, TASK)
+        channel.frame(json.dumps(_event(TASK, 1)))
+        assert first.receive_json() == _event(TASK, 1)
+        second.send_json({"type": "subscribe", "task_id": TASK, "after": 1})
+        assert second.receive_json() == {"type": "subscribed", "task_id": TASK}
+        channel.frame(json.dumps(_event(TASK, 2)))
+        assert first.receive_json() == _event(TASK, 2)
+        assert second.receive_json() == _event(TASK, 2)
+        assert [json.loads(text)["type"] for text in channel.sent] == ["subscribe"]
+        assert len(services.channels) == 1
+        # the first leaving keeps the subscription for the second
+        first.send_json({"type": "unsubscribe", "task_id": TASK})
+        assert first.receive_json() == {"type": "unsubscribed", "task_id": TASK}
+        channel.frame(json.dumps({"type": "end", "task_id": TASK}))
+        assert second.receive_json() == {"type": "end", "task_id": TASK}
+    assert [json.loads(text)["type"] for text in channel.sent] == ["subscribe"]
+
+
+def test_star_leaves_out_a_task_the_client_follows_and_what_it_has_sent(
+    live: WebSocketTestSession, services: FakeInternalServices
+) -> None:
+    star = _follow(live, services, "*")
+    task = _follow(live, services, TASK)
+    assert star is not task  # `*` rides a connection of its own
+    other = str(uuid.uuid4())
+    star.frame(json.dumps(_event(TASK, 1)))  # the task's own subscription sends it
+    task.frame(json.dumps(_event(TASK, 1)))
+    star.frame(json.dumps(_event(other, 1)))
+    got = [live.receive_json() for _ in range(2)]  # two connections: either may come first
+    assert sorted(got, key=lambda e: e["task_id"] == other) == [_event(TASK, 1), _event(other, 1)]
+    live.send_json({"type": "unsubscribe", "task_id": TASK})
+    assert live.receive_json() == {"type": "unsubscribed", "task_id": TASK}
+    star.frame(json.dumps(_event(TASK, 1)))  # sent already
+    star.frame(json.dumps(_event(TASK, 2)))
+    assert live.receive_json() == _event(TASK, 2)
+
+
+def test_a_second_subscription_to_a_task_conflicts_and_past_the_cap_is_refused(
+    live: WebSocketTestSession, services: FakeInternalServices
+) -> None:
+    _follow(live, services, TASK)
+    live.send_json({"type": "subscribe", "task_id": TASK})
+    conflict = live.receive_json()
+    assert (conflict["type"], conflict["status"], conflict["task_id"]) == ("error", 409, TASK)
+    live.send_json({"type": "unsubscribe", "task_id": "*"})  # not subscribed: still answered
+    assert live.receive_json() == {"type": "unsubscribed", "task_id": "*"}
 
 
 def test_a_client_that_leaves_closes_the_notifier_connection(
@@ -274,9 +348,7 @@ def test_a_client_that_leaves_closes_the_notifier_connection(
 ) -> None:
     headers = {"Authorization": f"Bearer {ACME_KEY}"}
     with client.websocket_connect("/v1/ws", headers=headers) as ws:
-        ws.send_json({"type": "ping"})
-        _soon(lambda: bool(services.channels))
-        channel = services.channels[0]
+        channel = _follow(ws, services, TASK)
     _soon(lambda: channel.closed)
 
 
