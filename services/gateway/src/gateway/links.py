@@ -209,7 +209,13 @@ class Link:
         self.closed = False
         self._reader = asyncio.create_task(self._read(), name="live link")
 
+    @property
+    def idle(self) -> bool:
+        return not self._broadcasts
+
     def can_carry(self, subject: Subject) -> bool:
+        """Whether it has room for a subscription to ``subject`` (not while one to it is being
+        unsubscribed: that one's last frames would reach the new one)."""
         return (
             not self.closed
             and subject not in self._leaving
@@ -308,6 +314,7 @@ class SharedLive:
         self._backlog = backlog_frames
         self._broadcasts: dict[tuple[str, Subject], Broadcast] = {}
         self._links: dict[tuple[str, bool], list[Link]] = {}  # (tenant, for `*`) -> links
+        self._connecting: dict[tuple[str, bool], asyncio.Future[None]] = {}
 
     def broadcasts(self) -> int:
         """Broadcasts running (for tests and diagnostics)."""
@@ -320,9 +327,8 @@ class SharedLive:
         that refused it. The caller leaves the broadcast when done (``Broadcast.leave``)."""
         key = (tenant_id, subject)
         broadcast = self._broadcasts.get(key)
-        if broadcast is not None and broadcast.can_serve(after):
-            follower = broadcast.join(after)
-        else:
+        opening = None
+        if broadcast is None or not broadcast.can_serve(after):
             shared = broadcast is None  # a client further back than it gets its own
             broadcast = Broadcast(
                 subject,
@@ -333,33 +339,56 @@ class SharedLive:
             )
             if shared:
                 self._broadcasts[key] = broadcast  # clients arriving meanwhile join it
-            follower = broadcast.join(after)
-            await self._open(tenant_id, broadcast, after, connect, shared=shared)
-        refusal = await asyncio.shield(broadcast.opened)
-        if refusal is not None:
-            return refusal
-        return follower
+            opening = self._open(tenant_id, broadcast, after, connect, shared=shared)
+        follower = broadcast.join(after)
+        try:
+            if opening is not None:
+                # to the end even if this client goes: others may be waiting for it
+                await asyncio.shield(opening)
+            refusal = await asyncio.shield(broadcast.opened)
+        except asyncio.CancelledError:  # the client went meanwhile
+            await asyncio.shield(broadcast.leave(follower))
+            raise
+        return follower if refusal is None else refusal
 
     async def _open(
         self, tenant_id: str, broadcast: Broadcast, after: int, connect: Connect, *, shared: bool
     ) -> None:
-        links = self._links.setdefault((tenant_id, broadcast.subject == ALL_TASKS), [])
-        link = next((link for link in links if link.can_carry(broadcast.subject)), None)
-        if link is None or not shared:
-            try:
-                channel = await connect()
-            except Exception as exc:
-                log.warning("cannot open a live connection to the notifier: %r", exc)
-                broadcast.finish()
-                return
-            link = Link(
-                channel,
-                capacity=self._capacity if shared else 1,
-                on_close=self._drop(links) if shared else _alone,
-            )
+        try:
             if shared:
-                links.append(link)
+                link = await self._link(tenant_id, broadcast.subject, connect)
+            else:
+                link = Link(await connect(), capacity=1, on_close=_alone)
+        except Exception as exc:
+            log.warning("cannot open a live connection to the notifier: %r", exc)
+            broadcast.finish()
+            return
+        if broadcast.ended:  # every client of it left meanwhile
+            if link.idle:
+                await link.aclose()
+            return
         await link.subscribe(broadcast, after)
+
+    async def _link(self, tenant_id: str, subject: Subject, connect: Connect) -> Link:
+        """A connection of the tenant's that can carry a subscription to ``subject`` (``*``
+        alone on its own); one being opened is waited for rather than opening another."""
+        key = (tenant_id, subject == ALL_TASKS)
+        while True:
+            room = [link for link in self._links.get(key, []) if link.can_carry(subject)]
+            if room:
+                return room[0]
+            if (pending := self._connecting.get(key)) is None:
+                break
+            await asyncio.shield(pending)
+        self._connecting[key] = pending = asyncio.get_running_loop().create_future()
+        try:
+            links = self._links.setdefault(key, [])
+            link = Link(await connect(), capacity=self._capacity, on_close=self._drop(key, links))
+            links.append(link)
+            return link
+        finally:
+            del self._connecting[key]
+            pending.set_result(None)
 
     def _forget(self, key: tuple[str, Subject]) -> Callable[[Broadcast], None]:
         def ended(broadcast: Broadcast) -> None:
@@ -368,10 +397,12 @@ class SharedLive:
 
         return ended
 
-    def _drop(self, links: list[Link]) -> Callable[[Link], None]:
+    def _drop(self, key: tuple[str, bool], links: list[Link]) -> Callable[[Link], None]:
         def closed(link: Link) -> None:
             if link in links:
                 links.remove(link)
+            if not links and self._links.get(key) is links:
+                del self._links[key]  # a tenant that follows nothing any more
 
         return closed
 

@@ -56,7 +56,8 @@ class LiveSession:
         self._tenant = tenant_id
         self._max = max_subscriptions
         self.outbox = outbox
-        self._followers: dict[Subject, tuple[Follower, asyncio.Task[None]]] = {}
+        # each subscription's share and the task forwarding it (once `subscribed` is queued)
+        self._followers: dict[Subject, tuple[Follower, asyncio.Task[None] | None]] = {}
         self._sent: OrderedDict[UUID, int] = OrderedDict()
         # a subscription that cannot go on closes the connection with this code
         self._closing: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -100,9 +101,11 @@ class LiveSession:
         if isinstance(follower, str):  # the notifier's refusal
             await self.outbox.put(follower)
             return
+        self._followers[subject] = (follower, None)  # the connection ending meanwhile leaves it
         await self.outbox.put(control("subscribed", subject))
-        forward = asyncio.create_task(self._forward(subject, follower), name=f"live {subject}")
-        self._followers[subject] = (follower, forward)
+        if self._followers.get(subject) == (follower, None):
+            forward = asyncio.create_task(self._forward(subject, follower), name=f"live {subject}")
+            self._followers[subject] = (follower, forward)
 
     def _refusal(self, frame: Subscribe) -> str | None:
         """Why this connection may not take the subscription, as its ``error`` frame."""
@@ -120,8 +123,9 @@ class LiveSession:
         entry = self._followers.pop(subject, None)
         if entry is not None:
             follower, forward = entry
-            forward.cancel()
-            await asyncio.wait([forward])
+            if forward is not None:
+                forward.cancel()
+                await asyncio.wait([forward])
             await follower.broadcast.leave(follower)
 
     async def _forward(self, subject: Subject, follower: Follower) -> None:

@@ -270,3 +270,48 @@ async def test_kept_frames_count_against_the_process_budget_and_are_released() -
     await follower.broadcast.leave(follower)
 
     assert live._kept.bytes == 0
+
+
+async def test_a_client_that_goes_while_the_subscription_opens_leaves_it_to_the_others() -> None:
+    notifier, live = Notifier(), shared_live()
+    going = asyncio.ensure_future(live.follow("acme", TASK, 0, notifier.connect))
+    staying = asyncio.ensure_future(live.follow("acme", TASK, 0, notifier.connect))
+    await until(lambda: bool(notifier.channels and notifier.channels[0].sent))
+    going.cancel()
+    await asyncio.wait([going])
+
+    [channel] = notifier.channels
+    channel.frame(control("subscribed", TASK))
+    follower = await staying
+    assert isinstance(follower, Follower)
+    channel.frame(event(TASK, 1))
+    assert await waiting(follower) == [event(TASK, 1)]
+    await follower.broadcast.leave(follower)
+    assert channel.closed
+
+
+async def test_when_every_client_goes_while_it_opens_nothing_stays_subscribed() -> None:
+    notifier, live = Notifier(), shared_live()
+    going = asyncio.ensure_future(live.follow("acme", TASK, 0, notifier.connect))
+    await asyncio.sleep(0)  # connecting
+    going.cancel()
+    await asyncio.wait([going])
+
+    await until(lambda: bool(notifier.channels) and notifier.channels[0].closed)
+    assert notifier.channels[0].sent == []
+    assert live.broadcasts() == 0
+
+
+async def test_subscriptions_to_many_tasks_at_once_wait_for_one_connection() -> None:
+    notifier, live = Notifier(), shared_live()
+    tasks = [uuid.uuid4() for _ in range(20)]
+    pending = [asyncio.ensure_future(live.follow("acme", t, 0, notifier.connect)) for t in tasks]
+    await until(lambda: bool(notifier.channels) and len(notifier.channels[0].sent) == 20)
+    [channel] = notifier.channels
+    for task in tasks:
+        channel.frame(control("subscribed", task))
+
+    followers = await asyncio.gather(*pending)
+
+    assert all(isinstance(f, Follower) for f in followers)
+    assert {f["task_id"] for f in notifier.subscribes(channel)} == {str(t) for t in tasks}
