@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -463,6 +464,39 @@ async def test_after_resumes_after_the_given_seq(api: PublicApi) -> None:
         assert await follow(ws, task["id"], after=len(timeline)) == []
         assert await follow(ws, task["id"], after=len(timeline) + 5) == []
         assert parsed(await follow(ws, task["id"])) == parsed(timeline)  # `after` is 0
+
+
+def connections_to(port: int) -> int:
+    """Established TCP connections to ``port`` on this machine (/proc/net/tcp: the remote
+    address's port is the third field's hex after the colon; state 01 is ESTABLISHED)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                count += fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port
+    return count
+
+
+async def test_clients_following_one_task_share_one_notifier_connection(
+    api: PublicApi, stack: RunningStack
+) -> None:
+    task = await api.submit("Followed by many.\n/steps 4\n/sleep 0.5")
+    notifier_port = urlsplit(stack.config.url("notifier")).port
+    assert notifier_port is not None
+    before = connections_to(notifier_port)
+    async with contextlib.AsyncExitStack() as clients:
+        sockets = [await clients.enter_async_context(api.live()) for _ in range(20)]
+        followed = [asyncio.ensure_future(follow(ws, task["id"])) for ws in sockets]
+        await wait_for_seq(api, task["id"], 3)
+        during = connections_to(notifier_port)
+        timelines = await asyncio.gather(*followed)
+    # with a notifier connection per client it would be 20 more
+    assert during - before <= 1, (before, during)
+    for events in timelines:
+        assert_whole_timeline(events)
+        assert parsed(events) == parsed(timelines[0])
 
 
 async def test_star_follows_every_task_of_the_tenant_and_nothing_else(
