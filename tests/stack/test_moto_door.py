@@ -4,6 +4,7 @@ service that reached it before the topology is rebuilt could publish into a bus 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -70,6 +71,45 @@ def test_calls_share_one_connection_as_they_do_on_aws(
             assert not response.will_close  # the next request goes on the same socket
     finally:
         connection.close()
+
+
+def test_each_event_reaches_the_rules_queues_in_the_aws_shape_with_its_own_detail(
+    door: tuple[subprocess.Popen[bytes], str, str],
+) -> None:
+    """The door parses moto's JSON paths once (ADR 0027): events formatted through the same
+    parsed paths still each carry their own fields."""
+    process, _, private = door
+    wait_until_up(private)
+    aws = {"endpoint_url": private, "region_name": "us-east-1"}
+    events, sqs = boto3.client("events", **aws), boto3.client("sqs", **aws)
+    events.create_event_bus(Name="bus")
+    queues = [sqs.create_queue(QueueName=f"q{n}")["QueueUrl"] for n in range(2)]
+    for n, url in enumerate(queues):
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        pattern = {"source": ["relay.tasks"], "detail-type": ["task.submitted"]}
+        events.put_rule(Name=f"r{n}", EventBusName="bus", EventPattern=json.dumps(pattern))
+        target = {"Id": "t", "Arn": arn["Attributes"]["QueueArn"]}
+        events.put_targets(Rule=f"r{n}", EventBusName="bus", Targets=[target])
+
+    sent = [{"seq": seq, "text": "x" * seq} for seq in range(1, 6)]
+    for detail in sent:
+        entry = {"Source": "relay.tasks", "DetailType": "task.submitted", "EventBusName": "bus"}
+        assert (
+            events.put_events(Entries=[entry | {"Detail": json.dumps(detail)}])["FailedEntryCount"]
+            == 0
+        )
+
+    for url in queues:
+        bodies = [
+            json.loads(m["Body"])
+            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        ]
+        assert sorted((b["detail"] for b in bodies), key=lambda d: d["seq"]) == sent
+        assert {(b["source"], b["detail-type"], b["region"]) for b in bodies} == {
+            ("relay.tasks", "task.submitted", "us-east-1")
+        }
+        assert len({b["id"] for b in bodies}) == len(sent)
+    assert process.poll() is None
 
 
 def test_queue_urls_are_moved_to_the_public_endpoint_and_nothing_else_is() -> None:

@@ -13,6 +13,9 @@ moto.server` uses): werkzeug answers every request with `Connection: close`, so 
 service makes would open a TCP connection and start a server thread. AWS keeps a client's
 connections alive; so does this (ADR 0025).
 
+moto's EventBridge hands each event to each target through jsonpath_ng's ``parse``, which builds
+its parser anew on every call; here each of its few fixed paths is parsed once (ADR 0027).
+
     python -m relay_ops.stack.moto_door --host H --port PUBLIC --private-port PRIVATE
     python -m relay_ops.stack.moto_door --host H --port PORT    # no door: open at once
 """
@@ -20,11 +23,14 @@ connections alive; so does this (ADR 0025).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import threading
 from typing import Any
 
+import jsonpath_ng.ext
+import jsonpath_ng.ext.parser
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from waitress.server import create_server
 
@@ -35,6 +41,16 @@ OPEN = signal.SIGUSR1
 # a few dozen calls at once besides (10 connections per client, ~15 clients).
 THREADS = 64
 CONNECTIONS = 1000  # open connections, idle ones included (waitress's default is 100)
+
+
+def parse_json_paths_once() -> None:
+    """moto formats every event for every rule target with the default input template, whose
+    eight JSON paths (``$.detail``, ...) it parses with ``jsonpath_ng.ext.parse`` each time;
+    that builds a PLY parser (its tables) per call: over half of moto's CPU for a PutEvents.
+    A parsed path is only read (``find``), so one per distinct path is kept. moto imports
+    ``parse`` from the module at each call, so it gets this one."""
+    parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parser.parse)
+    jsonpath_ng.ext.parse = parse  # type: ignore[attr-defined]  # re-exported, not declared
 
 
 def _serve(host: str, port: int, app: Any) -> None:
@@ -60,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
 
+    parse_json_paths_once()
     app = DomainDispatcherApplication(create_backend_app)  # one app, one in-memory AWS
     if args.private_port is None:
         opened.set()
