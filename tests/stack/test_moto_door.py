@@ -7,14 +7,16 @@ import http.client
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 
 import boto3
 import httpx
 import pytest
+from moto.sqs.models import SQSBackend
 
 from relay_ops.stack.moto import free_port, moto_door_command, wait_until_up
-from relay_ops.stack.moto_door import OPEN
+from relay_ops.stack.moto_door import OPEN, read_retention_directly
 from relay_ops.stack.topology import Topology, seen_from
 
 pytestmark = pytest.mark.integration
@@ -110,6 +112,31 @@ def test_each_event_reaches_the_rules_queues_in_the_aws_shape_with_its_own_detai
         }
         assert len({b["id"] for b in bodies}) == len(sent)
     assert process.poll() is None
+
+
+@pytest.mark.parametrize("age_seconds", [0, 59, 60.5, 3600])
+def test_the_retention_check_reading_the_period_directly_decides_as_motos_own(
+    monkeypatch: pytest.MonkeyPatch, age_seconds: float
+) -> None:
+    """ADR 0027: the door's check reads the queue's period instead of building every
+    attribute of the queue for each message received; it must answer as moto's does."""
+    own = SQSBackend.is_message_valid_based_on_retention_period
+    monkeypatch.setattr(SQSBackend, "is_message_valid_based_on_retention_period", own)
+    backend = SQSBackend("us-east-1", "123456789012")
+    backend.create_queue("short", MessageRetentionPeriod="60")
+    backend.create_queue("default")  # four days
+    verdicts = []
+    for door in (False, True):
+        if door:
+            read_retention_directly()
+        for name in ("short", "default"):
+            message = backend.send_message(name, "body")
+            message.sent_timestamp = int((time.time() - age_seconds) * 1000)
+            check = SQSBackend.is_message_valid_based_on_retention_period
+            verdicts.append((name, check(backend, name, message)))
+
+    assert verdicts[:2] == verdicts[2:]
+    assert verdicts[:2] == [("short", age_seconds < 60), ("default", True)]
 
 
 def test_queue_urls_are_moved_to_the_public_endpoint_and_nothing_else_is() -> None:
