@@ -92,6 +92,11 @@ async def follow(ws: ClientConnection, task_id: str, *, after: int | None = None
     no other frame may come in between."""
     await send(ws, type="subscribe", task_id=task_id, **({} if after is None else {"after": after}))
     assert await recv_frame(ws) == {"type": "subscribed", "task_id": task_id}
+    return await until_end(ws, task_id)
+
+
+async def until_end(ws: ClientConnection, task_id: str) -> list[str]:
+    """The subscribed task's events (the frames' text) up to its `end` frame."""
     events: list[str] = []
     while True:
         text = await recv_text(ws, within=60)
@@ -488,10 +493,11 @@ async def test_clients_following_one_task_share_one_notifier_connection(
     before = connections_to(notifier_port)
     async with contextlib.AsyncExitStack() as clients:
         sockets = [await clients.enter_async_context(api.live()) for _ in range(20)]
-        followed = [asyncio.ensure_future(follow(ws, task["id"])) for ws in sockets]
-        await wait_for_seq(api, task["id"], 3)
-        during = connections_to(notifier_port)
-        timelines = await asyncio.gather(*followed)
+        for ws in sockets:
+            await send(ws, type="subscribe", task_id=task["id"])
+            assert await recv_frame(ws) == {"type": "subscribed", "task_id": task["id"]}
+        during = connections_to(notifier_port)  # every client subscribed and connected
+        timelines = await asyncio.gather(*(until_end(ws, task["id"]) for ws in sockets))
     # with a notifier connection per client it would be 20 more
     assert during - before <= 1, (before, during)
     for events in timelines:
