@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 
@@ -69,3 +70,29 @@ async def test_a_refused_call_counts_too(moto_endpoint: str, telemetry: Recorded
         with pytest.raises(sqs.exceptions.QueueDoesNotExist):
             await sqs.get_queue_url(QueueName=f"missing-{uuid.uuid4().hex[:8]}")
     assert _delta(before, _totals(telemetry)) == {_call("sqs", "GetQueueUrl"): 1}
+
+
+async def test_the_user_agent_is_what_botocore_builds_for_each_calls_features(
+    moto_endpoint: str,
+) -> None:
+    """The kit reuses a built User-Agent header (ADR 0028): every call must still send what
+    botocore would build for it, including when calls report different SDK features (an S3
+    upload with a checksum reports more than a HEAD)."""
+    settings = ServiceSettings(service_name="tasks", aws_endpoint_url=moto_endpoint)
+    bucket = f"ua-{uuid.uuid4().hex[:8]}"
+    sent: list[tuple[str, str]] = []
+    async with aws_client(settings, "s3") as s3:
+        creator = s3._user_agent_creator
+
+        def record(request: Any, **_: Any) -> None:
+            fresh = type(creator).to_string(creator)  # botocore's own build, for this call
+            sent.append((request.headers["User-Agent"].decode(), fresh))
+
+        s3.meta.events.register("before-send", record)
+        await s3.create_bucket(Bucket=bucket)
+        for _ in range(2):
+            await s3.put_object(Bucket=bucket, Key="k", Body=b"x", ChecksumAlgorithm="SHA256")
+            await s3.head_object(Bucket=bucket, Key="k")
+    assert len(sent) == 5
+    assert all(header == fresh for header, fresh in sent)
+    assert len({header for header, _ in sent}) >= 2  # the features differ between operations
