@@ -20,7 +20,7 @@ from relay_shared.problems import Problem, install_problem_handlers, problem_res
 from relay_shared.runtime import ServiceRuntime, Start
 from relay_shared.settings import ServiceSettings
 from relay_shared.sockets import TRY_AGAIN_LATER
-from relay_shared.telemetry import configure_telemetry, instrument_app
+from relay_shared.telemetry import NO_FASTAPI_TELEMETRY, configure_telemetry, instrument_app
 
 PROBES = frozenset({"/healthz", "/readyz"})
 
@@ -45,10 +45,7 @@ def create_service_app(
         docs_url="/docs" if docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
-        # FastAPI's own OpenTelemetry layer stays out: instrument_app's does the server spans
-        # and HTTP metrics (with the probes left out and tickets redacted), and a second layer
-        # only cost CPU on every request
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+        telemetry=NO_FASTAPI_TELEMETRY,
     )
     app.state.runtime = runtime
     install_problem_handlers(app)

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.botocore import AiobotocoreInstrumentor
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
@@ -57,7 +57,6 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.sdk.util import ns_to_iso_str
 from opentelemetry.trace import (
     Link,
-    Span,
     SpanContext,
     SpanKind,
     format_span_id,
@@ -65,8 +64,9 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
+from starlette.types import ASGIApp
 
-from relay_shared.logs import MASK
+from relay_shared.server_spans import ServerSpans
 from relay_shared.settings import ServiceSettings
 
 # Spans leave in small batches, often. An export runs in the processor's thread but holds the
@@ -76,15 +76,14 @@ from relay_shared.settings import ServiceSettings
 # override both.
 SPAN_EXPORT_BATCH = 64
 SPAN_EXPORT_DELAY_MILLIS = 200
-# No server span for these (regexes searched in the URL, query left out): the probes, and live
-# WebSocket connections (the gateway's /v1/ws, the notifier's /internal/ws). A connection's span
-# would last as long as the connection, hours, and the ASGI instrumentation sets its status again
-# on every frame sent: 6-8 % of the gateway's and the notifier's CPU per frame with 1,000
-# connections open (py-spy under the fan-out bench). What a connection calls (the gateway's check
-# that a subscribed task is the tenant's) then has no trace around it, and a client call never
-# starts one (NoClientRoots): those checks are not traced.
-UNTRACED_URLS = "healthz,readyz,/(v1|internal)/ws$"
-_TICKET_PARAM = re.compile(r"(ticket=)[^&\s]*")
+# No server span for these (searched in the path): the probes, and live WebSocket connections
+# (the gateway's /v1/ws, the notifier's /internal/ws). A connection's span would last as long as
+# the connection, hours, and the ASGI instrumentation set its status again on every frame sent:
+# 6-8 % of the gateway's and the notifier's CPU per frame with 1,000 connections open (py-spy
+# under the fan-out bench). What a connection calls (the gateway's check that a subscribed task
+# is the tenant's) then has no trace around it, and a client call never starts one
+# (NoClientRoots): those checks are not traced.
+UNTRACED_PATHS = re.compile(r"healthz|readyz|/(v1|internal)/ws$")
 
 
 class NoClientRoots(Sampler):
@@ -306,23 +305,20 @@ def instrument_libraries(*, sql: bool = False) -> None:
             instrumentor.instrument()
 
 
+# FastAPI's own OpenTelemetry layer (its ``telemetry`` argument) stays out: instrument_app's does
+# the server spans and request durations, and a second layer only costs CPU on every request.
+NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
 def instrument_app(app: FastAPI) -> None:
-    """Server spans and HTTP metrics per route; probes, live connections (UNTRACED_URLS) and
-    per-message ASGI spans left out."""
-    FastAPIInstrumentor.instrument_app(
-        app,
-        excluded_urls=UNTRACED_URLS,
-        exclude_spans=["receive", "send"],
-        server_request_hook=_redact_url,
-    )
-
-
-def _redact_url(span: Span, scope: dict[str, Any]) -> None:
-    """A live-connection ticket in a query string (``?ticket=``) stays out of the span, as any
-    secret stays out of log lines."""
-    if not span.is_recording() or b"ticket=" not in scope.get("query_string", b""):
+    """A server span and a duration per request (server_spans.py), outermost in the app; the
+    probes and live connections (UNTRACED_PATHS) left out. Idempotent."""
+    build = app.build_middleware_stack
+    if getattr(build, "relay_server_spans", False):
         return
-    attributes = getattr(span, "attributes", None) or {}
-    for name, value in dict(attributes).items():
-        if isinstance(value, str) and "ticket=" in value:
-            span.set_attribute(name, _TICKET_PARAM.sub(r"\g<1>" + MASK, value))
+
+    def build_middleware_stack() -> ASGIApp:
+        return ServerSpans(build(), untraced=UNTRACED_PATHS)
+
+    build_middleware_stack.relay_server_spans = True  # type: ignore[attr-defined]
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import aiohttp
 from fastapi import FastAPI
-from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 from redis.asyncio import Redis
 
 from gateway.api import install_relayed_refusals, router, webhooks
@@ -75,8 +74,6 @@ async def open_ports(settings: GatewaySettings, runtime: ServiceRuntime) -> Port
             limit_per_host=0,
             keepalive_timeout=settings.upstream_keep_alive_seconds,
         ),
-        # the call's span and its traceparent (the httpx instrumentation did this before)
-        trace_configs=[create_trace_config()],
         trust_env=False,  # internal calls never go through a proxy from the environment
         raise_for_status=False,
         auto_decompress=False,  # bodies are relayed as they come

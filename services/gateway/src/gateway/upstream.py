@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from opentelemetry import propagate
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from relay_shared.internal_auth import TokenIssuer
+from relay_shared.tracing import tracer
 
 log = logging.getLogger(__name__)
 
@@ -156,34 +160,39 @@ class HttpInternalServices:
         self._stream_timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout)
 
     def _request(
-        self, call: InternalCall, timeout: aiohttp.ClientTimeout
+        self, call: InternalCall, timeout: aiohttp.ClientTimeout, trace_headers: dict[str, str]
     ) -> Any:  # aiohttp's _RequestContextManager
         token = self._issuer.headers(audience=call.service, tenant_id=call.tenant_id)
         return self._session.request(
             call.method,
             self._base_urls[call.service] + call.path,
             params=dict(call.params),
-            headers={**call.headers, **token},
+            headers={**call.headers, **token, **trace_headers},
             data=call.body,
             timeout=timeout,
             allow_redirects=False,
         )
 
     async def send(self, call: InternalCall) -> InternalReply:
-        try:
-            async with self._request(call, self._call_timeout) as response:
-                body = await response.read()
-        except _NO_ANSWER as exc:
-            log.warning("%s %s %s failed: %r", call.service, call.method, call.path, exc)
-            raise ServiceUnreachable(call.service) from exc
+        with _client_span(call) as (span, trace_headers):
+            try:
+                async with self._request(call, self._call_timeout, trace_headers) as response:
+                    body = await response.read()
+            except _NO_ANSWER as exc:
+                log.warning("%s %s %s failed: %r", call.service, call.method, call.path, exc)
+                raise ServiceUnreachable(call.service) from exc
+            _answered(span, response.status)
         return InternalReply(response.status, dict(response.headers), body)
 
     async def stream(self, call: InternalCall) -> HttpReplyStream:
-        try:
-            response = await self._request(call, self._stream_timeout)
-        except _NO_ANSWER as exc:
-            log.warning("%s %s %s failed: %r", call.service, call.method, call.path, exc)
-            raise ServiceUnreachable(call.service) from exc
+        """The span covers the call until the answer's head arrives, not the stream after it."""
+        with _client_span(call) as (span, trace_headers):
+            try:
+                response = await self._request(call, self._stream_timeout, trace_headers)
+            except _NO_ANSWER as exc:
+                log.warning("%s %s %s failed: %r", call.service, call.method, call.path, exc)
+                raise ServiceUnreachable(call.service) from exc
+            _answered(span, response.status)
         return HttpReplyStream(call.service, response)
 
     async def connect(self, call: InternalCall) -> WebSocketChannel:
@@ -205,3 +214,29 @@ class HttpInternalServices:
             log.warning("%s websocket %s failed: %r", call.service, call.path, exc)
             raise ServiceUnreachable(call.service) from exc
         return WebSocketChannel(connection)
+
+
+@contextmanager
+def _client_span(call: InternalCall) -> Iterator[tuple[Span, dict[str, str]]]:
+    """A CLIENT span around a call, and the headers that carry it to the service (W3C and X-Ray,
+    by the global propagator). Made here rather than by aiohttp's OpenTelemetry trace config,
+    whose signal hooks took ~8 % of the gateway's CPU per intake request (ADR 0028)."""
+    with tracer().start_as_current_span(
+        call.method,
+        kind=SpanKind.CLIENT,
+        attributes={
+            "http.request.method": call.method,
+            "server.address": call.service,
+            "url.path": call.path,
+        },
+    ) as span:
+        headers: dict[str, str] = {}
+        propagate.inject(headers)  # an unsampled trace is passed on as such
+        yield span, headers
+
+
+def _answered(span: Span, status: int) -> None:
+    if span.is_recording():
+        span.set_attribute("http.response.status_code", status)
+        if status >= 400:  # a client span's error, in OpenTelemetry's HTTP conventions
+            span.set_status(Status(StatusCode.ERROR))
