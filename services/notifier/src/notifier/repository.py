@@ -33,29 +33,11 @@ from relay_shared.db import Database, execute_rows
 
 Connection = AsyncConnection[dict[str, Any]]
 
-_SELECT_TIMELINE = (
-    "SELECT tenant_id, last_seq, terminal_seq, provided FROM timelines WHERE task_id = %s"
-)
-# A sweeper skips a timeline a consumer is writing; a consumer waits its turn.
-_LOCK_TIMELINE = {
-    False: _SELECT_TIMELINE + " FOR UPDATE",
-    True: _SELECT_TIMELINE + " FOR UPDATE SKIP LOCKED",
-}
-
-
-# The timeline's held events, and whether an event is appended, held or recorded late already
-# (by any task: event ids are unique across them), in one round trip. It runs after the row lock
-# is taken, so under READ COMMITTED it sees every writer that held the lock before (a check
-# folded into the locking statement would not: its snapshot predates the wait). The LEFT JOIN
-# gives one row, with NULL columns, when nothing is held.
-_LOAD_HELD = (
-    "SELECT r.recorded, h.event_id, h.task_id, h.tenant_id, h.type, h.occurred_at, h.data,"
-    " h.provides, h.requires, h.terminal, h.held_since, h.traceparent"
-    " FROM (SELECT EXISTS (SELECT 1 FROM timeline_events WHERE event_id = %(event_id)s)"
-    " OR EXISTS (SELECT 1 FROM held_events WHERE event_id = %(event_id)s)"
-    " OR EXISTS (SELECT 1 FROM late_events WHERE event_id = %(event_id)s) AS recorded) AS r"
-    " LEFT JOIN held_events AS h ON h.task_id = %(task_id)s"
-)
+# The timeline under its row lock, its held events and whether an event is recorded already, in
+# one round trip (migration 0003: a function, so that the read after the lock sees every writer
+# that held it before). A sweeper skips a timeline a consumer is writing (skip_locked); a
+# consumer waits its turn.
+_LOCK_TIMELINE = "SELECT * FROM lock_timeline(%s, %s, %s)"
 
 
 class LockedRow:
@@ -135,28 +117,27 @@ class PostgresTimelineStore:
     ) -> LockedRow | None:
         """The timeline under its row lock (None: no row, or locked and ``skip_locked``), with
         whether ``event_id`` is recorded on it already."""
-        cur = await conn.execute(_LOCK_TIMELINE[skip_locked], (task_id,))
-        row = await cur.fetchone()
-        if row is None:
-            return None
-        cur = await conn.execute(_LOAD_HELD, {"task_id": task_id, "event_id": event_id})
+        cur = await conn.execute(_LOCK_TIMELINE, (task_id, event_id, skip_locked))
         rows = await cur.fetchall()
+        if not rows:
+            return None
+        row = rows[0]
         timeline = TaskTimeline(
             task_id,
             row["tenant_id"],
             last_seq=row["last_seq"],
             terminal_seq=row["terminal_seq"],
             provided=row["provided"],
-            held=[_held_entry(h) for h in rows if h["event_id"] is not None],
+            held=[_held_entry(task_id, h) for h in rows if h["event_id"] is not None],
         )
         return LockedRow(timeline, recorded=rows[0]["recorded"])
 
 
-def _held_entry(row: dict[str, Any]) -> HeldEntry:
+def _held_entry(task_id: UUID, row: dict[str, Any]) -> HeldEntry:
     entry = TimelineEntry(
         event_id=row["event_id"],
-        task_id=row["task_id"],
-        tenant_id=row["tenant_id"],
+        task_id=task_id,
+        tenant_id=row["tenant_id"],  # the timeline's: an event of another tenant is refused
         type=row["type"],
         occurred_at=row["occurred_at"],
         data=row["data"],
